@@ -1,0 +1,1 @@
+"""Hardware drivers: lock boards, GPIO inputs, camera. Implementations of the protocols in drivers.base."""

@@ -1,0 +1,65 @@
+"""The small protocols every hardware implementation (real or simulated) provides."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+import numpy.typing as npt
+
+
+class DoorState(StrEnum):
+    """What the sensor says. A silent board makes its doors UNKNOWN, never CLOSED."""
+
+    OPEN = "open"
+    CLOSED = "closed"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class BoardSnapshot:
+    """One read of a whole board: door states per channel, and occupancy where the board has it."""
+
+    doors: tuple[DoorState, ...]
+    occupied: tuple[bool, ...] | None = None
+
+
+@runtime_checkable
+class LockBoard(Protocol):
+    """A lock-control board: pulses lock relays, reports door inputs."""
+
+    address: int
+    channels: int
+
+    async def pulse(self, channel: int, duration_ms: int) -> None:
+        """Fire the relay once; returns when the board acknowledged. Never retried inside."""
+
+    async def read(self) -> BoardSnapshot:
+        """Read all door inputs of the board in one transaction (polarity applied)."""
+
+
+Frame = npt.NDArray[np.uint8]
+
+
+@runtime_checkable
+class FrameSource(Protocol):
+    """A camera: the latest frame, or None when it delivers nothing."""
+
+    async def start(self) -> None:
+        """Open the device (in a worker thread); failure to open is a state, not an exception."""
+
+    async def stop(self) -> None:
+        """Release the device."""
+
+    def latest(self) -> tuple[float, Frame] | None:
+        """(monotonic capture time, BGR frame) of the newest frame, or None."""
+
+
+@runtime_checkable
+class DigitalInputs(Protocol):
+    """Discrete inputs wired to GPIO: door switches, tamper switch, mains-fail."""
+
+    def value(self, name: str) -> bool:
+        """Current debounced logical value of a named input (polarity applied)."""

@@ -1,0 +1,3 @@
+"""lockerd: controller daemon for smart parcel-locker cabinets."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,318 @@
+"""Cabinet configuration: pydantic models loaded from TOML, strict so a typo is an error, not a default."""
+
+from __future__ import annotations
+
+import tomllib
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+ConfigErrorList = list[str]
+
+
+class Strict(BaseModel):
+    """Base for every section: unknown keys are rejected (a misspelt key must not be ignored)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Size(StrEnum):
+    """Compartment size classes as carriers announce them."""
+
+    S = "S"
+    M = "M"
+    L = "L"
+
+
+class Cabinet(Strict):
+    """Identity of the cabinet (Smart Parcel Locker Measures Art. 8: name, address, number)."""
+
+    id: str = Field(
+        description="Cabinet id used in MQTT topics; letters, digits, '-' and '_' only.",
+        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+    )
+    name: str = Field(description="Locker name shown to recipients (Art. 24).", min_length=1,
+                      max_length=100)
+    address: str = Field(description="Street address shown to recipients (Art. 24).", min_length=1,
+                         max_length=200)
+    registration_number: str = Field(
+        description="Registration number with the postal administration (Art. 8).", min_length=1,
+        max_length=64)
+    timezone: str = Field(default="Asia/Shanghai", description="Local time zone for reports.")
+
+
+class SerialPort(Strict):
+    """One RS-485 bus: a serial port with its line settings."""
+
+    name: str = Field(default="bus0", description="Bus name referenced by boards.",
+                      pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    port: str = Field(default="/dev/ttyUSB0",
+                      description="Device path (prefer /dev/serial/by-id/...); ignored by the sim "
+                                  "backend, which creates a pseudo-terminal.")
+    baudrate: int = Field(default=9600, description="Line speed in baud.", ge=1200, le=921600)
+    parity: Literal["N", "E", "O"] = Field(default="N", description="Parity bit.")
+    stopbits: Literal[1, 2] = Field(default=1, description="Stop bits.")
+    read_timeout_ms: int = Field(default=200, ge=20, le=2000,
+                                 description="Reply timeout for door-state reads.")
+    write_timeout_ms: int = Field(default=300, ge=20, le=3000,
+                                  description="Reply timeout for unlock pulses (never retried).")
+
+
+BoardProfile = Literal["modbus-waveshare", "modbus-coil", "kerong-cu16", "rs485-8a"]
+
+
+class Board(Strict):
+    """One lock-control board on a bus."""
+
+    address: int = Field(description="Unit id / board address on the bus.", ge=0, le=247)
+    bus: str = Field(default="bus0", description="Name of the serial bus the board hangs on.")
+    profile: BoardProfile = Field(default="modbus-waveshare",
+                                  description="Wire protocol of the board (DESIGN section 2).")
+    channels: int = Field(default=8, description="Number of lock channels.", ge=1, le=64)
+    inputs_active_low: bool = Field(
+        default=False,
+        description="True when the door-input bit reads 0 for an open door (locks differ).")
+
+
+class Compartment(Strict):
+    """A compartment: its size and where its lock and sensor are wired."""
+
+    id: int = Field(description="Compartment number as printed on the door.", ge=1, le=9999)
+    size: Size = Field(description="Size class S, M or L.")
+    board: int = Field(description="Address of the board that drives the lock.", ge=0, le=247)
+    channel: int = Field(description="Lock channel on that board, 0-based.", ge=0, le=63)
+
+
+class Hardware(Strict):
+    """Which implementation runs the hardware, and the bus layout."""
+
+    backend: Literal["sim", "real"] = Field(
+        default="sim", description="'sim' runs the built-in simulator on pseudo-terminals.")
+    buses: list[SerialPort] = Field(default_factory=lambda: [SerialPort()],
+                                    description="RS-485 buses.")
+    boards: list[Board] = Field(default_factory=list, description="Lock-control boards.")
+
+    @model_validator(mode="after")
+    def _boards_on_known_buses(self) -> Hardware:
+        names = [b.name for b in self.buses]
+        if len(set(names)) != len(names):
+            raise ValueError("bus names must be unique")
+        seen: set[tuple[str, int]] = set()
+        for board in self.boards:
+            if board.bus not in names:
+                raise ValueError(f"board {board.address} is on unknown bus {board.bus!r}")
+            key = (board.bus, board.address)
+            if key in seen:
+                raise ValueError(f"two boards share address {board.address} on bus {board.bus!r}")
+            seen.add(key)
+        return self
+
+
+class Doors(Strict):
+    """Door-control timing (DESIGN section 3, door faults)."""
+
+    open_confirm_s: float = Field(default=2.0, gt=0, le=10,
+                                  description="A pulsed door must read open within this time.")
+    poll_moving_ms: int = Field(default=50, ge=10, le=1000,
+                                description="Sensor poll period while a door is in motion.")
+    poll_idle_ms: int = Field(default=500, ge=50, le=10000,
+                              description="Sensor poll period when all doors are at rest.")
+    pulse_ms: int = Field(default=700, ge=100, le=3000, description="Lock relay pulse length.")
+    close_timeout_s: float = Field(default=120.0, gt=0, le=3600,
+                                   description="How long a flow waits for the door to close.")
+    left_open_prompt_s: float = Field(default=10.0, gt=0,
+                                      description="Door open this long: panel prompt.")
+    left_open_alert_s: float = Field(default=30.0, gt=0,
+                                     description="Door open this long: door_left_open alert.")
+    left_open_incident_s: float = Field(default=60.0, gt=0,
+                                        description="Door open this long: incident.")
+
+    @model_validator(mode="after")
+    def _escalation_order(self) -> Doors:
+        if not self.left_open_prompt_s < self.left_open_alert_s < self.left_open_incident_s:
+            raise ValueError("left_open_prompt_s < left_open_alert_s < left_open_incident_s "
+                             "must hold")
+        if self.poll_moving_ms > self.poll_idle_ms:
+            raise ValueError("poll_moving_ms must not exceed poll_idle_ms")
+        return self
+
+
+class Storage(Strict):
+    """Storage period and fees (Art. 24, 25)."""
+
+    period_hours: int = Field(default=72, ge=1, le=24 * 30,
+                              description="Free storage period announced to the recipient.")
+    overdue_fee_cents_per_day: int = Field(
+        default=0, ge=0, le=100_00,
+        description="Fee after the storage period; never charged inside it (Art. 25).")
+
+
+class Carrier(Strict):
+    """A carrier (express company) authorised to use the cabinet (Art. 16)."""
+
+    id: str = Field(description="Carrier id as used in MQTT topics.",
+                    pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    name: str = Field(description="Display name.", min_length=1, max_length=64)
+    hmac_key_file: Path | None = Field(
+        default=None,
+        description="File holding the HMAC-SHA256 key for command signatures; when set, "
+                    "unsigned commands are refused.")
+
+
+class Mqtt(Strict):
+    """Carrier sync over MQTT (DESIGN section 4)."""
+
+    enabled: bool = Field(default=False, description="Connect to the broker at all.")
+    host: str = Field(default="127.0.0.1", description="Broker host name.")
+    port: int = Field(default=8883, ge=1, le=65535, description="Broker port.")
+    prefix: str = Field(default="lockers", pattern=r"^[A-Za-z0-9_/-]{1,64}$",
+                        description="Topic prefix.")
+    client_id: str | None = Field(default=None,
+                                  description="MQTT client id; defaults to lockerd-<cabinet id>.")
+    tls: bool = Field(default=True, description="Use TLS (required outside loopback).")
+    ca_file: Path | None = Field(default=None, description="CA bundle for the broker.")
+    cert_file: Path | None = Field(default=None, description="Client certificate.")
+    key_file: Path | None = Field(default=None, description="Client private key.")
+    keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
+
+    @model_validator(mode="after")
+    def _tls_off_only_on_loopback(self) -> Mqtt:
+        if self.enabled and not self.tls and self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("tls = false is only allowed for a broker on loopback")
+        return self
+
+
+class Paths(Strict):
+    """Where state, socket and secrets live."""
+
+    state_dir: Path = Field(default=Path("/var/lib/lockerd"),
+                            description="Operation log and evidence (StateDirectory=).")
+    socket: Path = Field(default=Path("/run/lockerd/api.sock"),
+                         description="Local API Unix socket (RuntimeDirectory=).")
+    key_file: Path | None = Field(
+        default=None,
+        description="Operation-log key file (0600). Unset: $CREDENTIALS_DIRECTORY/oplog.key.")
+
+
+class Api(Strict):
+    """Local API: Unix groups that carry each role (DESIGN section 5)."""
+
+    panel_group: str = Field(default="lockerd-panel", description="Kiosk: customer flows.")
+    tech_group: str = Field(default="lockerd-tech", description="Technicians: diagnostics.")
+    audit_group: str = Field(default="lockerd-audit", description="Auditors: log and export.")
+    socket_mode: Annotated[int, Field(ge=0o600, le=0o777)] = Field(
+        default=0o660, description="Permissions of the socket file (octal).")
+    max_request_bytes: int = Field(default=65536, ge=1024, le=1 << 20,
+                                   description="Longest accepted request line.")
+
+
+class Logging(Strict):
+    """Text log to stderr (journald); the operation log is the audit trail, not this."""
+
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(default="INFO",
+                                                                description="Minimum level.")
+
+
+class Config(Strict):
+    """The whole cabinet configuration."""
+
+    cabinet: Cabinet
+    hardware: Hardware = Field(default_factory=Hardware)
+    compartments: list[Compartment] = Field(description="Compartments of the cabinet.",
+                                            min_length=1)
+    doors: Doors = Field(default_factory=Doors)
+    storage: Storage = Field(default_factory=Storage)
+    carriers: list[Carrier] = Field(default_factory=list,
+                                    description="Carriers authorised to use the cabinet.")
+    mqtt: Mqtt = Field(default_factory=Mqtt)
+    paths: Paths = Field(default_factory=Paths)
+    api: Api = Field(default_factory=Api)
+    logging: Logging = Field(default_factory=Logging)
+
+    @field_validator("compartments")
+    @classmethod
+    def _unique_ids(cls, value: list[Compartment]) -> list[Compartment]:
+        ids = [c.id for c in value]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"duplicate compartment ids: {dupes}")
+        return value
+
+    @model_validator(mode="after")
+    def _wiring(self) -> Config:
+        boards = {b.address: b for b in self.hardware.boards}
+        used: dict[tuple[int, int], int] = {}
+        for comp in self.compartments:
+            board = boards.get(comp.board)
+            if board is None:
+                raise ValueError(f"compartment {comp.id}: board {comp.board} is not configured")
+            if comp.channel >= board.channels:
+                raise ValueError(f"compartment {comp.id}: channel {comp.channel} is beyond "
+                                 f"board {comp.board}'s {board.channels} channels")
+            other = used.setdefault((comp.board, comp.channel), comp.id)
+            if other != comp.id:
+                raise ValueError(f"compartments {other} and {comp.id} share board {comp.board} "
+                                 f"channel {comp.channel}")
+        carriers = [c.id for c in self.carriers]
+        if len(set(carriers)) != len(carriers):
+            raise ValueError("carrier ids must be unique")
+        return self
+
+    def compartment(self, compartment_id: int) -> Compartment | None:
+        """The compartment with that number, or None."""
+        return next((c for c in self.compartments if c.id == compartment_id), None)
+
+
+class ConfigError(Exception):
+    """A configuration file that cannot be used; `problems` holds one line per problem."""
+
+    def __init__(self, path: Path, problems: ConfigErrorList) -> None:
+        self.path = path
+        self.problems = problems
+        super().__init__("\n".join(problems))
+
+
+def _location(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + part
+    return out or "(top level)"
+
+
+def _problems(path: Path, exc: ValidationError) -> ConfigErrorList:
+    lines = []
+    for err in exc.errors():
+        loc = _location(tuple(p for p in err["loc"] if p not in ("function-after",)))
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key"
+        lines.append(f"{path}: {loc}: {msg}")
+    return lines
+
+
+def parse_config(data: dict[str, Any], path: Path) -> Config:
+    """Validate an already-parsed TOML document."""
+    try:
+        return Config.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(path, _problems(path, exc)) from None
+
+
+def load_config(path: Path) -> Config:
+    """Read and validate a TOML config file; raises ConfigError with one line per problem."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(path, [f"{path}: cannot read: {exc.strerror}"]) from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(path, [f"{path}: not UTF-8 text"]) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(path, [f"{path}: TOML syntax error: {exc}"]) from None
+    return parse_config(data, path)

@@ -1,0 +1,1 @@
+"""Hardware simulator: the same wire protocols as the real boards and camera, with fault injection."""
