@@ -45,7 +45,19 @@ class Daemon:
     def build(self) -> None:
         """Create every component the configuration asks for; the API server starts last."""
         self.api.route("status", ALL_ROLES, None, self._api_status)
+        if self.cfg.gpio.enabled:
+            self.add(self._gpio_monitor())
         self.add(self.api)
+
+    def _gpio_monitor(self) -> Component:
+        from lockerd.gpio_monitor import GpioMonitor
+
+        factory = None
+        if self.cfg.hardware.backend == "sim":
+            from gpiozero.pins.mock import MockFactory
+
+            factory = MockFactory()  # the simulator has no pins: mock ones stand in
+        return GpioMonitor(self.cfg.gpio, self.events, pin_factory=factory)
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:
         return self.status()
