@@ -342,6 +342,11 @@ class OpLog:
         """(seq, hash) of the last committed operation as the writer knows it."""
         return self._writer.head
 
+    @property
+    def key_fingerprint(self) -> str | None:
+        """Non-secret fingerprint of the current key (None for the plain benchmark store)."""
+        return None if self._key is None else self._key.fingerprint
+
     def now(self) -> datetime:
         """The store's clock (injectable for tests)."""
         return self._clock()
@@ -530,8 +535,8 @@ class OpLog:
         A non-empty prune is a destruction and is recorded in the chain.
         """
         return await self.destroy(
-            "outbox_sent", "FROM outbox WHERE sent_at IS NOT NULL AND sent_at < ?",
-            (format_ts(sent_before),), range_column="created_at", delete=True, actor=actor)
+            "outbox_sent", "outbox", "sent_at IS NOT NULL AND sent_at < ?",
+            (format_ts(sent_before),), range_column="created_at", actor=actor)
 
     # ----------------------------------------------------------------- commands
 
@@ -546,37 +551,37 @@ class OpLog:
                              actor: str = "lockerd") -> int:
         """Forget command ids older than 7 days (DESIGN section 4) or the given cutoff."""
         cutoff = before or (self._clock() - timedelta(days=COMMANDS_KEEP_DAYS))
-        return await self.destroy("command_ids", "FROM commands WHERE received_at < ?",
-                                  (format_ts(cutoff),), range_column="received_at", delete=True,
-                                  actor=actor)
+        return await self.destroy("command_ids", "commands", "received_at < ?",
+                                  (format_ts(cutoff),), range_column="received_at", actor=actor)
 
     # ----------------------------------------------------------------- destruction
 
-    async def destroy(self, record_class: str, from_where: str, args: Sequence[Any], *,
-                      range_column: str, delete: bool = True,
-                      null_columns: Sequence[str] = (), set_extra: str = "",
+    async def destroy(self, record_class: str, table: str, where: str, args: Sequence[Any], *,
+                      range_column: str, null_columns: Sequence[str] = (),
+                      set_values: Mapping[str, Any] | None = None,
                       actor: str = "lockerd") -> int:
-        """Delete rows (or null personal columns) matching `FROM table WHERE ...`, and record it.
+        """Delete rows of `table` matching `where` (or null `null_columns`), and record it.
 
         The destruction record (class, count, time range of the rows, when, by whom) is
         appended to the chain in the same transaction, so the chain still verifies and the
         purge itself is auditable (Art. 26, 37). Nothing is recorded when nothing matched.
+        Table, column and where texts are code constants, never input.
         """
-        table = from_where.split()[1]
-
         def job(conn: Any) -> int:
-            stats = conn.execute(f"SELECT count(*), min({range_column}), max({range_column}) "
-                                 f"{from_where}", list(args)).fetchone()
+            stats = conn.execute(f"SELECT count(*), min({range_column}), max({range_column}) "  # noqa: S608
+                                 f"FROM {table} WHERE {where}", list(args)).fetchone()
             count = int(stats[0])
             if count == 0:
                 return 0
-            where = from_where.split(" WHERE ", 1)[1]
-            if delete:
+            if not null_columns and not set_values:
                 conn.execute(f"DELETE FROM {table} WHERE {where}", list(args))  # noqa: S608
             else:
-                sets = ", ".join(f"{c} = NULL" for c in null_columns) + set_extra
-                conn.execute(f"UPDATE {table} SET {sets} WHERE {where}", list(args))  # noqa: S608
-            info = Destruction(record_class, count, stats[1], stats[2])
+                extra = dict(set_values or {})
+                sets = [f"{c} = NULL" for c in null_columns] + [f"{c} = ?" for c in extra]
+                conn.execute(f"UPDATE {table} SET {', '.join(sets)} WHERE {where}",  # noqa: S608
+                             [*extra.values(), *args])
+            info = Destruction(record_class, count, stats[1], stats[2],
+                               {"action": "nulled" if null_columns else "deleted"})
             self._append_destruction(conn, info, actor)
             return count
 
