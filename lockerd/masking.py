@@ -17,8 +17,10 @@ def mask_phone(phone: str | None) -> str:
     if not phone:
         return ""
     digits = re.sub(r"\D", "", phone)
+    if len(digits) == 13 and digits.startswith("86"):
+        digits = digits[2:]  # +86 country code
     if len(digits) < 8:
-        return MASK * len(digits)
+        return MASK * 4
     return digits[:3] + MASK * (len(digits) - 7) + digits[-4:]
 
 

@@ -108,7 +108,7 @@ class OplogComponent(Component):
         head = self._store.head
         await self._store.append("oplog.opened", actor="lockerd",
                                  body={"pid": os.getpid(), "head_seq": head[0],
-                                       "key": self._key_fp})
+                                       "key_fingerprint": self._key_fp})
 
     async def _open(self) -> OpLog:
         key_file = self._cfg.paths.key_file

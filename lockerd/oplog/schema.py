@@ -24,8 +24,6 @@ MIGRATIONS: tuple[str, ...] = (
         hash        TEXT    NOT NULL
     );
     CREATE INDEX operations_ts ON operations(ts);
-    CREATE INDEX operations_kind ON operations(kind, ts);
-    CREATE INDEX operations_compartment ON operations(compartment, ts);
 
     CREATE TABLE outbox (
         id          INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -40,7 +38,6 @@ MIGRATIONS: tuple[str, ...] = (
         op_seq      INTEGER NOT NULL REFERENCES operations(seq)
     );
     CREATE INDEX outbox_pending ON outbox(id) WHERE sent_at IS NULL;
-    CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;
     CREATE UNIQUE INDEX outbox_stream_seq ON outbox(stream, seq) WHERE seq IS NOT NULL;
 
     CREATE TABLE outbox_streams (
@@ -78,8 +75,6 @@ MIGRATIONS: tuple[str, ...] = (
         closed_at           TEXT,               -- set when the parcel leaves the cabinet for good
         purged_at           TEXT                -- personal fields destroyed by retention
     );
-    CREATE INDEX parcels_status ON parcels(status);
-    CREATE INDEX parcels_compartment ON parcels(compartment);
     CREATE INDEX parcels_carrier_waybill ON parcels(carrier, waybill);
     CREATE INDEX parcels_closed ON parcels(closed_at) WHERE closed_at IS NOT NULL;
 

@@ -52,6 +52,11 @@ PERSONAL_KEYS = frozenset({
 })
 
 MAX_BATCH = 64
+# Checkpoints (copying WAL pages into the database: decrypt + re-encrypt with SQLCipher) run on
+# a separate thread so commits do not pay for them; the writer checkpoints itself only if the
+# WAL grows past this many pages (the checkpointer is stuck or readers pin the WAL).
+CHECKPOINT_EVERY_S = 0.25
+WRITER_AUTOCHECKPOINT = 8192
 COMMANDS_KEEP_DAYS = 7
 
 
@@ -124,9 +129,14 @@ class _Writer(threading.Thread):
     of its group still commit; a job's future resolves only after COMMIT returned.
     """
 
-    def __init__(self, conn: Any, head: tuple[int, str]) -> None:
+    def __init__(self, conn: Any, head: tuple[int, str], checkpointer: Any) -> None:
         super().__init__(name="oplog-writer", daemon=True)
         self.conn = conn
+        self._ckpt_conn = checkpointer
+        self._ckpt_stop = threading.Event()
+        self.ckpt_lock = threading.Lock()  # held while checkpointing; rekey swaps the conn
+        self._ckpt = threading.Thread(target=self._checkpoint_loop, name="oplog-checkpoint",
+                                      daemon=True)
         self.head = head
         self.queue: queue.SimpleQueue[_Job | object] = queue.SimpleQueue()
         self.heartbeat = time.monotonic()
@@ -134,6 +144,7 @@ class _Writer(threading.Thread):
         self.failed: BaseException | None = None
 
     def run(self) -> None:
+        self._ckpt.start()
         try:
             self._loop()
         except BaseException as exc:  # the thread must report why it died
@@ -141,8 +152,36 @@ class _Writer(threading.Thread):
             log.critical("operation log writer died: %s", exc, exc_info=True)
         finally:
             self._fail_queued()
+            self._ckpt_stop.set()
+            self._ckpt.join()
             with contextlib.suppress(Exception):
                 self.conn.close()
+
+    def replace_checkpointer(self, conn: Any) -> None:
+        """Swap in a connection opened with a new key (after PRAGMA rekey)."""
+        with self.ckpt_lock:
+            old, self._ckpt_conn = self._ckpt_conn, conn
+        with contextlib.suppress(Exception):
+            old.close()
+
+    def _checkpoint_loop(self) -> None:
+        failing = False
+        try:
+            while not self._ckpt_stop.wait(CHECKPOINT_EVERY_S):
+                try:
+                    with self.ckpt_lock:
+                        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
+                except Exception as exc:
+                    if not failing:
+                        log.warning("background WAL checkpoint failed: %s", exc)
+                    failing = True
+                    continue
+                if failing:
+                    log.info("background WAL checkpoint works again")
+                failing = False
+        finally:
+            with contextlib.suppress(Exception):
+                self._ckpt_conn.close()
 
     def _loop(self) -> None:
         while True:
@@ -291,17 +330,25 @@ class OpLog:
     def _open_sync(cls, path: Path, key: OplogKey | None, readers: int,
                    clock: Callable[[], datetime] | None, cipher: bool) -> OpLog:
         conn = _connect(path, key, cipher=cipher, readonly=False)
+        opened: list[Any] = [conn]
         try:
             migrate(conn)
             row = conn.execute("SELECT seq, hash FROM operations ORDER BY seq DESC LIMIT 1"
                                ).fetchone()
             head = (int(row[0]), str(row[1])) if row else (0, GENESIS_HASH)
-            rconns = [_connect(path, key, cipher=cipher, readonly=True)
-                      for _ in range(max(1, readers))]
+            conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
+            conn.execute("PRAGMA journal_size_limit = 8388608")  # WAL shrinks back to 8 MiB
+            checkpointer = _connect(path, key, cipher=cipher, readonly=False)
+            opened.append(checkpointer)
+            rconns: list[Any] = []
+            for _ in range(max(1, readers)):
+                rconns.append(_connect(path, key, cipher=cipher, readonly=True))
+                opened.append(rconns[-1])
         except BaseException:
-            conn.close()
+            for c in opened:
+                c.close()
             raise
-        writer = _Writer(conn, head)
+        writer = _Writer(conn, head, checkpointer)
         writer.start()
         log.info("operation log open: %s (head seq %d)", path, head[0])
         return cls(path, key, writer, rconns, clock=clock or (lambda: datetime.now(UTC)),
@@ -619,9 +666,12 @@ class OpLog:
         readers = await asyncio.to_thread(self._drain_readers)
         try:
             def do_rekey(conn: Any) -> None:
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-                conn.execute(f"PRAGMA rekey = {new_key.pragma_literal}")
-                conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                with self._writer.ckpt_lock:
+                    conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+                    conn.execute(f"PRAGMA rekey = {new_key.pragma_literal}")
+                    conn.execute("SELECT count(*) FROM sqlite_master").fetchone()
+                self._writer.replace_checkpointer(
+                    _connect(self.path, new_key, cipher=True, readonly=False))
 
             await self._submit(do_rekey, exclusive=True)
         except BaseException:
