@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from lockerd.masking import (
+    RedactingFilter,
     mask_address,
     mask_name,
     mask_phone,
     mask_record,
     mask_secret,
     mask_waybill,
+    redact_text,
 )
 
 FAST = settings(max_examples=200, deadline=None)
@@ -108,3 +113,29 @@ def test_mask_record_leaves_no_personal_value(record: dict[str, object]) -> None
                 assert out[k] == v
 
     walk(record, masked)
+
+
+def test_redacting_filter_masks_log_messages(caplog: pytest.LogCaptureFixture) -> None:
+    logger = logging.getLogger("lockerd.test.redact")
+    filt = RedactingFilter()
+    logger.addFilter(filt)
+    try:
+        with caplog.at_level(logging.INFO, logger="lockerd.test.redact"):
+            logger.info("sms to %s for %s, id %s, +86 13912345678", "13812345678",
+                        "SF1234567889", "11010519491231002X")
+    finally:
+        logger.removeFilter(filt)
+    text = caplog.records[0].getMessage()
+    assert "13812345678" not in text
+    assert "138****5678" in text
+    assert "SF1234567889" not in text
+    assert "SF12******89" in text
+    assert "11010519491231002X" not in text
+    assert "13912345678" not in text
+    assert redact_text("compartment 12 opened in 700 ms") == "compartment 12 opened in 700 ms"
+
+
+@FAST
+@given(st.from_regex(r"1[3-9][0-9]{9}", fullmatch=True), st.text(alphabet="abc ,.:", max_size=10))
+def test_redact_text_hides_any_mobile(phone: str, around: str) -> None:
+    assert phone not in redact_text(around + phone + around)
