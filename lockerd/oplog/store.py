@@ -7,6 +7,7 @@ import concurrent.futures
 import contextlib
 import json
 import logging
+import os
 import queue
 import sqlite3
 import threading
@@ -329,6 +330,9 @@ class OpLog:
     @classmethod
     def _open_sync(cls, path: Path, key: OplogKey | None, readers: int,
                    clock: Callable[[], datetime] | None, cipher: bool) -> OpLog:
+        # Create a new file 0600 ourselves: SQLite gives its -wal and -shm the main file's mode.
+        with contextlib.suppress(FileExistsError):
+            os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600))
         conn = _connect(path, key, cipher=cipher, readonly=False)
         opened: list[Any] = [conn]
         try:

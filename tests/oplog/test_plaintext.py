@@ -73,6 +73,8 @@ async def test_no_personal_value_on_disk(db_path: Path, key: OplogKey) -> None:
         assert wal.exists()
         assert wal.stat().st_size > 0
         assert _scan(db_path.parent) == {}
+        for path in db_path.parent.iterdir():
+            assert path.stat().st_mode & 0o077 == 0, path.name
         rows = await log.outbox_pending(10)
         assert WAYBILL.encode() in rows[0].payload_bytes  # decrypted through the store
     finally:
