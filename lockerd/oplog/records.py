@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any, Literal
 
 from lockerd.oplog.canonical import dumps, format_ts, parse_ts
-from lockerd.oplog.secrets import hash_secret, verify_secret
+from lockerd.oplog.hashing import hash_secret, verify_secret
 
 ParcelKind = Literal["delivery", "dropoff"]
 
