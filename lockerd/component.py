@@ -57,6 +57,15 @@ class Component:
         return now - self._last_progress > self.progress_deadline
 
 
+class CriticalStartFailure(Exception):
+    """A critical component (operation log, API) could not start: the daemon must not run."""
+
+    def __init__(self, component: str, error: str) -> None:
+        super().__init__(f"{component}: {error}")
+        self.component = component
+        self.error = error
+
+
 class CabinetState(StrEnum):
     """Overall state reported to systemd and carriers (Klipper-style explicit states)."""
 
@@ -118,10 +127,16 @@ class Supervisor:
     async def start_all(self, first_start_timeout: float = 10.0) -> None:
         """Start every component in order and launch their run loops.
 
-        A component whose first start fails is not fatal: its loop retries with backoff.
+        A component whose first start fails is retried with backoff, except a critical one
+        (no operation log means no operation may happen): CriticalStartFailure, after the
+        components already started were stopped again.
         """
         for slot in self._slots:
             ok = await self._start_once(slot, first_start_timeout)
+            if not ok and slot.component.critical:
+                await self.stop_all()
+                raise CriticalStartFailure(slot.component.name,
+                                           (slot.last_error or "").removeprefix("start failed: "))
             task = asyncio.create_task(self._supervise(slot, started=ok),
                                        name=f"supervise:{slot.component.name}")
             slot.task = task
@@ -137,7 +152,7 @@ class Supervisor:
         except asyncio.CancelledError:
             raise
         except Exception as exc:
-            slot.last_error = f"start failed: {type(exc).__name__}: {exc}"
+            slot.last_error = f"start failed: {exc}"
             log.warning("component %s failed to start: %s", comp.name, exc,
                         exc_info=log.isEnabledFor(logging.DEBUG))
             with contextlib.suppress(Exception):

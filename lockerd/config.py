@@ -251,6 +251,44 @@ class Gpio(Strict):
         return self
 
 
+class Oplog(Strict):
+    """Operation log: file name and retention per record class (Art. 26; DESIGN section 6)."""
+
+    db_name: str = Field(default="oplog.db", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                         description="Database file name inside paths.state_dir.")
+    readers: int = Field(default=2, ge=1, le=8,
+                         description="Read-only connections for views, exports and the outbox.")
+    purge_hour_utc: int = Field(default=19, ge=0, le=23,
+                                description="UTC hour of the daily retention purge (19 = 03:00 "
+                                            "Beijing time).")
+    parcel_personal_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="Days after a parcel is closed until its personal fields (waybill, phone, "
+                    "verification ref, contents, code hash) are destroyed.")
+    parcel_days: int = Field(default=365, ge=1, le=3650,
+                             description="Days after a parcel is closed until its row is deleted "
+                                         "(the chain keeps the non-personal operations).")
+    courier_days: int = Field(default=90, ge=1, le=3650,
+                              description="Days after a courier grant expired or was revoked "
+                                          "until it is deleted.")
+    pickup_attempt_days: int = Field(default=90, ge=1, le=3650,
+                                     description="Days pickup-code attempts are kept.")
+    outbox_sent_days: int = Field(default=7, ge=1, le=365,
+                                  description="Days published outbox messages are kept.")
+    command_days: int = Field(default=7, ge=7, le=365,
+                              description="Days carrier command ids are remembered (>= 7: "
+                                          "DESIGN section 4).")
+    max_export_rows: int = Field(default=50000, ge=100, le=1000000,
+                                 description="Most lines one export may return (narrow the "
+                                             "range for more).")
+
+    @model_validator(mode="after")
+    def _personal_first(self) -> Oplog:
+        if self.parcel_personal_days > self.parcel_days:
+            raise ValueError("parcel_personal_days must not exceed parcel_days")
+        return self
+
+
 class Logging(Strict):
     """Text log to stderr (journald); the operation log is the audit trail, not this."""
 
@@ -273,6 +311,7 @@ class Config(Strict):
     paths: Paths = Field(default_factory=Paths)
     api: Api = Field(default_factory=Api)
     gpio: Gpio = Field(default_factory=Gpio)
+    oplog: Oplog = Field(default_factory=Oplog)
     logging: Logging = Field(default_factory=Logging)
 
     @field_validator("compartments")

@@ -12,9 +12,10 @@ from typing import Any
 
 from lockerd import __version__
 from lockerd.api import ALL_ROLES, ApiServer, Caller
-from lockerd.component import CabinetState, Component, Supervisor
+from lockerd.component import CabinetState, Component, CriticalStartFailure, Supervisor
 from lockerd.config import Config, ConfigError, load_config
 from lockerd.events import EventBus
+from lockerd.oplog.component import OplogComponent
 from lockerd.sdnotify import Notifier, watchdog_interval
 
 log = logging.getLogger(__name__)
@@ -45,6 +46,8 @@ class Daemon:
     def build(self) -> None:
         """Create every component the configuration asks for; the API server starts last."""
         self.api.route("status", ALL_ROLES, None, self._api_status)
+        self.oplog = OplogComponent(self.cfg, self.api)
+        self.add(self.oplog)
         if self.cfg.gpio.enabled:
             self.add(self._gpio_monitor())
         self.add(self.api)
@@ -89,7 +92,12 @@ class Daemon:
             loop.add_signal_handler(signal.SIGHUP, self._reload)
         self.build()
         try:
-            await self.supervisor.start_all()
+            try:
+                await self.supervisor.start_all()
+            except CriticalStartFailure as exc:
+                log.error("cannot start: %s", exc)
+                self.notifier.status(f"failed: {exc}")
+                return 1
             state = self.supervisor.cabinet_state()
             self.notifier.ready(f"{state.value}: {self._summary()}")
             log.info("lockerd %s %s (cabinet %s, %s backend)", __version__, state.value,

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -105,6 +106,107 @@ def cmd_open(ctx: Ctx) -> int:
         else EXIT_FAILED
 
 
+def _range(ctx: Ctx, default_days: int) -> dict[str, str]:
+    """--from/--to as RFC 3339; --to defaults to now, --from to `default_days` before it."""
+    until = ctx.args.to or datetime.now(UTC)
+    since = ctx.args.since or until - timedelta(days=default_days)
+    return {"from": since.isoformat(), "to": until.isoformat()}
+
+
+def _summary(body: dict[str, Any]) -> str:
+    text = ", ".join(f"{k}={v}" for k, v in body.items() if not isinstance(v, (dict, list)))
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def cmd_log(ctx: Ctx) -> int:
+    """The operation log, masked, filtered by time, compartment and kind."""
+    params: dict[str, Any] = {"limit": ctx.args.limit}
+    if ctx.args.since:
+        params["from"] = ctx.args.since.isoformat()
+    if ctx.args.to:
+        params["to"] = ctx.args.to.isoformat()
+    if ctx.args.kind:
+        params["kind"] = ctx.args.kind
+    if ctx.args.compartment is not None:
+        params["compartment"] = ctx.args.compartment
+    result = ctx.call("log.view", params)
+    if ctx.json:
+        emit_json(result)
+        return EXIT_OK
+    rows = [[op["seq"], op["ts"], op["kind"], op["actor"], op.get("compartment"),
+             _summary(op.get("body") or {})] for op in result["operations"]]
+    print(table(["seq", "time (UTC)", "kind", "actor", "comp", "detail"], rows))
+    return EXIT_OK
+
+
+def cmd_verify_log(ctx: Ctx) -> int:
+    """Walk the hash chain; exit 1 at the first broken link."""
+    result = ctx.call("log.verify")
+    if ctx.json:
+        emit_json(result)
+    elif result["ok"]:
+        print(f"chain OK: {result['checked']} operations, head {result['head_seq']} "
+              f"{str(result['head_hash'])[:16]}")
+    else:
+        print(f"chain BROKEN at operation {result['broken_seq']}: {result['reason']} "
+              f"({result['checked']} checked)")
+    return EXIT_OK if result["ok"] else EXIT_FAILED
+
+
+def cmd_export(ctx: Ctx) -> int:
+    """Export a range as JSON lines (masked unless --unmasked, root with --reason); recorded."""
+    params: dict[str, Any] = _range(ctx, 30)
+    if ctx.args.unmasked:
+        params["unmasked"] = True
+        params["reason"] = ctx.args.reason
+    result = ctx.call("log.export", params)
+    out = Path(ctx.args.out)
+    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(line + "\n" for line in result["lines"])
+    summary = {"file": str(out), "rows": result["rows"], "masked": result["masked"],
+               "recorded_as": result["record_seq"]}
+    if ctx.json:
+        emit_json(summary)
+    else:
+        print(f"{result['rows']} rows ({'masked' if result['masked'] else 'UNMASKED'}) written "
+              f"to {out}; the export is recorded as operation {result['record_seq']}")
+    return EXIT_OK
+
+
+def cmd_report(ctx: Ctx) -> int:
+    """Figures for the postal administration (Art. 28)."""
+    rep = ctx.call("log.report", _range(ctx, 30))
+    if ctx.json:
+        emit_json(rep)
+        return EXIT_OK
+    cab = rep["cabinet"]
+    print(key_values([("cabinet", f"{cab['id']}  {cab['name']}"), ("address", cab["address"]),
+                      ("registration", cab["registration_number"]),
+                      ("period", f"{rep['period']['from']} .. {rep['period']['to']}"),
+                      ("compartments", f"{rep['compartments']['total']} "
+                                       f"{rep['compartments']['by_size']}"),
+                      ("deliveries", rep["parcels_total"]["delivery"]),
+                      ("drop-offs", rep["parcels_total"]["dropoff"])]))
+    if rep["parcels_by_day"]:
+        print()
+        print(table(["day", "deliveries", "drop-offs"],
+                    [[d["day"], d["delivery"], d["dropoff"]] for d in rep["parcels_by_day"]]))
+    print()
+    print(table(["operation", "count"], sorted(rep["operations"].items())))
+    return EXIT_OK
+
+
+def cmd_rekey(ctx: Ctx) -> int:
+    """Rotate the operation-log key (root only); recorded in the chain."""
+    result = ctx.call("log.rekey")
+    if ctx.json:
+        emit_json(result)
+    else:
+        print(f"log rekeyed (key {result['key']}), recorded as operation {result['record_seq']}")
+    return EXIT_OK
+
+
 def cmd_config_check(ctx: Ctx) -> int:
     """Validate a config file without a daemon: one line per problem, exit 2 when invalid."""
     path = Path(ctx.args.file)
@@ -128,6 +230,15 @@ def cmd_config_check(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def _when(text: str) -> datetime:
+    """An RFC 3339 / ISO 8601 time; a date or a naive time is taken as UTC."""
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an RFC 3339 time: {text!r}") from None
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """All subcommands; every one accepts --json."""
     common = argparse.ArgumentParser(add_help=False)
@@ -148,6 +259,29 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("compartment", type=int, help="compartment number")
     p.add_argument("--reason", required=True, help="why (recorded in the operation log)")
     p.set_defaults(func=cmd_open)
+
+    p = sub.add_parser("log", parents=[common], help="the operation log (masked)")
+    p.add_argument("--from", dest="since", type=_when, help="start (RFC 3339)")
+    p.add_argument("--to", type=_when, help="end (RFC 3339)")
+    p.add_argument("--kind", action="append", help="operation kind (repeatable)")
+    p.add_argument("--compartment", type=int)
+    p.add_argument("--limit", type=int, default=100)
+    p.set_defaults(func=cmd_log)
+    p = sub.add_parser("verify-log", parents=[common], help="verify the log's hash chain")
+    p.set_defaults(func=cmd_verify_log)
+    p = sub.add_parser("export", parents=[common], help="export a range (recorded)")
+    p.add_argument("--from", dest="since", type=_when, help="start (default: 30 days ago)")
+    p.add_argument("--to", type=_when, help="end (default: now)")
+    p.add_argument("--out", required=True, help="output file (JSON lines, mode 0600)")
+    p.add_argument("--unmasked", action="store_true", help="root only, needs --reason")
+    p.add_argument("--reason", help="why an unmasked export is needed (recorded)")
+    p.set_defaults(func=cmd_export)
+    p = sub.add_parser("report", parents=[common], help="regulator report (Art. 28)")
+    p.add_argument("--from", dest="since", type=_when, help="start (default: 30 days ago)")
+    p.add_argument("--to", type=_when, help="end (default: now)")
+    p.set_defaults(func=cmd_report)
+    p = sub.add_parser("rekey", parents=[common], help="rotate the log key (root)")
+    p.set_defaults(func=cmd_rekey)
 
     p = sub.add_parser("config", parents=[common], help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

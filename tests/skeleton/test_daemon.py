@@ -74,3 +74,24 @@ def test_ready_status_and_watchdog(tmp_path: Path,
     assert messages.count("WATCHDOG=1") >= 5
     assert "STOPPING=1" in messages
     assert proc.returncode == 0
+
+
+@pytest.mark.parametrize("problem", ["missing", "world_readable", "example"])
+def test_refuses_to_start_with_a_bad_key(tmp_path: Path, problem: str) -> None:
+    from lockerd.oplog import EXAMPLE_KEY_HEX
+
+    config = make_config(tmp_path)
+    key = tmp_path / "oplog.key"
+    if problem == "missing":
+        key.unlink()
+    elif problem == "world_readable":
+        key.chmod(0o644)
+    else:
+        key.write_text(EXAMPLE_KEY_HEX + "\n")
+    proc = start_daemon(config)
+    _out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 1
+    assert "cannot start: oplog:" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "api.sock").exists()
+    assert not (tmp_path / "state" / "oplog.db").exists()

@@ -1,0 +1,139 @@
+"""Audited reads of the log: masked view, recorded export, and the regulator's report (Art. 28)."""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from lockerd.config import Config
+from lockerd.masking import mask_record
+from lockerd.oplog.canonical import format_ts, parse_ts
+from lockerd.oplog.errors import OplogError
+from lockerd.oplog.records import PARCEL_COLUMNS
+from lockerd.oplog.store import OpLog
+
+# Never exported, not even unmasked: they are only useful to someone guessing codes or PINs.
+NEVER_EXPORTED = frozenset({"code_hash", "code_salt", "pin_hash", "pin_salt"})
+
+
+class ExportTooLarge(OplogError):
+    """The requested range holds more rows than one export may return."""
+
+
+async def view(store: OpLog, *, since: datetime | None = None, until: datetime | None = None,
+               kinds: Sequence[str] | None = None, compartment: int | None = None,
+               after_seq: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+    """Operations for people, masked (bodies hold no personal data; masking is a second wall)."""
+    ops = await store.operations(since=since, until=until, kinds=kinds, compartment=compartment,
+                                 after_seq=after_seq, limit=limit)
+    return [mask_record(op.to_json()) for op in ops]
+
+
+@dataclass(frozen=True, slots=True)
+class ExportResult:
+    """The exported lines and the chain record of the export."""
+
+    lines: list[str]
+    rows: int
+    masked: bool
+    record_seq: int
+
+
+def _parcel_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
+    out = {}
+    for name, value in zip(columns, row, strict=True):
+        if name in NEVER_EXPORTED:
+            continue
+        out[name] = json.loads(value) if name == "flags" else value
+    return out
+
+
+async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, masked: bool = True,
+                 reason: str | None = None, max_rows: int = 50000) -> ExportResult:
+    """JSON lines of operations and parcels in [since, until), recorded before they leave.
+
+    Unmasked exports need a reason; who may ask for one (root) is the API layer's decision.
+    The record (who by uid, when, range, rows, masked, reason) is committed before the data
+    is returned, so an export that happened is never missing from the chain (Art. 37).
+    """
+    if not masked and not (reason and reason.strip()):
+        raise OplogError("an unmasked export needs a reason")
+    lo, hi = format_ts(since), format_ts(until)
+    columns = [c.strip() for c in PARCEL_COLUMNS.split(",")]
+
+    def collect(conn: Any) -> tuple[list[Any], list[Any]]:
+        n_ops = conn.execute("SELECT count(*) FROM operations WHERE ts >= ? AND ts < ?",
+                             (lo, hi)).fetchone()[0]
+        n_parcels = conn.execute("SELECT count(*) FROM parcels WHERE created_at >= ? AND "
+                                 "created_at < ?", (lo, hi)).fetchone()[0]
+        if n_ops + n_parcels > max_rows:
+            raise ExportTooLarge(f"{n_ops + n_parcels} rows in range, at most {max_rows} per "
+                                 "export; narrow the range")
+        ops = conn.execute("SELECT seq, ts, kind, actor, compartment, parcel_id, body, prev_hash,"
+                           " hash FROM operations WHERE ts >= ? AND ts < ? ORDER BY seq",
+                           (lo, hi)).fetchall()
+        parcels = conn.execute(f"SELECT {PARCEL_COLUMNS} FROM parcels WHERE created_at >= ? "  # noqa: S608
+                               "AND created_at < ? ORDER BY created_at, id", (lo, hi)).fetchall()
+        return ops, parcels
+
+    ops, parcels = await store.read(collect)
+    lines: list[str] = []
+    for seq, ts, kind, actor, compartment, parcel_id, body, prev_hash, digest in ops:
+        rec: dict[str, Any] = {"type": "operation", "seq": seq, "ts": ts, "kind": kind,
+                               "actor": actor, "compartment": compartment,
+                               "parcel_id": parcel_id, "body": json.loads(body),
+                               "prev_hash": prev_hash, "hash": digest}
+        lines.append(json.dumps(mask_record(rec) if masked else rec, ensure_ascii=False))
+    for row in parcels:
+        rec = {"type": "parcel", **_parcel_dict(columns, row)}
+        lines.append(json.dumps(mask_record(rec) if masked else rec, ensure_ascii=False))
+    record = await store.append(
+        "oplog.exported", actor=f"uid:{uid}",
+        body={"uid": uid, "from": lo, "to": hi, "rows": len(lines), "operations": len(ops),
+              "parcels": len(parcels), "masked": masked, "reason": reason})
+    return ExportResult(lines, len(lines), masked, record.seq)
+
+
+async def report(store: OpLog, cfg: Config, *, since: datetime, until: datetime
+                 ) -> dict[str, Any]:
+    """Figures for the postal administration (Art. 28): identity, capacity, volume, operations.
+
+    Parcel volume is counted from parcel rows by the day (cabinet time zone) they were created;
+    rows already deleted by retention are no longer counted.
+    """
+    lo, hi = format_ts(since), format_ts(until)
+
+    def collect(conn: Any) -> tuple[list[Any], list[Any], list[Any]]:
+        parcels = conn.execute("SELECT kind, created_at FROM parcels WHERE created_at >= ? AND "
+                               "created_at < ?", (lo, hi)).fetchall()
+        ops = conn.execute("SELECT kind, count(*) FROM operations WHERE ts >= ? AND ts < ? "
+                           "GROUP BY kind ORDER BY kind", (lo, hi)).fetchall()
+        status = conn.execute("SELECT status, count(*) FROM parcels WHERE closed_at IS NULL "
+                              "GROUP BY status ORDER BY status").fetchall()
+        return parcels, ops, status
+
+    parcels, ops, status = await store.read(collect)
+    tz = ZoneInfo(cfg.cabinet.timezone)
+    by_day: dict[str, Counter[str]] = defaultdict(Counter)
+    for kind, created in parcels:
+        by_day[parse_ts(created).astimezone(tz).date().isoformat()][kind] += 1
+    sizes = Counter(c.size.value for c in cfg.compartments)
+    return {
+        "cabinet": {"id": cfg.cabinet.id, "name": cfg.cabinet.name,
+                    "address": cfg.cabinet.address,
+                    "registration_number": cfg.cabinet.registration_number},
+        "period": {"from": lo, "to": hi, "timezone": cfg.cabinet.timezone},
+        "compartments": {"total": len(cfg.compartments), "by_size": dict(sorted(sizes.items()))},
+        "parcels_by_day": [{"day": day, "delivery": c.get("delivery", 0),
+                            "dropoff": c.get("dropoff", 0)}
+                           for day, c in sorted(by_day.items())],
+        "parcels_total": {"delivery": sum(c.get("delivery", 0) for c in by_day.values()),
+                          "dropoff": sum(c.get("dropoff", 0) for c in by_day.values())},
+        "parcels_in_cabinet": {s: n for s, n in status},
+        "operations": {k: n for k, n in ops},
+    }

@@ -1,0 +1,254 @@
+"""OplogComponent: opens the log at start, runs the daily purge, serves the log.* API methods."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lockerd.api import ApiError, ApiServer, Caller, Role
+from lockerd.component import Component
+from lockerd.config import Config
+from lockerd.oplog import audit, keys, retention
+from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
+from lockerd.oplog.store import OpLog
+
+log = logging.getLogger(__name__)
+
+WRITER_STALE_S = 10.0
+
+
+class _Params(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class ViewParams(_Params):
+    """log.view: masked operations, filtered."""
+
+    since: datetime | None = Field(default=None, alias="from", description="Inclusive start.")
+    until: datetime | None = Field(default=None, alias="to", description="Exclusive end.")
+    kind: list[str] | None = Field(default=None, max_length=32, description="Operation kinds.")
+    compartment: int | None = Field(default=None, ge=1, le=9999, description="Compartment.")
+    after_seq: int = Field(default=0, ge=0, description="Page after this seq.")
+    limit: int = Field(default=100, ge=1, le=1000, description="Most operations returned.")
+
+
+class RangeParams(_Params):
+    """A required [from, to) time range."""
+
+    since: datetime = Field(alias="from", description="Inclusive start (RFC 3339).")
+    until: datetime = Field(alias="to", description="Exclusive end (RFC 3339).")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> RangeParams:
+        if self.since.tzinfo is None or self.until.tzinfo is None:
+            raise ValueError("times need a time zone (RFC 3339)")
+        if self.until <= self.since:
+            raise ValueError("'to' must be after 'from'")
+        return self
+
+
+class ExportParams(RangeParams):
+    """log.export: masked by default; unmasked only for root, with a reason."""
+
+    unmasked: bool = Field(default=False, description="Root only; needs a reason.")
+    reason: str | None = Field(default=None, min_length=3, max_length=500,
+                               description="Why the export is needed (recorded).")
+
+
+class OplogComponent(Component):
+    """Owns the OpLog. Other components use `.store` once it has started."""
+
+    name = "oplog"
+    critical = True
+    progress_deadline = 30.0
+
+    def __init__(self, cfg: Config, api: ApiServer | None = None, *,
+                 env: Mapping[str, str] | None = None, owner_uid: int | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__()
+        self._cfg = cfg
+        self._env = env
+        self._owner_uid = owner_uid
+        self._clock = clock
+        self._store: OpLog | None = None
+        self._key_fp: str | None = None
+        self._last_purge: dict[str, Any] | None = None
+        self._next_purge: datetime | None = None
+        self._writer_ok = True
+        if api is not None:
+            self.register(api)
+
+    @property
+    def path(self) -> Path:
+        """The database file."""
+        return self._cfg.paths.state_dir / self._cfg.oplog.db_name
+
+    @property
+    def store(self) -> OpLog:
+        """The open log; raises OplogError before start or after stop."""
+        if self._store is None:
+            raise OplogError("operation log is not open")
+        return self._store
+
+    # ----------------------------------------------------------------- lifecycle
+
+    async def start(self) -> None:
+        """Load the key (refusing unsafe ones), open the log, record the opening."""
+        self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._store = await self._open()
+        self._key_fp = self._store.key_fingerprint
+        head = self._store.head
+        await self._store.append("oplog.opened", actor="lockerd",
+                                 body={"pid": os.getpid(), "head_seq": head[0],
+                                       "key_fingerprint": self._key_fp})
+
+    async def _open(self) -> OpLog:
+        key_file = self._cfg.paths.key_file
+        key = await asyncio.to_thread(keys.load_key, key_file, self._env, self._owner_uid)
+        readers = self._cfg.oplog.readers
+        try:
+            return await OpLog.open(self.path, key, readers=readers, clock=self._clock)
+        except WrongKey:
+            # A rekey that crashed after PRAGMA rekey but before the key file was replaced
+            # leaves the new key staged next to the old one: finish it.
+            if key_file is None or not keys.pending_path(key_file).exists():
+                raise
+            staged = await asyncio.to_thread(keys.load_key, keys.pending_path(key_file),
+                                             self._env, self._owner_uid)
+            store = await OpLog.open(self.path, staged, readers=readers, clock=self._clock)
+            await asyncio.to_thread(keys.commit_new_key, key_file)
+            log.warning("finished an interrupted rekey: %s now holds the new key", key_file)
+            return store
+
+    async def run(self) -> None:
+        """Watch the writer thread (feeds the watchdog) and run the purge once a day."""
+        store = self.store
+        self._next_purge = self._next_purge_after(store.now())
+        while True:
+            if not store.writer_alive:
+                raise OplogError("operation log writer thread died")
+            fresh = time.monotonic() - store.writer_heartbeat < WRITER_STALE_S
+            if fresh:
+                self.progress()
+                if not self._writer_ok:
+                    log.info("operation log writer responsive again")
+            elif self._writer_ok:
+                log.error("operation log writer has not made progress for %.0f s",
+                          time.monotonic() - store.writer_heartbeat)
+            self._writer_ok = fresh
+            now = store.now()
+            if now >= self._next_purge:
+                await self.purge_now()
+                self._next_purge = self._next_purge_after(now)
+            await asyncio.sleep(1.0)
+
+    def _next_purge_after(self, now: datetime) -> datetime:
+        at = now.astimezone(UTC).replace(hour=self._cfg.oplog.purge_hour_utc, minute=0,
+                                         second=0, microsecond=0)
+        return at if at > now else at + timedelta(days=1)
+
+    async def purge_now(self, actor: str = "lockerd:retention") -> dict[str, int]:
+        """Run the retention purge now; a failure is logged and retried at the next run."""
+        try:
+            done = await retention.purge(self.store, self._cfg.oplog, actor=actor)
+        except OplogError as exc:
+            log.error("retention purge failed: %s", exc)
+            raise
+        self._last_purge = {"at": self.store.now().isoformat(), "destroyed": done}
+        return done
+
+    async def stop(self) -> None:
+        """Close the log (queued writes finish first). Idempotent."""
+        store, self._store = self._store, None
+        if store is not None:
+            await store.close()
+
+    def status(self) -> dict[str, Any]:
+        """Head, writer health, last purge; no personal data, no key."""
+        if self._store is None:
+            return {"open": False}
+        seq, digest = self._store.head
+        return {"open": True, "path": str(self.path), "head_seq": seq, "head_hash": digest[:16],
+                "writer_alive": self._store.writer_alive, "key": self._key_fp,
+                "last_purge": self._last_purge,
+                "next_purge": self._next_purge.isoformat() if self._next_purge else None}
+
+    # ----------------------------------------------------------------- API
+
+    def register(self, api: ApiServer) -> None:
+        """Register log.view, log.verify, log.export, log.report and log.rekey."""
+        api.route("log.view", {Role.AUDIT, Role.TECH}, ViewParams, self._api_view)
+        api.route("log.verify", {Role.AUDIT, Role.TECH}, None, self._api_verify)
+        api.route("log.export", {Role.AUDIT}, ExportParams, self._api_export)
+        api.route("log.report", {Role.AUDIT}, RangeParams, self._api_report)
+        api.route("log.rekey", {Role.AUDIT}, None, self._api_rekey)
+
+    def _api_store(self) -> OpLog:
+        if self._store is None:
+            raise ApiError("unavailable", "the operation log is not open")
+        return self._store
+
+    async def _api_view(self, params: ViewParams, caller: Caller) -> dict[str, Any]:
+        ops = await audit.view(self._api_store(), since=params.since, until=params.until,
+                               kinds=params.kind, compartment=params.compartment,
+                               after_seq=params.after_seq, limit=params.limit)
+        return {"operations": ops,
+                "next_after_seq": ops[-1]["seq"] if len(ops) == params.limit else None}
+
+    async def _api_verify(self, params: Any, caller: Caller) -> dict[str, Any]:
+        return (await self._api_store().verify()).to_json()
+
+    async def _api_export(self, params: ExportParams, caller: Caller) -> dict[str, Any]:
+        if params.unmasked and not caller.is_root:
+            log.warning("unmasked export refused to uid %d", caller.uid)
+            raise ApiError("forbidden", "unmasked export is for root only")
+        if params.unmasked and not params.reason:
+            raise ApiError("reason_required", "an unmasked export needs --reason")
+        try:
+            result = await audit.export(self._api_store(), since=params.since,
+                                        until=params.until, uid=caller.uid,
+                                        masked=not params.unmasked, reason=params.reason,
+                                        max_rows=self._cfg.oplog.max_export_rows)
+        except audit.ExportTooLarge as exc:
+            raise ApiError("too_large", str(exc)) from None
+        log.info("log export by uid %d: %d rows, %s (record %d)", caller.uid, result.rows,
+                 "masked" if result.masked else "UNMASKED", result.record_seq)
+        return {"lines": result.lines, "rows": result.rows, "masked": result.masked,
+                "record_seq": result.record_seq}
+
+    async def _api_report(self, params: RangeParams, caller: Caller) -> dict[str, Any]:
+        return await audit.report(self._api_store(), self._cfg, since=params.since,
+                                  until=params.until)
+
+    async def _api_rekey(self, params: Any, caller: Caller) -> dict[str, Any]:
+        if not caller.is_root:
+            raise ApiError("forbidden", "rekey is for root only")
+        try:
+            return await self.rekey(actor=f"uid:{caller.uid}")
+        except RekeyRefused as exc:
+            raise ApiError("refused", str(exc)) from None
+
+    async def rekey(self, actor: str) -> dict[str, Any]:
+        """Rotate the key: stage the new key file, PRAGMA rekey, then swap the key file.
+
+        A crash between the steps is finished at the next start (see _open).
+        """
+        store = self.store
+        key_file, new_key = await asyncio.to_thread(keys.stage_new_key,
+                                                    self._cfg.paths.key_file, self._env)
+        try:
+            op = await store.rekey(new_key, actor=actor)
+        except BaseException:
+            await asyncio.to_thread(keys.discard_new_key, key_file)
+            raise
+        await asyncio.to_thread(keys.commit_new_key, key_file)
+        self._key_fp = new_key.fingerprint
+        return {"record_seq": op.seq, "key": new_key.fingerprint, "key_file": str(key_file)}

@@ -1,0 +1,86 @@
+"""lockerctl against a real daemon subprocess: tables, --json, exit codes, audited export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lockerd.cli import lockerctl
+from tests.skeleton.helpers import make_config, start_daemon, wait_for
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Path]:
+    config = make_config(tmp_path)
+    proc = start_daemon(config)
+    sock = tmp_path / "api.sock"
+    try:
+        wait_for(sock, proc)
+        yield sock
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def run(capsys: pytest.CaptureFixture[str], sock: Path, *args: str) -> tuple[int, str, str]:
+    code = lockerctl.main([*args, "--socket", str(sock)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_table_and_json(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "status")
+    assert code == 0
+    assert "CAB-0001" in out
+    assert "oplog" in out
+    code, out, _ = run(capsys, daemon, "status", "--json")
+    assert code == 0
+    assert json.loads(out)["components"]["oplog"]["state"] == "running"
+
+
+def test_log_verify_export_report(daemon: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "log", "--json")
+    assert code == 0
+    kinds = [op["kind"] for op in json.loads(out)["operations"]]
+    assert "oplog.opened" in kinds
+    code, out, _ = run(capsys, daemon, "verify-log")
+    assert code == 0
+    assert out.startswith("chain OK:")
+    target = tmp_path / "export.jsonl"
+    code, out, _ = run(capsys, daemon, "export", "--out", str(target))
+    assert code == 0
+    assert "masked" in out
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert target.read_text().count("\n") >= 1
+    # The export itself is now in the chain.
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "oplog.exported")
+    assert code == 0
+    exports = json.loads(out)["operations"]
+    assert len(exports) == 1
+    code, out, _ = run(capsys, daemon, "report")
+    assert code == 0
+    assert "BJ-HD-2026-0001" in out
+
+
+def test_refusals_and_usage_exit_codes(daemon: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, daemon, "export", "--out", str(tmp_path / "x"), "--unmasked")
+    assert code == 1
+    assert "refused" in err
+    with pytest.raises(SystemExit) as info:
+        lockerctl.main(["open"])
+    assert info.value.code == 2
+    code, _, err = run(capsys, tmp_path / "nope.sock", "status")
+    assert code == 1
+    assert "cannot reach lockerd" in err
