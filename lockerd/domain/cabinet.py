@@ -358,13 +358,14 @@ class Cabinet:
                                 "declared_contents": req.declared_contents,
                                 "ack_insured_value": req.ack_insured_value,
                                 "ack_prohibited_items": req.ack_prohibited_items}
+        if rules.looks_like_id_number(req.verification_ref) \
+                or rules.looks_like_id_number(req.declared_contents):
+            # never record what looks like an ID number, whatever else is refused (Art. 19)
+            body["verification_ref"] = body["declared_contents"] = "<withheld>"
         if req.carrier not in self.spec.carriers:
             return _refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
         code = rules.check_dropoff(req, intake_open)
         if code is not None:
-            if code is ErrorCode.ID_NUMBER_NOT_ALLOWED:
-                # never record what looks like an ID number, not even in a refusal
-                body["verification_ref"] = body["declared_contents"] = "<withheld>"
             message = _RULE_MESSAGES[code]
             if code is ErrorCode.INTAKE_CLOSED and intake_reason:
                 message = f"{message} ({intake_reason[:100]})"
