@@ -70,7 +70,8 @@ class CabinetMachine(RuleBasedStateMachine):
         """Check the decision's shape, record it (journal), apply it, check the applied diff."""
         STATS["decisions"] += 1
         STATS[f"{decision.record.kind}:{decision.error or 'ok'}"] += 1
-        assert decision.record.kind and decision.record.actor
+        assert decision.record.kind
+        assert decision.record.actor
         if not decision.ok:
             assert decision.events == ()
             assert decision.open_door is None
@@ -209,8 +210,11 @@ class CabinetMachine(RuleBasedStateMachine):
         d = self.run(self.cab.begin_deposit(auth, panel, req))
         if d.open_door is None:
             return
-        assert self.courier_may_act(auth.carrier, auth.courier_id, auth.pin), "door opened for a courier without right"
-        assert (consent or chose) and not damaged and weights != (1000, 2000)
+        assert self.courier_may_act(auth.carrier, auth.courier_id, auth.pin), \
+            "door opened for a courier without right"
+        assert (consent or chose)
+        assert not damaged
+        assert weights != (1000, 2000)
         assert agreement or not (fresh or valuable)
         comp = self.cab.state.compartments[d.open_door]
         assert comp.state is CompartmentState.RESERVED
@@ -245,8 +249,12 @@ class CabinetMachine(RuleBasedStateMachine):
         assert "110101199003074512" not in json.dumps(d.record.body)
         if d.open_door is None:
             return
-        assert intake_open and carrier in SPEC.carriers
-        assert verification == "RN-7f3a9c" and contents and ack_value and ack_prohibited
+        assert intake_open
+        assert carrier in SPEC.carriers
+        assert verification == "RN-7f3a9c"
+        assert contents
+        assert ack_value
+        assert ack_prohibited
         self.maybe_finish(d.open_door, complete)
 
     @rule(carrier=st.sampled_from(CARRIER_CHOICES), courier_id=st.sampled_from(COURIER_CHOICES),
@@ -301,7 +309,8 @@ class CabinetMachine(RuleBasedStateMachine):
                reject: RejectReason = RejectReason.MISMATCH) -> None:
         """Feed the door's outcome back for the operation under way on `cid`."""
         comp = self.cab.state.compartments[cid]
-        assert comp.pending is not None and comp.parcel_id is not None
+        assert comp.pending is not None
+        assert comp.parcel_id is not None
         op, pid = comp.pending.op, comp.parcel_id
         if outcome not in ("done", "alt"):
             d = self.run(self.cab.door_failed(cid, DoorFailure(outcome)))
@@ -360,11 +369,13 @@ class CabinetMachine(RuleBasedStateMachine):
             if comp.parcel_id is not None:
                 assert self.cab.state.parcels[comp.parcel_id].status in LIVE_STATUSES
             if comp.state is CompartmentState.FREE:
-                assert comp.parcel_id is None and comp.pending is None
+                assert comp.parcel_id is None
+                assert comp.pending is None
             if comp.state in (CompartmentState.RESERVED, CompartmentState.OPENING):
                 assert comp.pending is not None
             if comp.state is CompartmentState.OCCUPIED:
-                assert comp.parcel_id is not None and comp.pending is None
+                assert comp.parcel_id is not None
+                assert comp.pending is None
 
     @invariant()
     def live_codes_unique(self) -> None:
