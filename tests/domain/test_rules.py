@@ -221,7 +221,8 @@ def test_limiter_window_slides_and_lockout_is_capped() -> None:
     lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=10, seconds=30), POLICY)
     assert limiter.locked_until(lim, T0 + timedelta(minutes=10, seconds=31)) is None
     recent = (T0 + timedelta(minutes=10),) * 4
-    capped = limiter.record_failure(lim.model_copy(update={"lockouts": 40, "failures": recent}), "k1", T0 + timedelta(minutes=11), POLICY)
+    bumped = lim.model_copy(update={"lockouts": 40, "failures": recent})
+    capped = limiter.record_failure(bumped, "k1", T0 + timedelta(minutes=11), POLICY)
     assert capped.locked_until == T0 + timedelta(minutes=11) + POLICY.lockout_max
 
 
