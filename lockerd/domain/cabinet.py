@@ -16,6 +16,7 @@ from lockerd.domain import limiter, rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.model import (
+    CHANGES,
     CODE_STATUSES,
     LIVE_STATUSES,
     CabinetState,
@@ -90,12 +91,14 @@ class Cabinet:
         return cls(spec, clock, rng, state)
 
     @classmethod
-    def replay(cls, spec: CabinetSpec, clock: Clock, rng: Rng,
-               recorded: Iterable[Iterable[Change]]) -> Cabinet:
-        """Rebuild by applying the recorded changes of every decision, in log order."""
+    def replay(cls, spec: CabinetSpec, clock: Clock, rng: Rng, recorded: Iterable[Any]) -> Cabinet:
+        """Rebuild by applying every decision's logged changes (`Decision.changes_json()`), in order.
+
+        Each item is validated again: a damaged log row fails loudly instead of corrupting state.
+        """
         cab = cls(spec, clock, rng)
         for changes in recorded:
-            cab.state.apply(tuple(changes))
+            cab.state.apply(CHANGES.validate_python(changes))
         return cab
 
     def apply(self, decision: Decision) -> None:
