@@ -129,10 +129,15 @@ class ParcelService:
             "v": EVENT_VERSION, "event_id": secrets.token_hex(16), "ts": rfc3339(ts),
             "type": e.type, "body": e.body}) for e in events]
 
-    async def _commit(self, decide: Callable[[], Decision]) -> Decision:
-        """Decide, record, apply: one atomic step under the cabinet lock."""
+    async def _commit(self, decide: Callable[[], Decision], *, threaded: bool = False) -> Decision:
+        """Decide, record, apply: one atomic step under the cabinet lock.
+
+        `threaded` runs the decision in a worker thread: courier commands verify a PBKDF2 PIN hash
+        (tens of ms on a Pi) and must not stall the loop. State is only changed under the lock, in
+        the loop thread, so the worker reads a stable state.
+        """
         async with self._lock:
-            decision = decide()
+            decision = await asyncio.to_thread(decide) if threaded else decide()
             await self._record(decision)
         return decision
 
@@ -187,11 +192,11 @@ class ParcelService:
 
     async def courier_login(self, auth: CourierAuth, panel: str) -> Decision:
         """Check a courier at a panel (recorded, failures count against the panel)."""
-        return await self._commit(lambda: self.cabinet.courier_login(auth, panel))
+        return await self._commit(lambda: self.cabinet.courier_login(auth, panel), threaded=True)
 
     async def deliver(self, auth: CourierAuth, panel: str, req: Delivery) -> Decision:
         """Courier deposits one parcel: rules, allocation, door, in_locker (or rolled back)."""
-        begin = await self._commit(lambda: self.cabinet.begin_deposit(auth, panel, req))
+        begin = await self._commit(lambda: self.cabinet.begin_deposit(auth, panel, req), threaded=True)
         return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid))
 
     async def pickup(self, panel: str, code: str) -> Decision:
@@ -220,7 +225,7 @@ class ParcelService:
 
     async def collect(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
         """Courier opens a drop-off; on close: collected, or rejected if `collect_verdict` said so."""
-        begin = await self._commit(lambda: self.cabinet.begin_collect(auth, panel, parcel_id))
+        begin = await self._commit(lambda: self.cabinet.begin_collect(auth, panel, parcel_id), threaded=True)
 
         def finish(cid: int) -> Callable[[], Decision]:
             intent = self._intents.pop(cid, None)
@@ -239,17 +244,14 @@ class ParcelService:
 
     async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
         """Courier takes back a refused or overdue parcel."""
-        begin = await self._commit(lambda: self.cabinet.begin_return(auth, panel, parcel_id))
+        begin = await self._commit(lambda: self.cabinet.begin_return(auth, panel, parcel_id), threaded=True)
         return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_return(cid))
 
     async def grant_courier(self, carrier: str, courier_id: str, expires: datetime, *,
                             pin: str | None = None, pin_hash: str | None = None) -> Decision:
         """Carrier command courier.grant (decided in a thread: PBKDF2 takes tens of ms)."""
-        async with self._lock:
-            decision = await asyncio.to_thread(self.cabinet.grant_courier, carrier, courier_id,
-                                               expires, pin=pin, pin_hash=pin_hash)
-            await self._record(decision)
-        return decision
+        return await self._commit(lambda: self.cabinet.grant_courier(
+            carrier, courier_id, expires, pin=pin, pin_hash=pin_hash), threaded=True)
 
     async def revoke_courier(self, carrier: str, courier_id: str) -> Decision:
         """Carrier command courier.revoke: effective on the courier's next command."""
