@@ -29,6 +29,7 @@ from lockerd.domain import (
     DoorFailure,
     Dropoff,
     ErrorCode,
+    Expect,
     PendingOp,
     RefusalReason,
     RejectReason,
@@ -256,6 +257,14 @@ class ParcelService:
     async def revoke_courier(self, carrier: str, courier_id: str) -> Decision:
         """Carrier command courier.revoke: effective on the courier's next command."""
         return await self._commit(lambda: self.cabinet.revoke_courier(carrier, courier_id))
+
+    async def expect_parcel(self, carrier: str, req: Expect) -> Decision:
+        """Carrier command parcel.expect: consent and flags for a coming delivery."""
+        return await self._commit(lambda: self.cabinet.expect_parcel(carrier, req))
+
+    async def recall_parcel(self, carrier: str, waybill: str) -> Decision:
+        """Carrier command parcel.recall: drop an expectation or stop a waiting parcel's code."""
+        return await self._commit(lambda: self.cabinet.recall_parcel(carrier, waybill))
 
     async def sweep_overdue(self) -> Decision | None:
         """Mark parcels past their storage period overdue; recorded only when something changed."""

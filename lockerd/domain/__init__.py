@@ -12,6 +12,7 @@ from lockerd.domain.model import (
     Compartment,
     CompartmentState,
     Courier,
+    Expectation,
     Limiter,
     Parcel,
     ParcelKind,
@@ -24,6 +25,7 @@ from lockerd.domain.requests import (
     Delivery,
     DoorFailure,
     Dropoff,
+    Expect,
     RefusalReason,
     RejectReason,
 )
@@ -32,7 +34,8 @@ from lockerd.domain.spec import CabinetSpec, Policy, Rng
 __all__ = [
     "CHANGES", "CODE_STATUSES", "LIVE_STATUSES", "Cabinet", "CabinetSpec", "CabinetState", "Change",
     "Clock", "Compartment", "CompartmentState", "Courier", "CourierAuth", "Decision", "Delivery",
-    "DomainEvent", "DoorFailure", "Dropoff", "ErrorCode", "Limiter", "Parcel", "ParcelKind",
+    "DomainEvent", "DoorFailure", "Dropoff", "ErrorCode", "Expect", "Expectation", "Limiter", "Parcel",
+    "ParcelKind",
     "ParcelStatus", "Pending", "PendingOp", "Policy", "Record", "RefusalReason", "RejectReason", "Rng",
     "courier_actor", "initial_state", "panel_actor",
 ]

@@ -24,6 +24,7 @@ from lockerd.domain.model import (
     Compartment,
     CompartmentState,
     Courier,
+    Expectation,
     Parcel,
     ParcelKind,
     ParcelStatus,
@@ -31,9 +32,11 @@ from lockerd.domain.model import (
     PendingOp,
     SetCompartment,
     SetCourier,
+    SetExpectation,
     SetLimiter,
     SetParcel,
     courier_key,
+    expectation_key,
 )
 from lockerd.domain.pins import hash_pin, pin_hash_is_valid, pin_is_acceptable, verify_pin
 from lockerd.domain.requests import (
@@ -41,6 +44,7 @@ from lockerd.domain.requests import (
     Delivery,
     DoorFailure,
     Dropoff,
+    Expect,
     RefusalReason,
     RejectReason,
 )
@@ -135,7 +139,7 @@ class Cabinet:
         """What a carrier's courier should take away: refused/overdue deliveries and drop-offs."""
         to_return = [_brief(p) for p in self.state.parcels.values()
                      if p.carrier == carrier and p.kind is ParcelKind.DELIVERY
-                     and p.status in (ParcelStatus.REFUSED, ParcelStatus.OVERDUE)]
+                     and p.status in RETURNABLE]
         to_collect = [_brief(p) for p in self.state.parcels.values()
                       if p.carrier == carrier and p.status is ParcelStatus.DROPOFF_RECEIVED]
         return {"to_return": sorted(to_return, key=lambda b: b["compartment"]),
@@ -222,11 +226,14 @@ class Cabinet:
         _, refusal = self._authenticate(kind, actor, auth, panel, body)
         if refusal is not None:
             return refusal
+        expected = self.state.expected.get(expectation_key(auth.carrier, req.waybill))
+        if expected is not None:
+            req = _merge_expectation(req, expected)
+            body["expected"] = True
         code = rules.check_consent(req) or rules.check_acceptance(req, self.spec.policy)
         if code is not None:
             return _refuse(kind, actor, code, _RULE_MESSAGES[code], body)
-        if any(p.carrier == auth.carrier and p.waybill == req.waybill and p.kind is ParcelKind.DELIVERY
-               for p in self.live_parcels()):
+        if self._live_delivery(auth.carrier, req.waybill) is not None:
             return _refuse(kind, actor, ErrorCode.BAD_STATE, "this waybill is already in the cabinet",
                            body)
         comp = rules.allocate(self.state.compartments.values(), req.size)
@@ -268,9 +275,12 @@ class Cabinet:
             "parcel_id": parcel.id, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
             "compartment": comp.id, "size": comp.size.value, "deposited_at": rfc3339(now),
             "storage_deadline": rfc3339(deadline), "pickup_code": code, "notice": note})
+        ekey = expectation_key(parcel.carrier, parcel.waybill or "")
+        consumed: tuple[Change, ...] = ((SetExpectation(key=ekey, value=None),)
+                                        if ekey in self.state.expected else ())
         return Decision(Record(kind, pending.actor, {"storage_deadline": rfc3339(deadline)},
                                comp.id, parcel.id),
-                        changes=(SetParcel(value=stored), SetCompartment(value=occupied)),
+                        changes=(SetParcel(value=stored), SetCompartment(value=occupied), *consumed),
                         events=(event,),
                         result={"parcel_id": parcel.id, "compartment": comp.id,
                                 "storage_deadline": rfc3339(deadline), "notice": note})
@@ -454,10 +464,10 @@ class Cabinet:
                         result={"parcel_id": parcel.id, "status": "rejected", "reason": why})
 
     def begin_return(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
-        """The carrier's courier takes back a refused or overdue delivery."""
+        """The carrier's courier takes back a refused, overdue or recalled delivery."""
         return self._begin_courier_open("return.begin", PendingOp.RETURN, auth, panel,
                                         parcel_id=parcel_id, parcel_kind=ParcelKind.DELIVERY,
-                                        statuses=(ParcelStatus.REFUSED, ParcelStatus.OVERDUE))
+                                        statuses=tuple(RETURNABLE))
 
     def confirm_return(self, compartment_id: int) -> Decision:
         """Door closed after the courier took the parcel: returned, compartment free."""
@@ -477,6 +487,51 @@ class Cabinet:
                                comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=_emptied(comp))),
                         events=(event,), result={"parcel_id": parcel.id, "status": "returned"})
+
+    # ---- carrier commands on parcels (DESIGN section 4) ---------------------------------------------
+
+    def expect_parcel(self, carrier: str, req: Expect) -> Decision:
+        """`parcel.expect`: remember the carrier's consent and flags for a coming delivery."""
+        kind = "parcel.expect"
+        actor = f"carrier:{carrier}"
+        body: dict[str, Any] = {"waybill": req.waybill, **req.model_dump(mode="json", exclude={"waybill"})}
+        if carrier not in self.spec.carriers:
+            return _refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
+        if self._live_delivery(carrier, req.waybill) is not None:
+            return _refuse(kind, actor, ErrorCode.BAD_STATE, "this waybill is already in the cabinet",
+                           body)
+        exp = Expectation(carrier=carrier, expected_at=self.now(), **req.model_dump())
+        return Decision(Record(kind, actor, body), changes=(SetExpectation(key=exp.key, value=exp),),
+                        result={"waybill": req.waybill, "expected": True})
+
+    def recall_parcel(self, carrier: str, waybill: str) -> Decision:
+        """`parcel.recall`: forget an expectation, or stop the code of a waiting parcel so the
+        carrier's courier can take it back."""
+        kind = "parcel.recall"
+        actor = f"carrier:{carrier}"
+        body: dict[str, Any] = {"waybill": waybill}
+        if carrier not in self.spec.carriers:
+            return _refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
+        key = expectation_key(carrier, waybill)
+        if key in self.state.expected:
+            return Decision(Record(kind, actor, body), changes=(SetExpectation(key=key, value=None),),
+                            result={"waybill": waybill, "recalled": "expectation"})
+        parcel = self._live_delivery(carrier, waybill)
+        if parcel is None:
+            return _refuse(kind, actor, ErrorCode.UNKNOWN_PARCEL, "no such waybill waiting here", body)
+        comp = self.state.compartments[parcel.compartment]
+        if parcel.status not in CODE_STATUSES or comp.pending is not None:
+            return _refuse(kind, actor, ErrorCode.BAD_STATE, f"parcel is {parcel.status.value}", body,
+                           comp.id, parcel.id)
+        recalled = parcel.model_copy(update={"status": ParcelStatus.RECALLED, "code": None})
+        return Decision(Record(kind, actor, body, comp.id, parcel.id),
+                        changes=(SetParcel(value=recalled),),
+                        result={"waybill": waybill, "recalled": "parcel", "parcel_id": parcel.id,
+                                "compartment": comp.id})
+
+    def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
+        return next((p for p in self.live_parcels() if p.carrier == carrier and p.waybill == waybill
+                     and p.kind is ParcelKind.DELIVERY), None)
 
     # ---- door failures, time, maintenance -------------------------------------------------------
 
@@ -675,6 +730,22 @@ class Cabinet:
             return _refuse(kind, "system", ErrorCode.BAD_STATE, "no matching door operation under way",
                            {}, comp.id)
         return comp, comp.pending, self.state.parcels[comp.parcel_id]
+
+
+RETURNABLE = frozenset({ParcelStatus.REFUSED, ParcelStatus.OVERDUE, ParcelStatus.RECALLED})
+
+
+def _merge_expectation(req: Delivery, exp: Expectation) -> Delivery:
+    """The carrier's announcement adds consent and flags; it never removes what the courier declared."""
+    return req.model_copy(update={
+        "consent": req.consent or exp.consent,
+        "sender_chose_locker": req.sender_chose_locker or exp.sender_chose_locker,
+        "fresh": req.fresh or exp.fresh,
+        "valuable": req.valuable or exp.valuable,
+        "agreement": req.agreement or exp.agreement,
+        "declared_weight_g": req.declared_weight_g if req.declared_weight_g is not None
+        else exp.declared_weight_g,
+    })
 
 
 _RULE_MESSAGES: dict[ErrorCode, str] = {

@@ -48,6 +48,7 @@ class ParcelStatus(StrEnum):
     DROPOFF_RECEIVED = "dropoff_received"
     COLLECTED = "collected"
     REJECTED = "rejected"
+    RECALLED = "recalled"
     ROLLED_BACK = "rolled_back"
     REMOVED = "removed"
 
@@ -55,7 +56,7 @@ class ParcelStatus(StrEnum):
 #: Statuses of a parcel that is physically in (or going into) a compartment.
 LIVE_STATUSES = frozenset({
     ParcelStatus.DEPOSITING, ParcelStatus.IN_LOCKER, ParcelStatus.OVERDUE, ParcelStatus.REFUSED,
-    ParcelStatus.DROPOFF_RECEIVED, ParcelStatus.REJECTED,
+    ParcelStatus.DROPOFF_RECEIVED, ParcelStatus.REJECTED, ParcelStatus.RECALLED,
 })
 #: Statuses in which the recipient's pickup code opens the door.
 CODE_STATUSES = frozenset({ParcelStatus.IN_LOCKER, ParcelStatus.OVERDUE})
@@ -134,6 +135,31 @@ def courier_key(carrier: str, courier_id: str) -> str:
     return f"{carrier}/{courier_id}"
 
 
+class Expectation(Frozen):
+    """A delivery the carrier announced (`parcel.expect`): its consent and flags apply at deposit."""
+
+    carrier: str
+    waybill: str
+    size: Size
+    consent: bool = False
+    sender_chose_locker: bool = False
+    fresh: bool = False
+    valuable: bool = False
+    agreement: bool = False
+    declared_weight_g: int | None = None
+    expected_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Waybills are unique per carrier."""
+        return expectation_key(self.carrier, self.waybill)
+
+
+def expectation_key(carrier: str, waybill: str) -> str:
+    """State key of an expectation."""
+    return f"{carrier}/{waybill}"
+
+
 class Limiter(Frozen):
     """Wrong-code limiter of one panel: recent failures and the lockout ladder."""
 
@@ -171,7 +197,16 @@ class SetLimiter(Frozen):
     value: Limiter
 
 
-Change = Annotated[SetCompartment | SetParcel | SetCourier | SetLimiter, Field(discriminator="entity")]
+class SetExpectation(Frozen):
+    """Change: the expectation under `key` now has this value (None: consumed or recalled)."""
+
+    entity: Literal["expectation"] = "expectation"
+    key: str
+    value: Expectation | None
+
+
+Change = Annotated[SetCompartment | SetParcel | SetCourier | SetLimiter | SetExpectation,
+                   Field(discriminator="entity")]
 CHANGES = TypeAdapter(list[Change])
 
 
@@ -183,6 +218,7 @@ class CabinetState(BaseModel):
     parcels: dict[str, Parcel] = Field(default_factory=dict)
     couriers: dict[str, Courier] = Field(default_factory=dict)
     limiters: dict[str, Limiter] = Field(default_factory=dict)
+    expected: dict[str, Expectation] = Field(default_factory=dict)
 
     def apply(self, changes: list[Change] | tuple[Change, ...]) -> None:
         """Apply recorded changes in order (the only way state changes)."""
@@ -193,5 +229,9 @@ class CabinetState(BaseModel):
                 self.parcels[change.value.id] = change.value
             elif isinstance(change, SetCourier):
                 self.couriers[change.value.key] = change.value
-            else:
+            elif isinstance(change, SetLimiter):
                 self.limiters[change.value.panel] = change.value
+            elif change.value is None:
+                self.expected.pop(change.key, None)
+            else:
+                self.expected[change.key] = change.value

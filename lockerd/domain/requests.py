@@ -46,6 +46,19 @@ class Delivery(Request):
                                         "produce or valuables.")
 
 
+class Expect(Request):
+    """A carrier's pre-announcement of a delivery (`parcel.expect`, DESIGN section 4)."""
+
+    waybill: str = Field(pattern=WAYBILL_PATTERN)
+    size: Size
+    consent: bool = False
+    sender_chose_locker: bool = False
+    fresh: bool = False
+    valuable: bool = False
+    agreement: bool = False
+    declared_weight_g: int | None = Field(default=None, ge=0, le=100_000)
+
+
 class Dropoff(Request):
     """What a sender provides to drop a parcel off (Art. 11, 18, 19)."""
 

@@ -20,6 +20,7 @@ from lockerd.domain import (
     DoorFailure,
     Dropoff,
     ErrorCode,
+    Expect,
     ParcelStatus,
     RefusalReason,
     RejectReason,
@@ -453,3 +454,58 @@ def test_every_decision_has_a_record_even_refusals() -> None:
     assert d.record.actor == "panel:k1"
     assert d.record.body == {"panel": "k1", "attempts_left": 4, "error": "wrong_code"}
     assert "999999" not in json.dumps(d.record.body)
+
+
+# ---- carrier commands: parcel.expect / parcel.recall ----------------------------------------------
+
+def test_expected_parcel_brings_consent_and_agreement(h: Harness) -> None:
+    granted(h)
+    no_consent = parcel("SF3000001", fresh=True, consent=False)
+    refused_unchanged(h, h.cab.begin_deposit(SF, "k1", no_consent), ErrorCode.NO_CONSENT)
+    refused_unchanged(h, h.cab.expect_parcel("dhl", Expect(waybill="SF3000001", size=Size.S)),
+                      ErrorCode.UNKNOWN_CARRIER)
+    exp = h.run(h.cab.expect_parcel("sf", Expect(waybill="SF3000001", size=Size.S, consent=True,
+                                                 agreement=True)))
+    assert exp.result == {"waybill": "SF3000001", "expected": True}
+    assert exp.events == ()
+    # another carrier's announcement of the same number does not apply to sf's parcel
+    h.run(h.cab.expect_parcel("yto", Expect(waybill="SF3000002", size=Size.S, consent=True)))
+    refused_unchanged(h, h.cab.begin_deposit(SF, "k1", parcel("SF3000002", consent=False)),
+                      ErrorCode.NO_CONSENT)
+    begin = h.run(h.cab.begin_deposit(SF, "k1", no_consent))
+    assert begin.record.body["expected"] is True
+    # a rollback keeps the announcement; a confirmed deposit consumes it
+    h.run(h.cab.door_failed(begin.open_door or 0, DoorFailure.NOT_OPENED))
+    assert "sf/SF3000001" in h.cab.state.expected
+    begin = h.run(h.cab.begin_deposit(SF, "k1", no_consent))
+    h.run(h.cab.confirm_deposit(begin.open_door or 0))
+    assert "sf/SF3000001" not in h.cab.state.expected
+    refused_unchanged(h, h.cab.expect_parcel("sf", Expect(waybill="SF3000001", size=Size.S)),
+                      ErrorCode.BAD_STATE)
+
+
+def test_expected_weight_is_checked_against_the_measured_one(h: Harness) -> None:
+    granted(h)
+    h.run(h.cab.expect_parcel("sf", Expect(waybill="SF3000003", size=Size.S, consent=True,
+                                           declared_weight_g=500)))
+    refused_unchanged(h, h.cab.begin_deposit(SF, "k1", parcel("SF3000003", measured_weight_g=900)),
+                      ErrorCode.WEIGHT_MISMATCH)
+
+
+def test_recall(h: Harness) -> None:
+    granted(h)
+    h.run(h.cab.expect_parcel("sf", Expect(waybill="SF3000004", size=Size.S, consent=True)))
+    assert h.run(h.cab.recall_parcel("sf", "SF3000004")).result["recalled"] == "expectation"
+    assert h.cab.state.expected == {}
+    cid, code, done = deposited(h)
+    refused_unchanged(h, h.cab.recall_parcel("yto", "SF1000001"), ErrorCode.UNKNOWN_PARCEL)
+    refused_unchanged(h, h.cab.recall_parcel("dhl", "SF1000001"), ErrorCode.UNKNOWN_CARRIER)
+    rec = h.run(h.cab.recall_parcel("sf", "SF1000001"))
+    assert rec.result == {"waybill": "SF1000001", "recalled": "parcel",
+                          "parcel_id": done.result["parcel_id"], "compartment": cid}
+    refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.WRONG_CODE)
+    refused_unchanged(h, h.cab.recall_parcel("sf", "SF1000001"), ErrorCode.BAD_STATE)
+    assert h.cab.worklist("sf")["to_return"][0]["status"] == "recalled"
+    h.run(h.cab.begin_return(SF, "k1", done.result["parcel_id"]))
+    back = h.run(h.cab.confirm_return(cid))
+    assert back.events[0].body["from_status"] == "recalled"

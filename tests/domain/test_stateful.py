@@ -25,6 +25,7 @@ from lockerd.domain import (
     DoorFailure,
     Dropoff,
     ErrorCode,
+    Expect,
     ParcelKind,
     ParcelStatus,
     PendingOp,
@@ -106,15 +107,16 @@ class CabinetMachine(RuleBasedStateMachine):
     def check_diff(self, before: Any, decision: Decision) -> None:
         """Every state change has its record: what changed is exactly what the decision lists."""
         after = self.cab.state
-        touched = {("compartment", c.value.id) if isinstance(c, SetCompartment) else
-                   ("parcel", c.value.id) if isinstance(c, SetParcel) else
-                   ("courier", c.value.key) if isinstance(c, SetCourier) else
-                   ("limiter", c.value.panel) for c in decision.changes}
-        for name in ("compartments", "parcels", "couriers", "limiters"):
+        touched = {("compartments", c.value.id) if isinstance(c, SetCompartment) else
+                   ("parcels", c.value.id) if isinstance(c, SetParcel) else
+                   ("couriers", c.value.key) if isinstance(c, SetCourier) else
+                   ("limiters", c.value.panel) if isinstance(c, SetLimiter) else
+                   ("expected", c.key) for c in decision.changes}
+        for name in ("compartments", "parcels", "couriers", "limiters", "expected"):
             old, new = getattr(before, name), getattr(after, name)
             for key in set(old) | set(new):
                 if old.get(key) != new.get(key):
-                    assert (name[:-1], key) in touched, f"{name}[{key}] changed without a record"
+                    assert (name, key) in touched, f"{name}[{key}] changed without a record"
 
     def courier_may_act(self, carrier: str, courier_id: str, pin: str) -> bool:
         """The oracle's view of Art. 16 plus the grant: carrier listed, granted, live, right PIN."""
@@ -128,6 +130,13 @@ class CabinetMachine(RuleBasedStateMachine):
             carrier, courier_id = self.pick(sorted(self.grants), index)
             pin = self.grants[(carrier, courier_id)]["pin"]
         return CourierAuth(carrier=carrier, courier_id=courier_id, pin=pin)
+
+    def was_expected_with(self, d: Decision, flag: str) -> bool:
+        """The carrier announced this waybill with `flag` set (checked on the state before the
+        decision was applied: the expectation is only consumed when the deposit is confirmed)."""
+        parcel = self.cab.state.parcels[d.result["parcel_id"]]
+        exp = self.cab.state.expected.get(f"{parcel.carrier}/{parcel.waybill}")
+        return exp is not None and bool(getattr(exp, flag))
 
     def pick(self, items: list[Any], index: int) -> Any:
         return items[index % len(items)]
@@ -187,6 +196,27 @@ class CabinetMachine(RuleBasedStateMachine):
                     if p.status is ParcelStatus.IN_LOCKER and p.deadline is not None
                     and p.deadline <= self.clock.now]
 
+    @rule(carrier=often("sf", "yto", "dhl", percent=50),
+          waybill=st.sampled_from(["SF1000001", "SF1000002", "SF1000003", "YT2000001", "YT2000002"]),
+          size=st.sampled_from(list(Size)), consent=st.booleans(), fresh=st.booleans(),
+          agreement=st.booleans())
+    def expect(self, carrier: str, waybill: str, size: Size, consent: bool, fresh: bool,
+               agreement: bool) -> None:
+        req = Expect(waybill=waybill, size=size, consent=consent, fresh=fresh, agreement=agreement)
+        d = self.run(self.cab.expect_parcel(carrier, req))
+        if carrier not in SPEC.carriers:
+            assert d.error is ErrorCode.UNKNOWN_CARRIER
+
+    @rule(carrier=often("sf", "yto", percent=50),
+          waybill=st.sampled_from(["SF1000001", "SF1000002", "SF1000003", "YT2000001", "YT2000002"]))
+    def recall(self, carrier: str, waybill: str) -> None:
+        d = self.run(self.cab.recall_parcel(carrier, waybill))
+        if d.ok and d.result["recalled"] == "parcel":
+            parcel = self.cab.state.parcels[d.result["parcel_id"]]
+            assert parcel.status is ParcelStatus.RECALLED
+            assert parcel.carrier == carrier
+            self.codes = {c: p for c, p in self.codes.items() if p != parcel.id}
+
     # ---- flows that open a door -----------------------------------------------------------------
 
     @rule(carrier=st.sampled_from(CARRIER_CHOICES), courier_id=st.sampled_from(COURIER_CHOICES),
@@ -212,10 +242,10 @@ class CabinetMachine(RuleBasedStateMachine):
             return
         assert self.courier_may_act(auth.carrier, auth.courier_id, auth.pin), \
             "door opened for a courier without right"
-        assert (consent or chose)
+        assert (consent or chose) or self.was_expected_with(d, "consent")
         assert not damaged
         assert weights != (1000, 2000)
-        assert agreement or not (fresh or valuable)
+        assert agreement or self.was_expected_with(d, "agreement") or not (fresh or valuable)
         comp = self.cab.state.compartments[d.open_door]
         assert comp.state is CompartmentState.RESERVED
         assert list(Size).index(comp.size) >= list(Size).index(size)
@@ -270,7 +300,7 @@ class CabinetMachine(RuleBasedStateMachine):
         # mostly a parcel the courier could take, sometimes any parcel at all
         waiting = sorted(p.id for p in self.cab.state.parcels.values()
                          if p.status in (ParcelStatus.DROPOFF_RECEIVED, ParcelStatus.REFUSED,
-                                         ParcelStatus.OVERDUE))
+                                         ParcelStatus.OVERDUE, ParcelStatus.RECALLED))
         parcel = self.cab.state.parcels[self.pick(waiting if waiting and known else parcels, index)]
         auth = self.creds(known > 0, who, carrier, courier_id, pin)
         live = [k for k in sorted(self.grants) if k[0] == parcel.carrier
@@ -285,7 +315,7 @@ class CabinetMachine(RuleBasedStateMachine):
             allowed = {ParcelStatus.DROPOFF_RECEIVED}
         else:
             d = self.run(self.cab.begin_return(auth, "k1", parcel.id))
-            allowed = {ParcelStatus.REFUSED, ParcelStatus.OVERDUE}
+            allowed = {ParcelStatus.REFUSED, ParcelStatus.OVERDUE, ParcelStatus.RECALLED}
         if d.open_door is None:
             return
         assert self.courier_may_act(auth.carrier, auth.courier_id, auth.pin), \
@@ -412,6 +442,7 @@ def test_zz_report_examples() -> None:
         reached = ["deliver.confirm:ok", "deposit.rollback:ok", "pickup.confirm:ok", "refuse.confirm:ok",
                    "return.confirm:ok", "dropoff.confirm:ok", "dropoff.rollback:ok", "collect.confirm:ok",
                    "pickup.rollback:ok", "courier.revoke:ok", "deliver.begin:courier_revoked",
-                   "pickup.begin:locked_out", "compartment.clear:ok"]
+                   "pickup.begin:locked_out", "compartment.clear:ok", "parcel.recall:ok",
+                   "parcel.expect:ok"]
         missing = [k for k in reached if not STATS[k]]
         assert not missing, f"the stateful test never reached {missing}: strategies too narrow"
