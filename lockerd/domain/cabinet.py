@@ -7,6 +7,7 @@ made against the current state, so the caller serialises decide-record-apply (on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from datetime import datetime
 from typing import Any
@@ -38,8 +39,15 @@ from lockerd.domain.model import (
     courier_key,
     expectation_key,
 )
-from lockerd.domain.pins import hash_pin, pin_hash_is_valid, pin_is_acceptable, verify_pin
+from lockerd.domain.pins import (
+    MIN_SUPPLIED_ITERATIONS,
+    hash_pin,
+    pin_hash_is_valid,
+    pin_is_acceptable,
+    verify_pin,
+)
 from lockerd.domain.requests import (
+    COURIER_PATTERN,
     CourierAuth,
     Delivery,
     DoorFailure,
@@ -157,6 +165,10 @@ class Cabinet:
         kind = "courier.grant"
         if carrier not in self.spec.carriers:
             return _refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
+        if not _COURIER_ID.match(courier_id):
+            body["courier_id"] = "<invalid>"
+            return _refuse(kind, actor, ErrorCode.BAD_REQUEST,
+                           "courier_id: 1-64 letters, digits, '.', '_' or '-'", body)
         if expires.tzinfo is None or expires <= now:
             return _refuse(kind, actor, ErrorCode.INVALID_EXPIRY, "expiry must be in the future", body)
         if (pin is None) == (pin_hash is None):
@@ -170,8 +182,10 @@ class Cabinet:
             encoded = hash_pin(pin, salt, self.spec.policy.pin_hash_iterations)
         else:
             assert pin_hash is not None
-            if not pin_hash_is_valid(pin_hash):
-                return _refuse(kind, actor, ErrorCode.BAD_PIN_HASH, "malformed pin_hash", body)
+            if not pin_hash_is_valid(pin_hash, MIN_SUPPLIED_ITERATIONS):
+                return _refuse(kind, actor, ErrorCode.BAD_PIN_HASH,
+                               "pin_hash must be pbkdf2_sha256 with at least "
+                               f"{MIN_SUPPLIED_ITERATIONS} iterations", body)
             encoded = pin_hash
         courier = Courier(carrier=carrier, courier_id=courier_id, pin_hash=encoded, expires=expires,
                           granted_at=now)
@@ -732,6 +746,7 @@ class Cabinet:
         return comp, comp.pending, self.state.parcels[comp.parcel_id]
 
 
+_COURIER_ID = re.compile(COURIER_PATTERN)
 RETURNABLE = frozenset({ParcelStatus.REFUSED, ParcelStatus.OVERDUE, ParcelStatus.RECALLED})
 
 

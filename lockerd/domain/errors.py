@@ -40,3 +40,4 @@ class ErrorCode(StrEnum):
     UNKNOWN_PARCEL = "unknown_parcel"
     COMPARTMENT_BLOCKED = "compartment_blocked"
     CODE_SPACE_EXHAUSTED = "code_space_exhausted"
+    BAD_REQUEST = "bad_request"

@@ -10,6 +10,8 @@ import re
 _PIN = re.compile(r"^[0-9]{6,12}$")
 _HASH = re.compile(r"^pbkdf2_sha256\$([0-9]{1,8})\$([0-9a-f]{32,64})\$([0-9a-f]{64})$")
 MAX_ITERATIONS = 10_000_000
+#: Least PBKDF2 cost accepted for a hash supplied by a carrier.
+MIN_SUPPLIED_ITERATIONS = 10_000
 
 
 def pin_is_acceptable(pin: str) -> bool:
@@ -28,10 +30,11 @@ def hash_pin(pin: str, salt: bytes, iterations: int) -> str:
     return f"pbkdf2_sha256${iterations}${salt.hex()}${digest.hex()}"
 
 
-def pin_hash_is_valid(encoded: str) -> bool:
-    """A hash a carrier sent is well-formed and not so costly that checking it stalls the cabinet."""
+def pin_hash_is_valid(encoded: str, min_iterations: int = 1) -> bool:
+    """A hash a carrier sent is well-formed, costly enough to resist guessing if leaked, and not so
+    costly that checking it stalls the cabinet."""
     match = _HASH.match(encoded)
-    return match is not None and 1 <= int(match.group(1)) <= MAX_ITERATIONS
+    return match is not None and max(1, min_iterations) <= int(match.group(1)) <= MAX_ITERATIONS
 
 
 def verify_pin(pin: str, encoded: str) -> bool:

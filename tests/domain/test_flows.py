@@ -82,6 +82,8 @@ def test_grant_refusals(h: Harness) -> None:
     refused_unchanged(h, h.cab.grant_courier("sf", "c1", datetime(2027, 1, 1), pin=PIN),
                       ErrorCode.INVALID_EXPIRY)
     refused_unchanged(h, h.cab.grant_courier("sf", "c1", later, pin="123456"), ErrorCode.WEAK_PIN)
+    refused_unchanged(h, h.cab.grant_courier("sf", "c/1 x", later, pin=PIN), ErrorCode.BAD_REQUEST)
+    refused_unchanged(h, h.cab.grant_courier("sf", "c" * 65, later, pin=PIN), ErrorCode.BAD_REQUEST)
     refused_unchanged(h, h.cab.grant_courier("sf", "c1", later), ErrorCode.BAD_PIN_HASH)
     refused_unchanged(h, h.cab.grant_courier("sf", "c1", later, pin=PIN, pin_hash="x"),
                       ErrorCode.BAD_PIN_HASH)
@@ -102,7 +104,10 @@ def test_grant_stores_only_a_salted_hash_and_tells_only_its_carrier(h: Harness) 
 
 
 def test_grant_with_a_carrier_supplied_hash(h: Harness) -> None:
-    encoded = hash_pin("555111", b"\x07" * 16, 1000)
+    weak = hash_pin("555111", b"\x07" * 16, 1000)
+    refused_unchanged(h, h.cab.grant_courier("sf", "c9", in_days(h.clock, 1), pin_hash=weak),
+                      ErrorCode.BAD_PIN_HASH)
+    encoded = hash_pin("555111", b"\x07" * 16, 10_000)
     assert h.run(h.cab.grant_courier("sf", "c9", in_days(h.clock, 1), pin_hash=encoded)).ok
     login = h.cab.courier_login(CourierAuth(carrier="sf", courier_id="c9", pin="555111"), "k1")
     assert login.ok
