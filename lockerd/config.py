@@ -149,6 +149,36 @@ class Storage(Strict):
         description="Fee after the storage period; never charged inside it (Art. 25).")
 
 
+class Rules(Strict):
+    """Parcel-flow rules: pickup codes, wrong-code limiter, courier PINs, weight check (Art. 23-25)."""
+
+    code_digits: int = Field(default=6, ge=6, le=8,
+                             description="Length of pickup codes (CSPRNG, unique among live parcels).")
+    wrong_code_limit: int = Field(default=5, ge=1, le=50,
+                                  description="Wrong codes/PINs per panel within the window before a "
+                                              "lockout.")
+    wrong_code_window_s: int = Field(default=600, ge=10, le=86400,
+                                     description="Sliding window for counting wrong codes.")
+    lockout_base_s: int = Field(default=60, ge=1, le=3600,
+                                description="First lockout; each further lockout doubles it.")
+    lockout_max_s: int = Field(default=3600, ge=1, le=7 * 86400,
+                               description="Longest lockout (cap of the exponential growth).")
+    weight_tolerance_g: int = Field(default=100, ge=0, le=10_000,
+                                    description="Allowed absolute gap between declared and measured "
+                                                "weight (Art. 23).")
+    weight_tolerance_pct: float = Field(default=10.0, ge=0, le=100,
+                                        description="Allowed relative gap (percent of the declared "
+                                                    "weight); the larger allowance applies.")
+    pin_hash_iterations: int = Field(default=100_000, ge=10_000, le=10_000_000,
+                                     description="PBKDF2-SHA256 iterations for courier PINs.")
+
+    @model_validator(mode="after")
+    def _lockout_order(self) -> Rules:
+        if self.lockout_base_s > self.lockout_max_s:
+            raise ValueError("lockout_base_s must not exceed lockout_max_s")
+        return self
+
+
 class Carrier(Strict):
     """A carrier (express company) authorised to use the cabinet (Art. 16)."""
 
@@ -305,6 +335,7 @@ class Config(Strict):
                                             min_length=1)
     doors: Doors = Field(default_factory=Doors)
     storage: Storage = Field(default_factory=Storage)
+    rules: Rules = Field(default_factory=Rules)
     carriers: list[Carrier] = Field(default_factory=list,
                                     description="Carriers authorised to use the cabinet.")
     mqtt: Mqtt = Field(default_factory=Mqtt)

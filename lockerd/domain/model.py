@@ -1,0 +1,237 @@
+"""Cabinet state: compartments, parcels, couriers and panel limiters as immutable pydantic models."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+from lockerd.config import Size
+
+SIZE_ORDER: dict[Size, int] = {Size.S: 0, Size.M: 1, Size.L: 2}
+
+
+class Frozen(BaseModel):
+    """Immutable state value: a change replaces the whole value, so a change record is a snapshot."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CompartmentState(StrEnum):
+    """DESIGN section 3: free -> reserved -> occupied -> (opening) -> free, plus blocked."""
+
+    FREE = "free"
+    RESERVED = "reserved"
+    OCCUPIED = "occupied"
+    OPENING = "opening"
+    BLOCKED = "blocked"
+
+
+class ParcelKind(StrEnum):
+    """Delivery (courier -> recipient) or drop-off (sender -> courier)."""
+
+    DELIVERY = "delivery"
+    DROPOFF = "dropoff"
+
+
+class ParcelStatus(StrEnum):
+    """Where a parcel is in its life; each parcel has exactly one."""
+
+    DEPOSITING = "depositing"
+    IN_LOCKER = "in_locker"
+    OVERDUE = "overdue"
+    REFUSED = "refused"
+    PICKED_UP = "picked_up"
+    RETURNED = "returned"
+    DROPOFF_RECEIVED = "dropoff_received"
+    COLLECTED = "collected"
+    REJECTED = "rejected"
+    RECALLED = "recalled"
+    ROLLED_BACK = "rolled_back"
+    REMOVED = "removed"
+
+
+#: Statuses of a parcel that is physically in (or going into) a compartment.
+LIVE_STATUSES = frozenset({
+    ParcelStatus.DEPOSITING, ParcelStatus.IN_LOCKER, ParcelStatus.OVERDUE, ParcelStatus.REFUSED,
+    ParcelStatus.DROPOFF_RECEIVED, ParcelStatus.REJECTED, ParcelStatus.RECALLED,
+})
+#: Statuses in which the recipient's pickup code opens the door.
+CODE_STATUSES = frozenset({ParcelStatus.IN_LOCKER, ParcelStatus.OVERDUE})
+
+
+class PendingOp(StrEnum):
+    """The door operation a compartment is waiting on (begin ... confirm/rollback)."""
+
+    DEPOSIT = "deposit"
+    DROPOFF = "dropoff"
+    PICKUP = "pickup"
+    RETURN = "return"
+    COLLECT = "collect"
+
+
+class Pending(Frozen):
+    """An open door operation: who started it and when."""
+
+    op: PendingOp
+    actor: str = Field(max_length=200)
+    panel: str = Field(max_length=64)
+    since: datetime
+
+
+class Compartment(Frozen):
+    """One compartment's state; `parcel_id` is the single live parcel inside (or going in)."""
+
+    id: int
+    size: Size
+    state: CompartmentState = CompartmentState.FREE
+    parcel_id: str | None = None
+    pending: Pending | None = None
+    blocked_reason: str | None = None
+
+
+class Parcel(Frozen):
+    """A delivery or drop-off. `code` is set only while it can open the door."""
+
+    id: str
+    kind: ParcelKind
+    carrier: str
+    status: ParcelStatus
+    compartment: int
+    size: Size
+    waybill: str | None = None
+    courier_id: str | None = None
+    code: str | None = None
+    created_at: datetime
+    deposited_at: datetime | None = None
+    deadline: datetime | None = None
+    closed_at: datetime | None = None
+    declared_contents: str | None = None
+    verification_ref: str | None = None
+    reason: str | None = None
+    fee_cents: int = 0
+
+
+class Courier(Frozen):
+    """A courier granted by its carrier; the PIN is kept only as a salted PBKDF2 hash."""
+
+    carrier: str
+    courier_id: str
+    pin_hash: str
+    expires: datetime
+    granted_at: datetime
+    revoked_at: datetime | None = None
+
+    @property
+    def key(self) -> str:
+        """Couriers are named per carrier; two carriers may reuse an id."""
+        return courier_key(self.carrier, self.courier_id)
+
+
+def courier_key(carrier: str, courier_id: str) -> str:
+    """State key of a courier."""
+    return f"{carrier}/{courier_id}"
+
+
+class Expectation(Frozen):
+    """A delivery the carrier announced (`parcel.expect`): its consent and flags apply at deposit."""
+
+    carrier: str
+    waybill: str
+    size: Size
+    consent: bool = False
+    sender_chose_locker: bool = False
+    fresh: bool = False
+    valuable: bool = False
+    agreement: bool = False
+    declared_weight_g: int | None = None
+    expected_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Waybills are unique per carrier."""
+        return expectation_key(self.carrier, self.waybill)
+
+
+def expectation_key(carrier: str, waybill: str) -> str:
+    """State key of an expectation."""
+    return f"{carrier}/{waybill}"
+
+
+class Limiter(Frozen):
+    """Wrong-code limiter of one panel: recent failures and the lockout ladder."""
+
+    panel: str
+    failures: tuple[datetime, ...] = ()
+    lockouts: int = 0
+    locked_until: datetime | None = None
+
+
+class SetCompartment(Frozen):
+    """Change: the compartment now has this value."""
+
+    entity: Literal["compartment"] = "compartment"
+    value: Compartment
+
+
+class SetParcel(Frozen):
+    """Change: the parcel now has this value (created when new)."""
+
+    entity: Literal["parcel"] = "parcel"
+    value: Parcel
+
+
+class SetCourier(Frozen):
+    """Change: the courier now has this value."""
+
+    entity: Literal["courier"] = "courier"
+    value: Courier
+
+
+class SetLimiter(Frozen):
+    """Change: the panel limiter now has this value."""
+
+    entity: Literal["limiter"] = "limiter"
+    value: Limiter
+
+
+class SetExpectation(Frozen):
+    """Change: the expectation under `key` now has this value (None: consumed or recalled)."""
+
+    entity: Literal["expectation"] = "expectation"
+    key: str
+    value: Expectation | None
+
+
+Change = Annotated[SetCompartment | SetParcel | SetCourier | SetLimiter | SetExpectation,
+                   Field(discriminator="entity")]
+CHANGES = TypeAdapter(list[Change])
+
+
+class CabinetState(BaseModel):
+    """Everything the cabinet knows; rebuilt after a crash from a snapshot or by replaying changes."""
+
+    model_config = ConfigDict(extra="forbid")
+    compartments: dict[int, Compartment] = Field(default_factory=dict)
+    parcels: dict[str, Parcel] = Field(default_factory=dict)
+    couriers: dict[str, Courier] = Field(default_factory=dict)
+    limiters: dict[str, Limiter] = Field(default_factory=dict)
+    expected: dict[str, Expectation] = Field(default_factory=dict)
+
+    def apply(self, changes: list[Change] | tuple[Change, ...]) -> None:
+        """Apply recorded changes in order (the only way state changes)."""
+        for change in changes:
+            if isinstance(change, SetCompartment):
+                self.compartments[change.value.id] = change.value
+            elif isinstance(change, SetParcel):
+                self.parcels[change.value.id] = change.value
+            elif isinstance(change, SetCourier):
+                self.couriers[change.value.key] = change.value
+            elif isinstance(change, SetLimiter):
+                self.limiters[change.value.panel] = change.value
+            elif change.value is None:
+                self.expected.pop(change.key, None)
+            else:
+                self.expected[change.key] = change.value

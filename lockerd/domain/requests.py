@@ -1,0 +1,102 @@
+"""Validated inputs of domain commands (the panel API and MQTT bridge build these)."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lockerd.config import Size
+
+CARRIER_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
+COURIER_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+PANEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
+WAYBILL_PATTERN = r"^[A-Za-z0-9-]{4,40}$"
+
+
+class Request(BaseModel):
+    """Base: immutable, unknown fields rejected."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class CourierAuth(Request):
+    """Courier credentials typed on the panel; checked again on every command (revocation is immediate)."""
+
+    carrier: str = Field(pattern=CARRIER_PATTERN)
+    courier_id: str = Field(pattern=COURIER_PATTERN)
+    pin: str = Field(min_length=1, max_length=32, repr=False)
+
+
+class Delivery(Request):
+    """What the courier declares at the panel for one parcel (Art. 22, 23)."""
+
+    waybill: str = Field(pattern=WAYBILL_PATTERN)
+    size: Size
+    consent: bool = Field(default=False, description="Recipient agreed to locker delivery (Art. 22).")
+    sender_chose_locker: bool = Field(default=False,
+                                      description="The sender chose locker delivery (Art. 22).")
+    damaged: bool = Field(default=False, description="Outer packaging visibly damaged.")
+    declared_weight_g: int | None = Field(default=None, ge=0, le=100_000)
+    measured_weight_g: int | None = Field(default=None, ge=0, le=100_000)
+    fresh: bool = Field(default=False, description="Fresh produce.")
+    valuable: bool = Field(default=False, description="Valuables.")
+    agreement: bool = Field(default=False,
+                            description="Sender and recipient agreed to locker delivery of fresh "
+                                        "produce or valuables.")
+
+
+class Expect(Request):
+    """A carrier's pre-announcement of a delivery (`parcel.expect`, DESIGN section 4)."""
+
+    waybill: str = Field(pattern=WAYBILL_PATTERN)
+    size: Size
+    consent: bool = False
+    sender_chose_locker: bool = False
+    fresh: bool = False
+    valuable: bool = False
+    agreement: bool = False
+    declared_weight_g: int | None = Field(default=None, ge=0, le=100_000)
+
+
+class Dropoff(Request):
+    """What a sender provides to drop a parcel off (Art. 11, 18, 19)."""
+
+    carrier: str = Field(pattern=CARRIER_PATTERN)
+    size: Size
+    waybill: str | None = Field(default=None, pattern=WAYBILL_PATTERN)
+    verification_ref: str = Field(default="", max_length=64,
+                                  description="Reference issued by the real-name system; never the "
+                                              "ID number itself.")
+    declared_contents: str = Field(default="", max_length=200)
+    ack_insured_value: bool = Field(default=False,
+                                    description="Sender acknowledged the insured-value rules.")
+    ack_prohibited_items: bool = Field(default=False,
+                                       description="Sender acknowledged the prohibited-items list.")
+
+
+class DoorFailure(StrEnum):
+    """Why a begun door operation did not complete."""
+
+    NOT_OPENED = "not_opened"     # board failed / door never read open: nothing happened
+    JAMMED = "jammed"             # latch jammed: compartment blocked
+    NOT_CLOSED = "not_closed"     # door never closed within the timeout: compartment blocked
+
+
+class RefusalReason(StrEnum):
+    """Why a recipient refuses a parcel on the spot (Art. 26)."""
+
+    DELAYED = "delayed"
+    DAMAGED = "damaged"
+    SHORT = "short"
+    WRONG_ITEM = "wrong_item"
+    OTHER = "other"
+
+
+class RejectReason(StrEnum):
+    """Why a courier rejects a drop-off at collection (Art. 20, 21)."""
+
+    MISMATCH = "mismatch"
+    PROHIBITED = "prohibited"
+    PACKAGING = "packaging"
+    OTHER = "other"

@@ -1,0 +1,130 @@
+"""The regulation's rules as pure functions: allocation, Art. 22-26 checks, codes, fees, drop-off."""
+
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Collection, Iterable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from lockerd.config import Size
+from lockerd.domain.errors import ErrorCode
+from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState
+from lockerd.domain.requests import Delivery, Dropoff
+from lockerd.domain.spec import CabinetSpec, Policy, Rng
+
+# Mainland resident ID (18 chars) and 15-digit legacy form: must never be recorded (Art. 19 uses a
+# reference from the real-name system instead).
+_ID_NUMBER = re.compile(r"(?<![0-9])([0-9]{17}[0-9Xx]|[0-9]{15})(?![0-9])")
+CODE_ATTEMPTS = 64
+
+
+def allocate(compartments: Iterable[Compartment], size: Size) -> Compartment | None:
+    """Smallest free compartment that fits; blocked (jammed, faulty) ones are never offered."""
+    fitting = [c for c in compartments
+               if c.state is CompartmentState.FREE and SIZE_ORDER[c.size] >= SIZE_ORDER[size]]
+    if not fitting:
+        return None
+    return min(fitting, key=lambda c: (SIZE_ORDER[c.size], c.id))
+
+
+def check_consent(req: Delivery) -> ErrorCode | None:
+    """Art. 22: locker delivery needs the recipient's consent or the sender's choice of a locker."""
+    if req.consent or req.sender_chose_locker:
+        return None
+    return ErrorCode.NO_CONSENT
+
+
+def weight_matches(declared_g: int | None, measured_g: int | None, policy: Policy) -> bool:
+    """Declared vs measured weight within the larger of the absolute and relative allowances."""
+    if declared_g is None or measured_g is None:
+        return True
+    allowance = max(policy.weight_tolerance_g, declared_g * policy.weight_tolerance_pct / 100)
+    return abs(declared_g - measured_g) <= allowance
+
+
+def check_acceptance(req: Delivery, policy: Policy) -> ErrorCode | None:
+    """Art. 23: damaged packaging or a weight mismatch is always refused; fresh produce and
+    valuables only when the parcel carries the sender/recipient agreement flag."""
+    if req.damaged:
+        return ErrorCode.DAMAGED
+    if not weight_matches(req.declared_weight_g, req.measured_weight_g, policy):
+        return ErrorCode.WEIGHT_MISMATCH
+    if req.fresh and not req.agreement:
+        return ErrorCode.FRESH
+    if req.valuable and not req.agreement:
+        return ErrorCode.VALUABLE
+    return None
+
+
+def looks_like_id_number(text: str) -> bool:
+    """True when the text contains what looks like a resident ID number."""
+    return _ID_NUMBER.search(text) is not None
+
+
+def check_dropoff(req: Dropoff, intake_open: bool) -> ErrorCode | None:
+    """Art. 11, 18, 19: intake open (camera healthy), real-name reference (never the ID number),
+    declared contents, and both acknowledgements."""
+    if not intake_open:
+        return ErrorCode.INTAKE_CLOSED
+    if not req.verification_ref.strip():
+        return ErrorCode.NO_VERIFICATION
+    if looks_like_id_number(req.verification_ref) or looks_like_id_number(req.declared_contents):
+        return ErrorCode.ID_NUMBER_NOT_ALLOWED
+    if not req.declared_contents.strip():
+        return ErrorCode.NO_CONTENTS
+    if not (req.ack_insured_value and req.ack_prohibited_items):
+        return ErrorCode.NOT_ACKNOWLEDGED
+    return None
+
+
+def random_below(rng: Rng, n: int) -> int:
+    """Uniform integer in [0, n) by rejection sampling (no modulo bias)."""
+    bits = max(1, (n - 1).bit_length())
+    while True:
+        value = rng.getrandbits(bits)
+        if value < n:
+            return value
+
+
+def new_code(rng: Rng, digits: int, taken: Collection[str]) -> str | None:
+    """A pickup code of `digits` digits not used by any live parcel; None if none found."""
+    for _ in range(CODE_ATTEMPTS):
+        code = str(random_below(rng, 10 ** digits)).zfill(digits)
+        if code not in taken:
+            return code
+    return None
+
+
+def new_id(rng: Rng, prefix: str) -> str:
+    """An opaque random id (no sequence that leaks volume)."""
+    return f"{prefix}-{rng.getrandbits(64):016x}"
+
+
+def storage_deadline(deposited_at: datetime, policy: Policy) -> datetime:
+    """End of the free storage period announced to the recipient (Art. 24)."""
+    return deposited_at + policy.storage_period
+
+
+def fee_cents(deadline: datetime, now: datetime, policy: Policy) -> int:
+    """Art. 25: nothing inside the storage period; after it, the configured fee per started day."""
+    if now <= deadline:
+        return 0
+    days = math.ceil((now - deadline) / timedelta(days=1))
+    return days * policy.overdue_fee_cents_per_day
+
+
+def notice(spec: CabinetSpec, size: Size, deadline: datetime) -> dict[str, Any]:
+    """Art. 24 notice: locker name, address, compartment size and storage deadline."""
+    return {
+        "locker_name": spec.name,
+        "address": spec.address,
+        "compartment_size": size.value,
+        "storage_deadline": rfc3339(deadline),
+    }
+
+
+def rfc3339(ts: datetime) -> str:
+    """RFC 3339 UTC with a Z, as every event carries."""
+    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,0 +1,70 @@
+"""What the domain needs to know about the cabinet and its rules, taken from the config once."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Protocol
+
+from lockerd.config import Config, Size
+
+
+class Rng(Protocol):
+    """Random source; `secrets.SystemRandom()` in the daemon, a seeded `random.Random` in tests."""
+
+    def getrandbits(self, k: int, /) -> int:
+        """k random bits."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """Tunable rules (config section [rules] plus [storage])."""
+
+    storage_period: timedelta = timedelta(hours=72)
+    overdue_fee_cents_per_day: int = 0
+    code_digits: int = 6
+    wrong_code_limit: int = 5
+    wrong_code_window: timedelta = timedelta(minutes=10)
+    lockout_base: timedelta = timedelta(minutes=1)
+    lockout_max: timedelta = timedelta(hours=1)
+    #: A lockout ladder is forgotten after this long without a failure.
+    lockout_memory: timedelta = timedelta(hours=24)
+    weight_tolerance_g: int = 100
+    weight_tolerance_pct: float = 10.0
+    pin_hash_iterations: int = 100_000
+
+
+@dataclass(frozen=True, slots=True)
+class CabinetSpec:
+    """Identity, compartments and authorised carriers (Art. 16, 24)."""
+
+    name: str
+    address: str
+    compartments: tuple[tuple[int, Size], ...]
+    carriers: frozenset[str]
+    policy: Policy = Policy()
+
+    @classmethod
+    def from_config(cls, cfg: Config) -> CabinetSpec:
+        """Build the spec from a validated config."""
+        rules = cfg.rules
+        policy = Policy(
+            storage_period=timedelta(hours=cfg.storage.period_hours),
+            overdue_fee_cents_per_day=cfg.storage.overdue_fee_cents_per_day,
+            code_digits=rules.code_digits,
+            wrong_code_limit=rules.wrong_code_limit,
+            wrong_code_window=timedelta(seconds=rules.wrong_code_window_s),
+            lockout_base=timedelta(seconds=rules.lockout_base_s),
+            lockout_max=timedelta(seconds=rules.lockout_max_s),
+            weight_tolerance_g=rules.weight_tolerance_g,
+            weight_tolerance_pct=rules.weight_tolerance_pct,
+            pin_hash_iterations=rules.pin_hash_iterations,
+        )
+        return cls(
+            name=cfg.cabinet.name,
+            address=cfg.cabinet.address,
+            compartments=tuple((c.id, c.size) for c in cfg.compartments),
+            carriers=frozenset(c.id for c in cfg.carriers),
+            policy=policy,
+        )
