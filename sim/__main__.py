@@ -8,9 +8,8 @@ import sys
 import threading
 from pathlib import Path
 
-from lockerd.config import Board, Hardware, SerialPort, load_config
-
 import sim
+from lockerd.config import Board, Hardware, SerialPort, load_config
 
 
 def main(argv: list[str] | None = None) -> int:
