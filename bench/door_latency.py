@@ -59,7 +59,8 @@ async def _call(sock: Path, method: str, params: dict[str, object]) -> dict[str,
 
 
 async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> float:
-    assert ctl.board_set is not None and ctl.board_set.sim is not None
+    assert ctl.board_set is not None
+    assert ctl.board_set.sim is not None
     slave = ctl.board_set.sim.slave("bus0")
     before = len(slave.pulse_log)
     reader, writer = await asyncio.open_unix_connection(str(sock))
@@ -95,7 +96,9 @@ async def latency(baud: int, samples: int, *, idle: bool) -> None:
                 lat.append(await _open_and_time(ctl, sock, cid))
             limit = PULSE_FRAME * char_time(baud) + frame_gap(baud)
             p50, p99 = statistics.median(lat), _pct(lat, 99)
-            print(f"{baud:>6} baud  {'at rest ' if idle else 'busy bus'} n={samples}  p50={p50 * 1000:6.2f} ms  p99={p99 * 1000:6.2f} ms"
+            mode = "at rest " if idle else "busy bus"
+            print(f"{baud:>6} baud  {mode} n={samples}  p50={p50 * 1000:6.2f} ms"
+                  f"  p99={p99 * 1000:6.2f} ms"
                   f"  wire limit={limit * 1000:5.2f} ms  p50/limit={p50 / limit:4.2f}"
                   f"  p99/limit={p99 / limit:4.2f}")
         finally:
@@ -110,7 +113,8 @@ async def concurrent(baud: int, n: int) -> None:
         sock = Path(tmp) / "api.sock"
         ctl, api, task = await _rig(baud, 4, 5, sock)
         try:
-            assert ctl.board_set is not None and ctl.board_set.sim is not None
+            assert ctl.board_set is not None
+            assert ctl.board_set.sim is not None
             slave = ctl.board_set.sim.slave("bus0")
             before = len(slave.pulse_log)
             t0 = time.monotonic()

@@ -37,7 +37,8 @@ async def test_doors_api_over_socket_with_sim_backend(tmp_path: Path) -> None:
     await ctl.start()
     task = asyncio.create_task(ctl.run())
     try:
-        assert ctl.board_set is not None and ctl.board_set.sim is not None
+        assert ctl.board_set is not None
+        assert ctl.board_set.sim is not None
         ok = await _call(tmp_path / "api.sock", "doors.open", {"compartment": 2, "reason": "check"})
         assert ok["ok"], ok
         assert ok["result"]["outcome"] == "opened"
