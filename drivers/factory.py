@@ -54,7 +54,7 @@ async def open_boards(hw: Hardware, *, sim_close_after_s: float | None = 3.0,
     """
     out = BoardSet()
     if hw.backend == "sim":
-        import sim  # noqa: PLC0415 - the simulator is only loaded when configured
+        import sim  # the simulator is only loaded when configured
 
         out.sim = await asyncio.to_thread(sim.start_for_config, hw, close_after_s=sim_close_after_s)
     store = EnergisedStore(energised_file)

@@ -14,6 +14,7 @@ from lockerd import __version__
 from lockerd.api import ALL_ROLES, ApiServer, Caller
 from lockerd.component import CabinetState, Component, CriticalStartFailure, Supervisor
 from lockerd.config import Config, ConfigError, load_config
+from lockerd.doors import DoorController
 from lockerd.events import EventBus
 from lockerd.oplog.component import OplogComponent
 from lockerd.sdnotify import Notifier, watchdog_interval
@@ -48,6 +49,10 @@ class Daemon:
         self.api.route("status", ALL_ROLES, None, self._api_status)
         self.oplog = OplogComponent(self.cfg, self.api)
         self.add(self.oplog)
+        self.doors = DoorController.from_config(self.cfg, self.events)
+        self.doors.register_api(self.api)
+        self.doors.audit = self._audit
+        self.add(self.doors)
         if self.cfg.gpio.enabled:
             self.add(self._gpio_monitor())
         self.add(self.api)
@@ -61,6 +66,11 @@ class Daemon:
 
             factory = MockFactory()  # the simulator has no pins: mock ones stand in
         return GpioMonitor(self.cfg.gpio, self.events, pin_factory=factory)
+
+    async def _audit(self, kind: str, actor: str, compartment: int,
+                     body: dict[str, Any]) -> None:
+        """Record a technician action in the operation log (raises when it cannot)."""
+        await self.oplog.store.append(kind, actor=actor, body=body, compartment=compartment)
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:
         return self.status()

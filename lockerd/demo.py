@@ -88,7 +88,29 @@ async def scene_start(ctx: DemoContext) -> None:
         ctx.timeline.say("daemon", f"  component {name}: {comp['state']}")
 
 
-SCENES: list[Scene] = [scene_start]
+async def scene_maintenance(ctx: DemoContext) -> None:
+    """A technician opens a compartment; then a jammed latch blocks another one."""
+    res = await ctx.call("doors.open", {"compartment": 2, "reason": "weekly latch check"})
+    ctx.timeline.say("doors", f"technician opens compartment 2: {res.get('outcome')} "
+                              f"after {res.get('pulses')} pulse(s), recorded in the log")
+    sim = ctx.daemon.doors.board_set.sim if ctx.daemon.doors.board_set else None
+    if sim is None:
+        return
+    comp = ctx.daemon.cfg.compartment(8)
+    assert comp is not None
+    bus = next(b.bus for b in ctx.daemon.cfg.hardware.boards if b.address == comp.board)
+    sim.faults.jam(bus, comp.board, comp.channel)
+    ctx.timeline.say("sim", "the latch of compartment 8 jams")
+    res = await ctx.call("doors.open", {"compartment": 8, "reason": "demo: open a jammed door"})
+    ctx.timeline.say("doors", f"open compartment 8: {res.get('refused') or res.get('outcome')} "
+                              "(one new pulse after reading the state, then blocked)")
+    doors = await ctx.call("doors.list")
+    blocked = [d["compartment"] for d in doors["doors"] if d["blocked"]]
+    ctx.timeline.say("doors", f"blocked compartments: {blocked}")
+    sim.faults.jam(bus, comp.board, comp.channel, jammed=False)
+
+
+SCENES: list[Scene] = [scene_start, scene_maintenance]
 
 
 async def _wait_for_socket(path: Path, task: asyncio.Task[int], limit_s: float = 15.0) -> None:

@@ -39,8 +39,11 @@ from lockerd.door_events import (
     Outcome,
 )
 from lockerd.events import Alert, AlertKind, EventBus, Severity
+from lockerd.logsetup import redact
 
 log = logging.getLogger(__name__)
+
+AuditHook = Callable[[str, str, int, dict[str, Any]], Awaitable[None]]
 
 BACKOFF_MAX_S = 10.0
 MOVING_HOLD_S = 1.0
@@ -118,6 +121,9 @@ class DoorController(Component):
         self._blocked: dict[int, str] = {}
         self._changed = asyncio.Event()
         self.commands = 0
+        # Set by the daemon: records technician opens in the operation log (kind, actor,
+        # compartment, body); a failure to record refuses the open.
+        self.audit: AuditHook | None = None
 
     @classmethod
     def from_config(cls, cfg: Config, events: EventBus, *,
@@ -450,11 +456,31 @@ class DoorController(Component):
         return {"doors": doors, "boards": boards}
 
     async def _api_open(self, params: DoorOpenParams, caller: Caller) -> dict[str, Any]:
+        actor = f"uid:{caller.uid}"
+        if params.compartment not in self._doors:
+            raise ApiError("unknown_compartment", f"no compartment {params.compartment}")
+        if self.audit is not None:
+            # Write-ahead: the maintenance open is recorded before the relay fires.
+            try:
+                await self.audit("maintenance.open", actor, params.compartment,
+                                 {"reason": redact(params.reason)})
+            except Exception as exc:
+                log.error("maintenance open of %d not recorded, refused: %s",
+                          params.compartment, exc)
+                raise ApiError("log_unavailable", "the operation log cannot record the open; "
+                                                  "refused") from None
         try:
-            result = await self.open(params.compartment, params.reason, f"uid:{caller.uid}",
+            result = await self.open(params.compartment, params.reason, actor,
                                      allow_blocked=True)
         except UnknownCompartment as exc:
             raise ApiError("unknown_compartment", str(exc)) from None
+        if self.audit is not None:
+            try:
+                await self.audit("maintenance.result", actor, params.compartment,
+                                 {"outcome": result.outcome.value, "pulses": result.pulses})
+            except Exception as exc:
+                log.error("maintenance open result of %d not recorded: %s",
+                          params.compartment, exc)
         if result.outcome in (Outcome.JAMMED, Outcome.FAILED):
             raise ApiError(f"door_{result.outcome.value}", result.detail, result=result.to_dict())
         return result.to_dict()

@@ -82,21 +82,32 @@ def cmd_status(ctx: Ctx) -> int:
 
 def cmd_doors(ctx: Ctx) -> int:
     """Every compartment's door, lock wiring and state."""
-    doors = ctx.call("doors.list")
+    result = ctx.call("doors.list")
     if ctx.json:
-        emit_json(doors)
+        emit_json(result)
         return EXIT_OK
-    rows = [[d["compartment"], d["size"], d["board"], d["channel"], d["door"],
-             d.get("occupied"), d["blocked"], d.get("block_reason")] for d in doors]
+    rows = [[d["compartment"], d["size"], d["board"], d["channel"], d["state"],
+             d.get("occupied"), d["blocked"], d.get("blocked_reason"), d.get("open_for_s")]
+            for d in result["doors"]]
     print(table(["compartment", "size", "board", "channel", "door", "occupied", "blocked",
-                 "reason"], rows))
+                 "reason", "open for s"], rows))
+    print()
+    print(table(["board", "profile", "bus", "port", "baud", "online", "pulses"],
+                [[b["address"], b["profile"], b["bus"], b["port"], b["baudrate"], b["online"],
+                  b["pulses_sent"]] for b in result["boards"]]))
     return EXIT_OK
 
 
 def cmd_open(ctx: Ctx) -> int:
     """Technician maintenance open of one compartment (audited)."""
-    result = ctx.call("doors.open", {"compartment": ctx.args.compartment,
-                                     "reason": ctx.args.reason})
+    try:
+        result = ctx.call("doors.open", {"compartment": ctx.args.compartment,
+                                         "reason": ctx.args.reason})
+    except ApiReplyError as exc:
+        # door_jammed / door_failed carry the outcome too: show it, exit 1.
+        result = exc.reply.get("result")
+        if not isinstance(result, dict):
+            raise
     if ctx.json:
         emit_json(result)
     else:

@@ -84,3 +84,21 @@ def test_refusals_and_usage_exit_codes(daemon: Path, tmp_path: Path,
     code, _, err = run(capsys, tmp_path / "nope.sock", "status")
     assert code == 1
     assert "cannot reach lockerd" in err
+
+
+def test_maintenance_open_is_recorded(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "open", "3", "--reason", "hinge check, call 13812345678")
+    assert code == 0
+    assert out.strip().startswith("compartment 3: opened")
+    code, out, _ = run(capsys, daemon, "doors")
+    assert code == 0
+    assert "modbus-waveshare" in out
+    code, out, _ = run(capsys, daemon, "log", "--json", "--compartment", "3")
+    ops = json.loads(out)["operations"]
+    kinds = [op["kind"] for op in ops]
+    assert kinds == ["maintenance.open", "maintenance.result"]
+    assert ops[0]["body"]["reason"] == "hinge check, call 138****5678"
+    assert ops[1]["body"]["outcome"] == "opened"
+    code, _, err = run(capsys, daemon, "open", "99", "--reason", "x")
+    assert code == 1
+    assert "unknown_compartment" in err
