@@ -62,7 +62,8 @@ class GateMachine(RuleBasedStateMachine):
     @invariant()
     def open_only_with_fresh_good_verdict(self) -> None:
         if self.gate.is_open(self.now):
-            assert self.last_good is not None and self.now - self.last_good <= 2.0
+            assert self.last_good is not None
+            assert self.now - self.last_good <= 2.0
             assert self.gate.reason is None
         else:
             assert self.gate.reason is not None or self.now - (self.last_good or -99) > 2.0
@@ -127,7 +128,8 @@ def test_reference_is_not_relearnt_while_tampered() -> None:
     for _ in range(30):
         t += 0.2
         gate.update(t, analyser.analyse(cam.render("normal", t), t, gate.open)[0])
-    assert gate.open and analyser.ref is not None
+    assert gate.open
+    assert analyser.ref is not None
     before = analyser.ref.gray.copy()
     for _ in range(3000):  # ten minutes turned away, longer than relearn_tau_s would need
         t += 0.2
@@ -135,3 +137,23 @@ def test_reference_is_not_relearnt_while_tampered() -> None:
         gate.update(t, verdict)
     assert not gate.open
     assert np.array_equal(before, analyser.ref.gray)
+
+
+def test_reference_follows_daylight_while_healthy() -> None:
+    cfg = Camera(relearn_tau_s=10.0)
+    cam = SimCamera(640, 480, seed=6, drift=0.0)
+    analyser = Analyser(cfg)
+    gate = GateLogic(bad_hold_s=cfg.bad_hold_s, good_hold_s=cfg.good_hold_s, fresh_s=cfg.fresh_s)
+    t = 0.0
+    for _ in range(30):
+        t += 0.2
+        gate.update(t, analyser.analyse(cam.render("normal", t), t, gate.open)[0])
+    assert gate.open
+    assert analyser.ref is not None
+    start = float(analyser.ref.gray.mean())
+    for _ in range(150):  # 30 s of dusk: the scene at 60 % light
+        t += 0.2
+        verdict, _ = analyser.analyse(cam.render("dim", t), t, gate.open)
+        gate.update(t, verdict)
+        assert gate.open
+    assert float(analyser.ref.gray.mean()) < start * 0.8

@@ -4,26 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
 from lockerd.api import ApiServer, Caller, Role
 from lockerd.camera_guard import CameraGuard, IntakeChanged, IntakeGate
 from lockerd.config import Api, Camera
 from lockerd.events import Alert, AlertKind, EventBus
+from lockerd.evidence import EvidenceStore
 from sim.camera import TAMPER_MODES, SimCamera
 
 DOWN_MODES = {"frozen", "unplugged"}
 
 
-async def wait_for(pred: Callable[[], bool], timeout: float) -> float:
-    """Seconds until pred() held; fails the test after `timeout`."""
+async def wait_for(pred: Callable[[], bool], limit_s: float) -> float:
+    """Seconds until pred() held (polled: the guard has no event for every check); fails after limit_s."""
     t0 = time.monotonic()
     while not pred():
-        if time.monotonic() - t0 > timeout:
-            pytest.fail(f"condition not met within {timeout} s")
+        if time.monotonic() - t0 > limit_s:
+            pytest.fail(f"condition not met within {limit_s} s")
         await asyncio.sleep(0.01)
     return time.monotonic() - t0
 
@@ -74,7 +78,8 @@ async def test_tamper_mode_closes_intake_and_recovery_reopens_it(fast_cfg: Camer
         await wait_for(guard.is_open, 10)
         assert guard.reason() is None
         reopened = await changes.get()
-        assert reopened.open and reopened.reason is None
+        assert reopened.open
+        assert reopened.reason is None
         cleared = await alerts.get()
         assert (cleared.kind, cleared.active) == (kind, False)
 
@@ -129,11 +134,8 @@ async def test_intake_fails_closed_when_verdicts_stop_coming(fast_cfg: Camera,
 
 
 async def test_camera_status_api_for_technicians(fast_cfg: Camera, sim_camera: SimCamera,
-                                                 tmp_path: object) -> None:
-    import json
-    from pathlib import Path
-
-    api = ApiServer(Api(), Path(str(tmp_path)) / "api.sock")
+                                                 tmp_path: Path) -> None:
+    api = ApiServer(Api(), tmp_path / "api.sock")
     guard = CameraGuard(fast_cfg, sim_camera, EventBus())
     guard.register_api(api)
     tech = Caller(1, 1000, 1000, frozenset({Role.TECH}))
@@ -144,3 +146,26 @@ async def test_camera_status_api_for_technicians(fast_cfg: Camera, sim_camera: S
     assert set(reply["result"]) >= {"verdict", "scores", "intake", "reference"}
     refused = await api.dispatch(json.dumps({"method": "camera.status"}).encode(), panel)
     assert refused["error"]["code"] == "forbidden"
+
+
+async def test_guard_records_camera_state_and_evidence(fast_cfg: Camera, sim_camera: SimCamera,
+                                                       tmp_path: Path) -> None:
+    store = EvidenceStore(tmp_path / "evidence.db", b"k" * 32, sim_camera.latest)
+    guard = CameraGuard(fast_cfg, sim_camera, EventBus(), evidence=store)
+    async with running(guard):
+        await wait_for(guard.is_open, 15)
+        state = guard.camera_state()
+        assert state == {"verdict": "ok", "intake_open": True, "reason": None}
+        ref = await guard.snapshot_ref("op-7:door_open")
+        assert ref is not None
+        assert await store.verify(ref)
+    assert await guard.snapshot_ref("op-7:door_close") is None  # store closed with the guard
+
+
+def test_config_keeps_close_within_one_second() -> None:
+    with pytest.raises(ValidationError, match="within 1 s"):
+        Camera(sample_hz=1.0, bad_hold_s=0.5)
+    with pytest.raises(ValidationError, match="4:3 or 16:9"):
+        Camera(analysis_width=160, analysis_height=100)
+    with pytest.raises(ValidationError):
+        Camera(fresh_s=5.0)  # regulation-driven bound: a verdict older than 2 s is no verdict
