@@ -57,6 +57,7 @@ class Thresholds:
     edge_ratio_min: float = 0.25
     contrast_ratio_min: float = 0.45
     similarity_min: float = 0.50
+    covered_lost: float = 0.50
     frozen_diff: float = 0.05
 
 
@@ -84,6 +85,7 @@ class Scores:
     edge_ratio: float       # vs reference, 0..10
     contrast_ratio: float   # coefficient of variation vs reference, 0..10
     similarity: float       # texture-weighted SSIM structure term vs reference, -1..1
+    lost: float             # share of the reference's texture flattened (partly covered), 0..1
     change: float           # mean absolute difference to the previous sample, 0..255 (-1: none)
 
     def as_dict(self) -> dict[str, float]:
@@ -158,14 +160,23 @@ def blend_reference(ref: Reference, gray: Gray, alpha: float) -> Reference:
     return make_reference(np.asarray(mixed, dtype=np.float32))
 
 
-def similarity(ref: Reference, gray: Gray) -> float:
-    """Texture-weighted mean of the SSIM structure term: blind to light gain and offset."""
+def similarity(ref: Reference, gray: Gray) -> tuple[float, float]:
+    """(structure similarity, lost fraction) of a frame against the reference.
+
+    Similarity: texture-weighted mean of the SSIM structure term, blind to light gain and offset.
+    Lost: texture-weighted share of the reference's textured area where the local contrast fell
+    below 1/5 of the reference's (something flat in front of the lens there); a light change
+    scales contrast evenly and stays far below that until the picture is dark anyway.
+    """
     mu = _blur(gray)
     s2 = np.maximum(_blur(gray * gray) - mu * mu, 0.0)
     sxy = _blur(gray * ref.gray) - mu * ref.mu
     s_map = (sxy + _C3) / (np.sqrt(s2 * ref.sigma2) + _C3)
-    value = float((s_map * ref.weight).sum() / (ref.weight.sum() + _EPS))
-    return float(np.clip(value, -1.0, 1.0))
+    wsum = float(ref.weight.sum()) + _EPS
+    value = float((s_map * ref.weight).sum()) / wsum
+    lost_mask = (s2 * 25.0 < ref.sigma2) & (ref.sigma2 > 16.0)
+    lost = float((ref.weight * lost_mask).sum()) / wsum
+    return float(np.clip(value, -1.0, 1.0)), float(np.clip(lost, 0.0, 1.0))
 
 
 def _ratio(value: float, ref: float) -> float:
@@ -181,6 +192,7 @@ def score(ref: Reference, gray: Gray, previous: Gray | None) -> Scores:
     change = -1.0
     if previous is not None and previous.shape == gray.shape:
         change = float(np.abs(gray - previous).mean())
+    sim, lost = similarity(ref, gray)
     return Scores(
         brightness=st.brightness,
         std=st.std,
@@ -189,7 +201,8 @@ def score(ref: Reference, gray: Gray, previous: Gray | None) -> Scores:
         sharpness_ratio=_ratio(st.sharpness, rs.sharpness),
         edge_ratio=_ratio(st.edge_density, rs.edge_density),
         contrast_ratio=_ratio(cv_now, cv_ref),
-        similarity=similarity(ref, gray),
+        similarity=sim,
+        lost=lost,
         change=change,
     )
 
@@ -211,6 +224,8 @@ def classify(s: Scores, t: Thresholds) -> Verdict:
         FrameStats(s.brightness, s.std, s.entropy, s.saturated, 0.0, 0.0), t)
     if absolute is not Verdict.OK:
         return absolute
+    if s.lost >= t.covered_lost:
+        return Verdict.COVERED
     if s.sharpness_ratio <= t.sharpness_ratio_min or s.edge_ratio <= t.edge_ratio_min:
         return Verdict.DEFOCUSED
     if s.contrast_ratio <= t.contrast_ratio_min:

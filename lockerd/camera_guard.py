@@ -75,7 +75,8 @@ def thresholds_from(cfg: CameraConfig) -> Thresholds:
     """Analysis thresholds from the [camera] section."""
     return Thresholds(
         dark_brightness=cfg.dark_brightness, covered_std=cfg.covered_std,
-        covered_entropy=cfg.covered_entropy, saturated_fraction=cfg.saturated_fraction,
+        covered_entropy=cfg.covered_entropy, covered_lost=cfg.covered_lost,
+        saturated_fraction=cfg.saturated_fraction,
         blinded_brightness=cfg.blinded_brightness, sharpness_ratio_min=cfg.sharpness_ratio_min,
         edge_ratio_min=cfg.edge_ratio_min, contrast_ratio_min=cfg.contrast_ratio_min,
         similarity_min=cfg.similarity_min, frozen_diff=cfg.frozen_diff)

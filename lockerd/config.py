@@ -240,6 +240,9 @@ class Camera(Strict):
                                description="Gray-level standard deviation at or below: covered.")
     covered_entropy: float = Field(default=3.0, ge=0, le=8,
                                    description="Histogram entropy (bits) at or below: covered.")
+    covered_lost: float = Field(default=0.50, gt=0, le=1,
+                                description="Share of the scene's texture flattened (a hand or tape over "
+                                            "part of the lens) at or above: covered.")
     saturated_fraction: float = Field(default=0.45, gt=0, le=1,
                                       description="Fraction of saturated pixels at or above: blinded.")
     blinded_brightness: float = Field(default=235.0, ge=128, le=255,

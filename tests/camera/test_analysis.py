@@ -25,7 +25,7 @@ SIZE = (160, 120)
 BOUNDS = {
     "brightness": (0, 255), "std": (0, 128), "entropy": (0, 8), "saturated": (0, 1),
     "sharpness_ratio": (0, 10), "edge_ratio": (0, 10), "contrast_ratio": (0, 10),
-    "similarity": (-1, 1), "change": (-1, 255),
+    "similarity": (-1, 1), "lost": (0, 1), "change": (-1, 255),
 }
 
 
