@@ -265,6 +265,12 @@ def main(argv: list[str]) -> int:
                 full_total += tot
         print(f"| {mode} | " + " | ".join(cells) + " |")
     print()
+    print("strengths (weak / medium / full): covered = share of the lens 50/75/100 %; black = light "
+          "gain 0.25/0.10/0.02; saturated = blend to white 50/75/100 %; blurred = Gaussian sigma "
+          "2/4/8 px at 640x480; sprayed = paint veil 40/60/85 % + blur 1/2/4 px + droplets; turned = "
+          "view shifted 12 %/30 % of its width / another scene; frozen = repeats with noise sigma 0.4 "
+          "(indistinguishable from a clean sensor) / JPEG round trip of one frame / identical frame")
+    print()
     print(f"full tampering detected: {100 * full_hits / full_total:.2f} % ({full_hits}/{full_total})")
     print(f"false alarms on untampered frames: {100 * fa[0] / fa[1]:.2f} % ({fa[0]}/{fa[1]})"
           + (f"  causes: {why}" if why else ""))
