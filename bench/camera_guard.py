@@ -232,6 +232,74 @@ def accuracy(size: tuple[int, int], benign_per_scene: int, tamper_per: int) -> t
     return ({k: (v[0], v[1]) for k, v in det.items()}, (fa[0], fa[1]), dict(fa_why))
 
 
+class SteppedSim:
+    """The sim scene as a FrameSource on a simulated clock: one new frame per clock tick."""
+
+    def __init__(self, clock: Callable[[], float]) -> None:
+        from sim.camera import SimCamera  # noqa: PLC0415  (bench-only helper)
+
+        self.cam = SimCamera(640, 480)
+        self.clock = clock
+        self._last: tuple[float, Img] | None = None
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+    def latest(self) -> tuple[float, Img] | None:
+        mode, now = self.cam.mode, self.clock()
+        if mode == "unplugged":
+            return None
+        if self._last is None or self._last[0] != now:
+            frame = self._last[1] if mode == "frozen" and self._last else self.cam.render(mode, now)
+            self._last = (now, frame)
+        return self._last
+
+
+def gate_latency() -> list[tuple[str, float, float]]:
+    """Seconds from tamper to intake closed, and from recovery to reopened (default config)."""
+    import asyncio  # noqa: PLC0415
+
+    from lockerd.camera_guard import CameraGuard  # noqa: PLC0415
+    from lockerd.config import Camera  # noqa: PLC0415
+    from lockerd.events import EventBus  # noqa: PLC0415
+    from sim.camera import TAMPER_MODES  # noqa: PLC0415
+
+    cfg = Camera()
+    now = [0.0]
+    step = 1.0 / cfg.sample_hz
+
+    async def until(guard: CameraGuard, want_open: bool) -> float:
+        t0 = now[0]
+        while guard.is_open() != want_open:
+            now[0] += step
+            await guard.sample_once()
+            if now[0] - t0 > 60:
+                raise RuntimeError("gate did not change within 60 s")
+        return now[0] - t0
+
+    async def run() -> list[tuple[str, float, float]]:
+        src = SteppedSim(lambda: now[0])
+        guard = CameraGuard(cfg, src, EventBus(), clock=lambda: now[0])
+        await guard.start()
+        out = []
+        try:
+            await until(guard, True)
+            for mode in TAMPER_MODES:
+                src.cam.set_mode(mode)
+                closed = await until(guard, False)
+                src.cam.set_mode("normal")
+                reopened = await until(guard, True)
+                out.append((mode, closed, reopened))
+        finally:
+            await guard.stop()
+        return out
+
+    return asyncio.run(run())
+
+
 def main(argv: list[str]) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer frames (smoke run)")
@@ -248,6 +316,14 @@ def main(argv: list[str]) -> int:
     print("|---|---|")
     for res in ((640, 480), (1280, 720)):
         print(f"| {res[0]}x{res[1]} | {timing(wh, res, n):.3f} |")
+    print()
+    print(f"gate on the simulated cabinet, default [camera] config, simulated clock at "
+          f"{5.0:g} Hz sampling:")
+    print()
+    print("| sim tamper mode | intake closed after (s) | reopened after recovery (s) |")
+    print("|---|---|---|")
+    for mode, closed, reopened in gate_latency():
+        print(f"| {mode} | {closed:.1f} | {reopened:.1f} |")
     print()
     det, fa, why = accuracy(wh, 20 if args.quick else 100, 4 if args.quick else 12)
     print(f"labelled set: {len(SCENES)} scikit-image photographs as scenes")

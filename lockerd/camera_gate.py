@@ -21,7 +21,7 @@ class GateLogic:
     """Decides intake from a stream of (time, verdict) samples.
 
     Closed at start. Closes once bad verdicts have lasted `bad_hold_s` (a passing shadow or a
-    single odd frame does not close it); a good frame in between only clears the bad streak when
+    single odd frame does not close it; DOWN and FROZEN close at once, they are time-judged); a good frame in between only clears the bad streak when
     good frames last `bad_hold_s` too, so alternating bad/good still closes. Reopens after good
     verdicts for `good_hold_s`. Independently, `is_open(now)` is False whenever the last good
     verdict is older than `fresh_s`, so a stalled analysis loop cannot leave intake open.
@@ -61,7 +61,9 @@ class GateLogic:
         if self._bad_since is None:
             self._bad_since = now
         reason = verdict.alert_reason
-        if now - self._bad_since < self.bad_hold_s:
+        # no frame / frozen are already judged over time (down_after_s, frozen_after_s): no extra hold
+        hold = 0.0 if verdict in (Verdict.DOWN, Verdict.FROZEN) else self.bad_hold_s
+        if now - self._bad_since < hold:
             return None
         if self.open or reason != self.reason:
             prev = self.reason

@@ -230,7 +230,7 @@ class Camera(Strict):
                                           "(a passing shadow does not flap the gate).")
     good_hold_s: float = Field(default=3.0, ge=0, le=60,
                                description="Good verdicts for this long before intake reopens.")
-    frozen_after_s: float = Field(default=3.0, gt=0, le=60,
+    frozen_after_s: float = Field(default=1.5, gt=0, le=60,
                                   description="Frames without any sensor noise this long: frozen.")
     frozen_diff: float = Field(default=0.05, ge=0, le=5,
                                description="Mean gray-level change between samples below which a "
