@@ -21,8 +21,9 @@ class GateLogic:
     """Decides intake from a stream of (time, verdict) samples.
 
     Closed at start. Closes once bad verdicts have lasted `bad_hold_s` (a passing shadow or a
-    single odd frame does not close it; DOWN and FROZEN close at once, they are time-judged); a good frame in between only clears the bad streak when
-    good frames last `bad_hold_s` too, so alternating bad/good still closes. Reopens after good
+    single odd frame does not close it; DOWN and FROZEN close at once, being judged over time
+    already); a good frame in between only clears the bad streak when good frames last
+    `bad_hold_s` too, so alternating bad/good still closes. Reopens after good
     verdicts for `good_hold_s`. Independently, `is_open(now)` is False whenever the last good
     verdict is older than `fresh_s`, so a stalled analysis loop cannot leave intake open.
     """
