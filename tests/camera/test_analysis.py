@@ -1,0 +1,95 @@
+"""Frame analysis: property tests on random frames, and each tamper kind against the sim scene."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from lockerd.camera_analysis import (
+    Thresholds,
+    Verdict,
+    classify,
+    is_still,
+    make_reference,
+    prepare,
+    score,
+)
+from sim.camera import MODES, TAMPER_MODES, SimCamera
+
+SIZE = (160, 120)
+BOUNDS = {
+    "brightness": (0, 255), "std": (0, 128), "entropy": (0, 8), "saturated": (0, 1),
+    "sharpness_ratio": (0, 10), "edge_ratio": (0, 10), "contrast_ratio": (0, 10),
+    "similarity": (-1, 1), "lost": (0, 1), "change": (-1, 255),
+}
+
+
+def frames() -> st.SearchStrategy[np.ndarray]:
+    shapes = st.one_of(
+        st.tuples(st.integers(4, 90), st.integers(4, 120)),
+        st.tuples(st.integers(4, 90), st.integers(4, 120), st.sampled_from([1, 3, 4])))
+    fill = st.integers(0, 255)
+    return shapes.flatmap(lambda s: st.one_of(
+        arrays(np.uint8, s, elements=fill),                    # arbitrary pixels
+        arrays(np.uint8, s, elements=fill, fill=fill),         # mostly constant
+    ))
+
+
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(ref=frames(), frame=frames(), prev=st.one_of(st.none(), frames()))
+def test_scores_are_bounded_and_never_raise_on_random_frames(
+        ref: np.ndarray, frame: np.ndarray, prev: np.ndarray | None) -> None:
+    reference = make_reference(prepare(ref, SIZE))
+    previous = None if prev is None else prepare(prev, SIZE)
+    s = score(reference, prepare(frame, SIZE), previous)
+    for name, (lo, hi) in BOUNDS.items():
+        value = getattr(s, name)
+        assert math.isfinite(value), name
+        assert lo - 1e-3 <= value <= hi + 1e-3, (name, value)
+    assert isinstance(classify(s, Thresholds()), Verdict)
+    assert (s.change == -1) == (previous is None)
+
+
+@settings(max_examples=40, deadline=None)
+@given(frame=frames())
+def test_a_frame_matches_itself(frame: np.ndarray) -> None:
+    g = prepare(frame, SIZE)
+    s = score(make_reference(g), g, g)
+    assert s.similarity == pytest.approx(1.0, abs=1e-3)
+    assert is_still(s, Thresholds())
+    if s.std > 1:
+        assert s.sharpness_ratio == pytest.approx(1.0, rel=1e-3)
+
+
+@pytest.fixture(scope="module")
+def scene() -> SimCamera:
+    return SimCamera(640, 480)
+
+
+EXPECTED = {"covered": {Verdict.COVERED, Verdict.DARK}, "black": {Verdict.DARK},
+            "saturated": {Verdict.BLINDED}, "blurred": {Verdict.DEFOCUSED},
+            "sprayed": {Verdict.DEFOCUSED, Verdict.SPRAYED, Verdict.COVERED},
+            "turned": {Verdict.REDIRECTED}}
+
+
+@pytest.mark.parametrize("mode", [m for m in TAMPER_MODES if m in EXPECTED])
+def test_each_tamper_kind_gets_its_verdict(scene: SimCamera, mode: str) -> None:
+    ref = make_reference(prepare(scene.render("normal", 0.0), SIZE))
+    s = score(ref, prepare(scene.render(mode, 5.0), SIZE), None)
+    assert classify(s, Thresholds()) in EXPECTED[mode], s
+
+
+@pytest.mark.parametrize("mode", [m for m in MODES if m not in TAMPER_MODES])
+def test_benign_modes_and_light_drift_are_ok(scene: SimCamera, mode: str) -> None:
+    ref = make_reference(prepare(scene.render("normal", 0.0), SIZE))
+    for t in (0.0, 30.0, 60.0, 90.0):  # across the lighting drift
+        g = prepare(scene.render(mode, t), SIZE)
+        prev = prepare(scene.render(mode, t), SIZE)
+        s = score(ref, g, prev)
+        assert classify(s, Thresholds()) is Verdict.OK, (mode, t, s)
+        assert not is_still(s, Thresholds()), "sensor noise must keep consecutive frames apart"

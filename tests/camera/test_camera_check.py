@@ -1,0 +1,59 @@
+"""`lockerd camera-check`: one JSON line per frame with the verdict and scores."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import cv2
+import pytest
+
+from lockerd.camera_check import main
+from sim.camera import SimCamera
+
+
+def test_prints_one_json_line_per_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    cam = SimCamera(640, 480)
+    ref = tmp_path / "ref.png"
+    cv2.imwrite(str(ref), cam.render("normal", 0.0))
+    files = {}
+    for mode in ("normal", "person", "covered", "blurred", "turned", "saturated"):
+        files[mode] = tmp_path / f"{mode}.png"
+        cv2.imwrite(str(files[mode]), cam.render(mode, 1.0))
+    junk = tmp_path / "junk.png"
+    junk.write_bytes(b"not an image")
+    args = ["--reference", str(ref), *(str(p) for p in files.values()), str(junk)]
+    assert main(args) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [r["file"] for r in lines] == [*(str(p) for p in files.values()), str(junk)]
+    by_mode = dict(zip(files, lines, strict=False))
+    assert by_mode["normal"]["ok"]
+    assert by_mode["normal"]["reason"] is None
+    assert by_mode["person"]["ok"]
+    assert (by_mode["covered"]["ok"], by_mode["covered"]["reason"]) == (False, "covered")
+    assert by_mode["blurred"]["reason"] == "defocused"
+    assert by_mode["turned"]["reason"] == "redirected"
+    assert by_mode["saturated"]["reason"] == "blinded"
+    assert set(by_mode["normal"]["scores"]) >= {"brightness", "similarity", "sharpness_ratio"}
+    assert lines[-1] == {"file": str(junk), "ok": False, "reason": "unreadable", "scores": {}}
+
+
+def test_unreadable_reference_and_usage_errors(tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--reference", str(tmp_path / "missing.png"), str(tmp_path / "f.png")]) == 2
+    assert "cannot read reference" in capsys.readouterr().err
+    assert main([]) == 2
+
+
+def test_thresholds_from_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    repo = Path(__file__).resolve().parents[2]
+    cfg = tmp_path / "c.toml"
+    text = (repo / "config.example.toml").read_text().replace(
+        "similarity_min = 0.50", "similarity_min = 0.999")
+    cfg.write_text(text)
+    cam = SimCamera(640, 480)
+    ref, frame = tmp_path / "ref.png", tmp_path / "person.png"
+    cv2.imwrite(str(ref), cam.render("normal", 0.0))
+    cv2.imwrite(str(frame), cam.render("person", 0.0))
+    assert main(["-c", str(cfg), "--reference", str(ref), str(frame)]) == 0
+    assert json.loads(capsys.readouterr().out)["reason"] == "redirected"
