@@ -1,0 +1,42 @@
+"""Encrypted, tamper-evident operation log (SQLCipher 4): the chain, outbox and domain tables."""
+
+from lockerd.oplog.errors import (
+    KeyRefused,
+    OplogError,
+    PersonalDataInChain,
+    RekeyRefused,
+    WriterStopped,
+    WrongKey,
+)
+from lockerd.oplog.keys import EXAMPLE_KEY_HEX, OplogKey, load_key
+from lockerd.oplog.models import (
+    CABINET_STREAM,
+    CommandRecord,
+    Operation,
+    OutboxMessage,
+    OutboxRow,
+    VerifyResult,
+)
+from lockerd.oplog.store import Connection, DuplicateCommand, Mutation, OpLog
+
+__all__ = [
+    "CABINET_STREAM",
+    "EXAMPLE_KEY_HEX",
+    "CommandRecord",
+    "Connection",
+    "DuplicateCommand",
+    "KeyRefused",
+    "Mutation",
+    "OpLog",
+    "Operation",
+    "OplogError",
+    "OplogKey",
+    "OutboxMessage",
+    "OutboxRow",
+    "PersonalDataInChain",
+    "RekeyRefused",
+    "VerifyResult",
+    "WriterStopped",
+    "WrongKey",
+    "load_key",
+]

@@ -1,0 +1,27 @@
+"""Exceptions of the operation log: clear domain errors instead of database tracebacks."""
+
+from __future__ import annotations
+
+
+class OplogError(Exception):
+    """Base of every operation-log failure."""
+
+
+class KeyRefused(OplogError):
+    """The key is missing, readable by others, malformed or the published example key."""
+
+
+class WrongKey(OplogError):
+    """The database cannot be decrypted with this key (or is not an operation log)."""
+
+
+class WriterStopped(OplogError):
+    """The store is closed or its writer thread has died; nothing more can be recorded."""
+
+
+class PersonalDataInChain(OplogError, ValueError):
+    """An operation body carried a personal field; those belong in domain tables (retention)."""
+
+
+class RekeyRefused(OplogError):
+    """The key cannot be rotated here (e.g. it comes from read-only systemd credentials)."""

@@ -1,0 +1,155 @@
+"""Versioned schema of the operation log: each migration runs once, in order, in one transaction."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+# Personal columns (nulled by retention) are marked "personal" in comments; the chain itself
+# (operations) never holds personal data, so purging them never breaks a hash.
+MIGRATIONS: tuple[str, ...] = (
+    # 1: the chain, outbox, remembered commands, domain tables, destruction records.
+    """
+    CREATE TABLE operations (
+        seq         INTEGER PRIMARY KEY,
+        ts          TEXT    NOT NULL,
+        kind        TEXT    NOT NULL,
+        actor       TEXT    NOT NULL,
+        compartment INTEGER,
+        parcel_id   TEXT,
+        body        TEXT    NOT NULL,
+        prev_hash   TEXT    NOT NULL,
+        hash        TEXT    NOT NULL
+    );
+    CREATE INDEX operations_ts ON operations(ts);
+    CREATE INDEX operations_kind ON operations(kind, ts);
+    CREATE INDEX operations_compartment ON operations(compartment, ts);
+
+    CREATE TABLE outbox (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        stream      TEXT    NOT NULL,
+        seq         INTEGER,
+        topic       TEXT    NOT NULL,
+        payload     BLOB    NOT NULL,          -- may hold personal data: pruned once sent
+        qos         INTEGER NOT NULL CHECK (qos IN (0, 1, 2)),
+        retain      INTEGER NOT NULL CHECK (retain IN (0, 1)),
+        created_at  TEXT    NOT NULL,
+        sent_at     TEXT,
+        op_seq      INTEGER NOT NULL REFERENCES operations(seq)
+    );
+    CREATE INDEX outbox_pending ON outbox(id) WHERE sent_at IS NULL;
+    CREATE INDEX outbox_sent ON outbox(sent_at) WHERE sent_at IS NOT NULL;
+    CREATE UNIQUE INDEX outbox_stream_seq ON outbox(stream, seq) WHERE seq IS NOT NULL;
+
+    CREATE TABLE outbox_streams (
+        stream      TEXT    PRIMARY KEY,
+        last_seq    INTEGER NOT NULL
+    );
+
+    CREATE TABLE commands (
+        carrier     TEXT    NOT NULL,
+        cmd_id      TEXT    NOT NULL,
+        reply       TEXT    NOT NULL,
+        received_at TEXT    NOT NULL,
+        op_seq      INTEGER NOT NULL,
+        PRIMARY KEY (carrier, cmd_id)
+    );
+    CREATE INDEX commands_received ON commands(received_at);
+
+    CREATE TABLE parcels (
+        id                  TEXT    PRIMARY KEY,
+        kind                TEXT    NOT NULL CHECK (kind IN ('delivery', 'dropoff')),
+        carrier             TEXT    NOT NULL,
+        compartment         INTEGER,
+        status              TEXT    NOT NULL,
+        size                TEXT,
+        waybill             TEXT,               -- personal
+        recipient_phone     TEXT,               -- personal
+        sender_verification TEXT,               -- personal: real-name check reference only
+        declared_contents   TEXT,               -- personal
+        code_hash           BLOB,               -- personal: salted hash of the pickup code
+        code_salt           BLOB,
+        deadline            TEXT,
+        flags               TEXT    NOT NULL DEFAULT '{}',
+        created_at          TEXT    NOT NULL,
+        updated_at          TEXT    NOT NULL,
+        closed_at           TEXT,               -- set when the parcel leaves the cabinet for good
+        purged_at           TEXT                -- personal fields destroyed by retention
+    );
+    CREATE INDEX parcels_status ON parcels(status);
+    CREATE INDEX parcels_compartment ON parcels(compartment);
+    CREATE INDEX parcels_carrier_waybill ON parcels(carrier, waybill);
+    CREATE INDEX parcels_closed ON parcels(closed_at) WHERE closed_at IS NOT NULL;
+
+    CREATE TABLE couriers (
+        carrier     TEXT    NOT NULL,
+        courier_id  TEXT    NOT NULL,
+        pin_hash    BLOB,                       -- personal: salted hash of the PIN
+        pin_salt    BLOB,
+        expires     TEXT    NOT NULL,
+        revoked     INTEGER NOT NULL DEFAULT 0 CHECK (revoked IN (0, 1)),
+        granted_at  TEXT    NOT NULL,
+        revoked_at  TEXT,
+        PRIMARY KEY (carrier, courier_id)
+    );
+
+    CREATE TABLE pickup_attempts (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        ts          TEXT    NOT NULL,
+        panel       TEXT    NOT NULL,
+        ok          INTEGER NOT NULL CHECK (ok IN (0, 1)),
+        parcel_id   TEXT,
+        compartment INTEGER
+    );
+    CREATE INDEX pickup_attempts_panel ON pickup_attempts(panel, ts);
+    CREATE INDEX pickup_attempts_ts ON pickup_attempts(ts);
+
+    CREATE TABLE destructions (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        op_seq      INTEGER NOT NULL REFERENCES operations(seq),
+        record_class TEXT   NOT NULL,
+        count       INTEGER NOT NULL,
+        range_from  TEXT,
+        range_to    TEXT,
+        at          TEXT    NOT NULL,
+        by_actor    TEXT    NOT NULL
+    );
+    """,
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def migrate(conn: Any) -> int:
+    """Bring the schema up to SCHEMA_VERSION; returns the version found before.
+
+    Refuses a database written by a newer lockerd (downgrades would lose data silently).
+    """
+    found = int(conn.execute("PRAGMA user_version").fetchone()[0])
+    if found > SCHEMA_VERSION:
+        raise RuntimeError(f"operation log schema {found} is newer than this lockerd "
+                           f"({SCHEMA_VERSION}); refusing to touch it")
+    for version in range(found + 1, SCHEMA_VERSION + 1):
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            for statement in _statements(MIGRATIONS[version - 1]):
+                conn.execute(statement)
+            conn.execute(f"PRAGMA user_version = {version}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.info("operation log schema migrated to version %d", version)
+    return found
+
+
+def _statements(script: str) -> list[str]:
+    out: list[str] = []
+    for chunk in script.split(";"):
+        lines = [ln.split("--", 1)[0] for ln in chunk.splitlines()]
+        text = "\n".join(lines).strip()
+        if text:
+            out.append(text)
+    return out
