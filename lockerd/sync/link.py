@@ -127,7 +127,8 @@ class MqttLink:
                              protocol=self._protocol,
                              clean_session=None if self._v5 else False,
                              manual_ack=True, reconnect_on_failure=True)
-        client.enable_logger(logging.getLogger("paho"))
+        if log.isEnabledFor(logging.DEBUG):
+            client.enable_logger(logging.getLogger("paho"))
         client.reconnect_delay_set(max(1, round(self.reconnect_min_s)),
                                    max(1, round(self.reconnect_max_s)))
         client.max_inflight_messages_set(self.max_inflight)
