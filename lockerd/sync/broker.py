@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 import contextlib
 import shutil
 import socket
@@ -52,6 +53,9 @@ class LocalBroker:
     def _write_conf(self) -> None:
         lines = [
             f"listener {self.port} 127.0.0.1",
+            # Started as root, mosquitto would switch to user "mosquitto" and then silently
+            # fail to write persistence into our directory: stay the user who started it.
+            f"user {getpass.getuser()}",
             "allow_anonymous true",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",

@@ -52,7 +52,8 @@ class CarrierClient:
 
     def __init__(self, host: str, port: int, cabinet: str, carrier: str, *,
                  prefix: str = "lockers", key: bytes | None = None,
-                 client_id: str | None = None, watch_cabinet: bool = True) -> None:
+                 client_id: str | None = None, watch_cabinet: bool = True,
+                 protocol: str = "auto") -> None:
         self.topics = Topics(prefix, cabinet)
         self.carrier = carrier
         self.key = key
@@ -65,7 +66,7 @@ class CarrierClient:
         self._connected = asyncio.Event()
         self.link = MqttLink(host=host, port=port,
                              client_id=client_id or f"carrier-{carrier}-{uuid.uuid4().hex[:8]}",
-                             reconnect_min_s=1, reconnect_max_s=2,
+                             reconnect_min_s=1, reconnect_max_s=2, protocol=protocol,
                              callbacks=LinkCallbacks(on_connect=self._on_connect,
                                                      on_message=self._on_message))
 
