@@ -71,7 +71,7 @@ def _check_body(value: Any, path: str = "body") -> None:
 def _cipher_module() -> ModuleType:
     # Imported lazily so the plain-sqlite benchmark and tools that never open the log
     # do not load the SQLCipher extension.
-    from sqlcipher3 import dbapi2  # noqa: PLC0415
+    from sqlcipher3 import dbapi2
 
     return dbapi2  # type: ignore[no-any-return]
 

@@ -36,17 +36,22 @@ async def test_round_trip_of_each_command(make_sync: SyncFactory, broker: LocalB
     await _wait_connected(comp)
     async with CarrierClient("127.0.0.1", broker.port, CAB, "sf") as sf:
         r = await sf.send("courier.grant", _grant_body())
-        assert r["ok"] is True and r["result"] == {"courier_id": "c-1"} and r["v"] == 1
+        assert r["ok"] is True
+        assert r["result"] == {"courier_id": "c-1"}
+        assert r["v"] == 1
         r = await sf.send("courier.revoke", {"courier_id": "c-1"})
         assert r["ok"] is True
         r = await sf.send("parcel.expect", {"waybill": "SF1234567890", "size": "M",
                                             "consent": True, "flags": ["fresh"]})
-        assert r["ok"] is True and r["result"]["parcel_id"].startswith("p-")
+        assert r["ok"] is True
+        assert r["result"]["parcel_id"].startswith("p-")
         r = await sf.send("parcel.expect", {"waybill": "SF1234567890", "size": "M",
                                             "consent": False})
-        assert r["ok"] is False and r["error"]["code"] == "refused"
+        assert r["ok"] is False
+        assert r["error"]["code"] == "refused"
         r = await sf.send("parcel.recall", {"waybill": "SF1234567890"})
-        assert r["ok"] is False and r["error"]["code"] == "not_found"
+        assert r["ok"] is False
+        assert r["error"]["code"] == "not_found"
         r = await sf.send("state.get", {})
         assert r["ok"] is True
         assert r["result"]["free"] == {"S": 2, "M": 1, "L": 1}
@@ -62,9 +67,12 @@ async def test_round_trip_of_each_command(make_sync: SyncFactory, broker: LocalB
                 break
             await asyncio.sleep(0.05)
         status = [m.payload for m in sf.all if m.topic == sf.topics.status]
-        assert status and status[-1]["online"] is True and status[-1]["name"] == "Test Locker"
+        assert status
+        assert status[-1]["online"] is True
+        assert status[-1]["name"] == "Test Locker"
     kinds = [op.kind for op in await _ops(oplog)]
-    assert kinds.count("courier.granted") == 1 and kinds.count("courier.revoked") == 1
+    assert kinds.count("courier.granted") == 1
+    assert kinds.count("courier.revoked") == 1
     assert kinds.count("parcel.expected") == 1
 
 
@@ -79,7 +87,8 @@ async def test_hostile_commands_get_the_right_error_and_change_nothing(
             return await sf.send_raw(topic, payload, rid)
 
         async def code_of(reply: dict[str, Any]) -> str:
-            assert reply["ok"] is False and reply["v"] == 1
+            assert reply["ok"] is False
+            assert reply["v"] == 1
             return str(reply["error"]["code"])
 
         assert await code_of(await raw(b"{not json", None)) == "bad_json"
@@ -141,7 +150,8 @@ async def test_redelivered_command_gets_the_first_reply_and_changes_nothing_twic
         payload = json.dumps(cmd).encode()
         first = await sf.send_raw(topic, payload, "same")
         second = await sf.send_raw(topic, payload, "same")
-        assert first == second and first["ok"] is True
+        assert first == second
+        assert first["ok"] is True
     ops = await _ops(oplog)
     assert sum(op.kind == "courier.granted" for op in ops) == 1
     assert sum(op.kind == "sync.command_repeated" for op in ops) == 1

@@ -83,7 +83,9 @@ async def test_outage_with_restart_loses_and_repeats_nothing(
                                 compartment=3))
         await _until(lambda: any(m.payload.get("kind") == "door_jammed" for m in yto.all), 15)
         jam = next(m.payload for m in yto.all if m.payload.get("kind") == "door_jammed")
-        assert jam["compartment"] == 3 and jam["active"] is True and jam["v"] == 1
+        assert jam["compartment"] == 3
+        assert jam["active"] is True
+        assert jam["v"] == 1
         assert (await reopened.verify()).ok
     finally:
         await sf.stop()
