@@ -1,0 +1,284 @@
+"""SyncComponent: carrier sync over MQTT (status, state, alerts, outbox drain, commands)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import lockerd
+from lockerd.component import Component
+from lockerd.config import Config
+from lockerd.events import Alert, AlertKind, EventBus, Severity, Subscription
+from lockerd.oplog import OpLog
+from lockerd.sync.alerts import record_alert
+from lockerd.sync.commands import CommandContext, CommandProcessor, CommandRegistry
+from lockerd.sync.link import LinkCallbacks, MqttLink, TlsFiles, Will
+from lockerd.sync.payloads import FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
+from lockerd.sync.publisher import OutboxPublisher, OutboxWritten
+from lockerd.sync.signing import load_hmac_key
+from lockerd.sync.topics import Topics
+
+log = logging.getLogger(__name__)
+
+StateSource = Callable[[], Awaitable[StatePayload]]
+PRUNE_EVERY_S = 3600.0
+
+
+def _json(model: Any) -> bytes:
+    return model.model_dump_json().encode("utf-8")  # type: ignore[no-any-return]
+
+
+class SyncComponent(Component):
+    """Keeps carriers informed and obeys their commands; the outbox is the only truth.
+
+    With `[mqtt] enabled = false` it still records alerts into the outbox and watches the
+    backlog (the cabinet works offline; everything is sent once a broker is configured).
+    """
+
+    name = "sync"
+
+    def __init__(self, config: Config, oplog: OpLog, bus: EventBus, *,
+                 registry: CommandRegistry | None = None, state_source: StateSource | None = None,
+                 version: str | None = None, clock: Callable[[], datetime] | None = None) -> None:
+        super().__init__()
+        self.config = config
+        self.oplog = oplog
+        self.bus = bus
+        self.registry = registry if registry is not None else CommandRegistry()
+        self.state_source = state_source
+        self.version = version or lockerd.__version__
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self.topics = Topics(config.mqtt.prefix, config.cabinet.id)
+        self.link: MqttLink | None = None
+        self.publisher: OutboxPublisher | None = None
+        self.processor: CommandProcessor | None = None
+        self._inbox: asyncio.Queue[tuple[str, bytes, int, int]] = asyncio.Queue()
+        self._alerts: Subscription | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._state_due = asyncio.Event()
+        self._last_state = 0.0
+        self._backlog = (0, 0.0)
+        self._backlog_alert = False
+        self.last_error: str | None = None
+        if "state.get" not in self.registry.types:
+            self.registry.register("state.get", self._state_get)
+        bus.listen(lambda _e: self.wake(), OutboxWritten)
+
+    # ------------------------------------------------------------------ public helpers
+
+    def wake(self) -> None:
+        """Outbox rows were committed: publish them now (call after OpLog.append with outbox)."""
+        if self.publisher is not None:
+            self.publisher.wake()
+
+    def state_changed(self) -> None:
+        """Cabinet state changed: republish the retained state (rate-limited)."""
+        self._state_due.set()
+
+    async def current_state(self) -> StatePayload:
+        """State from the injected source, or a config-only default (all free, intake open)."""
+        if self.state_source is not None:
+            return await self.state_source()
+        counts = {"S": 0, "M": 0, "L": 0}
+        for comp in self.config.compartments:
+            counts[comp.size.value] += 1
+        return StatePayload(ts=self.clock(), intake=Intake(open=True, reason=None),
+                            free=FreeCounts(**counts), blocked=[])
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        cfg = self.config.mqtt
+        keys: dict[str, bytes | None] = {}
+        for carrier in self.config.carriers:
+            keys[carrier.id] = None if carrier.hmac_key_file is None else \
+                await asyncio.to_thread(load_hmac_key, carrier.hmac_key_file)
+        self.processor = CommandProcessor(self.oplog, self.topics, self.registry,
+                                          carrier_keys=keys, max_bytes=cfg.max_command_bytes,
+                                          clock=self.clock)
+        if cfg.enabled:
+            tls = TlsFiles(cfg.ca_file, cfg.cert_file, cfg.key_file) if cfg.tls else None
+            will = Will(self.topics.status, _json(StatusOffline(ts=self.clock())))
+            self.link = MqttLink(
+                host=cfg.host, port=cfg.port, client_id=cfg.client_id or f"lockerd-{self.config.cabinet.id}",
+                keepalive_s=cfg.keepalive_s, tls=tls, will=will, protocol=cfg.protocol,
+                session_expiry_s=cfg.session_expiry_s, reconnect_min_s=cfg.reconnect_min_s,
+                reconnect_max_s=cfg.reconnect_max_s, max_inflight=cfg.inflight_window,
+                callbacks=LinkCallbacks(on_connect=self._on_connect,
+                                        on_disconnect=self._on_disconnect,
+                                        on_message=self._on_message, on_puback=self._on_puback))
+        self.publisher = OutboxPublisher(self.oplog, self.link, window=cfg.inflight_window,
+                                         idle_poll_s=cfg.idle_poll_ms / 1000)
+        self._alerts = self.bus.subscribe(Alert, maxsize=10000)
+        if self.link is not None:
+            await self.link.start()
+        loop = asyncio.get_running_loop()
+        for coro, name in ((self.publisher.run(), "drain"), (self._commands(), "commands"),
+                           (self._forward_alerts(), "alerts"), (self._watch_backlog(), "backlog"),
+                           (self._state_loop(), "state"), (self._prune_loop(), "prune")):
+            self._tasks.append(loop.create_task(coro, name=f"sync:{name}"))
+
+    async def run(self) -> None:
+        done, _ = await asyncio.wait(self._tasks, return_when=asyncio.FIRST_EXCEPTION)
+        for task in done:
+            exc = task.exception()
+            if exc is not None:
+                self.last_error = f"{task.get_name()}: {exc}"
+                raise exc
+        raise RuntimeError("sync tasks ended")
+
+    async def stop(self) -> None:
+        """Finish queued commands, flush acks, publish offline status, disconnect. Idempotent."""
+        tasks, self._tasks = self._tasks, []
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        if self._alerts is not None:
+            self._alerts.close()
+            self._alerts = None
+        if self.publisher is not None:
+            with contextlib.suppress(Exception):
+                await self.publisher.flush_marks()
+        if self.link is not None:
+            link, self.link = self.link, None
+            await link.stop(final=(self.topics.status, _json(StatusOffline(ts=self.clock())), True))
+
+    def status(self) -> dict[str, Any]:
+        pub = self.publisher
+        link = self.link
+        count, age = self._backlog
+        return {
+            "enabled": self.config.mqtt.enabled,
+            "connected": bool(link and link.connected),
+            "protocol": link.protocol if link else None,
+            "broker": f"{link.host}:{link.port}" if link else None,
+            "backlog": count,
+            "backlog_age_s": round(age, 1),
+            "backlog_alert": self._backlog_alert,
+            "inflight": pub.inflight if pub else 0,
+            "published": pub.published if pub else 0,
+            "acked": pub.acked if pub else 0,
+            "commands": self.processor.handled if self.processor else 0,
+            "commands_refused": self.processor.refused if self.processor else 0,
+            "last_error": self.last_error or (link.last_error if link else None)
+                          or (pub.last_error if pub else None),
+        }
+
+    # ------------------------------------------------------------------ link callbacks (loop)
+
+    def _on_connect(self, _session_present: bool) -> None:
+        link = self.link
+        if link is None:
+            return
+        link.subscribe(self.topics.cmd_filter, 1)
+        birth = StatusOnline(ts=self.clock(), version=self.version,
+                             name=self.config.cabinet.name, address=self.config.cabinet.address)
+        link.publish(self.topics.status, _json(birth), 1, True)
+        self._last_state = 0.0
+        self._state_due.set()
+        if self.publisher is not None:
+            self.publisher.on_connect()
+
+    def _on_disconnect(self, reason: str) -> None:
+        self.last_error = None
+        if self.publisher is not None:
+            self.publisher.on_disconnect()
+
+    def _on_message(self, topic: str, payload: bytes, mid: int, qos: int) -> None:
+        self._inbox.put_nowait((topic, payload, mid, qos))
+
+    def _on_puback(self, mid: int, refused: bool) -> None:
+        if self.publisher is not None:
+            self.publisher.on_puback(mid, refused)
+        self.progress()
+
+    # ------------------------------------------------------------------ tasks
+
+    async def _commands(self) -> None:
+        assert self.processor is not None
+        while True:
+            topic, payload, mid, qos = await self._inbox.get()
+            try:
+                await self.processor.handle(topic, payload)
+            except Exception as exc:
+                # Not acknowledged: the broker redelivers after a reconnect; the id memory
+                # makes that safe.
+                self.last_error = f"command processing failed: {exc}"
+                log.error("command on %s could not be processed: %s", topic[:200], exc)
+                continue
+            if self.link is not None:
+                self.link.ack(mid, qos)
+            self.wake()
+
+    async def _forward_alerts(self) -> None:
+        assert self._alerts is not None
+        while True:
+            alert = await self._alerts.get()
+            while True:
+                try:
+                    await record_alert(self.oplog, self.topics, alert, self.wake)
+                    break
+                except Exception as exc:
+                    self.last_error = f"alert not recorded: {exc}"
+                    log.error("cannot record alert %s: %s", alert.kind, exc)
+                    await asyncio.sleep(1.0)
+
+    async def _watch_backlog(self) -> None:
+        threshold = self.config.mqtt.backlog_alert_s
+        period = min(5.0, max(0.2, threshold / 4))
+        while True:
+            count, oldest = await self.oplog.outbox_stats()
+            age = (self.clock() - oldest).total_seconds() if oldest is not None else 0.0
+            self._backlog = (count, max(0.0, age))
+            self.progress()
+            if not self._backlog_alert and count and age > threshold:
+                self._backlog_alert = True
+                log.warning("sync backlog: %d messages, oldest %.0f s", count, age)
+                self.bus.publish(Alert(AlertKind.SYNC_BACKLOG, Severity.WARNING, True,
+                                       f"{count} messages waiting, oldest {age:.0f} s"))
+            elif self._backlog_alert and age <= threshold:
+                self._backlog_alert = False
+                log.info("sync backlog cleared (%d messages waiting)", count)
+                self.bus.publish(Alert(AlertKind.SYNC_BACKLOG, Severity.INFO, False,
+                                       f"backlog cleared ({count} messages waiting)"))
+            await asyncio.sleep(period)
+
+    async def _state_loop(self) -> None:
+        min_gap = self.config.mqtt.state_min_interval_s
+        while True:
+            await self._state_due.wait()
+            wait = self._last_state + min_gap - time.monotonic()
+            if wait > 0:
+                await asyncio.sleep(wait)
+            self._state_due.clear()
+            link = self.link
+            if link is None or not link.connected:
+                continue
+            try:
+                state = await self.current_state()
+                link.publish(self.topics.state, _json(state), 1, True)
+                self._last_state = time.monotonic()
+            except Exception as exc:
+                self.last_error = f"state not published: {exc}"
+                log.error("cannot publish state: %s", exc)
+
+    async def _prune_loop(self) -> None:
+        retention = timedelta(hours=self.config.mqtt.sent_retention_h)
+        while True:
+            try:
+                await self.oplog.outbox_prune(self.clock() - retention)
+                await self.oplog.commands_prune()
+            except Exception as exc:
+                log.error("outbox prune failed: %s", exc)
+            await asyncio.sleep(PRUNE_EVERY_S)
+
+    async def _state_get(self, _ctx: CommandContext, _body: Any) -> Any:
+        state = await self.current_state()
+        return state.model_dump(mode="json")
