@@ -10,14 +10,20 @@ import time
 from pathlib import Path
 from typing import Any
 
+from drivers.base import FrameSource
 from lockerd import __version__
 from lockerd.api import ALL_ROLES, ApiServer, Caller
+from lockerd.camera_guard import CameraGuard, IntakeChanged
 from lockerd.component import CabinetState, Component, CriticalStartFailure, Supervisor
 from lockerd.config import Config, ConfigError, load_config
+from lockerd.door_events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.doors import DoorController
-from lockerd.events import EventBus
+from lockerd.events import EventBus, utc_now
+from lockerd.evidence import EvidenceStore
 from lockerd.oplog.component import OplogComponent
 from lockerd.sdnotify import Notifier, watchdog_interval
+from lockerd.sync.component import SyncComponent
+from lockerd.sync.payloads import FreeCounts, Intake, StatePayload
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,16 @@ class Daemon:
         self.doors.register_api(self.api)
         self.doors.audit = self._audit
         self.add(self.doors)
+        self.camera: CameraGuard | None = None
+        if self.cfg.camera.enabled:
+            self.camera = self._camera_guard()
+            self.camera.register_api(self.api)
+            self.add(self.camera)
+        self.sync = SyncComponent(self.cfg, lambda: self.oplog.store, self.events,
+                                  state_source=self._cabinet_state)
+        self.add(self.sync)
+        for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
+            self.events.listen(lambda _e: self.sync.state_changed(), kind)
         if self.cfg.gpio.enabled:
             self.add(self._gpio_monitor())
         self.add(self.api)
@@ -66,6 +82,46 @@ class Daemon:
 
             factory = MockFactory()  # the simulator has no pins: mock ones stand in
         return GpioMonitor(self.cfg.gpio, self.events, pin_factory=factory)
+
+    def _camera_guard(self) -> CameraGuard:
+        cam = self.cfg.camera
+        source: FrameSource
+        if self.cfg.hardware.backend == "sim":
+            from sim.camera import SimCamera
+
+            source = SimCamera(cam.width, cam.height)
+        else:
+            from drivers.camera import OpenCVCamera
+
+            source = OpenCVCamera(cam.source, width=cam.width, height=cam.height)
+        guard: CameraGuard | None = None
+
+        def camera_state() -> dict[str, Any]:
+            return guard.camera_state() if guard is not None else {}
+
+        evidence = EvidenceStore(self.cfg.paths.state_dir / "evidence.db", self._evidence_key,
+                                 source.latest, retention_days=cam.evidence_retention_days,
+                                 jpeg_quality=cam.evidence_jpeg_quality,
+                                 camera_state=camera_state)
+        guard = CameraGuard(cam, source, self.events, evidence=evidence)
+        return guard
+
+    async def _evidence_key(self) -> bytes:
+        """The evidence database's own key, kept inside the (encrypted) operation log."""
+        return await self.oplog.store.secret("evidence.key")
+
+    async def _cabinet_state(self) -> StatePayload:
+        """Retained `state` for carriers: intake, free compartments by size, blocked ids."""
+        blocked = sorted(self.doors.blocked)
+        free = {"S": 0, "M": 0, "L": 0}
+        for comp in self.cfg.compartments:
+            if comp.id not in blocked:
+                free[comp.size.value] += 1
+        if self.camera is not None:
+            intake = Intake(open=self.camera.is_open(), reason=self.camera.reason())
+        else:
+            intake = Intake(open=False, reason="camera_disabled")
+        return StatePayload(ts=utc_now(), intake=intake, free=FreeCounts(**free), blocked=blocked)
 
     async def _audit(self, kind: str, actor: str, compartment: int,
                      body: dict[str, Any]) -> None:

@@ -8,7 +8,7 @@ import json
 import logging
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -69,6 +69,9 @@ def _key_pragma(key: bytes) -> str:
     return f"PRAGMA key = '{key.hex()}'"
 
 
+KeyProvider = Callable[[], Awaitable[bytes]]
+
+
 class EvidenceStore:
     """Snapshots stored as JPEG blobs in an SQLCipher database, one writer thread.
 
@@ -76,11 +79,14 @@ class EvidenceStore:
     state at capture time is stored next to the image. Rows older than the retention are purged.
     """
 
-    def __init__(self, path: Path, key: bytes, frames: FrameGetter, *, retention_days: int = 30,
+    def __init__(self, path: Path, key: bytes | KeyProvider, frames: FrameGetter, *,
+                 retention_days: int = 30,
                  jpeg_quality: int = 85, camera_state: Callable[[], dict[str, Any]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._path = path
-        self._pragma = _key_pragma(key)
+        # The daemon's key lives in the operation log, readable only once the log is open.
+        self._key: bytes | KeyProvider = key
+        self._pragma = _key_pragma(key) if isinstance(key, bytes) else ""
         self._frames = frames
         self._retention_s = retention_days * 86400.0
         self._quality = jpeg_quality
@@ -98,6 +104,8 @@ class EvidenceStore:
         """Open (or create) the database in the writer thread; a wrong key raises EvidenceError."""
         if self._pool is not None:
             return
+        if not isinstance(self._key, bytes):
+            self._pragma = _key_pragma(await self._key())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
         try:
             await self._call(self._open_sync)

@@ -112,6 +112,15 @@ MIGRATIONS: tuple[str, ...] = (
         by_actor    TEXT    NOT NULL
     );
     """,
+    # 2: keys of other encrypted stores (the evidence database), kept inside this encrypted
+    #    file so rotating the log key never strands them.
+    """
+    CREATE TABLE secrets (
+        name        TEXT PRIMARY KEY,
+        value       BLOB    NOT NULL,
+        created_at  TEXT    NOT NULL
+    );
+    """
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -591,6 +591,19 @@ class OpLog:
 
     # ----------------------------------------------------------------- commands
 
+    async def secret(self, name: str, nbytes: int = 32) -> bytes:
+        """A random secret kept in the log (created on first use): keys of other stores."""
+        def job(conn: Any) -> bytes:
+            row = conn.execute("SELECT value FROM secrets WHERE name = ?", (name,)).fetchone()
+            if row is not None:
+                return bytes(row[0])
+            value = os.urandom(nbytes)
+            conn.execute("INSERT INTO secrets (name, value, created_at) VALUES (?, ?, ?)",
+                         (name, value, format_ts(self.now())))
+            return value
+
+        return await self.write(job)
+
     async def command_reply(self, carrier: str, cmd_id: str) -> dict[str, Any] | None:
         """The first reply given to this carrier's command id, if it is still remembered."""
         row = await self.read(lambda c: c.execute(

@@ -42,12 +42,13 @@ class SyncComponent(Component):
 
     name = "sync"
 
-    def __init__(self, config: Config, oplog: OpLog, bus: EventBus, *,
+    def __init__(self, config: Config, oplog: OpLog | Callable[[], OpLog], bus: EventBus, *,
                  registry: CommandRegistry | None = None, state_source: StateSource | None = None,
                  version: str | None = None, clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self.config = config
-        self.oplog = oplog
+        # The daemon passes a callable: its log is only open once the oplog component started.
+        self._oplog_source = oplog
         self.bus = bus
         self.registry = registry if registry is not None else CommandRegistry()
         self.state_source = state_source
@@ -68,6 +69,12 @@ class SyncComponent(Component):
         if "state.get" not in self.registry.types:
             self.registry.register("state.get", self._state_get)
         bus.listen(lambda _e: self.wake(), OutboxWritten)
+
+    @property
+    def oplog(self) -> OpLog:
+        """The operation log this component records commands and alerts in."""
+        source = self._oplog_source
+        return source if isinstance(source, OpLog) else source()
 
     # ------------------------------------------------------------------ public helpers
 
