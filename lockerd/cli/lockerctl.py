@@ -98,6 +98,24 @@ def cmd_doors(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_camera(ctx: Ctx) -> int:
+    """Camera guard verdict, intake gate and scores."""
+    st = ctx.call("camera.status")
+    if ctx.json:
+        emit_json(st)
+        return EXIT_OK
+    intake = st["intake"]
+    print(key_values([("verdict", st["verdict"]),
+                      ("intake", "open" if intake["open"] else f"closed ({intake['reason']})"),
+                      ("reference", st["reference"]), ("frame age", f"{st['frame_age_s']} s"),
+                      ("samples", st["samples"]), ("source", st["source"])]))
+    if st["scores"]:
+        print()
+        print(table(["score", "value"], [[k, round(v, 3) if isinstance(v, float) else v]
+                                        for k, v in st["scores"].items()]))
+    return EXIT_OK
+
+
 def cmd_open(ctx: Ctx) -> int:
     """Technician maintenance open of one compartment (audited)."""
     try:
@@ -266,6 +284,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_status)
     p = sub.add_parser("doors", parents=[common], help="doors and their states")
     p.set_defaults(func=cmd_doors)
+    p = sub.add_parser("camera", parents=[common], help="camera guard and intake gate")
+    p.set_defaults(func=cmd_camera)
     p = sub.add_parser("open", parents=[common], help="maintenance open of one compartment")
     p.add_argument("compartment", type=int, help="compartment number")
     p.add_argument("--reason", required=True, help="why (recorded in the operation log)")

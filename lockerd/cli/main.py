@@ -50,11 +50,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the demo's state directory")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=_cmd_demo)
+
+    # Parsed by lockerd.camera_check itself (main() hands it the rest of the arguments).
+    sub.add_parser("camera-check", add_help=False,
+                   help="judge saved frames against a reference image (no daemon)")
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lockerd` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["camera-check"]:
+        from lockerd import camera_check
+
+        return camera_check.main(argv[1:])
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

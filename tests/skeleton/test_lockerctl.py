@@ -102,3 +102,34 @@ def test_maintenance_open_is_recorded(daemon: Path, capsys: pytest.CaptureFixtur
     code, _, err = run(capsys, daemon, "open", "99", "--reason", "x")
     assert code == 1
     assert "unknown_compartment" in err
+
+
+def test_camera_status(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "camera", "--json")
+    assert code == 0
+    st = json.loads(out)
+    assert set(st["intake"]) == {"open", "reason"}
+    code, out, _ = run(capsys, daemon, "camera")
+    assert code == 0
+    assert "verdict:" in out
+
+
+def test_lockerd_camera_check_cli(tmp_path: Path) -> None:
+    import sys
+
+    import cv2
+
+    from sim.camera import SimCamera
+
+    ref, good, covered = tmp_path / "ref.png", tmp_path / "good.png", tmp_path / "covered.png"
+    cam = SimCamera(640, 480)
+    cv2.imwrite(str(ref), cam.render("normal", 0.0))
+    cv2.imwrite(str(good), cam.render("normal", 1.0))
+    cv2.imwrite(str(covered), cam.render("covered", 1.0))
+    proc = subprocess.run([sys.executable, "-m", "lockerd", "camera-check", "--reference",
+                           str(ref), str(good), str(covered)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(x["file"], x["ok"]) for x in lines] == [(str(good), True), (str(covered), False)]
+    assert lines[1]["reason"] in ("covered", "dark")
