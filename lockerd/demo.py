@@ -1,7 +1,10 @@
 """`lockerd demo`: the daemon on simulated hardware through a scripted day, printed as a timeline.
 
-Runs as any user with no broker: state, socket and a fresh random log key live in a
-temporary directory. Every step goes through the real local API socket, as a kiosk would.
+Runs as any user: state, socket and a fresh random log key live in a temporary directory.
+Every step goes through the real local API socket, as a kiosk would. With mosquitto installed
+the demo starts its own broker on a free loopback port, subscribes as the carriers and stages
+a broker outage; without it the cabinet works offline and the outbox grows. With
+--mqtt-host/--mqtt-port it connects to an existing broker instead.
 """
 
 from __future__ import annotations
@@ -23,6 +26,9 @@ from typing import Any
 from lockerd.client import ApiReplyError, AsyncApiClient
 from lockerd.config import Config, parse_config
 from lockerd.daemon import Daemon
+from lockerd.masking import mask_waybill
+from lockerd.sync.broker import LocalBroker, local_broker, mosquitto_binary
+from lockerd.sync.carrier import CarrierClient, Received
 
 EXAMPLE_CONFIG = Path(__file__).resolve().parent.parent / "config.example.toml"
 
@@ -44,12 +50,15 @@ class Timeline:
 
 @dataclass
 class DemoContext:
-    """What each scene gets: the running daemon, an API client, the timeline, the temp dir."""
+    """What each scene gets: the running daemon, an API client, the timeline, the temp dir,
+    the demo's own broker (None when it uses another one or none) and the carriers' clients."""
 
     daemon: Daemon
     api: AsyncApiClient
     timeline: Timeline
     workdir: Path
+    broker: LocalBroker | None = None
+    carriers: dict[str, CarrierClient] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)
 
     async def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
@@ -64,6 +73,11 @@ Scene = Callable[[DemoContext], Awaitable[None]]
 
 
 def demo_config(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int = 1883) -> Config:
+    """The example config with state, socket and key moved into `workdir` (see below)."""
+    return _demo_config(workdir, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
+
+
+def _demo_config(workdir: Path, *, mqtt_host: str | None, mqtt_port: int) -> Config:
     """The example config with state, socket and key moved into `workdir`."""
     data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     key_file = workdir / "oplog.key"
@@ -75,7 +89,8 @@ def demo_config(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int =
     data.setdefault("doors", {}).update({"close_timeout_s": 20.0})
     if mqtt_host:
         data["mqtt"] = {**data.get("mqtt", {}), "enabled": True, "host": mqtt_host,
-                        "port": mqtt_port, "tls": False}
+                        "port": mqtt_port, "tls": False, "reconnect_min_s": 1,
+                        "reconnect_max_s": 2}
     return parse_config(data, EXAMPLE_CONFIG)
 
 
@@ -110,7 +125,49 @@ async def scene_maintenance(ctx: DemoContext) -> None:
     sim.faults.jam(bus, comp.board, comp.channel, jammed=False)
 
 
-SCENES: list[Scene] = [scene_start, scene_maintenance]
+async def _sync_status(ctx: DemoContext) -> dict[str, Any]:
+    st = await ctx.call("status")
+    sync: dict[str, Any] = st["components"].get("sync", {})
+    # The component refreshes its backlog figure periodically; ask the outbox itself.
+    sync["backlog"], _oldest = await ctx.daemon.oplog.store.outbox_stats()
+    return sync
+
+
+async def scene_broker_down(ctx: DemoContext) -> None:
+    """The broker goes away: the cabinet keeps working, messages wait in the outbox."""
+    if ctx.broker is None:
+        sync = await _sync_status(ctx)
+        where = "offline (no broker)" if not sync.get("enabled") else f"on {sync.get('broker')}"
+        ctx.timeline.say("mqtt", f"carrier link {where}; outbox holds {sync.get('backlog')} "
+                                 "message(s)")
+        return
+    await ctx.broker.stop()
+    ctx.timeline.say("mqtt", "broker outage begins (the demo stops its mosquitto)")
+
+
+async def scene_broker_back(ctx: DemoContext) -> None:
+    """The broker returns: the outbox drains in order and the carriers get everything once."""
+    sync = await _sync_status(ctx)
+    if ctx.broker is None:
+        ctx.timeline.say("mqtt", f"outbox holds {sync.get('backlog')} message(s) "
+                                 f"({'connected' if sync.get('connected') else 'not connected'})")
+        return
+    ctx.timeline.say("mqtt", f"during the outage {sync.get('backlog')} message(s) waited "
+                             "in the outbox")
+    await ctx.broker.start()
+    ctx.timeline.say("mqtt", "broker back")
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        sync = await _sync_status(ctx)
+        if sync.get("connected") and sync.get("backlog") == 0:
+            break
+        await asyncio.sleep(0.1)
+    ctx.timeline.say("mqtt", f"outbox drained: backlog {sync.get('backlog')}, "
+                             f"{sync.get('acked')} message(s) acknowledged by the broker")
+    await asyncio.sleep(0.5)
+
+
+SCENES: list[Scene] = [scene_start, scene_broker_down, scene_maintenance, scene_broker_back]
 
 
 async def _wait_for_socket(path: Path, task: asyncio.Task[int], limit_s: float = 15.0) -> None:
@@ -124,24 +181,83 @@ async def _wait_for_socket(path: Path, task: asyncio.Task[int], limit_s: float =
         await asyncio.sleep(0.05)
 
 
+def _describe(msg: Received, topics_events: dict[str, str]) -> str | None:
+    """One masked timeline line for what a carrier received (None: not worth a line)."""
+    data = msg.payload
+    carrier = topics_events.get(msg.topic)
+    if carrier is not None:
+        body = data.get("body") or {}
+        parts = [f"{data.get('type')} seq {data.get('seq')}"]
+        if body.get("compartment") is not None:
+            parts.append(f"compartment {body['compartment']}")
+        if body.get("waybill"):
+            parts.append(f"waybill {mask_waybill(str(body['waybill']))}")
+        return f"carrier {carrier} <- " + ", ".join(parts)
+    if msg.topic.endswith("/alerts"):
+        state = "raised" if data.get("active") else "cleared"
+        where = f" (compartment {data['compartment']})" if data.get("compartment") else ""
+        return f"carriers <- alert {data.get('kind')} {state}{where}"
+    if msg.topic.endswith("/reply"):
+        return f"carrier <- reply to {data.get('id')}: {'ok' if data.get('ok') else data.get('error')}"
+    return None
+
+
+async def _watch(tl: Timeline, client: CarrierClient, events_topics: dict[str, str]) -> None:
+    while True:
+        msg = await client.messages.get()
+        line = _describe(msg, events_topics)
+        if line:
+            tl.say("mqtt", line)
+
+
 async def demo_day(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int = 1883,
-                   timeline: Timeline | None = None, scenes: list[Scene] | None = None) -> Timeline:
+                   timeline: Timeline | None = None, scenes: list[Scene] | None = None,
+                   own_broker: bool = True) -> Timeline:
     """Run the daemon and every scene in order; always stop the daemon cleanly."""
     tl = timeline or Timeline()
-    cfg = demo_config(workdir, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
-    daemon = Daemon(cfg)
-    tl.say("daemon", f"starting on simulated hardware in {workdir}")
-    task = asyncio.create_task(daemon.run(), name="daemon")
-    try:
-        await _wait_for_socket(cfg.paths.socket, task)
-        async with AsyncApiClient(cfg.paths.socket) as api:
-            ctx = DemoContext(daemon, api, tl, workdir)
-            for scene in scenes or SCENES:
-                await scene(ctx)
-    finally:
-        daemon.request_stop()
-        code = await task
-        tl.say("daemon", f"clean shutdown, exit code {code}")
+    async with contextlib.AsyncExitStack() as stack:
+        broker: LocalBroker | None = None
+        if mqtt_host is None and own_broker and mosquitto_binary() is not None:
+            (workdir / "broker").mkdir()
+            broker = await stack.enter_async_context(local_broker(workdir / "broker"))
+            mqtt_host, mqtt_port = "127.0.0.1", broker.port
+            tl.say("mqtt", f"demo broker (mosquitto) on 127.0.0.1:{broker.port}")
+        elif mqtt_host is None:
+            tl.say("mqtt", "no broker (mosquitto not installed): the cabinet runs offline, "
+                           "the outbox grows")
+        cfg = demo_config(workdir, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
+        carriers: dict[str, CarrierClient] = {}
+        watchers: list[asyncio.Task[None]] = []
+        if mqtt_host is not None:
+            events_topics: dict[str, str] = {}
+            for i, carrier in enumerate(cfg.carriers):
+                client = CarrierClient(mqtt_host, mqtt_port, cfg.cabinet.id, carrier.id,
+                                       prefix=cfg.mqtt.prefix, watch_cabinet=i == 0)
+                await client.start()
+                stack.push_async_callback(client.stop)
+                carriers[carrier.id] = client
+                events_topics[client.topics.events(carrier.id)] = carrier.id
+            for client in carriers.values():
+                watchers.append(asyncio.create_task(_watch(tl, client, events_topics)))
+            tl.say("mqtt", f"carriers {', '.join(carriers)} subscribed to their own topics")
+        daemon = Daemon(cfg)
+        tl.say("daemon", f"starting on simulated hardware in {workdir}")
+        task = asyncio.create_task(daemon.run(), name="daemon")
+        try:
+            await _wait_for_socket(cfg.paths.socket, task)
+            async with AsyncApiClient(cfg.paths.socket) as api:
+                ctx = DemoContext(daemon, api, tl, workdir, broker, carriers)
+                for scene in scenes or SCENES:
+                    await scene(ctx)
+        finally:
+            daemon.request_stop()
+            code = await task
+            tl.say("daemon", f"clean shutdown, exit code {code}")
+            for watcher in watchers:
+                watcher.cancel()
+            for watcher in watchers:
+                with contextlib.suppress(asyncio.CancelledError):
+                    await watcher
     return tl
 
 

@@ -1,9 +1,13 @@
-"""`lockerd demo` runs end to end on the simulator with no broker and no root."""
+"""`lockerd demo` runs end to end on the simulator, with its own broker and without one."""
 
 from __future__ import annotations
 
+import io
 import subprocess
 import sys
+from pathlib import Path
+
+from lockerd.demo import SCENES, Timeline, demo_day, scene_broker_back, scene_broker_down
 
 
 def test_demo_runs_and_prints_a_timeline() -> None:
@@ -12,6 +16,21 @@ def test_demo_runs_and_prints_a_timeline() -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert "is ready" in proc.stdout
+    assert "blocked compartments: [8]" in proc.stdout
+    # The jam alert was raised during the broker outage and still reached the carriers.
+    assert "carriers <- alert door_jammed raised (compartment 8)" in proc.stdout
     assert "clean shutdown, exit code 0" in proc.stdout
     assert lines[-1].startswith("demo finished: ")
     assert "Traceback" not in proc.stderr
+
+
+async def test_demo_offline_without_broker(tmp_path: Path) -> None:
+    out = io.StringIO()
+    scenes = [s for s in SCENES if s not in (scene_broker_down, scene_broker_back)]
+    scenes = [SCENES[0], scene_broker_down, *scenes[1:], scene_broker_back]
+    tl = await demo_day(tmp_path, own_broker=False, timeline=Timeline(out), scenes=scenes)
+    text = "\n".join(tl.lines)
+    assert "the cabinet runs offline" in text
+    assert "carrier link offline (no broker)" in text
+    # The jam alert waits in the outbox for a broker.
+    assert "outbox holds 1 message(s) (not connected)" in text
