@@ -240,11 +240,13 @@ class DoorController(Component):
         t0 = self._clock()
         prior = door.state
         door.command_pending = True
-        self._kick(door)
         pulses = 0
         acked = False
         try:
+            # The poll loop is woken only after the pulse: woken first, its read would take
+            # the idle bus and the unlock would wait a whole poll transaction behind it.
             pulses, acked = 1, await self._pulse(door)
+            self._kick(door)
             if prior is DoorState.OPEN:
                 return self._result(door, Outcome.ALREADY_OPEN, pulses, t0,
                                     "sensor read open before the pulse; relay fired anyway")
