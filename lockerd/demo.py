@@ -72,19 +72,21 @@ class DemoContext:
 Scene = Callable[[DemoContext], Awaitable[None]]
 
 
-def demo_config(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int = 1883) -> Config:
-    """The example config with state, socket and key moved into `workdir` (see below)."""
-    return _demo_config(workdir, mqtt_host=mqtt_host, mqtt_port=mqtt_port)
-
-
-def _demo_config(workdir: Path, *, mqtt_host: str | None, mqtt_port: int) -> Config:
-    """The example config with state, socket and key moved into `workdir`."""
+def local_settings(workdir: Path) -> dict[str, Any]:
+    """The example config as a dict, with state, socket and a fresh random key (0600) moved
+    into `workdir`: runs as any user, touches nothing outside it (demo and tests)."""
     data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
     key_file = workdir / "oplog.key"
     key_file.write_text(secrets.token_hex(32) + "\n")
     os.chmod(key_file, 0o600)
     data["paths"] = {"state_dir": str(workdir / "state"), "socket": str(workdir / "api.sock"),
                      "key_file": str(key_file)}
+    return data
+
+
+def demo_config(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int = 1883) -> Config:
+    """`local_settings` for the demo day, connected to a broker when one is given."""
+    data = local_settings(workdir)
     # A person closes a door within seconds in the demo, not minutes.
     data.setdefault("doors", {}).update({"close_timeout_s": 20.0})
     if mqtt_host:

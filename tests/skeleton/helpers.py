@@ -4,15 +4,13 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 from typing import Any
 
-from tests.conftest import EXAMPLE_CONFIG
+from lockerd.demo import local_settings
 
 
 def _toml_value(value: Any) -> str:
@@ -48,13 +46,9 @@ def dump_toml(data: dict[str, Any], prefix: str = "") -> str:
 
 
 def make_config(workdir: Path, **overrides: Any) -> Path:
-    """The example config with state, socket and a fresh key moved into `workdir`."""
-    data = tomllib.loads(EXAMPLE_CONFIG.read_text(encoding="utf-8"))
-    key = workdir / "oplog.key"
-    key.write_text(secrets.token_hex(32) + "\n")
-    os.chmod(key, 0o600)
-    data["paths"] = {"state_dir": str(workdir / "state"), "socket": str(workdir / "api.sock"),
-                     "key_file": str(key)}
+    """The example config with state, socket and a fresh key moved into `workdir`, written
+    as a TOML file for a `lockerd run` subprocess."""
+    data = local_settings(workdir)
     for section, values in overrides.items():
         data.setdefault(section, {}).update(values)
     path = workdir / "lockerd.toml"
