@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lockerd import demo_flows
 from lockerd.client import ApiReplyError, AsyncApiClient
 from lockerd.config import Config, parse_config
 from lockerd.daemon import Daemon
@@ -110,7 +111,7 @@ async def scene_maintenance(ctx: DemoContext) -> None:
     sim.faults.jam(bus, comp.board, comp.channel, jammed=False)
 
 
-SCENES: list[Scene] = [scene_start, scene_maintenance]
+SCENES: list[Scene] = [scene_start, scene_maintenance, *demo_flows.SCENES]
 
 
 async def _wait_for_socket(path: Path, task: asyncio.Task[int], limit_s: float = 15.0) -> None:

@@ -386,6 +386,15 @@ class ParcelService:
         """Free compartments per size and blocked ids (no personal data), for the `state` topic."""
         return {"free": self.cabinet.free_counts(), "blocked": self.cabinet.blocked()}
 
+    @property
+    def close_timeout_s(self) -> float:
+        """How long a flow waits for its door to be closed."""
+        return self._cfg.close_timeout_s
+
+    @close_timeout_s.setter
+    def close_timeout_s(self, seconds: float) -> None:
+        self._cfg = ServiceConfig(cabinet_id=self._cfg.cabinet_id, close_timeout_s=seconds)
+
     def pending_intents(self) -> int:
         """Declarations waiting for a door to close (for status)."""
         return len(self._intents)
