@@ -6,7 +6,7 @@ import asyncio
 import json
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -64,7 +64,7 @@ def _doors(daemon: Daemon, compartments: list[int]) -> list[tuple[Any, str, int,
     return out
 
 
-async def while_door_open(daemon: Daemon, call: Callable[[str, dict[str, Any]], Awaitable[Any]],
+async def while_door_open(daemon: Daemon, call: Callable[[str, dict[str, Any]], Coroutine[Any, Any, Any]],
                           method: str, params: dict[str, Any], declare: tuple[str, dict[str, Any]]
                           ) -> Any:
     """Run a door flow and, while its door is open, declare something on a second connection."""
@@ -217,7 +217,7 @@ async def scene_door_never_closes(ctx: DemoContext) -> None:
 
 async def _until(pred: Callable[[], bool], *, want: bool, limit_s: float = 20.0) -> None:
     deadline = time.monotonic() + limit_s
-    while pred() != want and time.monotonic() < deadline:
+    while pred() != want and time.monotonic() < deadline:  # noqa: ASYNC110 -- polling the camera gate, which has no event
         await asyncio.sleep(0.1)
 
 

@@ -14,9 +14,12 @@ async def test_deliver_then_pickup(cab: Cabinet) -> None:
     code = await cab.code_of(pid)
     assert 6 <= len(code) <= 8
     ev = (await cab.events("parcel.deposited"))[0]
-    assert ev["_stream"] == CARRIER and ev["seq"] >= 1
+    assert ev["_stream"] == CARRIER
+    assert ev["seq"] >= 1
     got = await cab.call("panel.pickup", {"panel": "kiosk-1", "code": code})
-    assert got["status"] == "pickup.confirm" and got["parcel_id"] == pid and got["fee_cents"] == 0
+    assert got["status"] == "pickup.confirm"
+    assert got["parcel_id"] == pid
+    assert got["fee_cents"] == 0
     assert [e["body"]["parcel_id"] for e in await cab.events("parcel.picked_up")] == [pid]
     again = await cab.refused("panel.pickup", {"panel": "kiosk-1", "code": code})
     assert again.code == "wrong_code"

@@ -22,7 +22,8 @@ async def _while_open(cab: Cabinet, method: str, params: dict[str, Any],
     cabinet = cab.d.parcels.cabinet
     while not any(c.state.value == "opening" and c.pending is not None
                   for c in cabinet.state.compartments.values()):
-        assert time.monotonic() < deadline and not task.done(), "door never started opening"
+        assert time.monotonic() < deadline, "door never started opening"
+        assert not task.done(), "flow ended before its door opened"
         await asyncio.sleep(0.05)
     cid = next(c.id for c in cabinet.state.compartments.values() if c.state.value == "opening")
     if declare is not None:
@@ -106,7 +107,8 @@ async def test_refusal_on_the_spot_then_return(cab: Cabinet) -> None:
     assert bad.code == "bad_state"  # no door open at this panel
     done = await _while_open(cab, "panel.pickup", {"panel": "kiosk-1", "code": code},
                              ("panel.refuse", {"panel": "kiosk-1", "reason": "damaged"}))
-    assert done["status"] == "refuse.confirm" and done["reason"] == "damaged"
+    assert done["status"] == "refuse.confirm"
+    assert done["reason"] == "damaged"
     assert (await cab.refused("panel.pickup", {"panel": "kiosk-1", "code": code})).code == "wrong_code"
     login = await cab.call("courier.login", courier())
     assert [p["parcel_id"] for p in login["to_return"]] == [pid]
@@ -164,7 +166,8 @@ async def test_dropoff_camera_gate_and_collection(cab: Cabinet) -> None:
     rejected = await _while_open(cab, "panel.collect", {**courier(), "parcel_id": first["parcel_id"]},
                                  ("panel.collect_verdict", {"panel": "kiosk-1", "accept": False,
                                                             "reason": "prohibited"}))
-    assert rejected["status"] == "rejected" and rejected["reason"] == "prohibited"
+    assert rejected["status"] == "rejected"
+    assert rejected["reason"] == "prohibited"
     accepted = await cab.call("panel.collect", {**courier(), "parcel_id": second["parcel_id"]})
     assert accepted["status"] == "collected"
     types = sorted(e["type"] for e in await cab.events() if e["type"].startswith("dropoff."))
@@ -179,13 +182,15 @@ async def test_door_faults_roll_back(cab: Cabinet) -> None:
         faults, bus, board, ch = cab.hw(cid)
         faults.hold_open(bus, board, ch)
     res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
-    assert res["status"] == "rolled_back" and res["blocked"] is True
+    assert res["status"] == "rolled_back"
+    assert res["blocked"] is True
     for cid in cid_list:
         faults, bus, board, ch = cab.hw(cid)
         faults.hold_open(bus, board, ch, held=False)
     assert not await cab.events("parcel.deposited")
     rb = (await cab.ops("deposit.rollback"))[0]
-    assert rb.body["failure"] == "not_closed" and rb.body["blocked"] is True
+    assert rb.body["failure"] == "not_closed"
+    assert rb.body["blocked"] is True
     blocked = cab.d.parcels.cabinet.blocked()
     assert len(blocked) == 1
     # a jammed latch: rolled back, compartment blocked, next delivery gets another one
@@ -196,5 +201,6 @@ async def test_door_faults_roll_back(cab: Cabinet) -> None:
     assert res["status"] == "rolled_back"
     assert (await cab.ops("deposit.rollback"))[1].body["failure"] == "jammed"
     ok = await cab.call("panel.deliver", {**courier(), "parcel": delivery("SF4444444")})
-    assert ok["status"] == "deliver.confirm" and ok["compartment"] == free_s[1]
+    assert ok["status"] == "deliver.confirm"
+    assert ok["compartment"] == free_s[1]
     assert sorted(cab.d.parcels.cabinet.blocked()) == sorted([*blocked, free_s[0]])

@@ -59,7 +59,8 @@ async def test_bad_input_is_refused_and_changes_nothing(cab: Cabinet) -> None:
 async def test_carrier_commands(cab: Cabinet) -> None:
     weak = await cab.command(CARRIER, "courier.grant", {"courier_id": "c-9", "pin": "123456",
                                                         "expires": "2099-01-01T00:00:00Z"})
-    assert not weak["ok"] and weak["error"]["code"] == "weak_pin"
+    assert not weak["ok"]
+    assert weak["error"]["code"] == "weak_pin"
     past = await cab.command(CARRIER, "courier.grant", {"courier_id": "c-9", "pin": "482913",
                                                         "expires": "2001-01-01T00:00:00Z"})
     assert past["error"]["code"] == "invalid_expiry"
@@ -67,26 +68,30 @@ async def test_carrier_commands(cab: Cabinet) -> None:
     assert unknown["error"]["code"] == "unknown_courier"
     exp = await cab.command(CARRIER, "parcel.expect", {"waybill": "SF5550001", "size": "S",
                                                        "consent": True})
-    assert exp["ok"] and exp["result"]["expected"] is True
+    assert exp["ok"]
+    assert exp["result"]["expected"] is True
     # consent came from the carrier's announcement (Art. 22)
     res = await cab.call("panel.deliver", {**courier(), "parcel": {"waybill": "SF5550001",
                                                                    "size": "S"}})
     assert res["status"] == "deliver.confirm"
     code = await cab.code_of(res["parcel_id"])
     rec = await cab.command(CARRIER, "parcel.recall", {"waybill": "SF5550001"})
-    assert rec["ok"] and rec["result"]["recalled"] == "parcel"
+    assert rec["ok"]
+    assert rec["result"]["recalled"] == "parcel"
     assert (await cab.refused("panel.pickup", {"panel": "k", "code": code})).code == "wrong_code"
     gone = await cab.command(CARRIER, "parcel.recall", {"waybill": "SF5550009"})
     assert gone["error"]["code"] == "unknown_parcel"
     assert (await cab.call("panel.return", {**courier(), "parcel_id": res["parcel_id"]}))[
         "status"] == "returned"
     kinds = [o.kind for o in await cab.ops()]
-    assert kinds.count("courier.grant") >= 1 and "parcel.expect" in kinds
+    assert kinds.count("courier.grant") >= 1
+    assert "parcel.expect" in kinds
     refused = [o for o in await cab.ops("sync.command") if o.body["ok"] is False]
     assert sorted(o.body["error"] for o in refused) == sorted(
         ["weak_pin", "invalid_expiry", "unknown_courier", "unknown_parcel"])
     granted = [e for e in await cab.events() if e["type"] == "courier.granted"]
-    assert granted and all(e["_stream"] == CARRIER for e in granted)
+    assert granted
+    assert all(e["_stream"] == CARRIER for e in granted)
 
 
 async def test_overdue_fee_and_restart(tmp_path: Any) -> None:
@@ -100,11 +105,13 @@ async def test_overdue_fee_and_restart(tmp_path: Any) -> None:
         await cab.restart()
         # after a restart: parcels, codes, courier all still there
         got = await cab.call("panel.pickup", {"panel": "k", "code": codes[one["parcel_id"]]})
-        assert got["parcel_id"] == one["parcel_id"] and got["fee_cents"] == 0
+        assert got["parcel_id"] == one["parcel_id"]
+        assert got["fee_cents"] == 0
         assert (await cab.call("courier.login", courier()))["courier_id"] == "c-101"
         cab.d.parcels.clock.advance(timedelta(hours=25))  # type: ignore[attr-defined]
         swept = await cab.d.parcels.service.sweep_overdue()
-        assert swept is not None and swept.result["overdue"] == [two["parcel_id"]]
+        assert swept is not None
+        assert swept.result["overdue"] == [two["parcel_id"]]
         assert await cab.d.parcels.service.sweep_overdue() is None
         overdue = await cab.events("parcel.overdue")
         assert [e["body"]["parcel_id"] for e in overdue] == [two["parcel_id"]]
