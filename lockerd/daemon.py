@@ -22,10 +22,22 @@ from lockerd.events import EventBus, utc_now
 from lockerd.evidence import EvidenceStore
 from lockerd.oplog.component import OplogComponent
 from lockerd.sdnotify import Notifier, watchdog_interval
+from lockerd.service import IntakeGate
+from lockerd.service_component import ParcelFlows
 from lockerd.sync.component import SyncComponent
 from lockerd.sync.payloads import FreeCounts, Intake, StatePayload
 
 log = logging.getLogger(__name__)
+
+
+class _ClosedGate:
+    """Intake without a camera: drop-offs need the camera guard (Art. 18-19), so always closed."""
+
+    def is_open(self) -> bool:
+        return False
+
+    def reason(self) -> str | None:
+        return "camera_disabled"
 
 
 class Daemon:
@@ -69,6 +81,12 @@ class Daemon:
         self.add(self.sync)
         for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
             self.events.listen(lambda _e: self.sync.state_changed(), kind)
+        # --- parcel flows (issue 5): after doors, camera and sync; before the API server
+        self.parcels = self._parcel_flows()
+        self.parcels.register_api(self.api)
+        self.parcels.register_commands(self.sync.registry)
+        self.add(self.parcels)
+        # --- end parcel flows
         if self.cfg.gpio.enabled:
             self.add(self._gpio_monitor())
         self.add(self.api)
@@ -110,13 +128,21 @@ class Daemon:
         """The evidence database's own key, kept inside the (encrypted) operation log."""
         return await self.oplog.store.secret("evidence.key")
 
+    # --- parcel flows (issue 5)
+    def _parcel_flows(self) -> ParcelFlows:
+        """The parcel flows over the real doors, camera gate, log and carrier sync."""
+        gate: IntakeGate = self.camera if self.camera is not None else _ClosedGate()
+        return ParcelFlows(self.cfg, oplog=lambda: self.oplog.store, doors=self.doors, gate=gate,
+                           camera=self.camera, bus=self.events, topics=self.sync.topics,
+                           wake=self.sync.wake, state_changed=self.sync.state_changed,
+                           blocked_doors=lambda: self.doors.blocked)
+
     async def _cabinet_state(self) -> StatePayload:
-        """Retained `state` for carriers: intake, free compartments by size, blocked ids."""
-        blocked = sorted(self.doors.blocked)
-        free = {"S": 0, "M": 0, "L": 0}
-        for comp in self.cfg.compartments:
-            if comp.id not in blocked:
-                free[comp.size.value] += 1
+        """Retained `state` for carriers: intake, free compartments by size (from the parcel
+        flows' cabinet: reserved, occupied and blocked ones are not free), blocked ids."""
+        blocked = self.parcels.blocked()
+        free = self.parcels.free_counts()
+    # --- end parcel flows
         if self.camera is not None:
             intake = Intake(open=self.camera.is_open(), reason=self.camera.reason())
         else:

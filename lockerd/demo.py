@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from lockerd import demo_flows
 from lockerd.client import ApiReplyError, AsyncApiClient
 from lockerd.config import Config, parse_config
 from lockerd.daemon import Daemon
@@ -169,7 +170,15 @@ async def scene_broker_back(ctx: DemoContext) -> None:
     await asyncio.sleep(0.5)
 
 
-SCENES: list[Scene] = [scene_start, scene_broker_down, scene_maintenance, scene_broker_back]
+SCENES: list[Scene] = [
+    scene_start, scene_maintenance, demo_flows.scene_couriers,
+    # The broker goes down for part of the day: deliveries and a lockout happen offline,
+    # their events wait in the outbox and reach the carriers once it is back.
+    scene_broker_down, demo_flows.scene_deliveries, demo_flows.scene_wrong_codes,
+    scene_broker_back,
+    demo_flows.scene_refusal, demo_flows.scene_revoked, demo_flows.scene_dropoff,
+    demo_flows.scene_overdue, demo_flows.scene_door_never_closes,
+]
 
 
 async def _wait_for_socket(path: Path, task: asyncio.Task[int], limit_s: float = 15.0) -> None:

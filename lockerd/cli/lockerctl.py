@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lockerd.cli.output import emit_json, key_values, table
+from lockerd.cli.panel import add_panel_commands
 from lockerd.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.config import ConfigError, load_config
 
@@ -313,6 +314,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_report)
     p = sub.add_parser("rekey", parents=[common], help="rotate the log key (root)")
     p.set_defaults(func=cmd_rekey)
+
+    add_panel_commands(sub, common)
 
     p = sub.add_parser("config", parents=[common], help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

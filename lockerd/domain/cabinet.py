@@ -8,7 +8,7 @@ made against the current state, so the caller serialises decide-record-apply (on
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
@@ -60,6 +60,8 @@ from lockerd.domain.rules import rfc3339
 from lockerd.domain.spec import CabinetSpec, Rng
 
 Clock = Callable[[], datetime]
+#: Maps a pickup code to what the state keeps of it (the daemon: a keyed HMAC; tests: identity).
+CodeDigest = Callable[[str], str]
 
 
 def initial_state(spec: CabinetSpec) -> CabinetState:
@@ -82,10 +84,12 @@ class Cabinet:
     """Pure decisions over a CabinetState; clock and random source are injected."""
 
     def __init__(self, spec: CabinetSpec, clock: Clock, rng: Rng,
-                 state: CabinetState | None = None) -> None:
+                 state: CabinetState | None = None, *, code_digest: CodeDigest | None = None) -> None:
         self.spec = spec
         self._clock = clock
         self._rng = rng
+        # Parcel.code holds digest(code): the clear code only leaves in the carrier's event.
+        self._digest: CodeDigest = code_digest or (lambda code: code)
         self.state = state if state is not None else initial_state(spec)
 
     # ---- persistence -------------------------------------------------------------------------
@@ -275,13 +279,13 @@ class Cabinet:
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
-        taken = {p.code for p in self.live_parcels() if p.code is not None}
+        taken = _Digested({p.code for p in self.live_parcels() if p.code is not None}, self._digest)
         code = rules.new_code(self._rng, self.spec.policy.code_digits, taken)
         if code is None:
             return _refuse(kind, pending.actor, ErrorCode.CODE_SPACE_EXHAUSTED,
                            "no unused pickup code found", {}, compartment_id, parcel.id)
         deadline = rules.storage_deadline(now, self.spec.policy)
-        stored = parcel.model_copy(update={"status": ParcelStatus.IN_LOCKER, "code": code,
+        stored = parcel.model_copy(update={"status": ParcelStatus.IN_LOCKER, "code": self._digest(code),
                                            "deposited_at": now, "deadline": deadline})
         occupied = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         note = rules.notice(self.spec, comp.size, deadline)
@@ -311,8 +315,9 @@ class Cabinet:
         if until is not None:
             return _refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                            body, result={"locked_until": rfc3339(until)})
+        digest = self._digest(code)
         parcel = next((p for p in self.live_parcels()
-                       if p.code is not None and p.status in CODE_STATUSES and p.code == code), None)
+                       if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
         if parcel is None:
             return self._wrong_credential(kind, actor, panel, code=ErrorCode.WRONG_CODE,
                                           message="unknown pickup code", body=body)
@@ -394,8 +399,10 @@ class Cabinet:
         code = rules.check_dropoff(req, intake_open)
         if code is not None:
             message = _RULE_MESSAGES[code]
-            if code is ErrorCode.INTAKE_CLOSED and intake_reason:
-                message = f"{message} ({intake_reason[:100]})"
+            if code is ErrorCode.INTAKE_CLOSED:
+                reason = (intake_reason or "unknown")[:100]
+                return _refuse(kind, actor, code, f"{message} ({reason})", body,
+                               result={"intake_reason": reason})
             return _refuse(kind, actor, code, message, body)
         comp = rules.allocate(self.state.compartments.values(), req.size)
         if comp is None:
@@ -744,6 +751,23 @@ class Cabinet:
             return _refuse(kind, "system", ErrorCode.BAD_STATE, "no matching door operation under way",
                            {}, comp.id)
         return comp, comp.pending, self.state.parcels[comp.parcel_id]
+
+
+class _Digested(Collection[str]):
+    """Codes taken by live parcels, seen through the digest the state keeps them under."""
+
+    def __init__(self, digests: set[str], digest: CodeDigest) -> None:
+        self._digests = digests
+        self._digest = digest
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and self._digest(code) in self._digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
 
 
 _COURIER_ID = re.compile(COURIER_PATTERN)

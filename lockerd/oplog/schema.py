@@ -120,7 +120,20 @@ MIGRATIONS: tuple[str, ...] = (
         value       BLOB    NOT NULL,
         created_at  TEXT    NOT NULL
     );
+    """,
+    # 3: the live state of the parcel flows (lockerd/service_store.py): one row per live
+    #    compartment, parcel, courier, panel limiter and expectation, written in the same
+    #    transaction as the operation that changed it. Finished parcels are deleted from it,
+    #    so only the parcels table (purged by retention) keeps them.
     """
+    CREATE TABLE live_state (
+        entity      TEXT    NOT NULL,
+        key         TEXT    NOT NULL,
+        value       TEXT    NOT NULL,           -- personal: waybill, code digest, PIN hash
+        updated_at  TEXT    NOT NULL,
+        PRIMARY KEY (entity, key)
+    );
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

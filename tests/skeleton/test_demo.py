@@ -7,7 +7,14 @@ import subprocess
 import sys
 from pathlib import Path
 
-from lockerd.demo import SCENES, Timeline, demo_day, scene_broker_back, scene_broker_down
+from lockerd.demo import (
+    Timeline,
+    demo_day,
+    scene_broker_back,
+    scene_broker_down,
+    scene_maintenance,
+    scene_start,
+)
 
 
 def test_demo_runs_and_prints_a_timeline() -> None:
@@ -26,8 +33,7 @@ def test_demo_runs_and_prints_a_timeline() -> None:
 
 async def test_demo_offline_without_broker(tmp_path: Path) -> None:
     out = io.StringIO()
-    scenes = [s for s in SCENES if s not in (scene_broker_down, scene_broker_back)]
-    scenes = [SCENES[0], scene_broker_down, *scenes[1:], scene_broker_back]
+    scenes = [scene_start, scene_broker_down, scene_maintenance, scene_broker_back]
     tl = await demo_day(tmp_path, own_broker=False, timeline=Timeline(out), scenes=scenes)
     text = "\n".join(tl.lines)
     assert "the cabinet runs offline" in text

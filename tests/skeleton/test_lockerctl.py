@@ -133,3 +133,35 @@ def test_lockerd_camera_check_cli(tmp_path: Path) -> None:
     lines = [json.loads(line) for line in proc.stdout.splitlines()]
     assert [(x["file"], x["ok"]) for x in lines] == [(str(good), True), (str(covered), False)]
     assert lines[1]["reason"] in ("covered", "dark")
+
+
+def test_panel_commands_against_the_daemon(daemon: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:  # the camera guard learns the empty scene before intake opens
+        code, out, _ = run(capsys, daemon, "camera", "--json")
+        if json.loads(out)["intake"]["open"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    code, out, err = run(capsys, daemon, "panel", "dropoff", "--json", "--panel", "kiosk-1",
+                         "--carrier", "sf", "--size", "S", "--waybill", "SF1234567890",
+                         "--verification-ref", "RN-2026-000123", "--contents", "books",
+                         "--ack-insured-value", "--ack-prohibited-items")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["compartment"] >= 1
+    assert "SF1234567890" not in out
+    monkeypatch.setenv("DEMO_CODE", "00000000")
+    code, _, err = run(capsys, daemon, "panel", "pickup", "--panel", "kiosk-1",
+                       "--code-env", "DEMO_CODE")
+    assert code == 1
+    assert "wrong_code" in err
+    monkeypatch.setenv("DEMO_PIN", "48213377")
+    code, _, err = run(capsys, daemon, "panel", "login", "--panel", "kiosk-1", "--carrier", "sf",
+                       "--courier", "c-1", "--pin-env", "DEMO_PIN")
+    assert code == 1
+    assert "bad_pin" in err
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "dropoff.confirm")
+    assert len(json.loads(out)["operations"]) == 1
