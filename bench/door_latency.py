@@ -1,16 +1,22 @@
 """Door-open latency through the full path: API socket -> controller -> driver -> pty -> sim relay.
 
-Prints p50/p99 from request sent to relay energised in the simulator at 9600 and 115200 baud
-(at rest: the previous door closed more than a second ago; busy bus: the next open follows the
-previous door's close at once, while the board is still polled at the fast rate),
-next to the wire-time limit (request frame + t3.5 at the slave), and 20 concurrent opens on a
-4-board bus against the sum of their wire times. Run: .venv/bin/python bench/door_latency.py
+Prints p50/p99 from request sent (stamped right before the API write) to relay energised in
+the simulator (stamped by the sim thread when it acts on the frame, i.e. at the emulated frame
+end + t3.5) at 9600 and 115200 baud, next to the wire-time limit (request frame + t3.5 at the
+slave). At rest: the previous door closed more than 1.1 s ago and the board is polled at the
+idle rate; busy bus: the previous door has just closed and its board is polled at the fast
+rate. In both, the request lands at a random moment of the poll cycle (seeded), as a real
+request would, rather than at a fixed phase. Each mode also splits the samples into those
+that found the line free and those that had to wait for a frame already on the wire (a poll
+must finish; frames never interleave). Then 20 concurrent opens on a 4-board bus against
+the sum of their wire times. Run: .venv/bin/python bench/door_latency.py [samples]
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import random
 import statistics
 import sys
 import tempfile
@@ -28,6 +34,8 @@ from lockerd.events import EventBus
 
 PULSE_FRAME = 8
 ECHO_FRAME = 8
+POLL_MOVING_MS = 50
+POLL_IDLE_MS = 500
 
 
 async def _rig(baud: int, boards: int, channels: int, sock: Path) -> tuple[
@@ -36,7 +44,7 @@ async def _rig(baud: int, boards: int, channels: int, sock: Path) -> tuple[
                   boards=[Board(address=a, channels=channels) for a in range(1, boards + 1)])
     comps = [Compartment(id=(a - 1) * channels + ch + 1, size=Size.S, board=a, channel=ch)
              for a in range(1, boards + 1) for ch in range(channels)]
-    cfg = Doors(poll_moving_ms=50, poll_idle_ms=500)
+    cfg = Doors(poll_moving_ms=POLL_MOVING_MS, poll_idle_ms=POLL_IDLE_MS)
     ctl = DoorController(cfg, comps, EventBus(),
                          lambda: open_boards(hw, sim_close_after_s=0.15))
     api = ApiServer(Api(), sock)
@@ -58,10 +66,12 @@ async def _call(sock: Path, method: str, params: dict[str, object]) -> dict[str,
     return reply
 
 
-async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> float:
+async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> tuple[float, bool]:
+    """Latency of one open, and whether the line was free when it was requested."""
     assert ctl.board_set is not None
     assert ctl.board_set.sim is not None
     slave = ctl.board_set.sim.slave("bus0")
+    sim_bus = ctl.board_set.sim.bus("bus0")
     before = len(slave.pulse_log)
     reader, writer = await asyncio.open_unix_connection(str(sock))
     line = json.dumps({"id": 1, "method": "doors.open",
@@ -74,7 +84,12 @@ async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> float:
     await writer.wait_closed()
     assert reply["ok"], reply
     t_relay = slave.pulse_log[before][0]
-    return t_relay - t0
+    # Busy: another frame was acted on or answered by the sim between request and relay, or
+    # the last reply ended less than t3.5 before the request (the gap must still be kept).
+    gap = frame_gap(sim_bus.baudrate)
+    frames = list(sim_bus.rx_frames) + list(sim_bus.tx_frames)
+    free = not any(t0 - gap < t < t_relay for t, _ in frames)
+    return t_relay - t0, free
 
 
 def _pct(values: list[float], p: float) -> float:
@@ -82,18 +97,29 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def latency(baud: int, samples: int, *, idle: bool) -> None:
+async def latency(baud: int, samples: int, *, idle: bool, rng: random.Random) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "api.sock"
         ctl, api, task = await _rig(baud, 2, 8, sock)
         try:
-            lat = []
+            lat: list[float] = []
+            free: list[float] = []
+            prev: int | None = None
             for i in range(samples):
                 cid = i % 16 + 1
-                await ctl.wait_closed(cid, 5.0)
+                if prev is not None:
+                    await ctl.wait_closed(prev, 5.0)
                 if idle:
-                    await asyncio.sleep(1.1)  # cabinet at rest: idle polling, no door moving
-                lat.append(await _open_and_time(ctl, sock, cid))
+                    # cabinet at rest: idle polling, no door moving; a random phase of it
+                    await asyncio.sleep(1.1 + rng.uniform(0, POLL_IDLE_MS / 1000))
+                else:
+                    # a door just closed: fast polling; a random phase of one fast cycle
+                    await asyncio.sleep(rng.uniform(0, 1.5 * POLL_MOVING_MS / 1000))
+                latency_s, line_free = await _open_and_time(ctl, sock, cid)
+                lat.append(latency_s)
+                if line_free:
+                    free.append(latency_s)
+                prev = cid
             limit = PULSE_FRAME * char_time(baud) + frame_gap(baud)
             p50, p99 = statistics.median(lat), _pct(lat, 99)
             mode = "at rest " if idle else "busy bus"
@@ -101,6 +127,11 @@ async def latency(baud: int, samples: int, *, idle: bool) -> None:
                   f"  p99={p99 * 1000:6.2f} ms"
                   f"  wire limit={limit * 1000:5.2f} ms  p50/limit={p50 / limit:4.2f}"
                   f"  p99/limit={p99 / limit:4.2f}")
+            if free:
+                f50, f99 = statistics.median(free), _pct(free, 99)
+                print(f"{'':>6}       line free n={len(free):<3} p50={f50 * 1000:6.2f} ms"
+                      f"  p99={f99 * 1000:6.2f} ms  p99/limit={f99 / limit:4.2f};"
+                      f"  {samples - len(free)} waited for a frame already on the wire")
         finally:
             task.cancel()
             await asyncio.gather(task, return_exceptions=True)
@@ -139,10 +170,11 @@ async def concurrent(baud: int, n: int) -> None:
 
 async def main() -> None:
     samples = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    rng = random.Random(3)
     print("door open latency: request on the API socket -> relay energised in the sim")
     for idle in (True, False):
         for baud in (9600, 115200):
-            await latency(baud, samples, idle=idle)
+            await latency(baud, samples, idle=idle, rng=rng)
     for baud in (9600, 115200):
         await concurrent(baud, 20)
 

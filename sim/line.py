@@ -27,6 +27,9 @@ from sim.modbus_rtu import Reply
 
 log = logging.getLogger(__name__)
 
+SLICE_S = 0.0002
+"""Longest blind sleep of the simulator thread when a timer is due within a millisecond."""
+
 
 def char_time(baudrate: int) -> float:
     """Seconds per character: start + 8 data + parity/stop = 11 bits (Modbus RTU)."""
@@ -98,7 +101,9 @@ class LineEngine:
         self._seq = itertools.count()
         self._stop = threading.Event()
         self._wake_r, self._wake_w = os.pipe()
-        self._selector = selectors.DefaultSelector()
+        # poll(2) takes whole milliseconds as given; the epoll selector rounds its float
+        # timeout up twice and oversleeps by a millisecond (see `_wait`).
+        self._selector = selectors.PollSelector()
         self._thread = threading.Thread(target=self._run, name="sim-line", daemon=False)
         self._lock = threading.Lock()
 
@@ -131,13 +136,29 @@ class LineEngine:
     def _at(self, when: float, action: Callable[[], None]) -> None:
         heapq.heappush(self._timers, (when, next(self._seq), action))
 
+    def _wait(self, timeout: float) -> list[tuple[selectors.SelectorKey, int]]:
+        """Wait for input or the timeout, keeping timers to a fraction of a millisecond.
+
+        poll(2) waits whole milliseconds (epoll's float timeout was rounded up twice and made
+        every emulated frame end about 1 ms late); the sub-millisecond rest is waited in
+        short sleeps, input looked at between them, so a byte is stamped at most SLICE_S late.
+        """
+        whole_ms = int(timeout * 1000)
+        if whole_ms > 0:
+            # just under N ms, so that float error cannot make epoll round it up to N + 1
+            return self._selector.select(whole_ms / 1000 - 1e-6)
+        events = self._selector.select(0)
+        if not events and timeout > 0:
+            time.sleep(min(timeout, SLICE_S))
+        return events
+
     def _run(self) -> None:
         while not self._stop.is_set():
             now = self._clock()
             timeout = 0.05
             if self._timers:
                 timeout = max(0.0, min(timeout, self._timers[0][0] - now))
-            for key, _ in self._selector.select(timeout):
+            for key, _ in self._wait(timeout):
                 if key.data is None:
                     with contextlib.suppress(OSError):
                         os.read(self._wake_r, 4096)
