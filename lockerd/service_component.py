@@ -26,7 +26,7 @@ from lockerd.config import Config, Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Compartment, Decision, Expect
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
 from lockerd.door_events import CompartmentBlocked, CompartmentUnblocked
-from lockerd.events import EventBus
+from lockerd.events import Alert, AlertKind, EventBus, Severity
 from lockerd.oplog import OpLog
 from lockerd.service import Camera, DoorControl, IntakeGate, ParcelService, ServiceConfig
 from lockerd.service_store import load_state
@@ -81,6 +81,8 @@ class ParcelFlows(Component):
         self._code_key: bytes | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
+        self._bus = bus
+        self._full = False
         self.spec = CabinetSpec.from_config(cfg)
         self.cabinet = Cabinet(self.spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
@@ -136,6 +138,7 @@ class ParcelFlows(Component):
             await self.service.block(cid, reason, "doors")
         self._started = True
         self._state_changed()
+        self._check_full()
 
     async def run(self) -> None:
         while True:
@@ -172,6 +175,18 @@ class ParcelFlows(Component):
             self._wake()
         if any(isinstance(c, SetCompartment) for c in decision.changes):
             self._state_changed()
+            self._check_full()
+
+    def _check_full(self) -> None:
+        """storage_full while no compartment of any size is free (Art. 12: report anomalies)."""
+        free = sum(self.free_counts().values())
+        full = free == 0
+        if full == self._full:
+            return
+        self._full = full
+        self._bus.publish(Alert(AlertKind.STORAGE_FULL, Severity.WARNING, full,
+                                "no free compartment left" if full
+                                else f"{free} compartment(s) free again"))
 
     def _operator_notice(self, text: str, decision: Decision) -> None:
         log.warning("operator: %s (%s)", text, decision.record.kind)

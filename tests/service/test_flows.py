@@ -204,3 +204,24 @@ async def test_door_faults_roll_back(cab: Cabinet) -> None:
     assert ok["status"] == "deliver.confirm"
     assert ok["compartment"] == free_s[1]
     assert sorted(cab.d.parcels.cabinet.blocked()) == sorted([*blocked, free_s[0]])
+
+
+async def test_storage_full_alert_raised_and_cleared(cab: Cabinet) -> None:
+    from lockerd.events import Alert, AlertKind
+
+    sub = cab.d.events.subscribe(Alert)
+    every = [c.id for c in cab.cfg.compartments]
+    for cid in every:
+        cab.d.doors.block(cid, "maintenance")
+    await asyncio.sleep(0.3)
+    cab.d.doors.unblock(every[0])
+    await asyncio.sleep(0.3)
+    seen = []
+    while not sub.queue.empty():
+        alert = sub.queue.get_nowait()
+        if alert.kind == AlertKind.STORAGE_FULL:
+            seen.append(alert.active)
+    assert seen == [True, False]
+    # Alerts are recorded and queued for the carriers.
+    kinds = [o.body.get("kind") for o in await cab.ops() if o.kind.startswith("alert")]
+    assert "storage_full" in kinds
