@@ -208,6 +208,49 @@ class Api(Strict):
                                    description="Longest accepted request line.")
 
 
+class GpioInput(Strict):
+    """A discrete input wired to a GPIO pin."""
+
+    pin: int | str = Field(description="BCM number (17) or a gpiozero pin name ('GPIO17', "
+                                       "'BOARD11').")
+    active_low: bool = Field(default=True,
+                             description="True when the contact pulls the pin low when active "
+                                         "(switch to ground, internal pull-up).")
+
+
+class GpioDoorSwitch(GpioInput):
+    """A door switch wired to GPIO (faster than polling the lock board)."""
+
+    compartment: int = Field(description="Compartment whose door the switch watches.", ge=1)
+
+
+class Gpio(Strict):
+    """GPIO: door switches, tamper switch, mains-fail signal, status LED, buzzer."""
+
+    enabled: bool = Field(default=False, description="Use GPIO at all.")
+    debounce_ms: int = Field(default=30, ge=1, le=1000,
+                             description="An input must hold a new level this long to count.")
+    door_switches: list[GpioDoorSwitch] = Field(default_factory=list,
+                                                description="Door switches on GPIO.")
+    tamper: GpioInput | None = Field(default=None,
+                                     description="Cabinet tamper switch (active = opened).")
+    mains_fail: GpioInput | None = Field(default=None,
+                                         description="Mains-fail signal from the UPS "
+                                                     "(active = on battery).")
+    status_led: int | str | None = Field(default=None, description="Status LED output pin.")
+    buzzer: int | str | None = Field(default=None, description="Buzzer output pin.")
+
+    @model_validator(mode="after")
+    def _pins_unique(self) -> Gpio:
+        pins = [str(d.pin) for d in self.door_switches]
+        pins += [str(i.pin) for i in (self.tamper, self.mains_fail) if i is not None]
+        pins += [str(o) for o in (self.status_led, self.buzzer) if o is not None]
+        dupes = sorted({p for p in pins if pins.count(p) > 1})
+        if dupes:
+            raise ValueError(f"GPIO pins used twice: {dupes}")
+        return self
+
+
 class Logging(Strict):
     """Text log to stderr (journald); the operation log is the audit trail, not this."""
 
@@ -229,6 +272,7 @@ class Config(Strict):
     mqtt: Mqtt = Field(default_factory=Mqtt)
     paths: Paths = Field(default_factory=Paths)
     api: Api = Field(default_factory=Api)
+    gpio: Gpio = Field(default_factory=Gpio)
     logging: Logging = Field(default_factory=Logging)
 
     @field_validator("compartments")
@@ -255,6 +299,9 @@ class Config(Strict):
             if other != comp.id:
                 raise ValueError(f"compartments {other} and {comp.id} share board {comp.board} "
                                  f"channel {comp.channel}")
+        for switch in self.gpio.door_switches:
+            if self.compartment(switch.compartment) is None:
+                raise ValueError(f"gpio door switch on unknown compartment {switch.compartment}")
         carriers = [c.id for c in self.carriers]
         if len(set(carriers)) != len(carriers):
             raise ValueError("carrier ids must be unique")
