@@ -216,6 +216,10 @@ class ModbusLockBoard:
         if not 0 <= channel < self.channels:
             raise ValueError(f"board {self.address} has no channel {channel}")
 
+    async def pulse(self, channel: int, duration_ms: int) -> None:
+        """Fire one relay; implemented per profile."""
+        raise NotImplementedError
+
     async def read(self) -> BoardSnapshot:
         """FC02 inputs 0..n-1 in one request; a read is retried at most once."""
         request = ReadDiscreteInputsRequest(address=0, count=self.channels, dev_id=self.address)
