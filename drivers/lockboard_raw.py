@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from drivers.base import DoorState
+from drivers.base import BoardSnapshot, DoorState
 from drivers.rawbus import RawSerialBus
 
 
@@ -32,6 +32,14 @@ class RawLockBoard:
     def _doors(self, bits: tuple[bool, ...]) -> tuple[DoorState, ...]:
         return tuple(DoorState.OPEN if bit != self.inputs_active_low else DoorState.CLOSED
                      for bit in bits[:self.channels])
+
+    async def pulse(self, channel: int, duration_ms: int) -> None:
+        """Fire one relay; implemented per profile."""
+        raise NotImplementedError
+
+    async def read(self) -> BoardSnapshot:
+        """Read the board; implemented per profile."""
+        raise NotImplementedError
 
     async def start(self) -> None:
         """Nothing to force off: the board ends every pulse itself."""

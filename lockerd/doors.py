@@ -18,10 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from drivers.base import DoorState
+from drivers.base import DoorState, ManagedBoard
 from drivers.errors import DriverError
 from drivers.factory import BoardSet, open_boards
-from drivers.lockboard_modbus import ModbusLockBoard
 from lockerd.api import ApiError, ApiServer, Caller, NoParams, Role
 from lockerd.component import Component
 from lockerd.config import Compartment, Config
@@ -70,7 +69,7 @@ class _Door:
 
 @dataclass(eq=False)
 class _Board:
-    board: ModbusLockBoard
+    board: ManagedBoard
     doors: dict[int, _Door]
     online: bool | None = None
     failures: int = 0
