@@ -66,6 +66,7 @@ class ModbusBus:
 
     def __init__(self, name: str, port: str, *, baudrate: int = 9600, parity: str = "N",
                  stopbits: int = 1, read_timeout_s: float = 0.2, write_timeout_s: float = 0.3,
+                 quiet_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.name = name
         self.port = port
@@ -73,7 +74,7 @@ class ModbusBus:
         self.read_timeout_s = read_timeout_s
         self.write_timeout_s = write_timeout_s
         self._clock = clock
-        self.quiet_s = max(4 * frame_gap(baudrate), 0.01)
+        self.quiet_s = quiet_s if quiet_s is not None else max(4 * frame_gap(baudrate), 0.01)
         self._last_rx = 0.0
         self.trace: deque[tuple[float, str, bytes]] = deque(maxlen=32)
         self.client = AsyncModbusSerialClient(

@@ -55,7 +55,8 @@ class SerialPort(Strict):
     parity: Literal["N", "E", "O"] = Field(default="N", description="Parity bit.")
     stopbits: Literal[1, 2] = Field(default=1, description="Stop bits.")
     read_timeout_ms: int = Field(default=200, ge=20, le=2000,
-                                 description="Reply timeout for door-state reads.")
+                                 description="Reply timeout for door-state reads (a read is "
+                                             "retried at most once; 150-300 ms suits 9600 baud).")
     write_timeout_ms: int = Field(default=300, ge=20, le=3000,
                                   description="Reply timeout for unlock pulses (never retried).")
 
@@ -99,14 +100,18 @@ class Hardware(Strict):
         names = [b.name for b in self.buses]
         if len(set(names)) != len(names):
             raise ValueError("bus names must be unique")
-        seen: set[tuple[str, int]] = set()
+        seen: set[int] = set()
         for board in self.boards:
             if board.bus not in names:
                 raise ValueError(f"board {board.address} is on unknown bus {board.bus!r}")
-            key = (board.bus, board.address)
-            if key in seen:
-                raise ValueError(f"two boards share address {board.address} on bus {board.bus!r}")
-            seen.add(key)
+            # Compartments name their board by address alone, so addresses are cabinet-wide.
+            if board.address in seen:
+                raise ValueError(f"two boards share address {board.address} (board addresses "
+                                 "must be unique across buses)")
+            seen.add(board.address)
+            if board.profile not in ("modbus-waveshare", "modbus-coil"):
+                raise ValueError(f"board {board.address}: profile {board.profile!r} has no driver "
+                                 "yet (supported: modbus-waveshare, modbus-coil)")
         return self
 
 

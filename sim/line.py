@@ -47,6 +47,9 @@ class FrontEnd(Protocol):
     def handle(self, frame: bytes, now: float) -> Reply | None:
         """Act on a frame; the reply to send, or None."""
 
+    def split(self, data: bytes) -> list[bytes]:
+        """Whole frames in bytes that arrived together (the last item may be partial/bad)."""
+
 
 @dataclass(slots=True)
 class SimBus:
@@ -163,6 +166,14 @@ class LineEngine:
         if now < bus._busy_until:
             bus.collisions += 1
             log.warning("sim %s: master talked while a slave was transmitting", bus.name)
+        if bus._buf and now >= self._frame_end(bus):
+            # The line was silent for t3.5 before these bytes (the timer just ran late on a
+            # busy machine): what was buffered is a frame of its own.
+            data_before = bytes(bus._buf)
+            bus._buf.clear()
+            bus._gen += 1
+            for frame in bus.frontend.split(data_before):
+                self._process(bus, frame)
         if not bus._buf:
             bus._first_rx = now
         bus._buf.extend(data)
@@ -178,9 +189,10 @@ class LineEngine:
         def check() -> None:
             if bus._gen != gen or not bus._buf:
                 return  # more bytes came; a later check owns the frame
-            frame = bytes(bus._buf)
+            data = bytes(bus._buf)
             bus._buf.clear()
-            self._process(bus, frame)
+            for frame in bus.frontend.split(data):
+                self._process(bus, frame)
 
         self._at(self._frame_end(bus), check)
 

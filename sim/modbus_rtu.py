@@ -73,6 +73,25 @@ class ModbusRtuSlave:
         """Unit id a frame is addressed to (None when too short to say)."""
         return frame[0] if frame else None
 
+    def split(self, data: bytes) -> list[bytes]:
+        """Cut bytes that reached the sim together into whole frames (by length and CRC).
+
+        A pty carries no timing: when the simulator thread is descheduled, two requests the
+        master sent t3.5 apart arrive in one read. Only complete frames with a valid CRC are
+        cut off; anything else stays one (bad) frame, so mixed-up bytes are still caught.
+        """
+        frames: list[bytes] = []
+        rest = data
+        while len(rest) >= 8:
+            fc = rest[1]
+            size = 9 + rest[6] if fc in (15, 16) and len(rest) >= 7 else 8
+            if len(rest) <= size or crc16(rest[:size - 2]) != rest[size - 2:size]:
+                break
+            frames.append(rest[:size])
+            rest = rest[size:]
+        frames.append(rest)
+        return frames
+
     def handle(self, frame: bytes, now: float) -> Reply | None:
         """Act on one complete frame (as delimited by line silence); None = stay silent."""
         if len(frame) < 4 or crc16(frame[:-2]) != frame[-2:]:

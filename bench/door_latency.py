@@ -1,0 +1,151 @@
+"""Door-open latency through the full path: API socket -> controller -> driver -> pty -> sim relay.
+
+Prints p50/p99 from request sent to relay energised in the simulator at 9600 and 115200 baud
+(at rest: the previous door closed more than a second ago; busy bus: the next open follows the
+previous door's close at once, while the board is still polled at the fast rate),
+next to the wire-time limit (request frame + t3.5 at the slave), and 20 concurrent opens on a
+4-board bus against the sum of their wire times. Run: .venv/bin/python bench/door_latency.py
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from drivers.bus import char_time, frame_gap
+from drivers.factory import open_boards
+from lockerd.api import ApiServer
+from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
+from lockerd.doors import DoorController
+from lockerd.events import EventBus
+
+PULSE_FRAME = 8
+ECHO_FRAME = 8
+
+
+async def _rig(baud: int, boards: int, channels: int, sock: Path) -> tuple[
+        DoorController, ApiServer, asyncio.Task[None]]:
+    hw = Hardware(backend="sim", buses=[SerialPort(baudrate=baud)],
+                  boards=[Board(address=a, channels=channels) for a in range(1, boards + 1)])
+    comps = [Compartment(id=(a - 1) * channels + ch + 1, size=Size.S, board=a, channel=ch)
+             for a in range(1, boards + 1) for ch in range(channels)]
+    cfg = Doors(poll_moving_ms=50, poll_idle_ms=500)
+    ctl = DoorController(cfg, comps, EventBus(),
+                         lambda: open_boards(hw, sim_close_after_s=0.15))
+    api = ApiServer(Api(), sock)
+    ctl.register_api(api)
+    await api.start()
+    await ctl.start()
+    task = asyncio.create_task(ctl.run())
+    await asyncio.sleep(1.0)
+    return ctl, api, task
+
+
+async def _call(sock: Path, method: str, params: dict[str, object]) -> dict[str, object]:
+    reader, writer = await asyncio.open_unix_connection(str(sock))
+    writer.write(json.dumps({"id": 1, "method": method, "params": params}).encode() + b"\n")
+    await writer.drain()
+    reply: dict[str, object] = json.loads(await reader.readline())
+    writer.close()
+    await writer.wait_closed()
+    return reply
+
+
+async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> float:
+    assert ctl.board_set is not None
+    assert ctl.board_set.sim is not None
+    slave = ctl.board_set.sim.slave("bus0")
+    before = len(slave.pulse_log)
+    reader, writer = await asyncio.open_unix_connection(str(sock))
+    line = json.dumps({"id": 1, "method": "doors.open",
+                       "params": {"compartment": cid, "reason": "bench"}}).encode() + b"\n"
+    t0 = time.monotonic()
+    writer.write(line)
+    await writer.drain()
+    reply = json.loads(await reader.readline())
+    writer.close()
+    await writer.wait_closed()
+    assert reply["ok"], reply
+    t_relay = slave.pulse_log[before][0]
+    return t_relay - t0
+
+
+def _pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
+
+
+async def latency(baud: int, samples: int, *, idle: bool) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = Path(tmp) / "api.sock"
+        ctl, api, task = await _rig(baud, 2, 8, sock)
+        try:
+            lat = []
+            for i in range(samples):
+                cid = i % 16 + 1
+                await ctl.wait_closed(cid, 5.0)
+                if idle:
+                    await asyncio.sleep(1.1)  # cabinet at rest: idle polling, no door moving
+                lat.append(await _open_and_time(ctl, sock, cid))
+            limit = PULSE_FRAME * char_time(baud) + frame_gap(baud)
+            p50, p99 = statistics.median(lat), _pct(lat, 99)
+            mode = "at rest " if idle else "busy bus"
+            print(f"{baud:>6} baud  {mode} n={samples}  p50={p50 * 1000:6.2f} ms"
+                  f"  p99={p99 * 1000:6.2f} ms"
+                  f"  wire limit={limit * 1000:5.2f} ms  p50/limit={p50 / limit:4.2f}"
+                  f"  p99/limit={p99 / limit:4.2f}")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await ctl.stop()
+            await api.stop()
+
+
+async def concurrent(baud: int, n: int) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        sock = Path(tmp) / "api.sock"
+        ctl, api, task = await _rig(baud, 4, 5, sock)
+        try:
+            assert ctl.board_set is not None
+            assert ctl.board_set.sim is not None
+            slave = ctl.board_set.sim.slave("bus0")
+            before = len(slave.pulse_log)
+            t0 = time.monotonic()
+            replies = await asyncio.gather(*(_call(sock, "doors.open",
+                                                   {"compartment": c, "reason": "bench"})
+                                             for c in range(1, n + 1)))
+            relays = slave.pulse_log[before:]
+            assert all(r["ok"] for r in replies), replies
+            assert sorted((u, ch) for _, u, ch in relays) == sorted(
+                ((c - 1) // 5 + 1, (c - 1) % 5) for c in range(1, n + 1))
+            last = max(t for t, _, _ in relays) - t0
+            wire = n * ((PULSE_FRAME + ECHO_FRAME) * char_time(baud) + 2 * frame_gap(baud))
+            print(f"{baud:>6} baud  {n} doors at once on a 4-board bus: all relays energised after "
+                  f"{last * 1000:.1f} ms; sum of wire times {wire * 1000:.1f} ms; "
+                  f"ratio {last / wire:.2f}")
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            await ctl.stop()
+            await api.stop()
+
+
+async def main() -> None:
+    samples = int(sys.argv[1]) if len(sys.argv) > 1 else 50
+    print("door open latency: request on the API socket -> relay energised in the sim")
+    for idle in (True, False):
+        for baud in (9600, 115200):
+            await latency(baud, samples, idle=idle)
+    for baud in (9600, 115200):
+        await concurrent(baud, 20)
+
+
+if __name__ == "__main__":
+    asyncio.run(main())
