@@ -10,7 +10,7 @@ dropped, never returned, so nothing is ever acted on without a valid checksum.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 from drivers.errors import FrameError
 
@@ -86,3 +86,24 @@ class StreamDecoder(ABC, Generic[T]):
             self.noise_bytes += len(buf)
             buf.clear()
         return out
+
+
+def split_stream(data: bytes, decoder: StreamDecoder[Any]) -> list[bytes]:
+    """Cut bytes into the valid frames found in them, plus one trailing item of everything else.
+
+    Used by the simulator when two requests reach it in one read: each whole frame is handled
+    on its own and leftover bytes are still seen (and counted) as one bad frame.
+    """
+    frames: list[bytes] = []
+    rest = bytearray()
+    pos = 0
+    for frame in decoder.feed(data):
+        raw = frame.encode()
+        at = data.find(raw, pos)
+        rest += data[pos:at]
+        frames.append(raw)
+        pos = at + len(raw)
+    rest += data[pos:]
+    if rest:
+        frames.append(bytes(rest))
+    return frames

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from drivers import frames_8a as f8
+from drivers.framing import split_stream
 from sim.modbus_rtu import Reply
 from sim.physics import BoardModel
 
@@ -34,6 +35,10 @@ class Board8AFrontEnd:
         """Board a request is for (None when no valid frame is in it)."""
         frames = f8.Decoder8A(1).feed(frame)
         return frames[0].board if frames else None
+
+    def split(self, data: bytes) -> list[bytes]:
+        """Whole frames in bytes that arrived together; leftovers as one last (bad) item."""
+        return split_stream(data, f8.Decoder8A(1))
 
     def busy(self, address: int, seconds: float, now: float) -> None:
         """The board ignores frames for `seconds` from `now` (fault injection)."""

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 
 from drivers import frames_kerong as fk
+from drivers.framing import split_stream
 from sim.modbus_rtu import Reply
 from sim.physics import BoardModel
 
@@ -38,6 +39,10 @@ class KerongFrontEnd:
         """Board a request is for (None when no valid frame is in it)."""
         frames = fk.KerongDecoder().feed(frame)
         return frames[0].board if frames else None
+
+    def split(self, data: bytes) -> list[bytes]:
+        """Whole frames in bytes that arrived together; leftovers as one last (bad) item."""
+        return split_stream(data, fk.KerongDecoder())
 
     def handle(self, frame: bytes, now: float) -> Reply | None:
         """Answer the first valid request for a board on this bus; garbage gets silence."""
