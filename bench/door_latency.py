@@ -16,11 +16,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.bus import char_time, frame_gap
 from drivers.factory import open_boards
+from drivers.lockboard_8a import UNLOCK_REPLY_S as RAW_8A_REPLY_S
 from lockerd.api import ApiServer
 from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
 from lockerd.doors import DoorController
@@ -28,12 +30,17 @@ from lockerd.events import EventBus
 
 PULSE_FRAME = 8
 ECHO_FRAME = 8
+# Issue 8: the raw-frame profiles, each at its native baud rate, and their frame sizes.
+RAW_PROFILES = {"kerong-cu16": 19200, "rs485-8a": 9600}
+FRAMES = {"modbus-waveshare": (PULSE_FRAME, ECHO_FRAME), "kerong-cu16": (5, 5), "rs485-8a": (5, 5)}
 
 
-async def _rig(baud: int, boards: int, channels: int, sock: Path) -> tuple[
+async def _rig(baud: int, boards: int, channels: int, sock: Path,
+               profile: str = "modbus-waveshare") -> tuple[
         DoorController, ApiServer, asyncio.Task[None]]:
     hw = Hardware(backend="sim", buses=[SerialPort(baudrate=baud)],
-                  boards=[Board(address=a, channels=channels) for a in range(1, boards + 1)])
+                  boards=[Board(address=a, channels=channels, profile=profile)  # type: ignore[arg-type]
+                          for a in range(1, boards + 1)])
     comps = [Compartment(id=(a - 1) * channels + ch + 1, size=Size.S, board=a, channel=ch)
              for a in range(1, boards + 1) for ch in range(channels)]
     cfg = Doors(poll_moving_ms=50, poll_idle_ms=500)
@@ -61,8 +68,8 @@ async def _call(sock: Path, method: str, params: dict[str, object]) -> dict[str,
 async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> float:
     assert ctl.board_set is not None
     assert ctl.board_set.sim is not None
-    slave = ctl.board_set.sim.slave("bus0")
-    before = len(slave.pulse_log)
+    slave = ctl.board_set.sim.bus("bus0").frontend  # any profile's front end keeps a pulse_log
+    before = len(slave.pulse_log)  # type: ignore[attr-defined]
     reader, writer = await asyncio.open_unix_connection(str(sock))
     line = json.dumps({"id": 1, "method": "doors.open",
                        "params": {"compartment": cid, "reason": "bench"}}).encode() + b"\n"
@@ -73,7 +80,7 @@ async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> float:
     writer.close()
     await writer.wait_closed()
     assert reply["ok"], reply
-    t_relay = slave.pulse_log[before][0]
+    t_relay: float = slave.pulse_log[before][0]  # type: ignore[attr-defined]
     return t_relay - t0
 
 
@@ -82,10 +89,10 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def latency(baud: int, samples: int, *, idle: bool) -> None:
+async def latency(baud: int, samples: int, *, idle: bool, profile: str = "modbus-waveshare") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "api.sock"
-        ctl, api, task = await _rig(baud, 2, 8, sock)
+        ctl, api, task = await _rig(baud, 2, 8, sock, profile)
         try:
             lat = []
             for i in range(samples):
@@ -94,10 +101,10 @@ async def latency(baud: int, samples: int, *, idle: bool) -> None:
                 if idle:
                     await asyncio.sleep(1.1)  # cabinet at rest: idle polling, no door moving
                 lat.append(await _open_and_time(ctl, sock, cid))
-            limit = PULSE_FRAME * char_time(baud) + frame_gap(baud)
+            limit = FRAMES[profile][0] * char_time(baud) + frame_gap(baud)
             p50, p99 = statistics.median(lat), _pct(lat, 99)
             mode = "at rest " if idle else "busy bus"
-            print(f"{baud:>6} baud  {mode} n={samples}  p50={p50 * 1000:6.2f} ms"
+            print(f"{profile:<16} {baud:>6} baud  {mode} n={samples}  p50={p50 * 1000:6.2f} ms"
                   f"  p99={p99 * 1000:6.2f} ms"
                   f"  wire limit={limit * 1000:5.2f} ms  p50/limit={p50 / limit:4.2f}"
                   f"  p99/limit={p99 / limit:4.2f}")
@@ -108,14 +115,14 @@ async def latency(baud: int, samples: int, *, idle: bool) -> None:
             await api.stop()
 
 
-async def concurrent(baud: int, n: int) -> None:
+async def concurrent(baud: int, n: int, profile: str = "modbus-waveshare") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "api.sock"
-        ctl, api, task = await _rig(baud, 4, 5, sock)
+        ctl, api, task = await _rig(baud, 4, 5, sock, profile)
         try:
             assert ctl.board_set is not None
             assert ctl.board_set.sim is not None
-            slave = ctl.board_set.sim.slave("bus0")
+            slave: Any = ctl.board_set.sim.bus("bus0").frontend
             before = len(slave.pulse_log)
             t0 = time.monotonic()
             replies = await asyncio.gather(*(_call(sock, "doors.open",
@@ -126,8 +133,11 @@ async def concurrent(baud: int, n: int) -> None:
             assert sorted((u, ch) for _, u, ch in relays) == sorted(
                 ((c - 1) // 5 + 1, (c - 1) % 5) for c in range(1, n + 1))
             last = max(t for t, _, _ in relays) - t0
-            wire = n * ((PULSE_FRAME + ECHO_FRAME) * char_time(baud) + 2 * frame_gap(baud))
-            print(f"{baud:>6} baud  {n} doors at once on a 4-board bus: all relays energised after "
+            pulse_frame, echo_frame = FRAMES[profile]
+            wire = n * ((pulse_frame + echo_frame) * char_time(baud) + 2 * frame_gap(baud)
+                        + (RAW_8A_REPLY_S if profile == "rs485-8a" else 0.0))
+            print(f"{profile:<16} {baud:>6} baud  {n} doors at once on a 4-board bus: "
+                  f"all relays energised after "
                   f"{last * 1000:.1f} ms; sum of wire times {wire * 1000:.1f} ms; "
                   f"ratio {last / wire:.2f}")
         finally:
@@ -145,6 +155,10 @@ async def main() -> None:
             await latency(baud, samples, idle=idle)
     for baud in (9600, 115200):
         await concurrent(baud, 20)
+    for profile, baud in RAW_PROFILES.items():
+        for idle in (True, False):
+            await latency(baud, samples, idle=idle, profile=profile)
+        await concurrent(baud, 20, profile)
 
 
 if __name__ == "__main__":

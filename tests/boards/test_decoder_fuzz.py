@@ -135,3 +135,13 @@ def test_8a_corrupted_frame_is_dropped_and_counted(frame: bytes, flip: int, data
     found = decoder.feed(bytes(bad))
     assert not found
     assert decoder.bad_frames >= 1 or decoder.pending
+
+
+@STREAMS
+@given(st.lists(kerong_frames, max_size=6), st.binary(max_size=10))
+def test_split_stream_cuts_whole_frames_and_keeps_leftovers(frames: list[bytes], tail: bytes) -> None:
+    from drivers.framing import split_stream
+    tail = bytes(b for b in tail if b != fk.STX)
+    parts = split_stream(b"".join(frames) + tail, fk.KerongDecoder())
+    assert parts[:len(frames)] == frames
+    assert parts[len(frames):] == ([tail] if tail else [])

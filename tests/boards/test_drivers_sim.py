@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from typing import Any
 
@@ -196,3 +197,34 @@ def test_driver_refuses_addresses_the_profile_cannot_carry(profile: str) -> None
         with pytest.raises(ValueError, match="channels"):
             Board8A(bus, 1, 57)
     assert Priority.UNLOCK < Priority.POLL
+
+
+async def test_controller_opens_an_8a_door_with_the_realistic_half_second_reply(raw_rig: Any) -> None:
+    """The board answers only after its ~500 ms pulse; with a person who takes 2 s, one pulse does it."""
+    from lockerd.config import Compartment, Doors, Size
+    from lockerd.door_events import Outcome
+    from lockerd.doors import DoorController
+    from lockerd.events import EventBus
+
+    rig = await raw_rig("rs485-8a", close_after_s=2.0)
+    assert rig.frontend.unlock_reply_s == 0.5
+    comps = [Compartment(id=ch + 1, size=Size.S, board=1, channel=ch) for ch in range(8)]
+    ctl = DoorController(Doors(), comps, EventBus(), lambda: _same(rig.boards))
+    await ctl.start()
+    task = asyncio.create_task(ctl.run())
+    try:
+        await wait_for(lambda: ctl.state(4) is DoorState.CLOSED)
+        result = await ctl.open(4, "test", "tester")
+        assert result.outcome is Outcome.OPENED
+        assert result.pulses == 1
+        assert result.elapsed_s >= 0.45
+        assert rig.pulses(1) == [0, 0, 0, 1, 0, 0, 0, 0]
+        assert await ctl.wait_closed(4, 10.0)
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _same(board_set: Any) -> Any:
+    return board_set
