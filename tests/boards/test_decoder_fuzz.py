@@ -59,8 +59,16 @@ f8_frames = st.one_of(
 )
 
 
+def mixed(frames: st.SearchStrategy[bytes]) -> st.SearchStrategy[bytes]:
+    """Pure noise, or valid frames mixed with noise that may hold header bytes and half frames."""
+    return st.one_of(st.binary(max_size=300),
+                     st.lists(st.one_of(frames, st.binary(max_size=8),
+                                        frames.map(lambda f: f[:len(f) // 2])),
+                              max_size=12).map(b"".join))
+
+
 @FUZZ
-@given(st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=8))
+@given(mixed(kerong_frames), st.lists(st.integers(0, 400), max_size=8))
 def test_kerong_random_bytes_never_raise_or_pass_a_bad_sum(data: bytes, cuts: list[int]) -> None:
     decoder = fk.KerongDecoder()
     for frame in feed_all(decoder, chunks(data, cuts)):
@@ -72,7 +80,7 @@ def test_kerong_random_bytes_never_raise_or_pass_a_bad_sum(data: bytes, cuts: li
 
 
 @FUZZ
-@given(st.binary(max_size=300), st.lists(st.integers(0, 400), max_size=8), st.integers(1, 7))
+@given(mixed(f8_frames), st.lists(st.integers(0, 400), max_size=8), st.integers(1, 7))
 def test_8a_random_bytes_never_raise_or_pass_a_bad_bcc(data: bytes, cuts: list[int], n: int) -> None:
     decoder = f8.Decoder8A(n)
     for frame in feed_all(decoder, chunks(data, cuts)):
