@@ -74,6 +74,7 @@ class _Board:
     online: bool | None = None
     failures: int = 0
     kick: asyncio.Event = field(default_factory=asyncio.Event)
+    occupied: tuple[bool, ...] | None = None  # Kerong infrared bits (issue 8), None without
 
 
 BoardOpener = Callable[[], Awaitable[BoardSet]]
@@ -166,6 +167,14 @@ class DoorController(Component):
                 "open": states.count("open"), "unknown": states.count("unknown")}
 
     # Public API for flows
+
+    def occupied(self, compartment_id: int) -> bool | None:
+        """Item seen in the compartment (Kerong infrared), None where the board cannot tell."""
+        door = self._door(compartment_id)
+        board = self._boards.get(door.comp.board)
+        if board is None or board.occupied is None or door.comp.channel >= len(board.occupied):
+            return None
+        return board.occupied[door.comp.channel]
 
     def state(self, compartment_id: int) -> DoorState:
         """Last known sensor state."""
@@ -297,6 +306,7 @@ class DoorController(Component):
             snap = await board.board.read()
         except DriverError:
             return DoorState.UNKNOWN
+        board.occupied = snap.occupied
         self._apply(board, snap.doors)
         return door.state
 
@@ -343,6 +353,7 @@ class DoorController(Component):
                             f"board {addr} answers again", board=addr)
             b.online = True
             b.failures = 0
+            b.occupied = snap.occupied
             self._apply(b, snap.doors)
             self._escalate(b)
             self.progress()
@@ -443,7 +454,8 @@ class DoorController(Component):
                   "channel": d.comp.channel, "state": d.state.value,
                   "blocked": d.comp.id in self._blocked,
                   "blocked_reason": self._blocked.get(d.comp.id),
-                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1)}
+                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1),
+                  "occupied": self.occupied(d.comp.id)}
                  for d in sorted(self._doors.values(), key=lambda d: d.comp.id)]
         boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
         return {"doors": doors, "boards": boards}

@@ -199,3 +199,31 @@ async def test_test_all_reports_each_door_and_mapped_pulses_are_not_forced(daemo
     assert raw["acknowledged"] is True
     await asyncio.sleep(0.3)
     assert not [e for e in d.events if isinstance(e, Alert) and e.kind is AlertKind.DOOR_FORCED]
+
+
+async def test_controller_reports_kerong_occupancy_and_test_all_skips_occupied(daemon: Any) -> None:
+    comps = [Compartment(id=cid, size=Size.S, board=b, channel=ch)
+             for (b, ch), cid in WIRING.items() if cid is not None]
+    d = await daemon(physical_active_low=False, configured_active_low=False, compartments=comps,
+                     close_after_s=0.3)
+    ctl = d.controller
+    assert ctl is not None
+    async with asyncio.timeout(10):
+        while ctl.occupied(7) is None:  # noqa: ASYNC110 - first poll of the board
+            await asyncio.sleep(0.02)
+    assert ctl.occupied(7) is False
+    d.handle.bus("bus0").frontend.set_occupied(1, 0)  # a parcel lies in compartment 7
+    async with asyncio.timeout(10):
+        while not ctl.occupied(7):  # noqa: ASYNC110 - next idle poll
+            await asyncio.sleep(0.02)
+    assert ctl.occupied(3) is False
+    said: list[str] = []
+
+    def run() -> int:
+        with ApiClient(d.socket) as client:
+            return cm.test_all(client.call, said.append, poll_s=0.05, close_timeout_s=10)
+
+    assert await asyncio.to_thread(run) == 0
+    rows = {int(line.split()[0]): line.split() for line in said[-1].splitlines()[2:]}
+    assert rows[7][3:5] == ["skipped", "occupied"]
+    assert d.handle.board("bus0", 1).pulse_counts()[0] == 0
