@@ -22,11 +22,13 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from drivers.bus import char_time, frame_gap
 from drivers.factory import open_boards
+from drivers.lockboard_8a import UNLOCK_REPLY_S as RAW_8A_REPLY_S
 from lockerd.api import ApiServer
 from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
 from lockerd.doors import DoorController
@@ -36,17 +38,22 @@ PULSE_FRAME = 8
 ECHO_FRAME = 8
 POLL_MOVING_MS = 50
 POLL_IDLE_MS = 500
+# Issue 8: the raw-frame profiles, each at its native baud rate, and their frame sizes.
+RAW_PROFILES = {"kerong-cu16": 19200, "rs485-8a": 9600}
+FRAMES = {"modbus-waveshare": (PULSE_FRAME, ECHO_FRAME), "kerong-cu16": (5, 5), "rs485-8a": (5, 5)}
 
 
-async def _rig(baud: int, boards: int, channels: int, sock: Path) -> tuple[
+async def _rig(baud: int, boards: int, channels: int, sock: Path,
+               profile: str = "modbus-waveshare", close_after_s: float = 0.15) -> tuple[
         DoorController, ApiServer, asyncio.Task[None]]:
     hw = Hardware(backend="sim", buses=[SerialPort(baudrate=baud)],
-                  boards=[Board(address=a, channels=channels) for a in range(1, boards + 1)])
+                  boards=[Board(address=a, channels=channels, profile=profile)  # type: ignore[arg-type]
+                          for a in range(1, boards + 1)])
     comps = [Compartment(id=(a - 1) * channels + ch + 1, size=Size.S, board=a, channel=ch)
              for a in range(1, boards + 1) for ch in range(channels)]
     cfg = Doors(poll_moving_ms=POLL_MOVING_MS, poll_idle_ms=POLL_IDLE_MS)
     ctl = DoorController(cfg, comps, EventBus(),
-                         lambda: open_boards(hw, sim_close_after_s=0.15))
+                         lambda: open_boards(hw, sim_close_after_s=close_after_s))
     api = ApiServer(Api(), sock)
     ctl.register_api(api)
     await api.start()
@@ -70,7 +77,7 @@ async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> tuple[flo
     """Latency of one open, and whether the line was free when it was requested."""
     assert ctl.board_set is not None
     assert ctl.board_set.sim is not None
-    slave = ctl.board_set.sim.slave("bus0")
+    slave: Any = ctl.board_set.sim.bus("bus0").frontend  # every profile keeps a pulse_log
     sim_bus = ctl.board_set.sim.bus("bus0")
     before = len(slave.pulse_log)
     reader, writer = await asyncio.open_unix_connection(str(sock))
@@ -83,7 +90,7 @@ async def _open_and_time(ctl: DoorController, sock: Path, cid: int) -> tuple[flo
     writer.close()
     await writer.wait_closed()
     assert reply["ok"], reply
-    t_relay = slave.pulse_log[before][0]
+    t_relay: float = slave.pulse_log[before][0]
     # Busy: another frame was acted on or answered by the sim between request and relay, or
     # the last reply ended less than t3.5 before the request (the gap must still be kept).
     gap = frame_gap(sim_bus.baudrate)
@@ -97,10 +104,11 @@ def _pct(values: list[float], p: float) -> float:
     return ordered[min(len(ordered) - 1, round(p / 100 * (len(ordered) - 1)))]
 
 
-async def latency(baud: int, samples: int, *, idle: bool, rng: random.Random) -> None:
+async def latency(baud: int, samples: int, *, idle: bool, rng: random.Random,
+                  profile: str = "modbus-waveshare") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "api.sock"
-        ctl, api, task = await _rig(baud, 2, 8, sock)
+        ctl, api, task = await _rig(baud, 2, 8, sock, profile)
         try:
             lat: list[float] = []
             free: list[float] = []
@@ -120,10 +128,10 @@ async def latency(baud: int, samples: int, *, idle: bool, rng: random.Random) ->
                 if line_free:
                     free.append(latency_s)
                 prev = cid
-            limit = PULSE_FRAME * char_time(baud) + frame_gap(baud)
+            limit = FRAMES[profile][0] * char_time(baud) + frame_gap(baud)
             p50, p99 = statistics.median(lat), _pct(lat, 99)
             mode = "at rest " if idle else "busy bus"
-            print(f"{baud:>6} baud  {mode} n={samples}  p50={p50 * 1000:6.2f} ms"
+            print(f"{profile:<16} {baud:>6} baud  {mode} n={samples}  p50={p50 * 1000:6.2f} ms"
                   f"  p99={p99 * 1000:6.2f} ms"
                   f"  wire limit={limit * 1000:5.2f} ms  p50/limit={p50 / limit:4.2f}"
                   f"  p99/limit={p99 / limit:4.2f}")
@@ -139,14 +147,17 @@ async def latency(baud: int, samples: int, *, idle: bool, rng: random.Random) ->
             await api.stop()
 
 
-async def concurrent(baud: int, n: int) -> None:
+async def concurrent(baud: int, n: int, profile: str = "modbus-waveshare") -> None:
     with tempfile.TemporaryDirectory() as tmp:
         sock = Path(tmp) / "api.sock"
-        ctl, api, task = await _rig(baud, 4, 5, sock)
+        # An 0x8A board holds the bus ~500 ms per open, so 20 opens take ~10 s and no poll runs
+        # meanwhile: the simulated people keep those doors open instead of closing in 0.15 s.
+        ctl, api, task = await _rig(baud, 4, 5, sock, profile,
+                                    close_after_s=30.0 if profile == "rs485-8a" else 0.15)
         try:
             assert ctl.board_set is not None
             assert ctl.board_set.sim is not None
-            slave = ctl.board_set.sim.slave("bus0")
+            slave: Any = ctl.board_set.sim.bus("bus0").frontend
             before = len(slave.pulse_log)
             t0 = time.monotonic()
             replies = await asyncio.gather(*(_call(sock, "doors.open",
@@ -157,8 +168,11 @@ async def concurrent(baud: int, n: int) -> None:
             assert sorted((u, ch) for _, u, ch in relays) == sorted(
                 ((c - 1) // 5 + 1, (c - 1) % 5) for c in range(1, n + 1))
             last = max(t for t, _, _ in relays) - t0
-            wire = n * ((PULSE_FRAME + ECHO_FRAME) * char_time(baud) + 2 * frame_gap(baud))
-            print(f"{baud:>6} baud  {n} doors at once on a 4-board bus: all relays energised after "
+            pulse_frame, echo_frame = FRAMES[profile]
+            wire = n * ((pulse_frame + echo_frame) * char_time(baud) + 2 * frame_gap(baud)
+                        + (RAW_8A_REPLY_S if profile == "rs485-8a" else 0.0))
+            print(f"{profile:<16} {baud:>6} baud  {n} doors at once on a 4-board bus: "
+                  f"all relays energised after "
                   f"{last * 1000:.1f} ms; sum of wire times {wire * 1000:.1f} ms; "
                   f"ratio {last / wire:.2f}")
         finally:
@@ -177,6 +191,10 @@ async def main() -> None:
             await latency(baud, samples, idle=idle, rng=rng)
     for baud in (9600, 115200):
         await concurrent(baud, 20)
+    for profile, baud in RAW_PROFILES.items():
+        for idle in (True, False):
+            await latency(baud, samples, idle=idle, rng=rng, profile=profile)
+        await concurrent(baud, 20, profile)
 
 
 if __name__ == "__main__":

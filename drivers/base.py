@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 import numpy.typing as npt
@@ -38,6 +38,22 @@ class LockBoard(Protocol):
 
     async def read(self) -> BoardSnapshot:
         """Read all door inputs of the board in one transaction (polarity applied)."""
+
+
+@runtime_checkable
+class ManagedBoard(LockBoard, Protocol):
+    """A lock board as the factory hands it to the door controller: any profile's driver."""
+
+    profile: str
+
+    async def start(self) -> None:
+        """Force relays off (best effort)."""
+
+    async def stop(self) -> None:
+        """Leave relays off; finish pending work."""
+
+    def info(self) -> dict[str, Any]:
+        """Identity and counters for status output."""
 
 
 Frame = npt.NDArray[np.uint8]

@@ -9,14 +9,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from drivers.base import ManagedBoard
 from drivers.errors import DriverError
 from drivers.lockboard_modbus import (
     CoilBoard,
     EnergisedStore,
     ModbusBus,
-    ModbusLockBoard,
     WaveshareBoard,
 )
+from drivers.raw_factory import raw_board, raw_bus
+from drivers.rawbus import RawSerialBus
 
 if TYPE_CHECKING:
     from lockerd.config import Hardware
@@ -29,8 +31,8 @@ log = logging.getLogger(__name__)
 class BoardSet:
     """The opened buses and boards (by board address), and the simulator when it runs them."""
 
-    boards: dict[int, ModbusLockBoard] = field(default_factory=dict)
-    buses: dict[str, ModbusBus] = field(default_factory=dict)
+    boards: dict[int, ManagedBoard] = field(default_factory=dict)
+    buses: dict[str, ModbusBus | RawSerialBus] = field(default_factory=dict)
     sim: SimHandle | None = None
 
     async def close(self) -> None:
@@ -61,9 +63,11 @@ async def open_boards(hw: Hardware, *, sim_close_after_s: float | None = 3.0,
     try:
         for spec in hw.buses:
             port = out.sim.port(spec.name) if out.sim is not None else spec.port
-            bus = ModbusBus(spec.name, port, baudrate=spec.baudrate, parity=spec.parity,
-                            stopbits=spec.stopbits, read_timeout_s=spec.read_timeout_ms / 1000,
-                            write_timeout_s=spec.write_timeout_ms / 1000)
+            bus: ModbusBus | RawSerialBus | None = raw_bus(spec, port, hw.boards)  # Kerong/0x8A
+            if bus is None:
+                bus = ModbusBus(spec.name, port, baudrate=spec.baudrate, parity=spec.parity,
+                                stopbits=spec.stopbits, read_timeout_s=spec.read_timeout_ms / 1000,
+                                write_timeout_s=spec.write_timeout_ms / 1000)
             out.buses[spec.name] = bus
             try:
                 await bus.open()
@@ -71,8 +75,10 @@ async def open_boards(hw: Hardware, *, sim_close_after_s: float | None = 3.0,
                 log.error("bus %s unavailable: %s", spec.name, exc)
         for b in hw.boards:
             bus = out.buses[b.bus]
-            board: ModbusLockBoard
-            if b.profile == "modbus-waveshare":
+            board: ManagedBoard
+            if isinstance(bus, RawSerialBus):
+                board = raw_board(b, bus)
+            elif b.profile == "modbus-waveshare":
                 board = WaveshareBoard(bus, b.address, b.channels,
                                        inputs_active_low=b.inputs_active_low)
             elif b.profile == "modbus-coil":

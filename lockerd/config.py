@@ -109,10 +109,27 @@ class Hardware(Strict):
                 raise ValueError(f"two boards share address {board.address} (board addresses "
                                  "must be unique across buses)")
             seen.add(board.address)
-            if board.profile not in ("modbus-waveshare", "modbus-coil"):
-                raise ValueError(f"board {board.address}: profile {board.profile!r} has no driver "
-                                 "yet (supported: modbus-waveshare, modbus-coil)")
+        _check_board_profiles(self.boards)  # issue 8: kerong-cu16 / rs485-8a limits
         return self
+
+
+_PROFILE_LIMITS = {"kerong-cu16": (15, 16), "rs485-8a": (255, 56)}
+"""Highest address and channel count the raw-frame profiles can carry on the wire."""
+
+
+def _check_board_profiles(boards: list[Board]) -> None:
+    """One wire protocol per bus; Kerong/0x8A addresses and channel counts within their frames."""
+    family: dict[str, set[str]] = {}
+    for board in boards:
+        family.setdefault(board.bus, set()).add(
+            "modbus" if board.profile.startswith("modbus") else board.profile)
+        max_address, max_channels = _PROFILE_LIMITS.get(board.profile, (247, 64))
+        if board.address > max_address or board.channels > max_channels:
+            raise ValueError(f"board {board.address}: {board.profile} boards have addresses "
+                             f"0-{max_address} and at most {max_channels} channels")
+    for bus, kinds in family.items():
+        if len(kinds) > 1:
+            raise ValueError(f"bus {bus!r} mixes wire protocols {sorted(kinds)}: one per bus")
 
 
 class Doors(Strict):

@@ -18,10 +18,9 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from drivers.base import DoorState
+from drivers.base import DoorState, ManagedBoard
 from drivers.errors import DriverError
 from drivers.factory import BoardSet, open_boards
-from drivers.lockboard_modbus import ModbusLockBoard
 from lockerd.api import ApiError, ApiServer, Caller, NoParams, Role
 from lockerd.component import Component
 from lockerd.config import Compartment, Config
@@ -73,11 +72,12 @@ class _Door:
 
 @dataclass(eq=False)
 class _Board:
-    board: ModbusLockBoard
+    board: ManagedBoard
     doors: dict[int, _Door]
     online: bool | None = None
     failures: int = 0
     kick: asyncio.Event = field(default_factory=asyncio.Event)
+    occupied: tuple[bool, ...] | None = None  # Kerong infrared bits (issue 8), None without
 
 
 BoardOpener = Callable[[], Awaitable[BoardSet]]
@@ -173,6 +173,14 @@ class DoorController(Component):
                 "open": states.count("open"), "unknown": states.count("unknown")}
 
     # Public API for flows
+
+    def occupied(self, compartment_id: int) -> bool | None:
+        """Item seen in the compartment (Kerong infrared), None where the board cannot tell."""
+        door = self._door(compartment_id)
+        board = self._boards.get(door.comp.board)
+        if board is None or board.occupied is None or door.comp.channel >= len(board.occupied):
+            return None
+        return board.occupied[door.comp.channel]
 
     def state(self, compartment_id: int) -> DoorState:
         """Last known sensor state."""
@@ -306,6 +314,7 @@ class DoorController(Component):
             snap = await board.board.read()
         except DriverError:
             return DoorState.UNKNOWN
+        board.occupied = snap.occupied
         self._apply(board, snap.doors)
         return door.state
 
@@ -352,6 +361,7 @@ class DoorController(Component):
                             f"board {addr} answers again", board=addr)
             b.online = True
             b.failures = 0
+            b.occupied = snap.occupied
             self._apply(b, snap.doors)
             self._escalate(b)
             self.progress()
@@ -452,7 +462,8 @@ class DoorController(Component):
                   "channel": d.comp.channel, "state": d.state.value,
                   "blocked": d.comp.id in self._blocked,
                   "blocked_reason": self._blocked.get(d.comp.id),
-                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1)}
+                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1),
+                  "occupied": self.occupied(d.comp.id)}
                  for d in sorted(self._doors.values(), key=lambda d: d.comp.id)]
         boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
         return {"doors": doors, "boards": boards}

@@ -9,6 +9,7 @@ from sim.faults import Faults
 from sim.line import LineEngine, SimBus
 from sim.modbus_rtu import ModbusBoard, ModbusRtuSlave
 from sim.physics import BoardModel
+from sim.raw_boards import raw_frontend
 
 if TYPE_CHECKING:
     from lockerd.config import Hardware
@@ -61,6 +62,14 @@ def start_for_config(hw: Hardware, *, close_after_s: float | None = 1.0,
     boards: dict[tuple[str, int], BoardModel] = {}
     buses: list[SimBus] = []
     for spec in hw.buses:
+        on_bus = [b for b in hw.boards if b.bus == spec.name]
+        raw_models = {b.address: BoardModel(b.address, b.channels, b.inputs_active_low,
+                                            close_after_s) for b in on_bus}
+        raw = raw_frontend(spec.name, {b.profile for b in on_bus}, raw_models)
+        if raw is not None:  # Kerong / 0x8A boards: sim/raw_boards.py
+            boards.update({(spec.name, a): m for a, m in raw_models.items()})
+            buses.append(SimBus(spec.name, spec.baudrate, raw))
+            continue
         slave = ModbusRtuSlave(boards={})
         for b in hw.boards:
             if b.bus != spec.name:

@@ -21,6 +21,7 @@ class ReplyFate(StrEnum):
     DROP = "drop"
     CORRUPT = "corrupt"
     LATE = "late"
+    TRUNCATE = "truncate"
 
 
 @dataclass(slots=True)
@@ -31,6 +32,7 @@ class LineFaults:
     drop_next: int = 0
     corrupt_next: int = 0
     late_next: int = 0
+    truncate_next: int = 0
     drop_probability: float = 0.0
     late_probability: float = 0.0
     late_s: float = 0.5
@@ -88,6 +90,10 @@ class Faults:
         """The next `count` replies arrive with a broken CRC."""
         self.configure(bus, address, corrupt_next=count)
 
+    def truncate(self, bus: str, address: int, count: int = 1) -> None:
+        """The next `count` replies stop half way (the board browned out, a cable glitch)."""
+        self.configure(bus, address, truncate_next=count)
+
     def late_reply(self, bus: str, address: int, delay_s: float, count: int = 1) -> None:
         """The next `count` replies arrive `delay_s` late."""
         self.configure(bus, address, late_next=count, late_s=delay_s)
@@ -130,6 +136,9 @@ class Faults:
             if f.corrupt_next > 0:
                 f.corrupt_next -= 1
                 return ReplyFate.CORRUPT, 0.0
+            if f.truncate_next > 0:
+                f.truncate_next -= 1
+                return ReplyFate.TRUNCATE, 0.0
             if f.late_next > 0 and eligible:
                 f.late_next -= 1
                 return ReplyFate.LATE, f.late_s

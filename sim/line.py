@@ -233,7 +233,9 @@ class LineEngine:
         data = reply.data
         if fate is ReplyFate.CORRUPT:
             data = data[:-1] + bytes([data[-1] ^ 0x5A])
-        done = now + len(data) * char_time(bus.baudrate) + delay
+        elif fate is ReplyFate.TRUNCATE:
+            data = data[:max(1, len(data) // 2)]
+        done = now + len(data) * char_time(bus.baudrate) + delay + reply.delay_s
         if fate is not ReplyFate.LATE:
             bus._busy_until = done
         self._at(done, lambda: self._write(bus, data))

@@ -49,6 +49,8 @@ class Reply:
     unit: int
     is_write: bool
     data: bytes
+    delay_s: float = 0.0
+    """Time the board takes before it starts answering (0x8A boards pulse first, then reply)."""
 
 
 @dataclass(slots=True)
