@@ -14,12 +14,14 @@ from drivers.base import FrameSource
 from lockerd import __version__
 from lockerd.api import ALL_ROLES, ApiServer, Caller
 from lockerd.camera_guard import CameraGuard, IntakeChanged
+from lockerd.commissioning import BoardCommissioning
 from lockerd.component import CabinetState, Component, CriticalStartFailure, Supervisor
 from lockerd.config import Config, ConfigError, load_config
 from lockerd.door_events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.doors import DoorController
 from lockerd.events import EventBus, utc_now
 from lockerd.evidence import EvidenceStore
+from lockerd.logsetup import redact
 from lockerd.oplog.component import OplogComponent
 from lockerd.sdnotify import Notifier, watchdog_interval
 from lockerd.service import IntakeGate
@@ -71,6 +73,9 @@ class Daemon:
         self.doors.register_api(self.api)
         self.doors.audit = self._audit
         self.add(self.doors)
+        BoardCommissioning(lambda: self.doors.board_set, list(self.cfg.compartments),
+                           controller=self.doors,
+                           audit=self._audit_commissioning).register_api(self.api)
         self.camera: CameraGuard | None = None
         if self.cfg.camera.enabled:
             self.camera = self._camera_guard()
@@ -153,6 +158,14 @@ class Daemon:
                      body: dict[str, Any]) -> None:
         """Record a technician action in the operation log (raises when it cannot)."""
         await self.oplog.store.append(kind, actor=actor, body=body, compartment=compartment)
+
+    async def _audit_commissioning(self, record: dict[str, Any]) -> None:
+        """Record a commissioning pulse (raw channel, not yet mapped to a compartment)."""
+        body = {k: record.get(k) for k in ("bus", "board", "channel", "via", "acknowledged",
+                                           "outcome")}
+        body["reason"] = redact(str(record.get("reason", "")))
+        await self.oplog.store.append("commission.pulse", actor=str(record.get("actor", "tech")),
+                                      body=body, compartment=record.get("compartment"))
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:
         return self.status()

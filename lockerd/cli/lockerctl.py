@@ -237,6 +237,20 @@ def cmd_rekey(ctx: Ctx) -> int:
     return EXIT_OK
 
 
+def cmd_commission(ctx: Ctx) -> int:
+    """Walk every channel with a technician and write the compartment map (TOML)."""
+    from lockerd.cli import commission
+
+    return commission.commission(ctx.call, input, print, Path(ctx.args.out))
+
+
+def cmd_test_all(ctx: Ctx) -> int:
+    """Open each free compartment once, confirm it opened and closed, print a report."""
+    from lockerd.cli import commission
+
+    return commission.check_all_doors(ctx.call, print)
+
+
 def cmd_config_check(ctx: Ctx) -> int:
     """Validate a config file without a daemon: one line per problem, exit 2 when invalid."""
     path = Path(ctx.args.file)
@@ -316,6 +330,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rekey)
 
     add_panel_commands(sub, common)
+
+    p = sub.add_parser("commission", parents=[common],
+                       help="map lock channels to doors interactively, write a TOML snippet")
+    p.add_argument("--out", required=True, help="where to write the compartment map")
+    p.set_defaults(func=cmd_commission)
+    p = sub.add_parser("test-all", parents=[common],
+                       help="open every free compartment once and report")
+    p.set_defaults(func=cmd_test_all)
 
     p = sub.add_parser("config", parents=[common], help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")

@@ -165,3 +165,17 @@ def test_panel_commands_against_the_daemon(daemon: Path, capsys: pytest.CaptureF
     assert "bad_pin" in err
     code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "dropoff.confirm")
     assert len(json.loads(out)["operations"]) == 1
+
+
+def test_commissioning_pulse_is_recorded(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lockerd.client import ApiClient
+
+    with ApiClient(daemon) as api:
+        # Board 2 channel 7 is wired to no compartment: a raw commissioning pulse.
+        result = api.call("boards.pulse", {"bus": "bus0", "board": 2, "channel": 7,
+                                           "reason": "commissioning"})
+    assert result["via"] == "raw"
+    assert result["acknowledged"] is True
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "commission.pulse")
+    (op,) = json.loads(out)["operations"]
+    assert (op["body"]["board"], op["body"]["channel"]) == (2, 7)
