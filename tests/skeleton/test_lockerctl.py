@@ -177,5 +177,6 @@ def test_commissioning_pulse_is_recorded(daemon: Path, capsys: pytest.CaptureFix
     assert result["via"] == "raw"
     assert result["acknowledged"] is True
     code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "commission.pulse")
+    assert code == 0
     (op,) = json.loads(out)["operations"]
     assert (op["body"]["board"], op["body"]["channel"]) == (2, 7)
