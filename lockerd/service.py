@@ -62,6 +62,10 @@ class DoorControl(Protocol):
         """True once the door reads closed, False after `timeout_s` seconds."""
         ...
 
+    def occupied(self, compartment_id: int) -> bool | None:
+        """Item seen in the compartment; None where the board has no occupancy sensor."""
+        ...
+
 
 class OperationLog(Protocol):
     """lockerd/oplog as the use cases need it: one transaction per call."""
@@ -245,6 +249,8 @@ class ParcelService:
                 failure = DoorFailure.NOT_OPENED
             elif not await self._doors.wait_closed(cid, self._cfg.close_timeout_s):
                 failure = DoorFailure.NOT_CLOSED
+            else:
+                failure = self._occupancy_check(op, cid)
             if failure is not DoorFailure.NOT_OPENED:
                 evidence["door_close"] = await self._evidence(f"{op}.close.c{cid}")
         except asyncio.CancelledError:
@@ -264,6 +270,19 @@ class ParcelService:
             self._intents.pop(cid, None)
             return await self._fail(cid, failure, {"evidence": evidence})
         return await self._commit(finish(cid), extra={"evidence": evidence})
+
+    def _occupancy_check(self, op: str, cid: int) -> DoorFailure | None:
+        """Where the board sees occupancy (DESIGN section 3): a deposit or drop-off needs the
+        item seen, a plain pickup the compartment seen empty (a refusal puts it back)."""
+        seen = self._doors.occupied(cid)
+        if seen is None:
+            return None
+        if op in ("deliver", "dropoff") and not seen:
+            return DoorFailure.ITEM_NOT_SEEN
+        intent = self._intents.get(cid)
+        if op == "pickup" and seen and (intent is None or intent[0] != "refuse"):
+            return DoorFailure.ITEM_STILL_INSIDE
+        return None
 
     async def _fail(self, cid: int, failure: DoorFailure, extra: dict[str, Any] | None = None
                     ) -> Decision:

@@ -571,9 +571,12 @@ class Cabinet:
             return got
         comp, pending, parcel = got
         now = self.now()
-        block = failure is not DoorFailure.NOT_OPENED
+        # Nothing moved (not opened), or the parcel simply stayed (still inside): no block.
+        # A deposit the sensor did not see may still be in there: staff must look.
+        block = failure not in (DoorFailure.NOT_OPENED, DoorFailure.ITEM_STILL_INSIDE)
         blocked_reason = {DoorFailure.JAMMED: "door_jammed",
-                          DoorFailure.NOT_CLOSED: "door_left_open"}.get(failure)
+                          DoorFailure.NOT_CLOSED: "door_left_open",
+                          DoorFailure.ITEM_NOT_SEEN: "occupancy_mismatch"}.get(failure)
         body = {"failure": failure.value, "blocked": block}
         changes: tuple[Change, ...]
         if pending.op in (PendingOp.DEPOSIT, PendingOp.DROPOFF):

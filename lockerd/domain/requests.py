@@ -81,6 +81,10 @@ class DoorFailure(StrEnum):
     NOT_OPENED = "not_opened"     # board failed / door never read open: nothing happened
     JAMMED = "jammed"             # latch jammed: compartment blocked
     NOT_CLOSED = "not_closed"     # door never closed within the timeout: compartment blocked
+    # Boards with occupancy sensors (Kerong infrared): a deposit counts only with the item seen,
+    # a pickup only with the compartment seen empty.
+    ITEM_NOT_SEEN = "item_not_seen"          # deposit closed, sensor sees nothing: blocked
+    ITEM_STILL_INSIDE = "item_still_inside"  # pickup closed, the parcel is still there
 
 
 class RefusalReason(StrEnum):
