@@ -8,8 +8,14 @@ ensure_venv() {
   fi
   local stamp=".venv/.lockerd-installed${extras//[^a-z]/-}"
   if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
-    .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
-    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"
+    echo "installing lockerd${extras} into .venv (log: .venv/install.log)"
+    if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
+           .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"; } \
+         >.venv/install.log 2>&1; then
+      cat .venv/install.log >&2
+      echo "installing lockerd failed" >&2
+      return 1
+    fi
     touch "$stamp"
   fi
   export PATH="$PWD/.venv/bin:$PATH:/usr/sbin"
