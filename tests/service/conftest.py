@@ -24,12 +24,12 @@ from tests.skeleton.helpers import make_config
 # frames at 5 Hz, then 3 s of good frames, ~4 s per daemon start); the checks are the same.
 FAST: dict[str, dict[str, Any]] = {
     "rules": {"pin_hash_iterations": 10_000},
-    "doors": {"close_timeout_s": 6.0},
-    "camera": {"sample_hz": 10.0, "learn_frames": 3, "good_hold_s": 0.5},
+    "doors": {"close_timeout_s": 4.0},
+    "camera": {"sample_hz": 10.0, "learn_frames": 3, "good_hold_s": 0.3},
 }
 # The simulated person shuts a door this long after it springs open (open_boards' default is 3 s).
 # Still longer than the relay pulse (pulse_ms = 700) and many door polls (poll_moving_ms = 50).
-SIM_CLOSE_AFTER_S = 1.0
+SIM_CLOSE_AFTER_S = 0.8
 
 
 def speed_up_sim_doors(daemon: Daemon, close_after_s: float = SIM_CLOSE_AFTER_S) -> None:
