@@ -36,14 +36,22 @@ SCENES = ["astronaut", "brick", "camera", "chelsea", "coffee", "coins", "grass",
 STRENGTHS = ("weak", "medium", "full")
 
 
+def u8(a: npt.ArrayLike) -> Img:
+    """An image as uint8 (OpenCV's results are typed as any numeric array; values are in range)."""
+    return np.asarray(a, dtype=np.uint8)
+
+
 def load_scene(name: str) -> Img:
     """A bundled photograph as BGR uint8 (no download: only files shipped in the wheel)."""
     from skimage import data
 
-    rgb = data.stereo_motorcycle()[0] if name == "motorcycle" else getattr(data, name)()
+    # stereo_motorcycle returns (left, right, disparity): the left view is the scene
+    loader = "stereo_motorcycle" if name == "motorcycle" else name
+    loaded = getattr(data, loader)()
+    rgb = u8(loaded[0] if name == "motorcycle" else loaded)
     if rgb.ndim == 2:
-        return cv2.cvtColor(rgb.astype(np.uint8), cv2.COLOR_GRAY2BGR)  # type: ignore[no-any-return]
-    return cv2.cvtColor(rgb[:, :, :3].astype(np.uint8), cv2.COLOR_RGB2BGR)  # type: ignore[no-any-return]
+        return u8(cv2.cvtColor(rgb, cv2.COLOR_GRAY2BGR))
+    return u8(cv2.cvtColor(rgb[:, :, :3], cv2.COLOR_RGB2BGR))
 
 
 def view(scene: Img, dx: float = 0.0, size: tuple[int, int] = (640, 480)) -> Img:
@@ -55,22 +63,22 @@ def view(scene: Img, dx: float = 0.0, size: tuple[int, int] = (640, 480)) -> Img
     y0 = (h - wh) // 2
     x0 = int(np.clip(x0, 0, w - ww))
     crop = scene[y0:y0 + wh, x0:x0 + ww]
-    return cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR)  # type: ignore[no-any-return]
+    return u8(cv2.resize(crop, size, interpolation=cv2.INTER_LINEAR))
 
 
 def noisy(img: Img, rng: np.random.Generator, sigma: float) -> Img:
     n = rng.normal(0.0, sigma, img.shape).astype(np.float32)
-    return np.clip(img.astype(np.float32) + n, 0, 255).astype(np.uint8)
+    return u8(np.clip(img.astype(np.float32) + n, 0, 255))
 
 
 def light(img: Img, gain: float, offset: float) -> Img:
-    return np.clip(img.astype(np.float32) * gain + offset, 0, 255).astype(np.uint8)
+    return u8(np.clip(img.astype(np.float32) * gain + offset, 0, 255))
 
 
 def gradient_light(img: Img, g0: float, g1: float) -> Img:
     w = img.shape[1]
     ramp = np.linspace(g0, g1, w, dtype=np.float32)[None, :, None]
-    return np.clip(img.astype(np.float32) * ramp, 0, 255).astype(np.uint8)
+    return u8(np.clip(img.astype(np.float32) * ramp, 0, 255))
 
 
 def occlude(img: Img, rng: np.random.Generator, area: float, textured: bool = True) -> Img:
@@ -87,7 +95,7 @@ def occlude(img: Img, rng: np.random.Generator, area: float, textured: bool = Tr
     if textured:
         mask = np.any(out != img, axis=2)
         tex = rng.normal(0, 12, (h, w, 1)).astype(np.float32)
-        out = np.where(mask[:, :, None], np.clip(out + tex, 0, 255), out).astype(np.uint8)
+        out = u8(np.where(mask[:, :, None], np.clip(out + tex, 0, 255), out))
     return out
 
 
@@ -96,9 +104,9 @@ def covered(img: Img, rng: np.random.Generator, frac: float) -> Img:
     out = img.copy()
     h, w = img.shape[:2]
     color = rng.integers(30, 200, 3).astype(np.float32)
-    cover = np.ones((h, w, 3), np.float32) * color
-    cover *= np.linspace(0.85, 1.1, h, dtype=np.float32)[:, None, None]
-    cover = noisy(np.clip(cover, 0, 255).astype(np.uint8), rng, 2.0)
+    shade = np.ones((h, w, 3), np.float32) * color
+    shade *= np.linspace(0.85, 1.1, h, dtype=np.float32)[:, None, None]
+    cover = noisy(u8(np.clip(shade, 0, 255)), rng, 2.0)
     cut = int(w * frac)
     out[:, :cut] = cover[:, :cut]
     return out
@@ -114,29 +122,62 @@ def sprayed(img: Img, rng: np.random.Generator, alpha: float, sigma: float) -> I
         cv2.circle(drops, (int(rng.integers(0, img.shape[1])), int(rng.integers(0, img.shape[0]))),
                    int(rng.integers(2, 9)), 1.0, -1)
     veil = veil * (1 - 0.5 * drops[:, :, None]) + paint * 0.5 * drops[:, :, None]
-    return np.clip(veil, 0, 255).astype(np.uint8)
+    return u8(np.clip(veil, 0, 255))
 
 
 Tamper = Callable[[Img, np.random.Generator, Img], Img]
 
 
+def covered_by(frac: float) -> Tamper:
+    def tamper(frame: Img, rng: np.random.Generator, base: Img) -> Img:
+        return covered(frame, rng, frac)
+    return tamper
+
+
+def darkened(gain: float) -> Tamper:
+    def tamper(frame: Img, rng: np.random.Generator, base: Img) -> Img:
+        return noisy(light(base, gain, 0), rng, 2.0)
+    return tamper
+
+
+def saturated(blend: float) -> Tamper:
+    def tamper(frame: Img, rng: np.random.Generator, base: Img) -> Img:
+        return noisy(light(base, 1 - blend, 255 * blend + 40 * blend), rng, 2.0)
+    return tamper
+
+
+def blurred(sigma: float) -> Tamper:
+    def tamper(frame: Img, rng: np.random.Generator, base: Img) -> Img:
+        return noisy(u8(cv2.GaussianBlur(base, (0, 0), sigma)), rng, 2.0)
+    return tamper
+
+
+def sprayed_with(alpha: float, sigma: float) -> Tamper:
+    def tamper(frame: Img, rng: np.random.Generator, base: Img) -> Img:
+        return noisy(sprayed(base, rng, alpha, sigma), rng, 2.0)
+    return tamper
+
+
+def showing(image: Img) -> Tamper:
+    """The camera sees `image` instead of its scene (turned away)."""
+    def tamper(frame: Img, rng: np.random.Generator, base: Img) -> Img:
+        return noisy(image, rng, 2.0)
+    return tamper
+
+
 def tamper_modes(other: Img, scene: Img) -> dict[str, dict[str, Tamper]]:
     """mode -> strength -> function(frame, rng, base) giving the tampered frame."""
     return {
-        "covered": {s: (lambda f, r, b, fr=fr: covered(f, r, fr))
-                    for s, fr in zip(STRENGTHS, (0.5, 0.75, 1.0), strict=True)},
-        "black": {s: (lambda f, r, b, g=g: noisy(light(b, g, 0), r, 2.0))
-                  for s, g in zip(STRENGTHS, (0.25, 0.1, 0.02), strict=True)},
-        "saturated": {s: (lambda f, r, b, a=a: noisy(light(b, 1 - a, 255 * a + 40 * a), r, 2.0))
-                      for s, a in zip(STRENGTHS, (0.5, 0.75, 1.0), strict=True)},
-        "blurred": {s: (lambda f, r, b, sg=sg: noisy(cv2.GaussianBlur(b, (0, 0), sg), r, 2.0))
-                    for s, sg in zip(STRENGTHS, (2.0, 4.0, 8.0), strict=True)},
-        "sprayed": {s: (lambda f, r, b, a=a, sg=sg: noisy(sprayed(b, r, a, sg), r, 2.0))
+        "covered": {s: covered_by(fr) for s, fr in zip(STRENGTHS, (0.5, 0.75, 1.0), strict=True)},
+        "black": {s: darkened(g) for s, g in zip(STRENGTHS, (0.25, 0.1, 0.02), strict=True)},
+        "saturated": {s: saturated(a) for s, a in zip(STRENGTHS, (0.5, 0.75, 1.0), strict=True)},
+        "blurred": {s: blurred(sg) for s, sg in zip(STRENGTHS, (2.0, 4.0, 8.0), strict=True)},
+        "sprayed": {s: sprayed_with(a, sg)
                     for s, a, sg in zip(STRENGTHS, (0.4, 0.6, 0.85), (1.0, 2.0, 4.0), strict=True)},
         "turned": {
-            "weak": lambda f, r, b: noisy(view(scene, 0.12), r, 2.0),
-            "medium": lambda f, r, b: noisy(view(scene, 0.3), r, 2.0),
-            "full": lambda f, r, b: noisy(other, r, 2.0),
+            "weak": showing(view(scene, 0.12)),
+            "medium": showing(view(scene, 0.3)),
+            "full": showing(other),
         },
     }
 
@@ -220,7 +261,10 @@ def accuracy(size: tuple[int, int], benign_per_scene: int, tamper_per: int) -> t
         frame = noisy(base, rng, 2.0)
         g0 = prepare(frame, size)
         _ok, jpg = cv2.imencode(".jpg", frame)
-        again = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+        decoded = cv2.imdecode(jpg, cv2.IMREAD_COLOR)
+        if decoded is None:
+            raise RuntimeError("JPEG round trip failed")
+        again = u8(decoded)
         for strength, nxt in (("full", frame), ("medium", again),
                               ("weak", noisy(frame, rng, 0.4))):
             for _ in range(tamper_per):

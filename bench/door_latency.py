@@ -47,7 +47,7 @@ async def _rig(baud: int, boards: int, channels: int, sock: Path,
                profile: str = "modbus-waveshare", close_after_s: float = 0.15) -> tuple[
         DoorController, ApiServer, asyncio.Task[None]]:
     hw = Hardware(backend="sim", buses=[SerialPort(baudrate=baud)],
-                  boards=[Board(address=a, channels=channels, profile=profile)  # type: ignore[arg-type]
+                  boards=[Board(address=a, channels=channels, profile=profile)
                           for a in range(1, boards + 1)])
     comps = [Compartment(id=(a - 1) * channels + ch + 1, size=Size.S, board=a, channel=ch)
              for a in range(1, boards + 1) for ch in range(channels)]
