@@ -150,6 +150,8 @@ async def scene_broker_down(ctx: DemoContext) -> None:
 
 async def scene_broker_back(ctx: DemoContext) -> None:
     """The broker returns: the outbox drains in order and the carriers get everything once."""
+    # Alerts reach the outbox through the event bus: give the ones raised just now a moment.
+    await asyncio.sleep(0.5)
     sync = await _sync_status(ctx)
     if ctx.broker is None:
         ctx.timeline.say("mqtt", f"outbox holds {sync.get('backlog')} message(s) "

@@ -430,7 +430,10 @@ class CabinetMachine(RuleBasedStateMachine):
 
 
 TestCabinetMachine = CabinetMachine.TestCase
+# derandomize: the same 500 programs every run, so the coverage check below cannot flake in CI
+# (a failure found this way reproduces by just running the test again).
 TestCabinetMachine.settings = settings(max_examples=500, stateful_step_count=50, deadline=None,
+                                       derandomize=True,
                                        suppress_health_check=[HealthCheck.too_slow])
 
 
