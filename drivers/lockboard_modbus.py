@@ -16,7 +16,6 @@ import time
 from collections import deque
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
@@ -24,9 +23,10 @@ from pymodbus.framer import FramerType
 from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest, WriteMultipleCoilsRequest
 
-from drivers.base import BoardSnapshot, DoorState
+from drivers.base import BoardSnapshot
 from drivers.bus import BusScheduler, Priority, char_time, frame_gap
 from drivers.errors import DriverError, DriverTimeout, DriverUnavailable, FrameError
+from drivers.lockboard_common import LockBoardBase
 
 log = logging.getLogger(__name__)
 
@@ -200,26 +200,10 @@ def _atomic_write(path: Path, data: str) -> None:
     tmp.replace(path)
 
 
-class ModbusLockBoard:
+class ModbusLockBoard(LockBoardBase[ModbusBus]):
     """Common part of both Modbus profiles: door inputs by FC02, one request per board."""
 
     profile = "modbus"
-
-    def __init__(self, bus: ModbusBus, address: int, channels: int, *,
-                 inputs_active_low: bool = False) -> None:
-        self.bus = bus
-        self.address = address
-        self.channels = channels
-        self.inputs_active_low = inputs_active_low
-        self.pulses_sent = 0
-
-    def _check_channel(self, channel: int) -> None:
-        if not 0 <= channel < self.channels:
-            raise ValueError(f"board {self.address} has no channel {channel}")
-
-    async def pulse(self, channel: int, duration_ms: int) -> None:
-        """Fire one relay; implemented per profile."""
-        raise NotImplementedError
 
     async def read(self) -> BoardSnapshot:
         """FC02 inputs 0..n-1 in one request; a read is retried at most once."""
@@ -229,20 +213,13 @@ class ModbusLockBoard:
         bits = list(reply.bits)
         if len(bits) < self.channels:
             raise FrameError(f"board {self.address}: {len(bits)} inputs for {self.channels}")
-        return BoardSnapshot(tuple(DoorState.OPEN if bit != self.inputs_active_low
-                                   else DoorState.CLOSED for bit in bits[:self.channels]))
+        return BoardSnapshot(self._doors(bits))
 
     async def start(self) -> None:
         """Force every relay off (best effort; DESIGN section 2)."""
 
     async def stop(self) -> None:
         """Leave relays off."""
-
-    def info(self) -> dict[str, Any]:
-        """Identity and counters for status output."""
-        return {"address": self.address, "profile": self.profile, "channels": self.channels,
-                "bus": self.bus.name, "port": self.bus.port, "baudrate": self.bus.baudrate,
-                "inputs_active_low": self.inputs_active_low, "pulses_sent": self.pulses_sent}
 
     async def _write_coil(self, priority: Priority, address: int, value: int, *,
                           attempts: int) -> None:
