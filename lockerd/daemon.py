@@ -21,7 +21,7 @@ from lockerd.door_events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.doors import DoorController
 from lockerd.events import EventBus, utc_now
 from lockerd.evidence import EvidenceStore
-from lockerd.logsetup import redact
+from lockerd.masking import redact_text
 from lockerd.oplog.component import OplogComponent
 from lockerd.sdnotify import Notifier, watchdog_interval
 from lockerd.service import IntakeGate
@@ -163,7 +163,7 @@ class Daemon:
         """Record a commissioning pulse (raw channel, not yet mapped to a compartment)."""
         body = {k: record.get(k) for k in ("bus", "board", "channel", "via", "acknowledged",
                                            "outcome")}
-        body["reason"] = redact(str(record.get("reason", "")))
+        body["reason"] = redact_text(str(record.get("reason", "")))
         await self.oplog.store.append("commission.pulse", actor=str(record.get("actor", "tech")),
                                       body=body, compartment=record.get("compartment"))
 

@@ -38,7 +38,7 @@ from lockerd.door_events import (
     Outcome,
 )
 from lockerd.events import Alert, AlertKind, EventBus, Severity
-from lockerd.logsetup import redact
+from lockerd.masking import redact_text
 
 log = logging.getLogger(__name__)
 
@@ -476,7 +476,7 @@ class DoorController(Component):
             # Write-ahead: the maintenance open is recorded before the relay fires.
             try:
                 await self.audit("maintenance.open", actor, params.compartment,
-                                 {"reason": redact(params.reason)})
+                                 {"reason": redact_text(params.reason)})
             except Exception as exc:
                 log.error("maintenance open of %d not recorded, refused: %s",
                           params.compartment, exc)

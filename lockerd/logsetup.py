@@ -4,35 +4,9 @@ from __future__ import annotations
 
 import logging
 import os
-import re
 import sys
 
-# Mainland mobile numbers, 18-digit resident ID numbers, and key=value secrets.
-_PATTERNS: tuple[tuple[re.Pattern[str], str], ...] = (
-    (re.compile(r"(?<!\d)(1[3-9]\d)\d{4}(\d{4})(?!\d)"), r"\1****\2"),
-    (re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])"), "[id-number]"),
-    (re.compile(r"(?i)\b(pin|code|key|password|secret|token)(\s*[=:]\s*)\S+"), r"\1\2[redacted]"),
-)
-
-
-def redact(text: str) -> str:
-    """Mask phone numbers, ID numbers and key=value secrets in a log line."""
-    for pattern, repl in _PATTERNS:
-        text = pattern.sub(repl, text)
-    return text
-
-
-class RedactingFilter(logging.Filter):
-    """Applies `redact` to the fully formatted message of every record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        try:
-            message = record.getMessage()
-        except Exception:
-            return True
-        record.msg = redact(message)
-        record.args = None
-        return True
+from lockerd.masking import RedactingFilter
 
 
 class JournalFormatter(logging.Formatter):

@@ -110,10 +110,12 @@ def _mask_value(value: Any) -> Any:
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
 _WAYBILL = re.compile(r"(?<![0-9A-Za-z])[A-Z]{2,4}\d{8,20}(?![0-9A-Za-z])")
+_SECRET = re.compile(r"(?i)\b(pin|code|key|password|secret|token)(\s*[=:]\s*)\S+")
 
 
 def redact_text(text: str) -> str:
-    """Mask ID numbers, mobile numbers and waybill numbers found in free text."""
+    """Mask ID numbers, mobile numbers, waybill numbers and key=value secrets in free text."""
+    text = _SECRET.sub(r"\1\2[redacted]", text)
     text = _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
     text = _MOBILE.sub(lambda m: mask_phone(m.group(0)), text)
     return _WAYBILL.sub(lambda m: mask_waybill(m.group(0)), text)

@@ -8,12 +8,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from lockerd.logsetup import RedactingFilter, redact
+from lockerd.masking import RedactingFilter
+from lockerd.masking import redact_text as redact
 
 
 def test_redacts_known_shapes() -> None:
     assert redact("call 13812345678 now") == "call 138****5678 now"
-    assert redact("id 11010519491231002X ok") == "id [id-number] ok"
+    assert redact("id 11010519491231002X ok") == "id 1****************X ok"
+    assert redact("waybill SF1234567889") == "waybill SF12******89"
     assert redact("pickup code=48213377 pin: 1234") == "pickup code=[redacted] pin: [redacted]"
 
 
