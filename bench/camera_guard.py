@@ -20,7 +20,7 @@ import cv2
 import numpy as np
 import numpy.typing as npt
 
-from lockerd.camera_analysis import (
+from lockerd.camera.analysis import (
     Thresholds,
     Verdict,
     classify,
@@ -280,7 +280,7 @@ class SteppedSim:
     """The sim scene as a FrameSource on a simulated clock: one new frame per clock tick."""
 
     def __init__(self, clock: Callable[[], float]) -> None:
-        from sim.camera import SimCamera
+        from lockerd.sim.camera import SimCamera
 
         self.cam = SimCamera(640, 480)
         self.clock = clock
@@ -306,10 +306,10 @@ def gate_latency() -> list[tuple[str, float, float]]:
     """Seconds from tamper to intake closed, and from recovery to reopened (default config)."""
     import asyncio
 
-    from lockerd.camera_guard import CameraGuard
+    from lockerd.app.events import EventBus
+    from lockerd.camera.guard import CameraGuard
     from lockerd.config import Camera
-    from lockerd.events import EventBus
-    from sim.camera import TAMPER_MODES
+    from lockerd.sim.camera import TAMPER_MODES
 
     cfg = Camera()
     now = [0.0]

@@ -26,13 +26,13 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from drivers.bus import char_time, frame_gap
-from drivers.factory import open_boards
-from drivers.lockboard_8a import UNLOCK_REPLY_S as RAW_8A_REPLY_S
-from lockerd.api import ApiServer
+from lockerd.api.server import ApiServer
+from lockerd.app.events import EventBus
 from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
-from lockerd.doors import DoorController
-from lockerd.events import EventBus
+from lockerd.doors.controller import DoorController
+from lockerd.drivers.bus import char_time, frame_gap
+from lockerd.drivers.factory import open_boards
+from lockerd.drivers.lockboard_8a import UNLOCK_REPLY_S as RAW_8A_REPLY_S
 
 PULSE_FRAME = 8
 ECHO_FRAME = 8

@@ -11,12 +11,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lockerd.events import EventBus
+from lockerd.app.events import EventBus
 from lockerd.oplog import OpLog, OplogKey
 from lockerd.sync import SyncComponent, event_message
-from lockerd.sync.broker import LocalBroker
-from lockerd.sync.carrier import CarrierClient
-from tests.sync.conftest import CAB, make_config
+from lockerd.testing.broker import LocalBroker
+from lockerd.testing.carrier import CarrierClient
+from tests.fixtures.sync import CAB, make_config
 
 BACKLOG = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
 LATENCY_SAMPLES = 500

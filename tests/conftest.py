@@ -1,25 +1,19 @@
-"""Shared fixtures: the example config, temporary state, and a leak check for tasks and threads."""
+"""Loads the shared fixtures (tests/fixtures/) as plugins and fails tests that leak tasks or threads."""
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterator
-from pathlib import Path
+import os
 
-import pytest
+# Before any event loop exists: loops read it when they are created (slow callbacks get logged).
+os.environ["PYTHONASYNCIODEBUG"] = "1"
 
-REPO = Path(__file__).resolve().parent.parent
-EXAMPLE_CONFIG = REPO / "config.example.toml"
-
-
-@pytest.fixture(autouse=True)
-def _no_leaked_threads() -> Iterator[None]:
-    """Fail a test that leaves non-daemon threads running (pymodbus-style leak check)."""
-    before = set(threading.enumerate())
-    yield
-    leaked = [t for t in threading.enumerate()
-              if t not in before and t.is_alive() and not t.daemon]
-    for t in leaked:
-        t.join(timeout=2.0)
-    still = [t.name for t in leaked if t.is_alive()]
-    assert not still, f"test leaked threads: {still}"
+pytest_plugins = [
+    "tests.fixtures.health",
+    "tests.fixtures.cabinet",
+    "tests.fixtures.camera",
+    "tests.fixtures.domain",
+    "tests.fixtures.door_rig",
+    "tests.fixtures.oplog",
+    "tests.fixtures.raw_rig",
+    "tests.fixtures.sync",
+]

@@ -14,8 +14,8 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from lockerd.api.client import ApiReplyError
 from lockerd.cli.output import table
-from lockerd.client import ApiReplyError
 
 Call = Callable[..., Any]
 Prompt = Callable[[str], str]

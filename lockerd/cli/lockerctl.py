@@ -13,9 +13,9 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
-from lockerd.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.config import ConfigError, load_config
 
 DEFAULT_SOCKET = Path("/run/lockerd/api.sock")

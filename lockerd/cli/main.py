@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lockerd import __version__
+from lockerd.app.logsetup import setup_logging
 from lockerd.config import ConfigError, load_config
-from lockerd.logsetup import setup_logging
 
 
 def _cmd_run(args: argparse.Namespace) -> int:
-    from lockerd.daemon import run_daemon
+    from lockerd.app.daemon import run_daemon
 
     path = Path(args.config)
     try:
@@ -27,10 +27,17 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
-    from lockerd.demo import run_demo
+    from lockerd.demo.day import run_demo
 
     setup_logging(args.log_level or "WARNING")
     return run_demo(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, keep=args.keep)
+
+
+def _cmd_config_example(_args: argparse.Namespace) -> int:
+    from lockerd.config import example_config_text
+
+    sys.stdout.write(example_config_text())
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -51,7 +58,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=_cmd_demo)
 
-    # Parsed by lockerd.camera_check itself (main() hands it the rest of the arguments).
+    p = sub.add_parser("config", help="configuration helpers")
+    config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
+    p = config_sub.add_parser("example", help="print the example config (runs as-is on the simulator)")
+    p.set_defaults(func=_cmd_config_example)
+
+    # Parsed by lockerd.camera.check itself (main() hands it the rest of the arguments).
     sub.add_parser("camera-check", add_help=False,
                    help="judge saved frames against a reference image (no daemon)")
     return parser
@@ -61,7 +73,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the `lockerd` console script."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["camera-check"]:
-        from lockerd import camera_check
+        from lockerd.camera import check as camera_check
 
         return camera_check.main(argv[1:])
     args = build_parser().parse_args(argv)

@@ -8,7 +8,7 @@ import os
 from typing import TYPE_CHECKING, Any
 
 from lockerd.cli.output import emit_json, key_values
-from lockerd.masking import mask_record, mask_secret
+from lockerd.privacy import mask_record, mask_secret
 
 if TYPE_CHECKING:
     from lockerd.cli.lockerctl import Ctx

@@ -11,11 +11,11 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from lockerd.config import Config
-from lockerd.masking import mask_record
 from lockerd.oplog.canonical import format_ts, parse_ts
 from lockerd.oplog.errors import OplogError
 from lockerd.oplog.records import PARCEL_COLUMNS
 from lockerd.oplog.store import OpLog
+from lockerd.privacy import mask_record
 
 # Never exported, not even unmasked: they are only useful to someone guessing codes or PINs.
 NEVER_EXPORTED = frozenset({"code_hash", "code_salt", "pin_hash", "pin_salt"})

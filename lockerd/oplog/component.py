@@ -13,8 +13,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lockerd.api import ApiError, ApiServer, Caller, Role
-from lockerd.component import Component
+from lockerd.api.server import ApiError, ApiServer, Caller, Role
+from lockerd.app.supervisor import Component
 from lockerd.config import Config
 from lockerd.oplog import audit, keys, retention
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey

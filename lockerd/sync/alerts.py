@@ -6,7 +6,7 @@ import logging
 import uuid
 from collections.abc import Callable
 
-from lockerd.events import Alert
+from lockerd.app.events import Alert
 from lockerd.oplog import CABINET_STREAM, OpLog, OutboxMessage
 from lockerd.sync.payloads import AlertPayload
 from lockerd.sync.topics import Topics

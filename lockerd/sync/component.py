@@ -11,9 +11,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import lockerd
-from lockerd.component import Component
+from lockerd.app.events import Alert, AlertKind, EventBus, Severity, Subscription
+from lockerd.app.supervisor import Component
 from lockerd.config import Config
-from lockerd.events import Alert, AlertKind, EventBus, Severity, Subscription
 from lockerd.oplog import OpLog
 from lockerd.sync.alerts import record_alert
 from lockerd.sync.commands import CommandContext, CommandProcessor, CommandRegistry

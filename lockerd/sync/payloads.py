@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
-from lockerd.events import AlertKind, Severity
+from lockerd.app.events import AlertKind, Severity
 
 
 def _to_utc(value: datetime) -> datetime:

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lockerd.camera_analysis import (
+from lockerd.camera.analysis import (
     Thresholds,
     Verdict,
     classify,
@@ -19,7 +19,7 @@ from lockerd.camera_analysis import (
     prepare,
     score,
 )
-from sim.camera import MODES, TAMPER_MODES, SimCamera
+from lockerd.sim.camera import MODES, TAMPER_MODES, SimCamera
 
 SIZE = (160, 120)
 BOUNDS = {

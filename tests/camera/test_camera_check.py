@@ -8,8 +8,8 @@ from pathlib import Path
 import cv2
 import pytest
 
-from lockerd.camera_check import main
-from sim.camera import SimCamera
+from lockerd.camera.check import main
+from lockerd.sim.camera import SimCamera
 
 
 def test_prints_one_json_line_per_frame(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -48,7 +48,7 @@ def test_unreadable_reference_and_usage_errors(tmp_path: Path,
 def test_thresholds_from_config(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     repo = Path(__file__).resolve().parents[2]
     cfg = tmp_path / "c.toml"
-    text = (repo / "config.example.toml").read_text().replace(
+    text = (repo / "lockerd" / "config" / "example.toml").read_text().replace(
         "similarity_min = 0.50", "similarity_min = 0.999")
     cfg.write_text(text)
     cam = SimCamera(640, 480)

@@ -10,8 +10,8 @@ import cv2
 import numpy as np
 import pytest
 
-from lockerd.evidence import EvidenceError, EvidenceStore
-from sim.camera import SimCamera
+from lockerd.camera.evidence import EvidenceError, EvidenceStore
+from lockerd.sim.camera import SimCamera
 
 KEY = bytes(range(32))
 

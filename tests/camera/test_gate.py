@@ -7,11 +7,11 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
-from lockerd.camera_analysis import Verdict
-from lockerd.camera_gate import GateLogic
-from lockerd.camera_guard import Analyser
+from lockerd.camera.analysis import Verdict
+from lockerd.camera.gate import GateLogic
+from lockerd.camera.guard import Analyser
 from lockerd.config import Camera
-from sim.camera import SimCamera
+from lockerd.sim.camera import SimCamera
 
 BAD = [v for v in Verdict if v not in (Verdict.OK, Verdict.LEARNING)]
 

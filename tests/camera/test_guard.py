@@ -12,12 +12,12 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from lockerd.api import ApiServer, Caller, Role
-from lockerd.camera_guard import CameraGuard, IntakeChanged, IntakeGate
+from lockerd.api.server import ApiServer, Caller, Role
+from lockerd.app.events import Alert, AlertKind, EventBus
+from lockerd.camera.evidence import EvidenceStore
+from lockerd.camera.guard import CameraGuard, IntakeChanged, IntakeGate
 from lockerd.config import Api, Camera
-from lockerd.events import Alert, AlertKind, EventBus
-from lockerd.evidence import EvidenceStore
-from sim.camera import TAMPER_MODES, SimCamera
+from lockerd.sim.camera import TAMPER_MODES, SimCamera
 
 DOWN_MODES = {"frozen", "unplugged"}
 

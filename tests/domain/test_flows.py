@@ -26,7 +26,7 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.pins import hash_pin
-from tests.domain.conftest import PIN, SPEC, T0, Harness, in_days, make_harness
+from tests.fixtures.domain import PIN, SPEC, T0, Harness, in_days, make_harness
 
 SF = CourierAuth(carrier="sf", courier_id="c1", pin=PIN)
 YTO = CourierAuth(carrier="yto", courier_id="y1", pin="730516")

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from lockerd.panel_api import (
+from lockerd.parcels.panel_api import (
     DeliverParams,
     DropoffParams,
     ParcelParams,

@@ -262,7 +262,7 @@ def test_pin_hash_roundtrip_and_malformed_hashes() -> None:
 
 
 def test_spec_from_the_example_config() -> None:
-    cfg = load_config(REPO / "config.example.toml")
+    cfg = load_config(REPO / "lockerd" / "config" / "example.toml")
     spec = CabinetSpec.from_config(cfg)
     assert spec.carriers == {"sf", "yto"}
     assert len(spec.compartments) == len(cfg.compartments)

@@ -33,7 +33,7 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.model import SetCompartment, SetCourier, SetLimiter, SetParcel
-from tests.domain.conftest import SPEC, FakeClock
+from tests.fixtures.domain import SPEC, FakeClock
 
 CARRIER_CHOICES = ["sf", "yto", "dhl"]          # dhl is not authorised in the spec (Art. 16)
 COURIER_CHOICES = ["c1", "c2"]

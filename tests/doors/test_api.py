@@ -10,11 +10,11 @@ from typing import Any
 
 import pytest
 
-from drivers.factory import open_boards
-from lockerd.api import ApiServer
+from lockerd.api.server import ApiServer
+from lockerd.app.events import EventBus
 from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
-from lockerd.doors import DoorController
-from lockerd.events import EventBus
+from lockerd.doors.controller import DoorController
+from lockerd.drivers.factory import open_boards
 
 
 async def _call(sock: Path, method: str, params: dict[str, Any]) -> dict[str, Any]:

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from drivers.base import DoorState
-from drivers.factory import BoardSet
+from lockerd.app.events import Alert, AlertKind, EventBus
 from lockerd.config import Compartment, Doors, Size
-from lockerd.door_events import CompartmentBlocked, DoorLeftOpen, DoorOpened, LeftOpenLevel, Outcome
-from lockerd.doors import CompartmentIsBlocked, DoorController
-from lockerd.events import Alert, AlertKind, EventBus
+from lockerd.doors.controller import CompartmentIsBlocked, DoorController
+from lockerd.doors.events import CompartmentBlocked, DoorLeftOpen, DoorOpened, LeftOpenLevel, Outcome
+from lockerd.drivers.base import DoorState
+from lockerd.drivers.factory import BoardSet
 
 FAST = Doors(open_confirm_s=0.6, poll_moving_ms=20, poll_idle_ms=100, pulse_ms=300,
              left_open_prompt_s=0.3, left_open_alert_s=0.6, left_open_incident_s=0.9)

@@ -9,10 +9,10 @@ from typing import Any
 import pytest
 from gpiozero.pins.mock import MockFactory
 
+from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.config import Gpio, GpioDoorSwitch, GpioInput
-from lockerd.events import Alert, AlertKind, EventBus, Severity
-from lockerd.gpio_monitor import GpioDoorSwitch as DoorSwitchEvent
-from lockerd.gpio_monitor import GpioMonitor, PowerChanged
+from lockerd.gpio.monitor import GpioDoorSwitch as DoorSwitchEvent
+from lockerd.gpio.monitor import GpioMonitor, PowerChanged
 
 CFG = Gpio(enabled=True, debounce_ms=30,
            door_switches=[GpioDoorSwitch(compartment=3, pin=5, active_low=True)],

@@ -13,14 +13,14 @@ from typing import Any
 
 import pytest
 
-from lockerd.api import ALL_ROLES, ApiServer, Caller, Role
+from lockerd.api.server import ALL_ROLES, ApiServer, Caller, Role
 from lockerd.config import Config, parse_config
 from lockerd.oplog import KeyRefused, OplogKey, WrongKey
 from lockerd.oplog.component import OplogComponent
 from lockerd.oplog.keys import EXAMPLE_KEY_HEX, pending_path, write_key_file
 from lockerd.oplog.records import insert_parcel, update_parcel
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "config.example.toml"
+EXAMPLE = Path(__file__).resolve().parents[2] / "lockerd" / "config" / "example.toml"
 ROOT = Caller(pid=1, uid=0, gid=0, roles=ALL_ROLES)
 AUDITOR = Caller(pid=2, uid=1500, gid=1500, roles=frozenset({Role.AUDIT}))
 TECH = Caller(pid=3, uid=1501, gid=1501, roles=frozenset({Role.TECH}))

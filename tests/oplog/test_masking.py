@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockerd.masking import (
+from lockerd.privacy import (
     RedactingFilter,
     mask_address,
     mask_name,

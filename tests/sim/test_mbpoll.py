@@ -8,7 +8,7 @@ from collections.abc import Iterator
 
 import pytest
 
-import sim
+from lockerd import sim
 from lockerd.config import Board, Hardware, SerialPort
 
 MBPOLL = shutil.which("mbpoll")

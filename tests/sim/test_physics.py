@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sim.physics import SPRING_S, BoardModel
+from lockerd.sim.physics import SPRING_S, BoardModel
 
 
 def test_pulse_opens_after_spring_then_person_closes() -> None:

@@ -8,9 +8,9 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lockerd.oplog import OpLog
-from lockerd.sync.broker import LocalBroker
-from lockerd.sync.carrier import CarrierClient
-from tests.sync.conftest import CAB, SF_KEY, SyncFactory
+from lockerd.testing.broker import LocalBroker
+from lockerd.testing.carrier import CarrierClient
+from tests.fixtures.sync import CAB, SF_KEY, SyncFactory
 
 
 async def _ops(oplog: OpLog) -> list[Any]:

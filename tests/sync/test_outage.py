@@ -6,12 +6,12 @@ import asyncio
 import logging
 from pathlib import Path
 
-from lockerd.events import Alert, AlertKind, Severity
+from lockerd.app.events import Alert, AlertKind, Severity
 from lockerd.oplog import OpLog, OplogKey
 from lockerd.sync import SyncComponent, event_message
-from lockerd.sync.broker import LocalBroker
-from lockerd.sync.carrier import CarrierClient
-from tests.sync.conftest import CAB, SyncFactory
+from lockerd.testing.broker import LocalBroker
+from lockerd.testing.carrier import CarrierClient
+from tests.fixtures.sync import CAB, SyncFactory
 
 log = logging.getLogger(__name__)
 EVENTS = 1000

@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from lockerd.events import EventBus
+from lockerd.app.events import EventBus
 from lockerd.oplog import OpLog
 from lockerd.sync import CommandRegistry, SyncComponent, event_message
-from lockerd.sync.broker import free_port, mosquitto_binary
-from tests.sync.conftest import make_config
+from lockerd.testing.broker import free_port, mosquitto_binary
+from tests.fixtures.sync import make_config
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto not installed")
 

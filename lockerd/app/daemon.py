@@ -1,0 +1,285 @@
+"""The daemon: builds the components from config, runs them under a supervisor, talks to systemd."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+from lockerd import __version__
+from lockerd.api.server import ALL_ROLES, ApiServer, Caller
+from lockerd.app.events import EventBus, utc_now
+from lockerd.app.sdnotify import Notifier, watchdog_interval
+from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
+from lockerd.camera.evidence import EvidenceStore
+from lockerd.camera.guard import CameraGuard, IntakeChanged
+from lockerd.config import Config, ConfigError, load_config
+from lockerd.doors.commissioning import BoardCommissioning
+from lockerd.doors.controller import DoorController
+from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
+from lockerd.drivers.base import FrameSource
+from lockerd.oplog.component import OplogComponent
+from lockerd.parcels.component import ParcelFlows
+from lockerd.parcels.service import IntakeGate
+from lockerd.privacy import redact_text
+from lockerd.sync.component import SyncComponent
+from lockerd.sync.payloads import FreeCounts, Intake, StatePayload
+
+log = logging.getLogger(__name__)
+
+
+class _ClosedGate:
+    """Intake without a camera: drop-offs need the camera guard (Art. 18-19), so always closed."""
+
+    def is_open(self) -> bool:
+        return False
+
+    def reason(self) -> str | None:
+        return "camera_disabled"
+
+
+class Daemon:
+    """One cabinet controller. `run()` returns the process exit code."""
+
+    def __init__(self, cfg: Config, config_path: Path | None = None,
+                 notifier: Notifier | None = None) -> None:
+        self.cfg = cfg
+        self.config_path = config_path
+        self.notifier = notifier or Notifier()
+        self.events = EventBus()
+        self.supervisor = Supervisor()
+        self.api = ApiServer(cfg.api, cfg.paths.socket)
+        self.started_at = time.monotonic()
+        self._stop = asyncio.Event()
+        self._watchdog_blocked = False
+        self._last_state: CabinetState | None = None
+        self.components: dict[str, Component] = {}
+
+    def add(self, component: Component) -> None:
+        """Register a component (start order = registration order)."""
+        self.components[component.name] = component
+        self.supervisor.add(component)
+
+    def build(self) -> None:
+        """Create every component the configuration asks for; the API server starts last."""
+        self.api.route("status", ALL_ROLES, None, self._api_status)
+        self.oplog = OplogComponent(self.cfg, self.api)
+        self.add(self.oplog)
+        self.doors = DoorController.from_config(self.cfg, self.events)
+        self.doors.register_api(self.api)
+        self.doors.audit = self._audit
+        self.add(self.doors)
+        BoardCommissioning(lambda: self.doors.board_set, list(self.cfg.compartments),
+                           controller=self.doors,
+                           audit=self._audit_commissioning).register_api(self.api)
+        self.camera: CameraGuard | None = None
+        if self.cfg.camera.enabled:
+            self.camera = self._camera_guard()
+            self.camera.register_api(self.api)
+            self.add(self.camera)
+        self.sync = SyncComponent(self.cfg, lambda: self.oplog.store, self.events,
+                                  state_source=self._cabinet_state)
+        self.add(self.sync)
+        for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
+            self.events.listen(lambda _e: self.sync.state_changed(), kind)
+        # --- parcel flows (issue 5): after doors, camera and sync; before the API server
+        self.parcels = self._parcel_flows()
+        self.parcels.register_api(self.api)
+        self.parcels.register_commands(self.sync.registry)
+        self.add(self.parcels)
+        # --- end parcel flows
+        if self.cfg.gpio.enabled:
+            self.add(self._gpio_monitor())
+        self.add(self.api)
+
+    def _gpio_monitor(self) -> Component:
+        from lockerd.gpio.monitor import GpioMonitor
+
+        factory = None
+        if self.cfg.hardware.backend == "sim":
+            from gpiozero.pins.mock import MockFactory
+
+            factory = MockFactory()  # the simulator has no pins: mock ones stand in
+        return GpioMonitor(self.cfg.gpio, self.events, pin_factory=factory)
+
+    def _camera_guard(self) -> CameraGuard:
+        cam = self.cfg.camera
+        source: FrameSource
+        if self.cfg.hardware.backend == "sim":
+            from lockerd.sim.camera import SimCamera
+
+            source = SimCamera(cam.width, cam.height)
+        else:
+            from lockerd.drivers.camera import OpenCVCamera
+
+            source = OpenCVCamera(cam.source, width=cam.width, height=cam.height)
+        guard: CameraGuard | None = None
+
+        def camera_state() -> dict[str, Any]:
+            return guard.camera_state() if guard is not None else {}
+
+        evidence = EvidenceStore(self.cfg.paths.state_dir / "evidence.db", self._evidence_key,
+                                 source.latest, retention_days=cam.evidence_retention_days,
+                                 jpeg_quality=cam.evidence_jpeg_quality,
+                                 camera_state=camera_state)
+        guard = CameraGuard(cam, source, self.events, evidence=evidence)
+        return guard
+
+    async def _evidence_key(self) -> bytes:
+        """The evidence database's own key, kept inside the (encrypted) operation log."""
+        return await self.oplog.store.secret("evidence.key")
+
+    # --- parcel flows (issue 5)
+    def _parcel_flows(self) -> ParcelFlows:
+        """The parcel flows over the real doors, camera gate, log and carrier sync."""
+        gate: IntakeGate = self.camera if self.camera is not None else _ClosedGate()
+        return ParcelFlows(self.cfg, oplog=lambda: self.oplog.store, doors=self.doors, gate=gate,
+                           camera=self.camera, bus=self.events, topics=self.sync.topics,
+                           wake=self.sync.wake, state_changed=self.sync.state_changed,
+                           blocked_doors=lambda: self.doors.blocked)
+
+    async def _cabinet_state(self) -> StatePayload:
+        """Retained `state` for carriers: intake, free compartments by size (from the parcel
+        flows' cabinet: reserved, occupied and blocked ones are not free), blocked ids."""
+        blocked = self.parcels.blocked()
+        free = self.parcels.free_counts()
+    # --- end parcel flows
+        if self.camera is not None:
+            intake = Intake(open=self.camera.is_open(), reason=self.camera.reason())
+        else:
+            intake = Intake(open=False, reason="camera_disabled")
+        return StatePayload(ts=utc_now(), intake=intake, free=FreeCounts(**free), blocked=blocked)
+
+    async def _audit(self, kind: str, actor: str, compartment: int,
+                     body: dict[str, Any]) -> None:
+        """Record a technician action in the operation log (raises when it cannot)."""
+        await self.oplog.store.append(kind, actor=actor, body=body, compartment=compartment)
+
+    async def _audit_commissioning(self, record: dict[str, Any]) -> None:
+        """Record a commissioning pulse (raw channel, not yet mapped to a compartment)."""
+        body = {k: record.get(k) for k in ("bus", "board", "channel", "via", "acknowledged",
+                                           "outcome")}
+        body["reason"] = redact_text(str(record.get("reason", "")))
+        await self.oplog.store.append("commission.pulse", actor=str(record.get("actor", "tech")),
+                                      body=body, compartment=record.get("compartment"))
+
+    async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:
+        return self.status()
+
+    def status(self) -> dict[str, Any]:
+        """Cabinet identity, overall state and every component's status; no personal data."""
+        cab = self.cfg.cabinet
+        return {
+            "cabinet": {"id": cab.id, "name": cab.name,
+                        "registration_number": cab.registration_number},
+            "version": __version__,
+            "state": self.supervisor.cabinet_state().value,
+            "uptime_s": round(time.monotonic() - self.started_at, 1),
+            "backend": self.cfg.hardware.backend,
+            "components": self.supervisor.status(),
+        }
+
+    def request_stop(self) -> None:
+        """Ask the daemon to shut down cleanly (signal handlers, demo, tests)."""
+        self._stop.set()
+
+    async def run(self) -> int:
+        """Start everything, serve until SIGTERM/SIGINT, stop everything; 0 on a clean stop."""
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(NotImplementedError, RuntimeError):
+                loop.add_signal_handler(sig, self._on_signal, sig)
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(signal.SIGHUP, self._reload)
+        self.build()
+        try:
+            try:
+                await self.supervisor.start_all()
+            except CriticalStartFailure as exc:
+                log.error("cannot start: %s", exc)
+                self.notifier.status(f"failed: {exc}")
+                return 1
+            state = self.supervisor.cabinet_state()
+            self.notifier.ready(f"{state.value}: {self._summary()}")
+            log.info("lockerd %s %s (cabinet %s, %s backend)", __version__, state.value,
+                     self.cfg.cabinet.id, self.cfg.hardware.backend)
+            async with asyncio.TaskGroup() as tg:
+                loops = [tg.create_task(self._watchdog_loop(), name="watchdog"),
+                         tg.create_task(self._state_loop(), name="state")]
+                await self._stop.wait()
+                for task in loops:
+                    task.cancel()
+        finally:
+            self.notifier.stopping()
+            log.info("lockerd stopping")
+            await self.supervisor.stop_all()
+            for sig in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+                with contextlib.suppress(NotImplementedError, RuntimeError):
+                    loop.remove_signal_handler(sig)
+        log.info("lockerd stopped")
+        return 0
+
+    def _on_signal(self, sig: signal.Signals) -> None:
+        log.info("received %s, shutting down", sig.name)
+        self._stop.set()
+
+    def _reload(self) -> None:
+        """SIGHUP: re-validate the config file; a bad one is reported and the running one kept."""
+        if self.config_path is None:
+            return
+        try:
+            new = load_config(self.config_path)
+        except ConfigError as exc:
+            for line in exc.problems:
+                log.error("reload refused, keeping the running config: %s", line)
+            return
+        logging.getLogger().setLevel(new.logging.level)
+        changed = [name for name in type(new).model_fields
+                   if getattr(new, name) != getattr(self.cfg, name) and name != "logging"]
+        if changed:
+            log.warning("config reloaded; changes to %s take effect after a restart",
+                        ", ".join(changed))
+        else:
+            log.info("config reloaded; no changes")
+
+    def _summary(self) -> str:
+        states = self.supervisor.status()
+        bad = [name for name, st in states.items() if st["state"] != "running"]
+        return "all components running" if not bad else "not running: " + ", ".join(bad)
+
+    async def _watchdog_loop(self) -> None:
+        """WATCHDOG=1 at half WATCHDOG_USEC, only while every component makes progress."""
+        interval = watchdog_interval()
+        if interval is None or not self.notifier.enabled:
+            await asyncio.Event().wait()
+            return
+        while True:
+            if self.supervisor.healthy_for_watchdog():
+                self.notifier.watchdog()
+                if self._watchdog_blocked:
+                    log.info("components make progress again; watchdog fed")
+                self._watchdog_blocked = False
+            elif not self._watchdog_blocked:
+                log.error("a component stopped making progress; withholding the watchdog ping")
+                self._watchdog_blocked = True
+            await asyncio.sleep(interval)
+
+    async def _state_loop(self) -> None:
+        """Keep systemd's STATUS= line in step with the cabinet state."""
+        while True:
+            state = self.supervisor.cabinet_state()
+            if state != self._last_state:
+                self._last_state = state
+                self.notifier.status(f"{state.value}: {self._summary()}")
+                if state == CabinetState.DEGRADED:
+                    log.warning("cabinet degraded: %s", self._summary())
+            await asyncio.sleep(1.0)
+
+
+def run_daemon(cfg: Config, config_path: Path | None) -> int:
+    """Entry point for `lockerd run`: the event loop with debug off, the daemon's exit code."""
+    return asyncio.run(Daemon(cfg, config_path).run())

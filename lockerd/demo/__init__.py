@@ -1,0 +1,1 @@
+"""`lockerd demo`: the daemon on the simulator through a scripted day."""

@@ -1,0 +1,499 @@
+"""Door controller: opens compartments, watches door sensors, raises door and board alerts.
+
+Opening = one relay pulse, then watching the sensor until the door reads open. No open within
+`open_confirm_s`: read the state, fire one new pulse, still closed -> jammed, compartment
+blocked (DESIGN section 3). A silent board makes its doors unknown and raises board_offline;
+it is retried with backoff while the other boards keep being polled.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from lockerd.api.server import ApiError, ApiServer, Caller, NoParams, Role
+from lockerd.app.events import Alert, AlertKind, EventBus, Severity
+from lockerd.app.supervisor import Component
+from lockerd.config import Compartment, Config
+from lockerd.config import Doors as DoorsConfig
+from lockerd.doors.events import (
+    CompartmentBlocked,
+    CompartmentUnblocked,
+    DoorClosed,
+    DoorCommanded,
+    DoorLeftOpen,
+    DoorOpened,
+    DoorStateChanged,
+    LeftOpenLevel,
+    OpenResult,
+    Outcome,
+)
+from lockerd.drivers.base import DoorState, ManagedBoard
+from lockerd.drivers.errors import DriverError
+from lockerd.drivers.factory import BoardSet, open_boards
+from lockerd.privacy import redact_text
+
+log = logging.getLogger(__name__)
+
+AuditHook = Callable[[str, str, int, dict[str, Any]], Awaitable[None]]
+
+BACKOFF_MAX_S = 10.0
+MOVING_HOLD_S = 1.0
+"""After a door changes state, keep polling its board fast this long (it may bounce)."""
+
+
+class UnknownCompartment(LookupError):
+    """No compartment with that number."""
+
+
+class CompartmentIsBlocked(RuntimeError):
+    """The compartment is blocked; customer flows must pick another."""
+
+
+@dataclass(eq=False)
+class _Door:
+    comp: Compartment
+    state: DoorState = DoorState.UNKNOWN
+    opened_at: float | None = None
+    changed_at: float = 0.0
+    command_pending: bool = False
+    expect_open_until: float = 0.0
+    left_open: LeftOpenLevel | None = None
+    waiters: int = 0
+    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+@dataclass(eq=False)
+class _Board:
+    board: ManagedBoard
+    doors: dict[int, _Door]
+    online: bool | None = None
+    failures: int = 0
+    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    occupied: tuple[bool, ...] | None = None  # Kerong infrared bits (issue 8), None without
+
+
+BoardOpener = Callable[[], Awaitable[BoardSet]]
+
+
+class DoorOpenParams(BaseModel):
+    """doors.open: which compartment, and why (audited)."""
+
+    model_config = ConfigDict(extra="forbid")
+    compartment: int = Field(ge=1, le=9999)
+    reason: str = Field(min_length=1, max_length=200)
+
+    @field_validator("reason")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        value = value.strip()
+        if not value:
+            raise ValueError("reason must not be blank")
+        if any(ord(c) < 32 for c in value):
+            raise ValueError("reason must not contain control characters")
+        return value
+
+
+class DoorController(Component):
+    """The `doors` component: the only code that pulses a lock relay."""
+
+    name = "doors"
+    progress_deadline = 30.0
+
+    def __init__(self, cfg: DoorsConfig, compartments: list[Compartment], events: EventBus,
+                 opener: BoardOpener, *, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        self._cfg = cfg
+        self._compartments = compartments
+        self._events = events
+        self._opener = opener
+        self._clock = clock
+        self._set: BoardSet | None = None
+        self._doors: dict[int, _Door] = {c.id: _Door(c) for c in compartments}
+        self._boards: dict[int, _Board] = {}
+        self._blocked: dict[int, str] = {}
+        self._changed = asyncio.Event()
+        self.commands = 0
+        # Set by the daemon: records technician opens in the operation log (kind, actor,
+        # compartment, body); a failure to record refuses the open.
+        self.audit: AuditHook | None = None
+
+    @classmethod
+    def from_config(cls, cfg: Config, events: EventBus, *,
+                    clock: Callable[[], float] = time.monotonic) -> DoorController:
+        """The controller for a whole config: opens the sim or the real ports on start()."""
+        energised = cfg.paths.state_dir / "relays-energised.json"
+
+        async def opener() -> BoardSet:
+            return await open_boards(cfg.hardware, energised_file=energised
+                                     if cfg.hardware.backend == "real" else None)
+
+        return cls(cfg.doors, list(cfg.compartments), events, opener, clock=clock)
+
+    @property
+    def board_set(self) -> BoardSet | None:
+        """The opened boards (and the simulator, when it runs them)."""
+        return self._set
+
+    # Lifecycle
+
+    async def start(self) -> None:
+        """Open buses and boards (relays forced off)."""
+        self._set = await self._opener()
+        self._boards = {}
+        for addr, board in self._set.boards.items():
+            doors = {d.comp.channel: d for d in self._doors.values() if d.comp.board == addr}
+            self._boards[addr] = _Board(board, doors)
+
+    async def run(self) -> None:
+        """Poll every board in its own loop until cancelled."""
+        async with asyncio.TaskGroup() as tg:
+            for b in self._boards.values():
+                tg.create_task(self._poll_loop(b), name=f"doors:poll:{b.board.address}")
+
+    async def stop(self) -> None:
+        """Close the boards (pending relay-offs finish first) and the simulator."""
+        if self._set is not None:
+            board_set, self._set = self._set, None
+            await board_set.close()
+
+    def status(self) -> dict[str, Any]:
+        """Boards online, blocked compartments, door counts."""
+        states = [d.state.value for d in self._doors.values()]
+        return {"boards": {str(a): {"online": b.online, "failures": b.failures}
+                           for a, b in self._boards.items()},
+                "blocked": sorted(self._blocked), "commands": self.commands,
+                "open": states.count("open"), "unknown": states.count("unknown")}
+
+    # Public API for flows
+
+    def occupied(self, compartment_id: int) -> bool | None:
+        """Item seen in the compartment (Kerong infrared), None where the board cannot tell."""
+        door = self._door(compartment_id)
+        board = self._boards.get(door.comp.board)
+        if board is None or board.occupied is None or door.comp.channel >= len(board.occupied):
+            return None
+        return board.occupied[door.comp.channel]
+
+    def state(self, compartment_id: int) -> DoorState:
+        """Last known sensor state."""
+        return self._door(compartment_id).state
+
+    @property
+    def blocked(self) -> dict[int, str]:
+        """Blocked compartments and why."""
+        return dict(self._blocked)
+
+    def block(self, compartment_id: int, reason: str) -> None:
+        """Take a compartment out of customer use."""
+        self._door(compartment_id)
+        if compartment_id not in self._blocked:
+            self._blocked[compartment_id] = reason
+            log.warning("compartment %d blocked: %s", compartment_id, reason)
+            self._events.publish(CompartmentBlocked(compartment_id, reason))
+
+    def unblock(self, compartment_id: int) -> None:
+        """Release a blocked compartment (technician); clears its jam/forced alerts."""
+        self._door(compartment_id)
+        reason = self._blocked.pop(compartment_id, None)
+        if reason is None:
+            return
+        log.info("compartment %d unblocked", compartment_id)
+        for kind in (AlertKind.DOOR_JAMMED, AlertKind.DOOR_FORCED):
+            if reason == kind.value:
+                self._alert(kind, Severity.INFO, False, "compartment released",
+                            compartment=compartment_id)
+        self._events.publish(CompartmentUnblocked(compartment_id))
+
+    async def open(self, compartment_id: int, reason: str, actor: str, *,
+                   allow_blocked: bool = False) -> OpenResult:
+        """Pulse the lock and confirm by the sensor; one new pulse after reading the state."""
+        door = self._door(compartment_id)
+        if compartment_id in self._blocked and not allow_blocked:
+            raise CompartmentIsBlocked(f"compartment {compartment_id} is blocked "
+                                       f"({self._blocked[compartment_id]})")
+        async with door.lock:
+            self.commands += 1
+            result = await self._open_locked(door)
+        log.info("open compartment %d by %s: %s after %d pulse(s), %.0f ms", compartment_id,
+                 actor, result.outcome.value, result.pulses, result.elapsed_s * 1000)
+        self._events.publish(DoorCommanded(compartment_id, reason, actor, result))
+        return result
+
+    async def wait_closed(self, compartment_id: int, timeout_s: float) -> bool:
+        """True once the sensor reads closed (at once if it does); False on timeout."""
+        door = self._door(compartment_id)
+        door.waiters += 1
+        self._kick(door)
+        try:
+            return await self._wait_state(door, DoorState.CLOSED, timeout_s)
+        finally:
+            door.waiters -= 1
+
+    def register_api(self, api: ApiServer) -> None:
+        """doors.list and doors.open (technician role)."""
+        api.route("doors.list", {Role.TECH}, NoParams, self._api_list)
+        api.route("doors.open", {Role.TECH}, DoorOpenParams, self._api_open)
+
+    # Opening
+
+    async def _open_locked(self, door: _Door) -> OpenResult:
+        t0 = self._clock()
+        prior = door.state
+        door.command_pending = True
+        pulses = 0
+        acked = False
+        try:
+            # The poll loop is woken only after the pulse: woken first, its read would take
+            # the idle bus and the unlock would wait a whole poll transaction behind it.
+            pulses, acked = 1, await self._pulse(door)
+            self._kick(door)
+            if prior is DoorState.OPEN:
+                return self._result(door, Outcome.ALREADY_OPEN, pulses, t0,
+                                    "sensor read open before the pulse; relay fired anyway")
+            if await self._wait_state(door, DoorState.OPEN, self._cfg.open_confirm_s):
+                return self._result(door, Outcome.OPENED, pulses, t0)
+            state = await self._read_now(door)
+            if state is DoorState.OPEN:
+                return self._result(door, Outcome.OPENED, pulses, t0)
+            if state is DoorState.UNKNOWN:
+                return self._unconfirmed(door, acked, pulses, t0)
+            pulses += 1
+            acked = await self._pulse(door) or acked
+            if await self._wait_state(door, DoorState.OPEN, self._cfg.open_confirm_s):
+                return self._result(door, Outcome.OPENED, pulses, t0, "opened on the second pulse")
+            state = await self._read_now(door)
+            if state is DoorState.OPEN:
+                return self._result(door, Outcome.OPENED, pulses, t0, "opened on the second pulse")
+            if state is DoorState.CLOSED and acked:
+                cid = door.comp.id
+                self.block(cid, AlertKind.DOOR_JAMMED.value)
+                self._alert(AlertKind.DOOR_JAMMED, Severity.WARNING, True,
+                            f"door stayed closed after {pulses} pulses", compartment=cid)
+                return self._result(door, Outcome.JAMMED, pulses, t0,
+                                    "door stayed closed after two pulses; compartment blocked")
+            return self._unconfirmed(door, acked, pulses, t0)
+        finally:
+            door.command_pending = False
+            door.expect_open_until = self._clock() + self._cfg.open_confirm_s
+
+    def _unconfirmed(self, door: _Door, acked: bool, pulses: int, t0: float) -> OpenResult:
+        if acked:
+            return self._result(door, Outcome.ACKNOWLEDGED, pulses, t0,
+                                "board acknowledged; the sensor could not confirm")
+        return self._result(door, Outcome.FAILED, pulses, t0,
+                            "no acknowledgement from the board and no sensor evidence")
+
+    def _result(self, door: _Door, outcome: Outcome, pulses: int, t0: float,
+                detail: str = "") -> OpenResult:
+        return OpenResult(door.comp.id, outcome, pulses, self._clock() - t0, detail)
+
+    async def _pulse(self, door: _Door) -> bool:
+        board = self._boards.get(door.comp.board)
+        if board is None:
+            return False
+        try:
+            await board.board.pulse(door.comp.channel, self._cfg.pulse_ms)
+        except DriverError as exc:
+            log.warning("compartment %d: pulse not acknowledged: %s", door.comp.id, exc)
+            return False
+        return True
+
+    async def _read_now(self, door: _Door) -> DoorState:
+        board = self._boards.get(door.comp.board)
+        if board is None:
+            return DoorState.UNKNOWN
+        try:
+            snap = await board.board.read()
+        except DriverError:
+            return DoorState.UNKNOWN
+        board.occupied = snap.occupied
+        self._apply(board, snap.doors)
+        return door.state
+
+    async def _wait_state(self, door: _Door, want: DoorState, limit_s: float) -> bool:
+        try:
+            async with asyncio.timeout(limit_s):
+                while door.state is not want:
+                    await self._changed.wait()
+        except TimeoutError:
+            return False
+        return True
+
+    def _kick(self, door: _Door) -> None:
+        board = self._boards.get(door.comp.board)
+        if board is not None:
+            board.kick.set()
+
+    # Polling
+
+    def _moving(self, b: _Board) -> bool:
+        now = self._clock()
+        return any(d.command_pending or d.waiters or now - d.changed_at < MOVING_HOLD_S
+                   for d in b.doors.values())
+
+    async def _poll_loop(self, b: _Board) -> None:
+        addr = b.board.address
+        while True:
+            try:
+                snap = await b.board.read()
+            except DriverError as exc:
+                b.failures += 1
+                if b.online is not False:
+                    b.online = False
+                    log.error("board %d offline: %s", addr, exc)
+                    self._alert(AlertKind.BOARD_OFFLINE, Severity.CRITICAL, True,
+                                f"board {addr} does not answer", board=addr)
+                    self._apply(b, tuple(DoorState.UNKNOWN for _ in range(b.board.channels)))
+                delay = min(self._cfg.poll_idle_ms / 1000 * 2 ** (b.failures - 1), BACKOFF_MAX_S)
+                await self._sleep(b, delay, kickable=False)
+                continue
+            if b.online is False:
+                log.info("board %d back online after %d failed polls", addr, b.failures)
+                self._alert(AlertKind.BOARD_OFFLINE, Severity.INFO, False,
+                            f"board {addr} answers again", board=addr)
+            b.online = True
+            b.failures = 0
+            b.occupied = snap.occupied
+            self._apply(b, snap.doors)
+            self._escalate(b)
+            self.progress()
+            moving = self._moving(b)
+            await self._sleep(b, (self._cfg.poll_moving_ms if moving else self._cfg.poll_idle_ms)
+                              / 1000, kickable=not moving)
+
+    async def _sleep(self, b: _Board, delay: float, *, kickable: bool) -> None:
+        if not kickable:
+            await asyncio.sleep(delay)
+            b.kick.clear()
+            return
+        b.kick.clear()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(delay):
+                await b.kick.wait()
+        b.kick.clear()
+
+    def _apply(self, b: _Board, states: tuple[DoorState, ...]) -> None:
+        now = self._clock()
+        changed = False
+        for channel, door in b.doors.items():
+            new = states[channel]
+            old = door.state
+            if new is old:
+                continue
+            changed = True
+            door.state = new
+            door.changed_at = now
+            cid = door.comp.id
+            self._events.publish(DoorStateChanged(cid, old, new))
+            if new is DoorState.OPEN:
+                commanded = door.command_pending or now <= door.expect_open_until
+                if old is DoorState.CLOSED or door.opened_at is None:
+                    door.opened_at = now
+                if old is DoorState.CLOSED:
+                    self._events.publish(DoorOpened(cid, commanded))
+                    if not commanded:
+                        log.warning("compartment %d opened without a command", cid)
+                        self.block(cid, AlertKind.DOOR_FORCED.value)
+                        self._alert(AlertKind.DOOR_FORCED, Severity.CRITICAL, True,
+                                    "door opened without a command", compartment=cid)
+            elif new is DoorState.CLOSED:
+                if door.opened_at is not None:
+                    self._events.publish(DoorClosed(cid, now - door.opened_at))
+                door.opened_at = None
+                if door.left_open is not None and door.left_open is not LeftOpenLevel.PROMPT:
+                    self._alert(AlertKind.DOOR_LEFT_OPEN, Severity.INFO, False, "door closed",
+                                compartment=cid)
+                door.left_open = None
+        if changed:
+            self._notify()
+
+    def _escalate(self, b: _Board) -> None:
+        now = self._clock()
+        steps = ((LeftOpenLevel.PROMPT, self._cfg.left_open_prompt_s),
+                 (LeftOpenLevel.ALERT, self._cfg.left_open_alert_s),
+                 (LeftOpenLevel.INCIDENT, self._cfg.left_open_incident_s))
+        order = [s for s, _ in steps]
+        for door in b.doors.values():
+            if door.state is not DoorState.OPEN or door.opened_at is None:
+                continue
+            open_for = now - door.opened_at
+            for level, limit in steps:
+                done = door.left_open is not None and order.index(door.left_open) >= order.index(level)
+                if open_for < limit or done:
+                    continue
+                door.left_open = level
+                cid = door.comp.id
+                self._events.publish(DoorLeftOpen(cid, level, open_for))
+                if level is LeftOpenLevel.ALERT:
+                    self._alert(AlertKind.DOOR_LEFT_OPEN, Severity.WARNING, True,
+                                f"door open for {open_for:.0f} s", compartment=cid)
+                elif level is LeftOpenLevel.INCIDENT:
+                    self._alert(AlertKind.DOOR_LEFT_OPEN, Severity.CRITICAL, True,
+                                f"incident: door open for {open_for:.0f} s", compartment=cid)
+                    self.block(cid, AlertKind.DOOR_LEFT_OPEN.value)
+
+    def _notify(self) -> None:
+        changed, self._changed = self._changed, asyncio.Event()
+        changed.set()
+
+    def _alert(self, kind: AlertKind, severity: Severity, active: bool, detail: str, *,
+               compartment: int | None = None, board: int | None = None) -> None:
+        self._events.publish(Alert(kind, severity, active, detail, compartment, board))
+
+    def _door(self, compartment_id: int) -> _Door:
+        door = self._doors.get(compartment_id)
+        if door is None:
+            raise UnknownCompartment(f"no compartment {compartment_id}")
+        return door
+
+    # API handlers
+
+    async def _api_list(self, _params: NoParams, _caller: Caller) -> dict[str, Any]:
+        now = self._clock()
+        doors = [{"compartment": d.comp.id, "size": d.comp.size.value, "board": d.comp.board,
+                  "channel": d.comp.channel, "state": d.state.value,
+                  "blocked": d.comp.id in self._blocked,
+                  "blocked_reason": self._blocked.get(d.comp.id),
+                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1),
+                  "occupied": self.occupied(d.comp.id)}
+                 for d in sorted(self._doors.values(), key=lambda d: d.comp.id)]
+        boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
+        return {"doors": doors, "boards": boards}
+
+    async def _api_open(self, params: DoorOpenParams, caller: Caller) -> dict[str, Any]:
+        actor = f"uid:{caller.uid}"
+        if params.compartment not in self._doors:
+            raise ApiError("unknown_compartment", f"no compartment {params.compartment}")
+        if self.audit is not None:
+            # Write-ahead: the maintenance open is recorded before the relay fires.
+            try:
+                await self.audit("maintenance.open", actor, params.compartment,
+                                 {"reason": redact_text(params.reason)})
+            except Exception as exc:
+                log.error("maintenance open of %d not recorded, refused: %s",
+                          params.compartment, exc)
+                raise ApiError("log_unavailable", "the operation log cannot record the open; "
+                                                  "refused") from None
+        try:
+            result = await self.open(params.compartment, params.reason, actor,
+                                     allow_blocked=True)
+        except UnknownCompartment as exc:
+            raise ApiError("unknown_compartment", str(exc)) from None
+        if self.audit is not None:
+            try:
+                await self.audit("maintenance.result", actor, params.compartment,
+                                 {"outcome": result.outcome.value, "pulses": result.pulses})
+            except Exception as exc:
+                log.error("maintenance open result of %d not recorded: %s",
+                          params.compartment, exc)
+        if result.outcome in (Outcome.JAMMED, Outcome.FAILED):
+            raise ApiError(f"door_{result.outcome.value}", result.detail, result=result.to_dict())
+        return result.to_dict()

@@ -1,0 +1,148 @@
+"""OpenCV camera driver: a FrameSource reading V4L2, a video file or RTSP in its own thread."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import threading
+import time
+from typing import Any
+
+import cv2
+
+from lockerd.drivers.base import Frame
+
+log = logging.getLogger(__name__)
+
+
+def parse_source(source: str) -> int | str:
+    """'0' -> V4L2 index 0; anything else (device path, file, rtsp:// URL) as given."""
+    return int(source) if source.isdigit() else source
+
+
+def _redact(source: int | str) -> str:
+    """An RTSP URL may carry user:password; never log it."""
+    text = str(source)
+    if "://" in text and "@" in text:
+        scheme, rest = text.split("://", 1)
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return text
+
+
+class OpenCVCamera:
+    """Reads frames with cv2.VideoCapture in a worker thread; the loop only reads `latest()`.
+
+    An open failure or a read failure is a state (`no_frames`), never an exception: the thread
+    releases the device and reconnects with exponential backoff. A video file is replayed at
+    `fps` and looped, which makes field recordings usable as a test source.
+    """
+
+    def __init__(self, source: str, *, width: int = 640, height: int = 480, fps: float = 15.0,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 open_timeout_ms: int = 5000) -> None:
+        self.source = parse_source(source)
+        self.width, self.height, self.fps = width, height, fps
+        self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
+        self._open_timeout_ms = open_timeout_ms
+        self._lock = threading.Lock()
+        self._latest: tuple[float, Frame] | None = None
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.state = "stopped"
+        self.frames = 0
+        self.reconnects = 0
+
+    async def start(self) -> None:
+        """Start the capture thread; opening happens there (it may block on a dead RTSP host)."""
+        if self._thread is not None:
+            return
+        self._stop.clear()
+        self.state = "connecting"
+        self._thread = threading.Thread(target=self._run, name="camera-capture", daemon=True)
+        self._thread.start()
+
+    async def stop(self) -> None:
+        """Stop the thread and release the device (idempotent)."""
+        thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        self._stop.set()
+        await asyncio.to_thread(thread.join, 10.0)
+        if thread.is_alive():
+            log.error("camera thread did not stop within 10 s (device read hangs)")
+        self.state = "stopped"
+
+    def latest(self) -> tuple[float, Frame] | None:
+        """(monotonic capture time, BGR frame), or None while no frames arrive."""
+        with self._lock:
+            return self._latest
+
+    def _open(self) -> Any:
+        params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._open_timeout_ms,
+                  cv2.CAP_PROP_READ_TIMEOUT_MSEC, self._open_timeout_ms]
+        cap = cv2.VideoCapture(self.source, cv2.CAP_ANY, params)
+        if not cap.isOpened():
+            cap.release()
+            return None
+        if isinstance(self.source, int):
+            cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
+            cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
+            cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a stale queue
+        return cap
+
+    def _run(self) -> None:
+        delay = self._backoff_initial
+        failing = False
+        is_file = isinstance(self.source, str) and "://" not in self.source \
+            and not self.source.startswith("/dev/")
+        while not self._stop.is_set():
+            cap = None
+            try:
+                cap = self._open()
+                if cap is None:
+                    raise OSError("cannot open")
+                got = self._read_loop(cap, is_file)
+            except Exception as exc:  # a driver error is a state: log once, back off, retry
+                got = False
+                if not failing:
+                    log.warning("camera %s: no frames (%s); retrying with backoff",
+                                _redact(self.source), exc)
+            finally:
+                if cap is not None:
+                    cap.release()
+            if self._stop.is_set():
+                break
+            if got:
+                delay = self._backoff_initial
+                failing = False
+                if is_file:
+                    continue  # looped replay
+            else:
+                failing = True
+            with self._lock:
+                self._latest = None
+            self.state = "no_frames"
+            self.reconnects += 1
+            self._stop.wait(delay)
+            delay = min(delay * 2, self._backoff_max)
+
+    def _read_loop(self, cap: Any, is_file: bool) -> bool:
+        """Read until failure or stop; True when at least one frame came."""
+        period = 1.0 / self.fps
+        got = False
+        while not self._stop.is_set():
+            t0 = time.monotonic()
+            ok, frame = cap.read()
+            if not ok or frame is None:
+                return got
+            if not got:
+                log.info("camera %s: frames arriving (%dx%d)", _redact(self.source),
+                         frame.shape[1], frame.shape[0])
+            got = True
+            self.state = "streaming"
+            self.frames += 1
+            with self._lock:
+                self._latest = (time.monotonic(), frame)
+            if is_file:
+                self._stop.wait(max(0.0, period - (time.monotonic() - t0)))
+        return got

@@ -1,0 +1,1 @@
+"""Parcel flows (the use cases): ports, write-ahead recording, persistence, panel and carrier adapters."""

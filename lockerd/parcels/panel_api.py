@@ -1,0 +1,140 @@
+"""Local-API methods for kiosks (`lockerctl panel ...`): strict request models over the parcel use cases."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from lockerd.api.server import ApiError, ApiServer, Caller, Role
+from lockerd.domain import CourierAuth, Decision, Delivery, Dropoff, ErrorCode, RefusalReason, RejectReason
+from lockerd.domain.requests import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN
+from lockerd.parcels.service import ParcelService
+
+PARCEL_ID_PATTERN = r"^p-[0-9a-f]{16}$"
+CODE_PATTERN = r"^[0-9]{6,8}$"
+
+
+class PanelParams(BaseModel):
+    """Every panel call names the panel (wrong-code limits and intents are per panel)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    panel: str = Field(pattern=PANEL_PATTERN, description="Kiosk/panel id.")
+
+
+class CourierParams(PanelParams):
+    """Courier credentials, checked again on every call (a revocation applies at once)."""
+
+    carrier: str = Field(pattern=CARRIER_PATTERN)
+    courier_id: str = Field(pattern=COURIER_PATTERN)
+    pin: str = Field(min_length=1, max_length=32, repr=False)
+
+    def auth(self) -> CourierAuth:
+        """The domain's credential value."""
+        return CourierAuth(carrier=self.carrier, courier_id=self.courier_id, pin=self.pin)
+
+
+class CourierLoginParams(CourierParams):
+    """panel.courier_login / courier.login."""
+
+
+class DeliverParams(CourierParams):
+    """panel.deliver: one parcel and the courier's declarations."""
+
+    parcel: Delivery
+
+
+class PickupParams(PanelParams):
+    """panel.pickup: the recipient's code."""
+
+    code: str = Field(pattern=CODE_PATTERN, repr=False)
+
+
+class RefuseParams(PanelParams):
+    """panel.refuse: declared while the pickup door is open (Art. 26)."""
+
+    compartment: int = Field(ge=1, le=9999)
+    reason: RefusalReason
+
+
+class DropoffParams(PanelParams):
+    """panel.dropoff: the sender's declarations (Art. 11, 18, 19)."""
+
+    dropoff: Dropoff
+
+
+class ParcelParams(CourierParams):
+    """panel.collect / panel.return: which parcel the courier takes."""
+
+    parcel_id: str = Field(pattern=PARCEL_ID_PATTERN)
+
+
+class VerdictParams(PanelParams):
+    """panel.collect_verdict: declared while the drop-off door is open (Art. 20, 21)."""
+
+    compartment: int = Field(ge=1, le=9999)
+    accept: bool
+    reason: RejectReason | None = None
+
+
+def _reply(decision: Decision) -> dict[str, Any]:
+    """The result of an accepted decision, or ApiError with the domain's stable code."""
+    if not decision.ok:
+        assert decision.error is not None
+        raise ApiError(decision.error.value, decision.message, decision.result or None)
+    return {"status": decision.record.kind, **decision.result}
+
+
+def _declared(code: ErrorCode | None) -> dict[str, Any]:
+    if code is not None:
+        raise ApiError(code.value, "no matching door operation under way at this panel")
+    return {"declared": True}
+
+
+Handler = Callable[[Any, Caller], Awaitable[Any]]
+
+
+def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler]]:
+    """Method name -> (params model, handler), all for the panel role."""
+
+    async def login(p: CourierLoginParams, _: Caller) -> Any:
+        return _reply(await service.courier_login(p.auth(), p.panel))
+
+    async def deliver(p: DeliverParams, _: Caller) -> Any:
+        return _reply(await service.deliver(p.auth(), p.panel, p.parcel))
+
+    async def pickup(p: PickupParams, _: Caller) -> Any:
+        return _reply(await service.pickup(p.panel, p.code))
+
+    async def refuse(p: RefuseParams, _: Caller) -> Any:
+        return _declared(service.refuse(p.panel, p.compartment, p.reason))
+
+    async def dropoff(p: DropoffParams, _: Caller) -> Any:
+        return _reply(await service.dropoff(p.panel, p.dropoff))
+
+    async def collect(p: ParcelParams, _: Caller) -> Any:
+        return _reply(await service.collect(p.auth(), p.panel, p.parcel_id))
+
+    async def verdict(p: VerdictParams, _: Caller) -> Any:
+        return _declared(service.collect_verdict(p.panel, p.compartment, p.accept, p.reason))
+
+    async def return_(p: ParcelParams, _: Caller) -> Any:
+        return _reply(await service.return_parcel(p.auth(), p.panel, p.parcel_id))
+
+    return {
+        "courier.login": (CourierLoginParams, login),
+        "panel.deliver": (DeliverParams, deliver),
+        "panel.pickup": (PickupParams, pickup),
+        "panel.refuse": (RefuseParams, refuse),
+        "panel.dropoff": (DropoffParams, dropoff),
+        "panel.collect": (ParcelParams, collect),
+        "panel.collect_verdict": (VerdictParams, verdict),
+        "panel.return": (ParcelParams, return_),
+    }
+
+
+def register(api: ApiServer, service: ParcelService) -> None:
+    """Route every panel method on the local API (role: panel)."""
+    for method, (model, handler) in handlers(service).items():
+        api.route(method, {Role.PANEL}, model, handler)

@@ -1,0 +1,432 @@
+"""Parcel use cases: decide in the domain, record write-ahead in the operation log, then move the door.
+
+Order for every step (DESIGN section 1, write-ahead rule):
+  1. under the cabinet lock: the domain decides, the decision (its changes and its carrier events
+     for the outbox) is appended to the operation log in one transaction, then applied in memory;
+  2. only then the door is pulsed (outside the lock: a door may take minutes to close, and the
+     compartment is already reserved/opening, so no other decision can touch it);
+  3. the door's outcome is fed back as the confirm or rollback command, recorded the same way.
+A failed append leaves the in-memory state untouched and no door moves.
+
+What is recorded where is decided in lockerd/service_store.py: the chain gets facts only, the
+encrypted tables get the personal fields and the live state, the outbox gets carrier events.
+Every operation through a door also records the camera state and an evidence snapshot (its
+SHA-256) at door open and at door close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from lockerd.domain import (
+    Cabinet,
+    CompartmentState,
+    CourierAuth,
+    Decision,
+    Delivery,
+    DomainEvent,
+    DoorFailure,
+    Dropoff,
+    ErrorCode,
+    Expect,
+    PendingOp,
+    RefusalReason,
+    RejectReason,
+)
+from lockerd.parcels.store import chain_body, plan_writes
+
+log = logging.getLogger(__name__)
+
+class OpenResultLike(Protocol):
+    """What `doors.open` returns; `outcome` is acknowledged/opened/already_open/jammed/failed."""
+
+    @property
+    def outcome(self) -> str:
+        """Outcome name (a StrEnum value compares equal to its string)."""
+        ...
+
+
+class DoorControl(Protocol):
+    """lockerd/doors.py as the use cases need it."""
+
+    async def open(self, compartment_id: int, reason: str, actor: str) -> OpenResultLike:
+        """Pulse the lock once (never retried at transport level) and report what happened."""
+        ...
+
+    async def wait_closed(self, compartment_id: int, timeout_s: float) -> bool:
+        """True once the door reads closed, False after `timeout_s` seconds."""
+        ...
+
+    def occupied(self, compartment_id: int) -> bool | None:
+        """Item seen in the compartment; None where the board has no occupancy sensor."""
+        ...
+
+
+class OperationLog(Protocol):
+    """lockerd/oplog as the use cases need it: one transaction per call."""
+
+    async def append(self, kind: str, *, actor: str, body: dict[str, Any], compartment: int | None,
+                     parcel_id: str | None, outbox: Sequence[Any],
+                     mutate: Callable[[Any], None] | None = None) -> Any:
+        """Append an operation row, its outbox messages and domain-table rows atomically."""
+        ...
+
+
+class IntakeGate(Protocol):
+    """The camera guard's drop-off gate."""
+
+    def is_open(self) -> bool:
+        """True while drop-offs may be accepted (camera healthy)."""
+        ...
+
+    def reason(self) -> str | None:
+        """Why the gate is closed (for the panel), or None."""
+        ...
+
+
+class EvidenceRefLike(Protocol):
+    """A stored snapshot: what the record keeps of it."""
+
+    def as_dict(self) -> dict[str, Any]:
+        """id, sha256, ts, label."""
+        ...
+
+
+class Camera(Protocol):
+    """The camera guard as the flows need it: its state and evidence snapshots at door events."""
+
+    def camera_state(self) -> dict[str, Any]:
+        """Small JSON-able state (verdict, intake open, reason); no personal data."""
+        ...
+
+    async def snapshot_ref(self, label: str) -> EvidenceRefLike | None:
+        """Store the newest frame as evidence; None when there is no frame or no store."""
+        ...
+
+
+#: Builds the outbox row for one carrier event: (carrier, event type, body).
+MessageFactory = Callable[[str, str, dict[str, Any]], Any]
+#: Records a carrier command's change together with its reply (sync CommandContext.commit).
+Committer = Callable[..., Awaitable[Any]]
+#: Optional hook told when staff must look (rejected drop-off, blocked compartment).
+OperatorNotice = Callable[[str, Decision], None]
+
+_OPENED = frozenset({"acknowledged", "opened", "already_open"})
+
+
+@dataclass(frozen=True, slots=True)
+class ServiceConfig:
+    """Knobs of the use cases."""
+
+    cabinet_id: str
+    close_timeout_s: float = 120.0
+
+
+class RecordFailed(Exception):
+    """The operation log refused or failed an append: nothing changed, no door moved."""
+
+
+class ParcelService:
+    """The use cases of DESIGN section 3 over the pure Cabinet, the doors, the log and the gate."""
+
+    def __init__(self, cabinet: Cabinet, doors: DoorControl, oplog: Callable[[], OperationLog],
+                 gate: IntakeGate, *, cfg: ServiceConfig, message: MessageFactory,
+                 camera: Camera | None = None, on_operator_notice: OperatorNotice | None = None,
+                 on_recorded: Callable[[Decision], None] | None = None) -> None:
+        self.cabinet = cabinet
+        self._doors = doors
+        self._log_source = oplog
+        self._gate = gate
+        self._camera = camera
+        self._cfg = cfg
+        self._message = message
+        self._notice = on_operator_notice
+        self._on_recorded = on_recorded
+        self._lock = asyncio.Lock()
+        # what the person at an open door declared before closing it (refusal, collection verdict)
+        self._intents: dict[int, tuple[str, Any]] = {}
+        self.recorded = 0
+
+    @property
+    def _log(self) -> OperationLog:
+        # a callable: the daemon's log is open only once the oplog component has started
+        return self._log_source()
+
+    # ---- recording -------------------------------------------------------------------------------
+
+    def _outbox(self, events: Sequence[DomainEvent]) -> list[Any]:
+        # seq, event_id, v and ts are assigned per carrier stream by the outbox in the transaction
+        return [self._message(e.carrier, e.type, e.body) for e in events]
+
+    async def _commit(self, decide: Callable[[], Decision], *, threaded: bool = False,
+                      extra: dict[str, Any] | None = None) -> Decision:
+        """Decide, record, apply: one atomic step under the cabinet lock.
+
+        `threaded` runs the decision in a worker thread: courier commands verify a PBKDF2 PIN hash
+        (tens of ms on a Pi) and must not stall the loop. State is only changed under the lock, in
+        the loop thread, so the worker reads a stable state.
+        """
+        async with self._lock:
+            decision = await asyncio.to_thread(decide) if threaded else decide()
+            await self._record(decision, extra)
+        return decision
+
+    async def _record(self, decision: Decision, extra: dict[str, Any] | None = None,
+                      committer: Committer | None = None) -> None:
+        """Append the decision (facts to the chain, personal fields and live state to the tables,
+        carrier events to the outbox) in one transaction, then apply it. Lock held."""
+        rec = decision.record
+        body = {**chain_body(decision), **(extra or {})}
+        mutate = plan_writes(self.cabinet.state, decision.changes, self.cabinet.now())
+        outbox = self._outbox(decision.events)
+        try:
+            if committer is not None:
+                await committer(rec.kind, body=body, result=decision.result, outbox=outbox,
+                                compartment=rec.compartment, parcel_id=rec.parcel_id, mutate=mutate)
+            else:
+                await self._log.append(rec.kind, actor=rec.actor, body=body,
+                                       compartment=rec.compartment, parcel_id=rec.parcel_id,
+                                       outbox=outbox, mutate=mutate)
+        except Exception as exc:
+            log.error("could not record %s: %s", rec.kind, exc)
+            raise RecordFailed(f"could not record {rec.kind}") from exc
+        self.cabinet.apply(decision)
+        self.recorded += 1
+        if self._on_recorded is not None:
+            self._on_recorded(decision)
+        if decision.notify_operator and self._notice is not None:
+            self._notice(decision.notify_operator, decision)
+        if not decision.ok:
+            log.info("%s refused: %s", rec.kind, decision.error)
+
+    async def command(self, decide: Callable[[], Decision], committer: Committer, *,
+                      threaded: bool = False) -> Decision:
+        """A carrier command: decide under the lock and, when accepted, record it through the
+        command's own commit (its reply and remembered id join the same transaction). A refusal
+        changes nothing here; the caller reports it (the sync layer records it with its code)."""
+        async with self._lock:
+            decision = await asyncio.to_thread(decide) if threaded else decide()
+            if decision.ok:
+                await self._record(decision, committer=committer)
+        return decision
+
+    async def _evidence(self, label: str) -> dict[str, Any]:
+        """Camera state and a snapshot's reference (SHA-256) at a door event."""
+        if self._camera is None:
+            return {"camera": None, "snapshot": None}
+        state = self._camera.camera_state()
+        try:
+            ref = await self._camera.snapshot_ref(label)
+        except Exception as exc:  # evidence must never stop a customer's door
+            log.warning("evidence snapshot %s failed: %s", label, exc)
+            ref = None
+        return {"camera": state, "snapshot": None if ref is None else ref.as_dict()}
+
+    # ---- the door phase --------------------------------------------------------------------------
+
+    async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]]
+                            ) -> Decision:
+        """Open the door the recorded `begin` decided on, wait for it to close, record the end
+        with the camera state and evidence at door open and door close."""
+        if not begin.ok or begin.open_door is None:
+            return begin
+        cid = begin.open_door
+        op = begin.record.kind.split(".", 1)[0]
+        evidence: dict[str, Any] = {}
+        failure: DoorFailure | None = None
+        try:
+            result = await self._doors.open(cid, begin.record.kind, begin.record.actor)
+            outcome = str(result.outcome)
+            evidence["door_open"] = await self._evidence(f"{op}.open.c{cid}")
+            if outcome == "jammed":
+                failure = DoorFailure.JAMMED
+            elif outcome not in _OPENED:
+                failure = DoorFailure.NOT_OPENED
+            elif not await self._doors.wait_closed(cid, self._cfg.close_timeout_s):
+                failure = DoorFailure.NOT_CLOSED
+            else:
+                failure = self._occupancy_check(op, cid)
+            if failure is not DoorFailure.NOT_OPENED:
+                evidence["door_close"] = await self._evidence(f"{op}.close.c{cid}")
+        except asyncio.CancelledError:
+            # shutting down mid-flow: the door state is unknown, so block it for staff to check
+            await asyncio.shield(self._fail(cid, DoorFailure.NOT_CLOSED, {"evidence": evidence}))
+            raise
+        except Exception as exc:
+            # a door the controller refuses (blocked) never moved; anything else: state unknown
+            from lockerd.doors.controller import CompartmentIsBlocked
+
+            if isinstance(exc, CompartmentIsBlocked):
+                failure = DoorFailure.NOT_OPENED
+            else:
+                log.exception("door %d failed during %s", cid, begin.record.kind)
+                failure = DoorFailure.NOT_CLOSED
+        if failure is not None:
+            self._intents.pop(cid, None)
+            return await self._fail(cid, failure, {"evidence": evidence})
+        return await self._commit(finish(cid), extra={"evidence": evidence})
+
+    def _occupancy_check(self, op: str, cid: int) -> DoorFailure | None:
+        """Where the board sees occupancy (DESIGN section 3): a deposit or drop-off needs the
+        item seen, a plain pickup the compartment seen empty (a refusal puts it back)."""
+        seen = self._doors.occupied(cid)
+        if seen is None:
+            return None
+        if op in ("deliver", "dropoff") and not seen:
+            return DoorFailure.ITEM_NOT_SEEN
+        intent = self._intents.get(cid)
+        if op == "pickup" and seen and (intent is None or intent[0] != "refuse"):
+            return DoorFailure.ITEM_STILL_INSIDE
+        return None
+
+    async def _fail(self, cid: int, failure: DoorFailure, extra: dict[str, Any] | None = None
+                    ) -> Decision:
+        return await self._commit(lambda: self.cabinet.door_failed(cid, failure), extra=extra)
+
+    # ---- use cases -------------------------------------------------------------------------------
+
+    async def courier_login(self, auth: CourierAuth, panel: str) -> Decision:
+        """Check a courier at a panel (recorded, failures count against the panel)."""
+        return await self._commit(lambda: self.cabinet.courier_login(auth, panel), threaded=True)
+
+    async def deliver(self, auth: CourierAuth, panel: str, req: Delivery) -> Decision:
+        """Courier deposits one parcel: rules, allocation, door, in_locker (or rolled back)."""
+        begin = await self._commit(lambda: self.cabinet.begin_deposit(auth, panel, req), threaded=True)
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid))
+
+    async def pickup(self, panel: str, code: str) -> Decision:
+        """Recipient opens with the code; on close: picked_up, or refused if `refuse` was called."""
+        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code))
+
+        def finish(cid: int) -> Callable[[], Decision]:
+            intent = self._intents.pop(cid, None)
+            if intent is not None and intent[0] == "refuse":
+                reason: RefusalReason = intent[1]
+                return lambda: self.cabinet.confirm_refusal(cid, reason)
+            return lambda: self.cabinet.confirm_pickup(cid)
+
+        return await self._through_door(begin, finish)
+
+    def refuse(self, panel: str, compartment_id: int, reason: RefusalReason) -> ErrorCode | None:
+        """Art. 26: while the pickup door is open, the recipient declares a refusal."""
+        return self._declare(panel, compartment_id, PendingOp.PICKUP, ("refuse", reason))
+
+    async def dropoff(self, panel: str, req: Dropoff) -> Decision:
+        """Sender drops a parcel off while intake is open."""
+        is_open, reason = self._gate.is_open(), self._gate.reason()
+        camera = self._camera.camera_state() if self._camera is not None else None
+        begin = await self._commit(lambda: self.cabinet.begin_dropoff(
+            panel, req, intake_open=is_open, intake_reason=reason),
+            extra={"camera": camera, "intake_reason": reason})
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_dropoff(cid))
+
+    async def collect(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
+        """Courier opens a drop-off; on close: collected, or rejected if `collect_verdict` said so."""
+        begin = await self._commit(lambda: self.cabinet.begin_collect(auth, panel, parcel_id), threaded=True)
+
+        def finish(cid: int) -> Callable[[], Decision]:
+            intent = self._intents.pop(cid, None)
+            if intent is not None and intent[0] == "reject":
+                reason: RejectReason = intent[1]
+                return lambda: self.cabinet.confirm_collect(cid, accept=False, reason=reason)
+            return lambda: self.cabinet.confirm_collect(cid, accept=True)
+
+        return await self._through_door(begin, finish)
+
+    def collect_verdict(self, panel: str, compartment_id: int, accept: bool,
+                        reason: RejectReason | None) -> ErrorCode | None:
+        """Art. 20-21: while the drop-off door is open, the courier accepts or rejects it."""
+        intent = ("accept", None) if accept else ("reject", reason or RejectReason.OTHER)
+        return self._declare(panel, compartment_id, PendingOp.COLLECT, intent)
+
+    async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
+        """Courier takes back a refused or overdue parcel."""
+        begin = await self._commit(lambda: self.cabinet.begin_return(auth, panel, parcel_id), threaded=True)
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_return(cid))
+
+    async def grant_courier(self, carrier: str, courier_id: str, expires: datetime, committer: Committer,
+                            *, pin: str | None = None, pin_hash: str | None = None) -> Decision:
+        """Carrier command courier.grant (decided in a thread: PBKDF2 takes tens of ms)."""
+        return await self.command(lambda: self.cabinet.grant_courier(
+            carrier, courier_id, expires, pin=pin, pin_hash=pin_hash), committer, threaded=True)
+
+    async def revoke_courier(self, carrier: str, courier_id: str, committer: Committer) -> Decision:
+        """Carrier command courier.revoke: effective on the courier's next command."""
+        return await self.command(lambda: self.cabinet.revoke_courier(carrier, courier_id), committer)
+
+    async def expect_parcel(self, carrier: str, req: Expect, committer: Committer) -> Decision:
+        """Carrier command parcel.expect: consent and flags for a coming delivery."""
+        return await self.command(lambda: self.cabinet.expect_parcel(carrier, req), committer)
+
+    async def recall_parcel(self, carrier: str, waybill: str, committer: Committer) -> Decision:
+        """Carrier command parcel.recall: drop an expectation or stop a waiting parcel's code."""
+        return await self.command(lambda: self.cabinet.recall_parcel(carrier, waybill), committer)
+
+    async def block(self, compartment_id: int, reason: str, actor: str) -> Decision | None:
+        """Mirror a door-controller block (jam, forced door) into the cabinet; None when moot."""
+        async with self._lock:
+            comp = self.cabinet.state.compartments.get(compartment_id)
+            if comp is None or comp.state is CompartmentState.BLOCKED or comp.pending is not None:
+                return None
+            decision = self.cabinet.block(compartment_id, reason, actor)
+            await self._record(decision)
+        return decision
+
+    async def unblock(self, compartment_id: int, actor: str) -> Decision | None:
+        """Mirror a technician's release; None when the compartment was not blocked."""
+        async with self._lock:
+            comp = self.cabinet.state.compartments.get(compartment_id)
+            if comp is None or comp.state is not CompartmentState.BLOCKED:
+                return None
+            decision = self.cabinet.unblock(compartment_id, actor)
+            await self._record(decision)
+        return decision
+
+    async def sweep_overdue(self) -> Decision | None:
+        """Mark parcels past their storage period overdue; recorded only when something changed."""
+        async with self._lock:
+            probe = self.cabinet.sweep_overdue()
+        if not probe.changes:
+            return None
+        return await self._commit(self.cabinet.sweep_overdue)
+
+    async def recover(self) -> list[Decision]:
+        """After a restart: operations left open by a crash have an unknown door state, so they are
+        closed as `not_closed` (deposits rolled back, compartments blocked for staff to check)."""
+        stuck = [c.id for c in self.cabinet.state.compartments.values() if c.pending is not None]
+        return [await self._fail(cid, DoorFailure.NOT_CLOSED) for cid in stuck]
+
+    def state_summary(self) -> dict[str, Any]:
+        """Free compartments per size and blocked ids (no personal data), for the `state` topic."""
+        return {"free": self.cabinet.free_counts(), "blocked": self.cabinet.blocked()}
+
+    @property
+    def close_timeout_s(self) -> float:
+        """How long a flow waits for its door to be closed."""
+        return self._cfg.close_timeout_s
+
+    @close_timeout_s.setter
+    def close_timeout_s(self, seconds: float) -> None:
+        self._cfg = ServiceConfig(cabinet_id=self._cfg.cabinet_id, close_timeout_s=seconds)
+
+    def pending_intents(self) -> int:
+        """Declarations waiting for a door to close (for status)."""
+        return len(self._intents)
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _declare(self, panel: str, compartment_id: int, op: PendingOp,
+                 intent: tuple[str, Any]) -> ErrorCode | None:
+        comp = self.cabinet.state.compartments.get(compartment_id)
+        if comp is None:
+            return ErrorCode.UNKNOWN_COMPARTMENT
+        if comp.state is not CompartmentState.OPENING or comp.pending is None \
+                or comp.pending.op is not op or comp.pending.panel != panel:
+            return ErrorCode.BAD_STATE
+        self._intents[compartment_id] = intent
+        return None

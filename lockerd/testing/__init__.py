@@ -1,0 +1,1 @@
+"""Tooling for tests and the demo that production never uses: a private mosquitto, a carrier client."""

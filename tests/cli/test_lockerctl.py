@@ -1,0 +1,182 @@
+"""lockerctl against a real daemon subprocess: tables, --json, exit codes, audited export."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from lockerd.cli import lockerctl
+from tests.fixtures.daemon_proc import make_config, start_daemon, wait_for
+
+
+@pytest.fixture
+def daemon(tmp_path: Path) -> Iterator[Path]:
+    config = make_config(tmp_path)
+    proc = start_daemon(config)
+    sock = tmp_path / "api.sock"
+    try:
+        wait_for(sock, proc)
+        yield sock
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
+
+
+def run(capsys: pytest.CaptureFixture[str], sock: Path, *args: str) -> tuple[int, str, str]:
+    code = lockerctl.main([*args, "--socket", str(sock)])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_status_table_and_json(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "status")
+    assert code == 0
+    assert "CAB-0001" in out
+    assert "oplog" in out
+    code, out, _ = run(capsys, daemon, "status", "--json")
+    assert code == 0
+    assert json.loads(out)["components"]["oplog"]["state"] == "running"
+
+
+def test_log_verify_export_report(daemon: Path, tmp_path: Path,
+                                  capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "log", "--json")
+    assert code == 0
+    kinds = [op["kind"] for op in json.loads(out)["operations"]]
+    assert "oplog.opened" in kinds
+    code, out, _ = run(capsys, daemon, "verify-log")
+    assert code == 0
+    assert out.startswith("chain OK:")
+    target = tmp_path / "export.jsonl"
+    code, out, _ = run(capsys, daemon, "export", "--out", str(target))
+    assert code == 0
+    assert "masked" in out
+    assert os.stat(target).st_mode & 0o777 == 0o600
+    assert target.read_text().count("\n") >= 1
+    # The export itself is now in the chain.
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "oplog.exported")
+    assert code == 0
+    exports = json.loads(out)["operations"]
+    assert len(exports) == 1
+    code, out, _ = run(capsys, daemon, "report")
+    assert code == 0
+    assert "BJ-HD-2026-0001" in out
+
+
+def test_refusals_and_usage_exit_codes(daemon: Path, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    code, _, err = run(capsys, daemon, "export", "--out", str(tmp_path / "x"), "--unmasked")
+    assert code == 1
+    assert "refused" in err
+    with pytest.raises(SystemExit) as info:
+        lockerctl.main(["open"])
+    assert info.value.code == 2
+    code, _, err = run(capsys, tmp_path / "nope.sock", "status")
+    assert code == 1
+    assert "cannot reach lockerd" in err
+
+
+def test_maintenance_open_is_recorded(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "open", "3", "--reason", "hinge check, call 13812345678")
+    assert code == 0
+    assert out.strip().startswith("compartment 3: opened")
+    code, out, _ = run(capsys, daemon, "doors")
+    assert code == 0
+    assert "modbus-waveshare" in out
+    code, out, _ = run(capsys, daemon, "log", "--json", "--compartment", "3")
+    ops = json.loads(out)["operations"]
+    kinds = [op["kind"] for op in ops]
+    assert kinds == ["maintenance.open", "maintenance.result"]
+    assert ops[0]["body"]["reason"] == "hinge check, call 138****5678"
+    assert ops[1]["body"]["outcome"] == "opened"
+    code, _, err = run(capsys, daemon, "open", "99", "--reason", "x")
+    assert code == 1
+    assert "unknown_compartment" in err
+
+
+def test_camera_status(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = run(capsys, daemon, "camera", "--json")
+    assert code == 0
+    st = json.loads(out)
+    assert set(st["intake"]) == {"open", "reason"}
+    code, out, _ = run(capsys, daemon, "camera")
+    assert code == 0
+    assert "verdict:" in out
+
+
+def test_lockerd_camera_check_cli(tmp_path: Path) -> None:
+    import sys
+
+    import cv2
+
+    from lockerd.sim.camera import SimCamera
+
+    ref, good, covered = tmp_path / "ref.png", tmp_path / "good.png", tmp_path / "covered.png"
+    cam = SimCamera(640, 480)
+    cv2.imwrite(str(ref), cam.render("normal", 0.0))
+    cv2.imwrite(str(good), cam.render("normal", 1.0))
+    cv2.imwrite(str(covered), cam.render("covered", 1.0))
+    proc = subprocess.run([sys.executable, "-m", "lockerd", "camera-check", "--reference",
+                           str(ref), str(good), str(covered)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert proc.returncode == 0, proc.stderr
+    lines = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert [(x["file"], x["ok"]) for x in lines] == [(str(good), True), (str(covered), False)]
+    assert lines[1]["reason"] in ("covered", "dark")
+
+
+def test_panel_commands_against_the_daemon(daemon: Path, capsys: pytest.CaptureFixture[str],
+                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    import time
+
+    deadline = time.monotonic() + 30
+    while True:  # the camera guard learns the empty scene before intake opens
+        code, out, _ = run(capsys, daemon, "camera", "--json")
+        if json.loads(out)["intake"]["open"] or time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    code, out, err = run(capsys, daemon, "panel", "dropoff", "--json", "--panel", "kiosk-1",
+                         "--carrier", "sf", "--size", "S", "--waybill", "SF1234567890",
+                         "--verification-ref", "RN-2026-000123", "--contents", "books",
+                         "--ack-insured-value", "--ack-prohibited-items")
+    assert code == 0, err
+    result = json.loads(out)
+    assert result["compartment"] >= 1
+    assert "SF1234567890" not in out
+    monkeypatch.setenv("DEMO_CODE", "00000000")
+    code, _, err = run(capsys, daemon, "panel", "pickup", "--panel", "kiosk-1",
+                       "--code-env", "DEMO_CODE")
+    assert code == 1
+    assert "wrong_code" in err
+    monkeypatch.setenv("DEMO_PIN", "48213377")
+    code, _, err = run(capsys, daemon, "panel", "login", "--panel", "kiosk-1", "--carrier", "sf",
+                       "--courier", "c-1", "--pin-env", "DEMO_PIN")
+    assert code == 1
+    assert "bad_pin" in err
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "dropoff.confirm")
+    assert len(json.loads(out)["operations"]) == 1
+
+
+def test_commissioning_pulse_is_recorded(daemon: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from lockerd.api.client import ApiClient
+
+    with ApiClient(daemon) as api:
+        # Board 2 channel 7 is wired to no compartment: a raw commissioning pulse.
+        result = api.call("boards.pulse", {"bus": "bus0", "board": 2, "channel": 7,
+                                           "reason": "commissioning"})
+    assert result["via"] == "raw"
+    assert result["acknowledged"] is True
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "commission.pulse")
+    assert code == 0
+    (op,) = json.loads(out)["operations"]
+    assert (op["body"]["board"], op["body"]["channel"]) == (2, 7)

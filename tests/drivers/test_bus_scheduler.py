@@ -1,0 +1,69 @@
+"""BusScheduler ordering: unlocks overtake polls that hold the line but have not sent yet."""
+
+from __future__ import annotations
+
+import asyncio
+
+from lockerd.drivers.bus import BusScheduler, Priority
+
+
+class QuietLine:
+    """A line whose settle takes a while (as after a timeout) and records when it ran."""
+
+    def __init__(self) -> None:
+        self.settles = 0
+
+    async def settle(self) -> None:
+        """Wait a little, as a real quiet period does."""
+        self.settles += 1
+        await asyncio.sleep(0.02)
+
+
+async def _exchange(sched: BusScheduler, prio: Priority, name: str, log: list[str],
+                    hold_s: float = 0.005) -> None:
+    async with sched.transaction(prio):
+        log.append(f"start {name}")
+        await asyncio.sleep(hold_s)
+        log.append(f"end {name}")
+
+
+async def test_unlock_queued_during_a_polls_settle_goes_first() -> None:
+    line = QuietLine()
+    sched = BusScheduler("t", line, gap_s=0.004)
+    sched.mark_dirty()
+    log: list[str] = []
+    poll = asyncio.create_task(_exchange(sched, Priority.POLL, "poll", log))
+    await asyncio.sleep(0.005)  # the poll holds the line and is settling it
+    unlock = asyncio.create_task(_exchange(sched, Priority.UNLOCK, "unlock", log))
+    await asyncio.gather(poll, unlock)
+    assert log == ["start unlock", "end unlock", "start poll", "end poll"]
+    assert line.settles == 1
+    assert sched.preemptions == 1
+    assert sched.transactions == 2
+
+
+async def test_an_exchange_on_the_wire_is_never_interrupted() -> None:
+    sched = BusScheduler("t", QuietLine(), gap_s=0.001)
+    log: list[str] = []
+    poll = asyncio.create_task(_exchange(sched, Priority.POLL, "poll", log, hold_s=0.03))
+    await asyncio.sleep(0.01)  # the poll's frame is out
+    unlock = asyncio.create_task(_exchange(sched, Priority.UNLOCK, "unlock", log))
+    await asyncio.gather(poll, unlock)
+    assert log == ["start poll", "end poll", "start unlock", "end unlock"]
+    assert sched.preemptions == 0
+
+
+async def test_cancelled_while_requeued_leaves_the_line_usable() -> None:
+    sched = BusScheduler("t", QuietLine(), gap_s=0.004)
+    sched.mark_dirty()
+    log: list[str] = []
+    poll = asyncio.create_task(_exchange(sched, Priority.POLL, "poll", log))
+    await asyncio.sleep(0.005)
+    unlock = asyncio.create_task(_exchange(sched, Priority.UNLOCK, "unlock", log, hold_s=0.03))
+    await asyncio.sleep(0.03)  # the unlock has the line; the poll waits in the queue again
+    poll.cancel()
+    await asyncio.gather(poll, return_exceptions=True)
+    await unlock
+    await asyncio.wait_for(_exchange(sched, Priority.POLL, "later", log), 2.0)
+    assert log == ["start unlock", "end unlock", "start later", "end later"]
+    assert sched.queued == 0

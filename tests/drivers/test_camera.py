@@ -1,0 +1,63 @@
+"""OpenCV camera driver on real OpenCV: a recorded video file streams; a missing device is a state."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import cv2
+
+from lockerd.drivers.base import FrameSource
+from lockerd.drivers.camera import OpenCVCamera, _redact, parse_source
+from lockerd.sim.camera import SimCamera
+
+
+def write_video(path: Path, frames: int = 12) -> None:
+    cam = SimCamera(320, 240)
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*"MJPG"), 15.0, (320, 240))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(cam.render("normal", i / 15))
+    writer.release()
+
+
+async def test_video_file_streams_and_loops(tmp_path: Path) -> None:
+    video = tmp_path / "rec.avi"
+    write_video(video)
+    cam = OpenCVCamera(str(video), fps=60.0)
+    assert isinstance(cam, FrameSource)
+    await cam.start()
+    try:
+        t0 = time.monotonic()
+        while cam.frames < 30 and time.monotonic() - t0 < 15:  # noqa: ASYNC110  (more than the file holds)
+            await asyncio.sleep(0.02)
+        latest = cam.latest()
+        assert latest is not None
+        assert latest[1].shape == (240, 320, 3)
+        assert cam.frames >= 30
+        assert cam.state == "streaming"
+    finally:
+        await cam.stop()
+    assert cam.state == "stopped"
+
+
+async def test_missing_device_is_a_state_not_an_exception(tmp_path: Path) -> None:
+    cam = OpenCVCamera(str(tmp_path / "no-such-camera.avi"), backoff_initial=0.05, backoff_max=0.1)
+    await cam.start()
+    try:
+        t0 = time.monotonic()
+        while cam.reconnects < 3 and time.monotonic() - t0 < 15:  # noqa: ASYNC110  (thread counter)
+            await asyncio.sleep(0.02)
+        assert cam.state == "no_frames"
+        assert cam.latest() is None
+        assert cam.reconnects >= 3
+    finally:
+        await cam.stop()
+
+
+def test_source_parsing_and_redaction() -> None:
+    assert parse_source("0") == 0
+    assert parse_source("/dev/video2") == "/dev/video2"
+    assert _redact("rtsp://admin:secret@10.0.0.5/stream") == "rtsp://***@10.0.0.5/stream"
+    assert "secret" not in _redact("rtsp://admin:secret@cam/x")
