@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lockerd.drivers.profiles import (
+    MAX_ADDRESS,
+    MAX_CHANNELS,
+    MAX_PULSE_MS,
+    BoardProfile,
+    bus_line,
+    profile,
+)
 
 ConfigErrorList = list[str]
 
@@ -62,17 +71,16 @@ class SerialPort(Strict):
                                   description="Reply timeout for unlock pulses (never retried).")
 
 
-BoardProfile = Literal["modbus-waveshare", "modbus-coil", "kerong-cu16", "rs485-8a"]
-
-
 class Board(Strict):
     """One lock-control board on a bus."""
 
-    address: int = Field(description="Unit id / board address on the bus.", ge=0, le=247)
+    address: int = Field(description="Unit id / board address on the bus (the profile's range).",
+                         ge=0, le=MAX_ADDRESS)
     bus: str = Field(default="bus0", description="Name of the serial bus the board hangs on.")
     profile: BoardProfile = Field(default="modbus-waveshare",
                                   description="Wire protocol of the board (DESIGN section 2).")
-    channels: int = Field(default=8, description="Number of lock channels.", ge=1, le=64)
+    channels: int = Field(default=8, description="Number of lock channels (at most the "
+                                                 "profile's).", ge=1, le=MAX_CHANNELS)
     inputs_active_low: bool = Field(
         default=False,
         description="True when the door-input bit reads 0 for an open door (locks differ).")
@@ -83,8 +91,10 @@ class Compartment(Strict):
 
     id: int = Field(description="Compartment number as printed on the door.", ge=1, le=9999)
     size: Size = Field(description="Size class S, M or L.")
-    board: int = Field(description="Address of the board that drives the lock.", ge=0, le=247)
-    channel: int = Field(description="Lock channel on that board, 0-based.", ge=0, le=63)
+    board: int = Field(description="Address of the board that drives the lock.", ge=0,
+                       le=MAX_ADDRESS)
+    channel: int = Field(description="Lock channel on that board, 0-based.", ge=0,
+                         le=MAX_CHANNELS - 1)
 
 
 class Hardware(Strict):
@@ -110,27 +120,11 @@ class Hardware(Strict):
                 raise ValueError(f"two boards share address {board.address} (board addresses "
                                  "must be unique across buses)")
             seen.add(board.address)
-        _check_board_profiles(self.boards)  # issue 8: kerong-cu16 / rs485-8a limits
+        for board in self.boards:
+            profile(board.profile).check(board.address, board.channels)
+        for bus in names:
+            bus_line(bus, (b.profile for b in self.boards if b.bus == bus))
         return self
-
-
-_PROFILE_LIMITS = {"kerong-cu16": (15, 16), "rs485-8a": (255, 56)}
-"""Highest address and channel count the raw-frame profiles can carry on the wire."""
-
-
-def _check_board_profiles(boards: list[Board]) -> None:
-    """One wire protocol per bus; Kerong/0x8A addresses and channel counts within their frames."""
-    family: dict[str, set[str]] = {}
-    for board in boards:
-        family.setdefault(board.bus, set()).add(
-            "modbus" if board.profile.startswith("modbus") else board.profile)
-        max_address, max_channels = _PROFILE_LIMITS.get(board.profile, (247, 64))
-        if board.address > max_address or board.channels > max_channels:
-            raise ValueError(f"board {board.address}: {board.profile} boards have addresses "
-                             f"0-{max_address} and at most {max_channels} channels")
-    for bus, kinds in family.items():
-        if len(kinds) > 1:
-            raise ValueError(f"bus {bus!r} mixes wire protocols {sorted(kinds)}: one per bus")
 
 
 class Doors(Strict):
@@ -142,7 +136,9 @@ class Doors(Strict):
                                 description="Sensor poll period while a door is in motion.")
     poll_idle_ms: int = Field(default=500, ge=50, le=10000,
                               description="Sensor poll period when all doors are at rest.")
-    pulse_ms: int = Field(default=700, ge=100, le=3000, description="Lock relay pulse length.")
+    pulse_ms: int = Field(default=700, ge=100, le=MAX_PULSE_MS,
+                          description="Lock relay pulse length (at most every board profile's "
+                                      "maximum pulse).")
     close_timeout_s: float = Field(default=120.0, gt=0, le=3600,
                                    description="How long a flow waits for the door to close.")
     left_open_prompt_s: float = Field(default=10.0, gt=0,
@@ -326,7 +322,15 @@ class Gpio(Strict):
         dupes = sorted({p for p in pins if pins.count(p) > 1})
         if dupes:
             raise ValueError(f"GPIO pins used twice: {dupes}")
+        doors = [d.compartment for d in self.door_switches]
+        twice = sorted({c for c in doors if doors.count(c) > 1})
+        if twice:
+            raise ValueError(f"compartments with two GPIO door switches: {twice}")
         return self
+
+    def switched_compartments(self) -> list[int]:
+        """Compartments whose door state comes from a GPIO switch (none while GPIO is off)."""
+        return [d.compartment for d in self.door_switches] if self.enabled else []
 
 
 class Oplog(Strict):
@@ -491,6 +495,11 @@ class Config(Strict):
             if other != comp.id:
                 raise ValueError(f"compartments {other} and {comp.id} share board {comp.board} "
                                  f"channel {comp.channel}")
+        for board in self.hardware.boards:
+            limit = profile(board.profile).max_pulse_ms
+            if self.doors.pulse_ms > limit:
+                raise ValueError(f"doors.pulse_ms {self.doors.pulse_ms} exceeds the {limit} ms "
+                                 f"maximum pulse of board {board.address} ({board.profile})")
         for switch in self.gpio.door_switches:
             if self.compartment(switch.compartment) is None:
                 raise ValueError(f"gpio door switch on unknown compartment {switch.compartment}")

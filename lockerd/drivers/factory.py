@@ -1,4 +1,9 @@
-"""Builds the buses and lock boards of a [hardware] config: the simulator's ptys or the real ports."""
+"""Builds the hardware of a config: lock boards on their buses, the camera, the GPIO pins.
+
+This is the one place that chooses between the simulator and real hardware (`simulated()`);
+nothing else tests `backend == "sim"`. Which bus class and driver class a board needs comes
+from the profile registry (drivers/profiles.py).
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,31 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
-from lockerd.drivers.base import ManagedBoard
+from lockerd.drivers.base import FrameSource, ManagedBoard
 from lockerd.drivers.errors import DriverError
-from lockerd.drivers.lockboard_modbus import (
-    CoilBoard,
-    EnergisedStore,
-    ModbusBus,
-    WaveshareBoard,
-)
-from lockerd.drivers.raw_factory import raw_board, raw_bus
+from lockerd.drivers.line import SerialLine
+from lockerd.drivers.lockboard_modbus import EnergisedStore, ModbusBus
+from lockerd.drivers.profiles import LineKind, bus_line, profile
 from lockerd.drivers.rawbus import RawSerialBus
 
 if TYPE_CHECKING:
-    from lockerd.config import Hardware
+    from lockerd.config import Board, Camera, Gpio, Hardware, SerialPort
     from lockerd.sim import SimHandle
 
 log = logging.getLogger(__name__)
+
+ENERGISED_FILE = "relays-energised.json"
+"""Inside the state directory: driver-timed relays that were on when the daemon last ran."""
+
+LINES: dict[LineKind, type[ModbusBus] | type[RawSerialBus]] = {
+    LineKind.MODBUS: ModbusBus, LineKind.RAW: RawSerialBus}
+
+
+def simulated(hw: Hardware) -> bool:
+    """True when the config asks for the built-in simulator instead of real hardware."""
+    return hw.backend == "sim"
 
 
 @dataclass
@@ -32,7 +44,7 @@ class BoardSet:
     """The opened buses and boards (by board address), and the simulator when it runs them."""
 
     boards: dict[int, ManagedBoard] = field(default_factory=dict)
-    buses: dict[str, ModbusBus | RawSerialBus] = field(default_factory=dict)
+    buses: dict[str, SerialLine] = field(default_factory=dict)
     sim: SimHandle | None = None
 
     async def close(self) -> None:
@@ -47,15 +59,36 @@ class BoardSet:
             self.sim = None
 
 
+def make_line(spec: SerialPort, port: str, boards: list[Board]) -> SerialLine:
+    """The bus driver for one [[hardware.buses]] entry: Modbus or raw serial, by its boards' profiles."""
+    kind = bus_line(spec.name, (b.profile for b in boards if b.bus == spec.name))
+    cls = LINES[kind or LineKind.MODBUS]
+    return cls(spec.name, port, baudrate=spec.baudrate, parity=spec.parity,
+               stopbits=spec.stopbits, read_timeout_s=spec.read_timeout_ms / 1000,
+               write_timeout_s=spec.write_timeout_ms / 1000)
+
+
+def make_board(b: Board, bus: SerialLine, energised: EnergisedStore) -> ManagedBoard:
+    """The driver for one [[hardware.boards]] entry, of the class its profile names."""
+    spec = profile(b.profile)
+    kwargs: dict[str, Any] = {"inputs_active_low": b.inputs_active_low}
+    if not spec.board_timed:
+        kwargs["store"] = energised  # the driver switches the relay off: remember it is on
+    board = spec.load_board_class()(bus, b.address, b.channels, **kwargs)
+    if not isinstance(board, ManagedBoard):
+        raise TypeError(f"{spec.board_class} is not a lock-board driver")
+    return board
+
+
 async def open_boards(hw: Hardware, *, sim_close_after_s: float | None = 3.0,
                       energised_file: Path | None = None) -> BoardSet:
-    """Open every bus and board; with backend "sim", start the simulator first and use its ptys.
+    """Open every bus and board; simulated hardware starts the simulator first and uses its ptys.
 
     A bus or board that cannot be reached is logged and kept: the door controller marks its
     doors unknown and retries, the other boards work.
     """
     out = BoardSet()
-    if hw.backend == "sim":
+    if simulated(hw):
         from lockerd import sim  # the simulator is only loaded when configured
 
         out.sim = await asyncio.to_thread(sim.start_for_config, hw, close_after_s=sim_close_after_s)
@@ -63,29 +96,14 @@ async def open_boards(hw: Hardware, *, sim_close_after_s: float | None = 3.0,
     try:
         for spec in hw.buses:
             port = out.sim.port(spec.name) if out.sim is not None else spec.port
-            bus: ModbusBus | RawSerialBus | None = raw_bus(spec, port, hw.boards)  # Kerong/0x8A
-            if bus is None:
-                bus = ModbusBus(spec.name, port, baudrate=spec.baudrate, parity=spec.parity,
-                                stopbits=spec.stopbits, read_timeout_s=spec.read_timeout_ms / 1000,
-                                write_timeout_s=spec.write_timeout_ms / 1000)
+            bus = make_line(spec, port, hw.boards)
             out.buses[spec.name] = bus
             try:
                 await bus.open()
             except DriverError as exc:
                 log.error("bus %s unavailable: %s", spec.name, exc)
         for b in hw.boards:
-            bus = out.buses[b.bus]
-            board: ManagedBoard
-            if isinstance(bus, RawSerialBus):
-                board = raw_board(b, bus)
-            elif b.profile == "modbus-waveshare":
-                board = WaveshareBoard(bus, b.address, b.channels,
-                                       inputs_active_low=b.inputs_active_low)
-            elif b.profile == "modbus-coil":
-                board = CoilBoard(bus, b.address, b.channels,
-                                  inputs_active_low=b.inputs_active_low, store=store)
-            else:
-                raise DriverError(f"board {b.address}: profile {b.profile!r} has no driver yet")
+            board = make_board(b, out.buses[b.bus], store)
             out.boards[b.address] = board
             try:
                 await board.start()
@@ -95,3 +113,59 @@ async def open_boards(hw: Hardware, *, sim_close_after_s: float | None = 3.0,
         await out.close()
         raise
     return out
+
+
+class ConfiguredBoards:
+    """The boards of a [hardware] section, opened when the door controller starts."""
+
+    def __init__(self, hw: Hardware, *, energised_file: Path | None = None,
+                 sim_close_after_s: float | None = 3.0) -> None:
+        self._hw = hw
+        self._energised_file = energised_file
+        self._sim_close_after_s = sim_close_after_s
+
+    async def open(self) -> BoardSet:
+        """Open buses and boards (and the simulator, when configured); relays forced off."""
+        return await open_boards(self._hw, sim_close_after_s=self._sim_close_after_s,
+                                 energised_file=self._energised_file)
+
+
+@dataclass(frozen=True)
+class HardwareKit:
+    """Everything physical the daemon drives, real or simulated.
+
+    `pin_factory` is gpiozero's pin factory: None means gpiozero's default (the real header).
+    """
+
+    simulated: bool
+    boards: ConfiguredBoards
+    frame_source: FrameSource | None
+    pin_factory: Any = None
+
+
+def build_hardware(hw: Hardware, camera: Camera, gpio: Gpio, *, state_dir: Path) -> HardwareKit:
+    """The lock boards, the camera (when enabled) and the GPIO pin factory of a config.
+
+    Simulated hardware: the boards run on the simulator's ptys, the camera is a synthetic
+    scene, the pins are gpiozero mock pins. Real hardware: the configured serial ports, the
+    OpenCV camera source and gpiozero's default pins; driver-timed relays are remembered in
+    the state directory so a restart knows one may have been left on.
+    """
+    sim = simulated(hw)
+    boards = ConfiguredBoards(hw, energised_file=None if sim else state_dir / ENERGISED_FILE)
+    source: FrameSource | None = None
+    if camera.enabled:
+        if sim:
+            from lockerd.sim.camera import SimCamera
+
+            source = SimCamera(camera.width, camera.height)
+        else:
+            from lockerd.drivers.camera import OpenCVCamera
+
+            source = OpenCVCamera(camera.source, width=camera.width, height=camera.height)
+    pins: Any = None
+    if gpio.enabled and sim:
+        from gpiozero.pins.mock import MockFactory
+
+        pins = MockFactory()  # the simulator has no pins: mock ones stand in
+    return HardwareKit(simulated=sim, boards=boards, frame_source=source, pin_factory=pins)

@@ -25,6 +25,8 @@ ST_OPEN = 0x11
 ST_CLOSED = 0x00
 MAX_LOCKS = 56
 """Seven state bytes; boards are sold with 8 to 50 channels."""
+MAX_BOARD = 0xFF
+"""The board address is one byte."""
 
 
 def bcc(data: bytes) -> int:
@@ -44,8 +46,8 @@ def state_bytes(channels: int) -> int:
 
 
 def _check_board(board: int) -> None:
-    if not 0 <= board <= 0xFF:
-        raise ValueError(f"0x8A board address {board} is outside 0-255")
+    if not 0 <= board <= MAX_BOARD:
+        raise ValueError(f"0x8A board address {board} is outside 0-{MAX_BOARD}")
 
 
 def encode_open(board: int, lock: int) -> bytes:

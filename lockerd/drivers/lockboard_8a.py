@@ -12,7 +12,6 @@ from lockerd.drivers.rawbus import RawSerialBus
 
 log = logging.getLogger(__name__)
 
-BAUDRATE = 9600
 UNLOCK_REPLY_S = 0.5
 """The board pulses the lock first and answers afterwards (DESIGN section 2: about 500 ms)."""
 
@@ -24,8 +23,6 @@ class Board8A(RawLockBoard):
 
     def __init__(self, bus: RawSerialBus, address: int, channels: int = 8, *,
                  inputs_active_low: bool = False) -> None:
-        if not 0 <= address <= 0xFF:
-            raise ValueError(f"rs485-8a board address {address} is outside 0-255")
         self.n_bytes = f8.state_bytes(channels)
         super().__init__(bus, address, channels, inputs_active_low=inputs_active_low)
         self.last_open_status: bool | None = None
@@ -35,15 +32,13 @@ class Board8A(RawLockBoard):
         """The configured write timeout on top of the board's own pulse time."""
         return UNLOCK_REPLY_S + self.bus.write_timeout_s
 
-    async def pulse(self, channel: int, duration_ms: int) -> None:
+    async def _pulse(self, channel: int, duration_ms: int) -> None:
         """Send the open frame once; the board times its pulse, `duration_ms` is unused.
 
         The bus stays reserved until the answer (or the timeout): a frame to another board
         while this one is still going to answer would collide with that answer.
         """
-        self._check_channel(channel)
         lock = channel + 1
-        self.pulses_sent += 1
         self.last_open_status = await self.bus.exchange(
             Priority.UNLOCK, f8.encode_open(self.address, lock), f8.Decoder8A(self.n_bytes),
             lambda f: f8.check_open_reply(f, self.address, lock),

@@ -12,8 +12,6 @@ from lockerd.drivers.rawbus import RawSerialBus
 
 log = logging.getLogger(__name__)
 
-BAUDRATE = 19200
-
 
 class KerongBoard(RawLockBoard):
     """One CU16 board: address 0-15 on the bus, up to 16 channels (channel = lock - 1)."""
@@ -22,17 +20,11 @@ class KerongBoard(RawLockBoard):
 
     def __init__(self, bus: RawSerialBus, address: int, channels: int = fk.MAX_LOCKS, *,
                  inputs_active_low: bool = False) -> None:
-        if not 0 <= address <= fk.MAX_BOARD:
-            raise ValueError(f"kerong-cu16 board address {address} is outside 0-{fk.MAX_BOARD}")
-        if not 1 <= channels <= fk.MAX_LOCKS:
-            raise ValueError(f"kerong-cu16 boards have 1-{fk.MAX_LOCKS} channels, not {channels}")
         super().__init__(bus, address, channels, inputs_active_low=inputs_active_low)
 
-    async def pulse(self, channel: int, duration_ms: int) -> None:
+    async def _pulse(self, channel: int, duration_ms: int) -> None:
         """Send 0x31 once and wait for the echo; the CU16 times its pulse, `duration_ms` is unused."""
-        self._check_channel(channel)
         lock = channel + 1
-        self.pulses_sent += 1
         await self.bus.exchange(
             Priority.UNLOCK, fk.encode_open(self.address, lock), fk.KerongDecoder(),
             lambda f: fk.check_open_reply(f, self.address, lock),

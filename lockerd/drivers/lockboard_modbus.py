@@ -13,7 +13,6 @@ import json
 import logging
 import struct
 import time
-from collections import deque
 from collections.abc import Callable
 from pathlib import Path
 
@@ -24,8 +23,9 @@ from pymodbus.pdu import ModbusPDU
 from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest, WriteMultipleCoilsRequest
 
 from lockerd.drivers.base import BoardSnapshot
-from lockerd.drivers.bus import BusScheduler, Priority, char_time, frame_gap
+from lockerd.drivers.bus import Priority
 from lockerd.drivers.errors import DriverError, DriverTimeout, DriverUnavailable, FrameError
+from lockerd.drivers.line import SerialLine
 from lockerd.drivers.lockboard_common import LockBoardBase
 
 log = logging.getLogger(__name__)
@@ -61,42 +61,31 @@ class CoilWrite(ModbusPDU):
         self.address, self.value = struct.unpack(">HH", data[:4])
 
 
-class ModbusBus:
-    """One RS-485 port with Modbus boards on it: the pymodbus client behind a BusScheduler."""
+class ModbusBus(SerialLine):
+    """One RS-485 port with Modbus boards on it: the pymodbus client behind the line's scheduler."""
 
     def __init__(self, name: str, port: str, *, baudrate: int = 9600, parity: str = "N",
                  stopbits: int = 1, read_timeout_s: float = 0.2, write_timeout_s: float = 0.3,
                  quiet_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = name
-        self.port = port
-        self.baudrate = baudrate
-        self.read_timeout_s = read_timeout_s
-        self.write_timeout_s = write_timeout_s
-        self._clock = clock
-        self.quiet_s = quiet_s if quiet_s is not None else max(4 * frame_gap(baudrate), 0.01)
-        self._last_rx = 0.0
-        self.trace: deque[tuple[float, str, bytes]] = deque(maxlen=32)
+        super().__init__(name, port, baudrate=baudrate, parity=parity, stopbits=stopbits,
+                         read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s,
+                         quiet_s=quiet_s, clock=clock)
         self.client = AsyncModbusSerialClient(
             port, framer=FramerType.RTU, baudrate=baudrate, parity=parity, stopbits=stopbits,
             timeout=write_timeout_s, retries=0, reconnect_delay=0, name=f"bus:{name}",
             trace_packet=self._trace_packet)
         self.client.register(CoilWrite)
         self.client.set_max_no_responses(1 << 30)
-        self.scheduler = BusScheduler(name, self, gap_s=frame_gap(baudrate), clock=clock)
-        self.timeouts = 0
-        self.garbled = 0
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
-        now = self._clock()
-        if not sending:
-            self._last_rx = now
-        self.trace.append((now, "tx" if sending else "rx", bytes(data)))
+        self._traced("tx" if sending else "rx", data)
         return data
 
-    def wire_time(self, request_len: int, reply_len: int) -> float:
-        """Seconds a request/reply pair occupies the line (characters plus two frame gaps)."""
-        return (request_len + reply_len) * char_time(self.baudrate) + 2 * frame_gap(self.baudrate)
+    @property
+    def is_open(self) -> bool:
+        """True while pymodbus holds the port open."""
+        return bool(self.client.connected)
 
     async def open(self) -> None:
         """Open the port (pyserial opens non-blocking, so this does not stall the loop)."""
@@ -112,14 +101,7 @@ class ModbusBus:
         """Close the port."""
         self.client.close()
 
-    async def settle(self) -> None:
-        """Wait for `quiet_s` without a received byte (at most 0.5 s), then discard input."""
-        start = self._clock()
-        while self._clock() - start < 0.5:
-            idle = self._clock() - max(self._last_rx, start)
-            if idle >= self.quiet_s:
-                break
-            await asyncio.sleep(self.quiet_s - idle)
+    def _discard_input(self) -> None:
         self.client.ctx.recv_buffer = b""
         transport = self.client.ctx.transport
         serial_port = getattr(transport, "sync_serial", None)
@@ -130,17 +112,8 @@ class ModbusBus:
     async def transact(self, priority: Priority, request: ModbusPDU, *, timeout_s: float,
                        attempts: int) -> ModbusPDU:
         """One exchange with exclusive use of the bus; `attempts` > 1 only for idempotent reads."""
-        last: DriverError = DriverTimeout("no attempt made")
-        async with self.scheduler.transaction(priority):
-            for attempt in range(attempts):
-                if attempt:
-                    await self.settle()
-                try:
-                    return await self._exchange(request, timeout_s)
-                except (DriverTimeout, FrameError) as exc:
-                    last = exc
-                    self.scheduler.mark_dirty()
-        raise last
+        return await self._transaction(priority, attempts,
+                                       lambda: self._exchange(request, timeout_s))
 
     async def _exchange(self, request: ModbusPDU, timeout_s: float) -> ModbusPDU:
         if not self.client.connected:
@@ -203,8 +176,6 @@ def _atomic_write(path: Path, data: str) -> None:
 class ModbusLockBoard(LockBoardBase[ModbusBus]):
     """Common part of both Modbus profiles: door inputs by FC02, one request per board."""
 
-    profile = "modbus"
-
     async def read(self) -> BoardSnapshot:
         """FC02 inputs 0..n-1 in one request; a read is retried at most once."""
         request = ReadDiscreteInputsRequest(address=0, count=self.channels, dev_id=self.address)
@@ -237,11 +208,9 @@ class WaveshareBoard(ModbusLockBoard):
 
     profile = "modbus-waveshare"
 
-    async def pulse(self, channel: int, duration_ms: int) -> None:
+    async def _pulse(self, channel: int, duration_ms: int) -> None:
         """FC05 coil 0x0200+ch, value = pulse in 100 ms units; sent once, never re-sent."""
-        self._check_channel(channel)
         units = max(1, min(255, round(duration_ms / 100)))
-        self.pulses_sent += 1
         await self._write_coil(Priority.UNLOCK, FLASH_BASE + channel, units, attempts=1)
 
     async def start(self) -> None:
@@ -260,13 +229,11 @@ class CoilBoard(ModbusLockBoard):
         self._store = store or EnergisedStore(None)
         self._off_tasks: set[asyncio.Task[None]] = set()
 
-    async def pulse(self, channel: int, duration_ms: int) -> None:
+    async def _pulse(self, channel: int, duration_ms: int) -> None:
         """Coil on (sent once, never re-sent); the off is scheduled even if the ack is lost."""
-        self._check_channel(channel)
         key = (self.bus.name, self.address, channel)
         self._store.on.add(key)
         await self._store.save()
-        self.pulses_sent += 1
         try:
             await self._write_coil(Priority.UNLOCK, channel, COIL_ON, attempts=1)
         finally:

@@ -9,13 +9,11 @@ from lockerd.drivers.rawbus import RawSerialBus
 
 
 class RawLockBoard(LockBoardBase[RawSerialBus]):
-    """A board on a `RawSerialBus`; subclasses implement `pulse()` and `read()`.
+    """A board on a `RawSerialBus`; subclasses implement `_pulse()` and `read()`.
 
     Both profiles time the relay pulse on the board itself, so no relay can be left energised
     by a lost "off" command: `start()` (relays forced off, DESIGN section 2) has nothing to send.
     """
-
-    profile = "raw"
 
     async def start(self) -> None:
         """Nothing to force off: the board ends every pulse itself."""

@@ -14,48 +14,36 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections import deque
 from collections.abc import Callable
 from typing import TypeVar
 
 import serial
 
-from lockerd.drivers.bus import BusScheduler, Priority, char_time, frame_gap
-from lockerd.drivers.errors import DriverError, DriverTimeout, DriverUnavailable, FrameError
+from lockerd.drivers.bus import Priority
+from lockerd.drivers.errors import DriverTimeout, DriverUnavailable, FrameError
 from lockerd.drivers.framing import StreamDecoder
+from lockerd.drivers.line import SerialLine
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 R = TypeVar("R")
 
-SETTLE_MAX_S = 0.5
 
-
-class RawSerialBus:
+class RawSerialBus(SerialLine):
     """One serial port shared by raw-frame boards; `exchange()` is one request/reply transaction."""
 
     def __init__(self, name: str, port: str, *, baudrate: int = 9600, parity: str = "N",
                  stopbits: int = 1, read_timeout_s: float = 0.2, write_timeout_s: float = 0.3,
+                 quiet_s: float | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self.name = name
-        self.port = port
-        self.baudrate = baudrate
-        self.parity = parity
-        self.stopbits = stopbits
-        self.read_timeout_s = read_timeout_s
-        self.write_timeout_s = write_timeout_s
-        self._clock = clock
-        self.quiet_s = max(4 * frame_gap(baudrate), 0.01)
+        super().__init__(name, port, baudrate=baudrate, parity=parity, stopbits=stopbits,
+                         read_timeout_s=read_timeout_s, write_timeout_s=write_timeout_s,
+                         quiet_s=quiet_s, clock=clock)
         self._serial: serial.Serial | None = None
         self._fd = -1
         self._rx = bytearray()
         self._rx_event = asyncio.Event()
-        self._last_rx = 0.0
-        self.trace: deque[tuple[float, str, bytes]] = deque(maxlen=32)
-        self.scheduler = BusScheduler(name, self, gap_s=frame_gap(baudrate), clock=clock)
-        self.timeouts = 0
-        self.garbled = 0
         self.echo_mismatches = 0
         self.stale_bytes = 0
         self.bad_frames = 0
@@ -64,10 +52,6 @@ class RawSerialBus:
     def is_open(self) -> bool:
         """True while the port is open."""
         return self._serial is not None
-
-    def wire_time(self, request_len: int, reply_len: int) -> float:
-        """Seconds a request/reply pair occupies the line (characters plus two frame gaps)."""
-        return (request_len + reply_len) * char_time(self.baudrate) + 2 * frame_gap(self.baudrate)
 
     async def open(self) -> None:
         """Open the port in a worker thread and start watching it."""
@@ -107,20 +91,11 @@ class RawSerialBus:
             self._rx_event.set()
             return
         if data:
-            now = self._clock()
-            self._last_rx = now
+            self._traced("rx", data)
             self._rx += data
-            self.trace.append((now, "rx", bytes(data)))
             self._rx_event.set()
 
-    async def settle(self) -> None:
-        """Wait until no byte has arrived for `quiet_s` (at most 0.5 s), then discard input."""
-        start = self._clock()
-        while self._clock() - start < SETTLE_MAX_S:
-            idle = self._clock() - max(self._last_rx, start)
-            if idle >= self.quiet_s:
-                break
-            await asyncio.sleep(self.quiet_s - idle)
+    def _discard_input(self) -> None:
         self._rx.clear()
         if self._serial is not None:
             with contextlib.suppress(Exception):
@@ -138,7 +113,7 @@ class RawSerialBus:
         except (serial.SerialException, OSError) as exc:
             self.close()
             raise DriverUnavailable(f"bus {self.name}: write failed: {exc}") from exc
-        self.trace.append((self._clock(), "tx", bytes(request)))
+        self._traced("tx", request)
 
     async def exchange(self, priority: Priority, request: bytes, decoder: StreamDecoder[T],
                        match: Callable[[T], R], *, timeout_s: float, attempts: int = 1) -> R:
@@ -148,17 +123,8 @@ class RawSerialBus:
         echo, wrong command): it is counted and ignored. `attempts` > 1 only for idempotent
         reads; an unlock is sent exactly once, whatever happens to its reply.
         """
-        last: DriverError = DriverTimeout("no attempt made")
-        async with self.scheduler.transaction(priority):
-            for attempt in range(attempts):
-                if attempt:
-                    await self.settle()
-                try:
-                    return await self._one(request, decoder, match, timeout_s)
-                except (DriverTimeout, FrameError) as exc:
-                    last = exc
-                    self.scheduler.mark_dirty()
-        raise last
+        return await self._transaction(
+            priority, attempts, lambda: self._one(request, decoder, match, timeout_s))
 
     async def _one(self, request: bytes, decoder: StreamDecoder[T], match: Callable[[T], R],
                    timeout_s: float) -> R:

@@ -6,15 +6,13 @@ import time
 from typing import TYPE_CHECKING
 
 from lockerd.sim.faults import Faults
+from lockerd.sim.frontends import frontend_for
 from lockerd.sim.line import LineEngine, SimBus
-from lockerd.sim.modbus_rtu import ModbusBoard, ModbusRtuSlave
+from lockerd.sim.modbus_rtu import ModbusRtuSlave
 from lockerd.sim.physics import BoardModel
-from lockerd.sim.raw_boards import raw_frontend
 
 if TYPE_CHECKING:
     from lockerd.config import Hardware
-
-SIM_PROFILES = frozenset({"modbus-waveshare", "modbus-coil"})
 
 
 class SimHandle:
@@ -63,23 +61,10 @@ def start_for_config(hw: Hardware, *, close_after_s: float | None = 1.0,
     buses: list[SimBus] = []
     for spec in hw.buses:
         on_bus = [b for b in hw.boards if b.bus == spec.name]
-        raw_models = {b.address: BoardModel(b.address, b.channels, b.inputs_active_low,
-                                            close_after_s) for b in on_bus}
-        raw = raw_frontend(spec.name, {b.profile for b in on_bus}, raw_models)
-        if raw is not None:  # Kerong / 0x8A boards: sim/raw_boards.py
-            boards.update({(spec.name, a): m for a, m in raw_models.items()})
-            buses.append(SimBus(spec.name, spec.baudrate, raw))
-            continue
-        slave = ModbusRtuSlave(boards={})
-        for b in hw.boards:
-            if b.bus != spec.name:
-                continue
-            if b.profile not in SIM_PROFILES:
-                raise ValueError(f"the simulator does not speak profile {b.profile!r} yet")
-            model = BoardModel(b.address, b.channels, b.inputs_active_low, close_after_s)
-            boards[(spec.name, b.address)] = model
-            slave.boards[b.address] = ModbusBoard(b.profile, model)
-        buses.append(SimBus(spec.name, spec.baudrate, slave))
+        models = {b.address: BoardModel(b.address, b.channels, b.inputs_active_low, close_after_s)
+                  for b in on_bus}
+        boards.update({(spec.name, a): m for a, m in models.items()})
+        buses.append(SimBus(spec.name, spec.baudrate, frontend_for(spec.name, on_bus, models)))
     engine = LineEngine(buses, Faults(boards, seed))
     engine.start()
     return SimHandle(engine, boards)

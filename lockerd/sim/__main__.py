@@ -10,21 +10,26 @@ from pathlib import Path
 
 from lockerd import sim
 from lockerd.config import Board, Hardware, SerialPort, load_config
+from lockerd.drivers.profiles import PROFILES
 
 
 def main(argv: list[str] | None = None) -> int:
     """Start the simulator from a config file, or a default two-board bus, until interrupted."""
     parser = argparse.ArgumentParser(prog="python -m lockerd.sim", description=__doc__)
     parser.add_argument("-c", "--config", type=Path, help="lockerd config whose [hardware] to simulate")
-    parser.add_argument("-b", "--baudrate", type=int, default=9600, help="baud rate (no config)")
+    parser.add_argument("-p", "--profile", choices=sorted(PROFILES), default="modbus-waveshare",
+                        help="board profile of the two default boards (no config)")
+    parser.add_argument("-b", "--baudrate", type=int,
+                        help="baud rate (no config; default: the profile's native baud rate)")
     parser.add_argument("--close-after", type=float, default=3.0,
                         help="seconds until the simulated person closes an opened door")
     args = parser.parse_args(argv)
     if args.config:
         hw = load_config(args.config).hardware
     else:
-        hw = Hardware(buses=[SerialPort(baudrate=args.baudrate)],
-                      boards=[Board(address=1), Board(address=2)])
+        spec = PROFILES[args.profile]
+        hw = Hardware(buses=[SerialPort(baudrate=args.baudrate or spec.native_baud)],
+                      boards=[Board(address=a, profile=spec.name) for a in (1, 2)])
     handle = sim.start_for_config(hw, close_after_s=args.close_after)
     try:
         for bus in hw.buses:
