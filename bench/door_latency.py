@@ -29,17 +29,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from lockerd.api.server import ApiServer
 from lockerd.app.events import EventBus
 from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
+from lockerd.doors.api import DoorsApi
 from lockerd.doors.controller import DoorController
 from lockerd.drivers.bus import char_time, frame_gap
-from lockerd.drivers.factory import open_boards
+from lockerd.drivers.factory import ConfiguredBoards
 from lockerd.drivers.lockboard_8a import UNLOCK_REPLY_S as RAW_8A_REPLY_S
+from lockerd.drivers.profiles import PROFILES, LineKind
 
 PULSE_FRAME = 8
 ECHO_FRAME = 8
 POLL_MOVING_MS = 50
 POLL_IDLE_MS = 500
-# Issue 8: the raw-frame profiles, each at its native baud rate, and their frame sizes.
-RAW_PROFILES = {"kerong-cu16": 19200, "rs485-8a": 9600}
+# Issue 8: the raw-frame profiles, each at its native baud rate (from the registry), and their frame sizes.
+RAW_PROFILES = {p.name: p.native_baud for p in PROFILES.values() if p.line is LineKind.RAW}
 FRAMES = {"modbus-waveshare": (PULSE_FRAME, ECHO_FRAME), "kerong-cu16": (5, 5), "rs485-8a": (5, 5)}
 
 
@@ -53,9 +55,9 @@ async def _rig(baud: int, boards: int, channels: int, sock: Path,
              for a in range(1, boards + 1) for ch in range(channels)]
     cfg = Doors(poll_moving_ms=POLL_MOVING_MS, poll_idle_ms=POLL_IDLE_MS)
     ctl = DoorController(cfg, comps, EventBus(),
-                         lambda: open_boards(hw, sim_close_after_s=close_after_s))
+                         ConfiguredBoards(hw, sim_close_after_s=close_after_s))
     api = ApiServer(Api(), sock)
-    ctl.register_api(api)
+    DoorsApi(ctl).register(api)
     await api.start()
     await ctl.start()
     task = asyncio.create_task(ctl.run())

@@ -13,23 +13,27 @@ from typing import Any
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
 from lockerd.app.events import EventBus, utc_now
+from lockerd.app.oplog_ports import OplogPorts
 from lockerd.app.sdnotify import Notifier, watchdog_interval
 from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
-from lockerd.camera.evidence import EvidenceStore
-from lockerd.camera.guard import CameraGuard, IntakeChanged
+from lockerd.camera.guard import CameraGuard, EvidencePlace, IntakeChanged
 from lockerd.config import Config, ConfigError, load_config
+from lockerd.doors.api import DoorsApi
 from lockerd.doors.commissioning import BoardCommissioning
 from lockerd.doors.controller import DoorController
 from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
-from lockerd.drivers.base import FrameSource
+from lockerd.drivers.factory import build_hardware
+from lockerd.gpio.monitor import GpioMonitor
 from lockerd.oplog.component import OplogComponent
 from lockerd.parcels.component import ParcelFlows
 from lockerd.parcels.service import IntakeGate
-from lockerd.privacy import redact_text
 from lockerd.sync.component import SyncComponent
 from lockerd.sync.payloads import FreeCounts, Intake, StatePayload
 
 log = logging.getLogger(__name__)
+
+EVIDENCE_DB = "evidence.db"
+"""The camera's evidence snapshots, inside the state directory."""
 
 
 class _ClosedGate:
@@ -64,74 +68,48 @@ class Daemon:
         self.components[component.name] = component
         self.supervisor.add(component)
 
-    def build(self) -> None:
-        """Create every component the configuration asks for; the API server starts last."""
+    def build(self) -> list[Component]:
+        """Create the subsystems the configuration asks for and hand them to the supervisor.
+
+        The order of the list is the start order (stops run in reverse): the operation log
+        first (nothing may happen unrecorded), the API server last (no request before every
+        component it serves exists). Real or simulated hardware is the driver factory's choice.
+        """
+        cfg = self.cfg
+        hardware = build_hardware(cfg.hardware, cfg.camera, cfg.gpio, state_dir=cfg.paths.state_dir)
         self.api.route("status", ALL_ROLES, None, self._api_status)
         self.oplog = OplogComponent(self.cfg, self.api)
-        self.add(self.oplog)
-        self.doors = DoorController.from_config(self.cfg, self.events)
-        self.doors.register_api(self.api)
-        self.doors.audit = self._audit
-        self.add(self.doors)
-        BoardCommissioning(lambda: self.doors.board_set, list(self.cfg.compartments),
-                           controller=self.doors,
-                           audit=self._audit_commissioning).register_api(self.api)
+        oplog = OplogPorts(self.oplog)
+        self.doors = DoorController(cfg.doors, cfg.compartments, self.events, hardware.boards,
+                                    door_switches=cfg.gpio.switched_compartments())
+        DoorsApi(self.doors, oplog).register(self.api)
+        BoardCommissioning(self.doors, cfg.compartments, cfg.doors, controller=self.doors,
+                           recorder=oplog).register_api(self.api)
         self.camera: CameraGuard | None = None
-        if self.cfg.camera.enabled:
-            self.camera = self._camera_guard()
+        if hardware.frame_source is not None:
+            self.camera = CameraGuard(cfg.camera, hardware.frame_source, self.events,
+                                      evidence=EvidencePlace(cfg.paths.state_dir / EVIDENCE_DB,
+                                                             oplog))
             self.camera.register_api(self.api)
-            self.add(self.camera)
         self.sync = SyncComponent(self.cfg, lambda: self.oplog.store, self.events,
                                   state_source=self._cabinet_state)
-        self.add(self.sync)
         for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
             self.events.listen(lambda _e: self.sync.state_changed(), kind)
         # --- parcel flows (issue 5): after doors, camera and sync; before the API server
         self.parcels = self._parcel_flows()
         self.parcels.register_api(self.api)
         self.parcels.register_commands(self.sync.registry)
-        self.add(self.parcels)
         # --- end parcel flows
-        if self.cfg.gpio.enabled:
-            self.add(self._gpio_monitor())
-        self.add(self.api)
-
-    def _gpio_monitor(self) -> Component:
-        from lockerd.gpio.monitor import GpioMonitor
-
-        factory = None
-        if self.cfg.hardware.backend == "sim":
-            from gpiozero.pins.mock import MockFactory
-
-            factory = MockFactory()  # the simulator has no pins: mock ones stand in
-        return GpioMonitor(self.cfg.gpio, self.events, pin_factory=factory)
-
-    def _camera_guard(self) -> CameraGuard:
-        cam = self.cfg.camera
-        source: FrameSource
-        if self.cfg.hardware.backend == "sim":
-            from lockerd.sim.camera import SimCamera
-
-            source = SimCamera(cam.width, cam.height)
-        else:
-            from lockerd.drivers.camera import OpenCVCamera
-
-            source = OpenCVCamera(cam.source, width=cam.width, height=cam.height)
-        guard: CameraGuard | None = None
-
-        def camera_state() -> dict[str, Any]:
-            return guard.camera_state() if guard is not None else {}
-
-        evidence = EvidenceStore(self.cfg.paths.state_dir / "evidence.db", self._evidence_key,
-                                 source.latest, retention_days=cam.evidence_retention_days,
-                                 jpeg_quality=cam.evidence_jpeg_quality,
-                                 camera_state=camera_state)
-        guard = CameraGuard(cam, source, self.events, evidence=evidence)
-        return guard
-
-    async def _evidence_key(self) -> bytes:
-        """The evidence database's own key, kept inside the (encrypted) operation log."""
-        return await self.oplog.store.secret("evidence.key")
+        gpio: GpioMonitor | None = None
+        if cfg.gpio.enabled:
+            gpio = GpioMonitor(cfg.gpio, self.events, doors=self.doors,
+                               pin_factory=hardware.pin_factory)
+        subsystems: list[Component | None] = [self.oplog, self.doors, self.camera, self.sync,
+                                              self.parcels, gpio, self.api]
+        for component in subsystems:
+            if component is not None:
+                self.add(component)
+        return list(self.components.values())
 
     # --- parcel flows (issue 5)
     def _parcel_flows(self) -> ParcelFlows:
@@ -153,19 +131,6 @@ class Daemon:
         else:
             intake = Intake(open=False, reason="camera_disabled")
         return StatePayload(ts=utc_now(), intake=intake, free=FreeCounts(**free), blocked=blocked)
-
-    async def _audit(self, kind: str, actor: str, compartment: int,
-                     body: dict[str, Any]) -> None:
-        """Record a technician action in the operation log (raises when it cannot)."""
-        await self.oplog.store.append(kind, actor=actor, body=body, compartment=compartment)
-
-    async def _audit_commissioning(self, record: dict[str, Any]) -> None:
-        """Record a commissioning pulse (raw channel, not yet mapped to a compartment)."""
-        body = {k: record.get(k) for k in ("bus", "board", "channel", "via", "acknowledged",
-                                           "outcome")}
-        body["reason"] = redact_text(str(record.get("reason", "")))
-        await self.oplog.store.append("commission.pulse", actor=str(record.get("actor", "tech")),
-                                      body=body, compartment=record.get("compartment"))
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:
         return self.status()

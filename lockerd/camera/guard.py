@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import time
 from collections.abc import Callable
@@ -41,6 +42,8 @@ from lockerd.drivers.base import Frame, FrameSource
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 3600.0
+EVIDENCE_KEY = "evidence.key"
+"""Name of the evidence database's key among the secrets kept in the (encrypted) operation log."""
 _ALERTS = {"camera_down": AlertKind.CAMERA_DOWN, "camera_obstructed": AlertKind.CAMERA_OBSTRUCTED}
 
 
@@ -69,6 +72,22 @@ class IntakeGate(Protocol):
 
     async def snapshot_ref(self, label: str) -> EvidenceRef | None:
         """Store an evidence snapshot now; None when there is no frame or no store."""
+
+
+class Secrets(Protocol):
+    """Where the evidence key is kept: the operation log, readable once it is open."""
+
+    async def secret(self, name: str) -> bytes:
+        """The named secret (created on first use)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class EvidencePlace:
+    """Where the guard keeps its evidence snapshots: the database file and its key (or its keeper)."""
+
+    path: Path
+    key: bytes | Secrets
 
 
 def thresholds_from(cfg: CameraConfig) -> Thresholds:
@@ -142,21 +161,29 @@ class Analyser:
 class CameraGuard(Component):
     """Samples the FrameSource, runs the analysis off the loop, and keeps the intake gate.
 
-    Publishes IntakeChanged and camera_down / camera_obstructed Alerts on the bus. Owns the
-    evidence store's lifecycle when one is given.
+    Publishes IntakeChanged and camera_down / camera_obstructed Alerts on the bus. Given an
+    `evidence` place, it owns an evidence store there (snapshots of its source, with its
+    camera state, kept `evidence_retention_days`).
     """
 
     name = "camera"
     progress_deadline = 10.0
 
     def __init__(self, cfg: CameraConfig, source: FrameSource, bus: EventBus, *,
-                 evidence: EvidenceStore | None = None,
+                 evidence: EvidencePlace | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
         self.cfg = cfg
         self.source = source
         self.bus = bus
-        self.evidence = evidence
+        self.evidence: EvidenceStore | None = None
+        if evidence is not None:
+            key = evidence.key if isinstance(evidence.key, bytes) else functools.partial(
+                evidence.key.secret, EVIDENCE_KEY)
+            self.evidence = EvidenceStore(evidence.path, key, source.latest,
+                                          retention_days=cfg.evidence_retention_days,
+                                          jpeg_quality=cfg.evidence_jpeg_quality,
+                                          camera_state=self.camera_state)
         self._clock = clock
         self.gate = GateLogic(bad_hold_s=cfg.bad_hold_s, good_hold_s=cfg.good_hold_s,
                               fresh_s=cfg.fresh_s)

@@ -3,8 +3,9 @@
 Used by `lockerctl commission` to find which door hangs on which channel before the
 compartment map exists. A channel that is already mapped to a compartment is opened through
 the door controller (so its opening is expected, recorded as a command and never raised as a
-forced door); an unmapped channel is pulsed directly. Every pulse is reported to the `audit`
-callback (the integrator writes it to the operation log) and logged; no personal data is involved.
+forced door); an unmapped channel is pulsed directly, with the configured `doors.pulse_ms`.
+Every pulse is written to the operation log through the `recorder` port and logged; no personal
+data is involved.
 """
 
 from __future__ import annotations
@@ -12,23 +13,24 @@ from __future__ import annotations
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lockerd.api.server import ApiError, ApiServer, Caller, NoParams, Role
+from lockerd.config import Compartment
+from lockerd.config import Doors as DoorsConfig
+from lockerd.doors.ports import DoorOpener, OpenedBoards, OperationRecorder
 from lockerd.drivers.base import ManagedBoard
 from lockerd.drivers.errors import DriverError, DriverUnavailable
-
-if TYPE_CHECKING:
-    from lockerd.config import Compartment
-    from lockerd.doors.controller import DoorController
-    from lockerd.drivers.factory import BoardSet
+from lockerd.drivers.profiles import MAX_ADDRESS, MAX_CHANNELS
+from lockerd.privacy import redact_text
 
 log = logging.getLogger(__name__)
 
-AuditHook = Callable[[dict[str, Any]], Awaitable[None]]
+RECORDED = ("bus", "board", "channel", "via", "acknowledged", "outcome")
+"""Fields of a commissioning pulse that go into its operation record (with the redacted reason)."""
 
 
 class BoardReadParams(BaseModel):
@@ -36,13 +38,13 @@ class BoardReadParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     bus: str = Field(pattern=r"^[A-Za-z0-9_-]{1,32}$")
-    board: int = Field(ge=0, le=247)
+    board: int = Field(ge=0, le=MAX_ADDRESS)
 
 
 class BoardPulseParams(BoardReadParams):
     """boards.pulse: which channel, and why (audited)."""
 
-    channel: int = Field(ge=0, le=63)
+    channel: int = Field(ge=0, le=MAX_CHANNELS - 1)
     reason: str = Field(min_length=1, max_length=200)
 
     @field_validator("reason")
@@ -57,13 +59,15 @@ class BoardPulseParams(BoardReadParams):
 class BoardCommissioning:
     """Registers boards.list, boards.read and boards.pulse on the API server."""
 
-    def __init__(self, board_set: Callable[[], BoardSet | None], compartments: list[Compartment],
-                 *, controller: DoorController | None = None, audit: AuditHook | None = None,
+    def __init__(self, boards: OpenedBoards, compartments: Sequence[Compartment],
+                 cfg: DoorsConfig, *, controller: DoorOpener | None = None,
+                 recorder: OperationRecorder | None = None,
                  clock: Callable[[], float] = time.monotonic) -> None:
-        self._board_set = board_set
+        self._boards_source = boards
         self._by_channel = {(c.board, c.channel): c.id for c in compartments}
+        self._pulse_ms = cfg.pulse_ms
         self._controller = controller
-        self._audit = audit
+        self._recorder = recorder
         self._clock = clock
         self.recent: deque[dict[str, Any]] = deque(maxlen=50)
 
@@ -74,7 +78,7 @@ class BoardCommissioning:
         api.route("boards.pulse", {Role.TECH}, BoardPulseParams, self._api_pulse)
 
     def _boards(self) -> list[ManagedBoard]:
-        board_set = self._board_set()
+        board_set = self._boards_source.board_set
         if board_set is None:
             raise ApiError("boards_unavailable", "the boards are not open (daemon starting?)")
         return list(board_set.boards.values())
@@ -123,7 +127,7 @@ class BoardCommissioning:
                           acknowledged=result.outcome.value != "failed", detail=result.detail)
         else:
             try:
-                await board.pulse(params.channel, 700)
+                await board.pulse(params.channel, self._pulse_ms)
                 record.update(via="raw", acknowledged=True, detail="")
             except DriverUnavailable as exc:
                 record.update(via="raw", acknowledged=False, detail=str(exc))
@@ -135,6 +139,9 @@ class BoardCommissioning:
                  params.board, params.channel, actor,
                  "acknowledged" if record["acknowledged"] else "not acknowledged")
         self.recent.append(record)
-        if self._audit is not None:
-            await self._audit(dict(record))
+        if self._recorder is not None:
+            body = {k: record.get(k) for k in RECORDED}
+            body["reason"] = redact_text(params.reason)
+            await self._recorder.record("commission.pulse", actor=actor, body=body,
+                                        compartment=compartment)
         return record

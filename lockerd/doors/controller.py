@@ -3,7 +3,9 @@
 Opening = one relay pulse, then watching the sensor until the door reads open. No open within
 `open_confirm_s`: read the state, fire one new pulse, still closed -> jammed, compartment
 blocked (DESIGN section 3). A silent board makes its doors unknown and raises board_offline;
-it is retried with backoff while the other boards keep being polled.
+it is retried with backoff while the other boards keep being polled. A compartment whose door
+switch is wired to GPIO (`[[gpio.door_switches]]`) takes its door state from that switch (the
+GPIO monitor reports it through `door_switch()`), not from its board's input.
 """
 
 from __future__ import annotations
@@ -12,16 +14,13 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
-
-from lockerd.api.server import ApiError, ApiServer, Caller, NoParams, Role
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
-from lockerd.config import Compartment, Config
+from lockerd.config import Compartment
 from lockerd.config import Doors as DoorsConfig
 from lockerd.doors.events import (
     CompartmentBlocked,
@@ -35,14 +34,12 @@ from lockerd.doors.events import (
     OpenResult,
     Outcome,
 )
+from lockerd.doors.ports import BoardSource
 from lockerd.drivers.base import DoorState, ManagedBoard
 from lockerd.drivers.errors import DriverError
-from lockerd.drivers.factory import BoardSet, open_boards
-from lockerd.privacy import redact_text
+from lockerd.drivers.factory import BoardSet
 
 log = logging.getLogger(__name__)
-
-AuditHook = Callable[[str, str, int, dict[str, Any]], Awaitable[None]]
 
 BACKOFF_MAX_S = 10.0
 MOVING_HOLD_S = 1.0
@@ -80,62 +77,31 @@ class _Board:
     occupied: tuple[bool, ...] | None = None  # Kerong infrared bits (issue 8), None without
 
 
-BoardOpener = Callable[[], Awaitable[BoardSet]]
-
-
-class DoorOpenParams(BaseModel):
-    """doors.open: which compartment, and why (audited)."""
-
-    model_config = ConfigDict(extra="forbid")
-    compartment: int = Field(ge=1, le=9999)
-    reason: str = Field(min_length=1, max_length=200)
-
-    @field_validator("reason")
-    @classmethod
-    def _not_blank(cls, value: str) -> str:
-        value = value.strip()
-        if not value:
-            raise ValueError("reason must not be blank")
-        if any(ord(c) < 32 for c in value):
-            raise ValueError("reason must not contain control characters")
-        return value
-
-
 class DoorController(Component):
     """The `doors` component: the only code that pulses a lock relay."""
 
     name = "doors"
     progress_deadline = 30.0
 
-    def __init__(self, cfg: DoorsConfig, compartments: list[Compartment], events: EventBus,
-                 opener: BoardOpener, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, cfg: DoorsConfig, compartments: Sequence[Compartment], events: EventBus,
+                 boards: BoardSource, *, door_switches: Collection[int] = (),
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        """`door_switches`: compartments whose door state comes from a GPIO switch."""
         super().__init__()
         self._cfg = cfg
-        self._compartments = compartments
         self._events = events
-        self._opener = opener
+        self._source = boards
         self._clock = clock
         self._set: BoardSet | None = None
         self._doors: dict[int, _Door] = {c.id: _Door(c) for c in compartments}
+        unknown = sorted(set(door_switches) - set(self._doors))
+        if unknown:
+            raise UnknownCompartment(f"door switches on unknown compartments {unknown}")
+        self._switched = frozenset(door_switches)
         self._boards: dict[int, _Board] = {}
         self._blocked: dict[int, str] = {}
         self._changed = asyncio.Event()
         self.commands = 0
-        # Set by the daemon: records technician opens in the operation log (kind, actor,
-        # compartment, body); a failure to record refuses the open.
-        self.audit: AuditHook | None = None
-
-    @classmethod
-    def from_config(cls, cfg: Config, events: EventBus, *,
-                    clock: Callable[[], float] = time.monotonic) -> DoorController:
-        """The controller for a whole config: opens the sim or the real ports on start()."""
-        energised = cfg.paths.state_dir / "relays-energised.json"
-
-        async def opener() -> BoardSet:
-            return await open_boards(cfg.hardware, energised_file=energised
-                                     if cfg.hardware.backend == "real" else None)
-
-        return cls(cfg.doors, list(cfg.compartments), events, opener, clock=clock)
 
     @property
     def board_set(self) -> BoardSet | None:
@@ -146,7 +112,7 @@ class DoorController(Component):
 
     async def start(self) -> None:
         """Open buses and boards (relays forced off)."""
-        self._set = await self._opener()
+        self._set = await self._source.open()
         self._boards = {}
         for addr, board in self._set.boards.items():
             doors = {d.comp.channel: d for d in self._doors.values() if d.comp.board == addr}
@@ -237,10 +203,35 @@ class DoorController(Component):
         finally:
             door.waiters -= 1
 
-    def register_api(self, api: ApiServer) -> None:
-        """doors.list and doors.open (technician role)."""
-        api.route("doors.list", {Role.TECH}, NoParams, self._api_list)
-        api.route("doors.open", {Role.TECH}, DoorOpenParams, self._api_open)
+    def door_switch(self, compartment_id: int, is_open: bool | None) -> None:
+        """A GPIO door switch reports its door (debounced): open, closed, or None = unknown.
+
+        Only compartments configured with a switch take it; their board input is not used.
+        """
+        door = self._door(compartment_id)
+        if compartment_id not in self._switched:
+            log.warning("door switch report for compartment %d, which has none configured",
+                        compartment_id)
+            return
+        state = DoorState.UNKNOWN if is_open is None else (
+            DoorState.OPEN if is_open else DoorState.CLOSED)
+        if self._update(door, state, self._clock()):
+            self._notify()
+            self._kick(door)
+
+    def describe(self) -> dict[str, Any]:
+        """Every door and board as JSON-able rows (doors.list); no personal data."""
+        now = self._clock()
+        doors = [{"compartment": d.comp.id, "size": d.comp.size.value, "board": d.comp.board,
+                  "channel": d.comp.channel, "state": d.state.value,
+                  "sensor": "gpio" if d.comp.id in self._switched else "board",
+                  "blocked": d.comp.id in self._blocked,
+                  "blocked_reason": self._blocked.get(d.comp.id),
+                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1),
+                  "occupied": self.occupied(d.comp.id)}
+                 for d in sorted(self._doors.values(), key=lambda d: d.comp.id)]
+        boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
+        return {"doors": doors, "boards": boards}
 
     # Opening
 
@@ -381,39 +372,44 @@ class DoorController(Component):
         b.kick.clear()
 
     def _apply(self, b: _Board, states: tuple[DoorState, ...]) -> None:
+        """A board read: its door inputs, except for doors that have a GPIO switch."""
         now = self._clock()
         changed = False
         for channel, door in b.doors.items():
-            new = states[channel]
-            old = door.state
-            if new is old:
-                continue
-            changed = True
-            door.state = new
-            door.changed_at = now
-            cid = door.comp.id
-            self._events.publish(DoorStateChanged(cid, old, new))
-            if new is DoorState.OPEN:
-                commanded = door.command_pending or now <= door.expect_open_until
-                if old is DoorState.CLOSED or door.opened_at is None:
-                    door.opened_at = now
-                if old is DoorState.CLOSED:
-                    self._events.publish(DoorOpened(cid, commanded))
-                    if not commanded:
-                        log.warning("compartment %d opened without a command", cid)
-                        self.block(cid, AlertKind.DOOR_FORCED.value)
-                        self._alert(AlertKind.DOOR_FORCED, Severity.CRITICAL, True,
-                                    "door opened without a command", compartment=cid)
-            elif new is DoorState.CLOSED:
-                if door.opened_at is not None:
-                    self._events.publish(DoorClosed(cid, now - door.opened_at))
-                door.opened_at = None
-                if door.left_open is not None and door.left_open is not LeftOpenLevel.PROMPT:
-                    self._alert(AlertKind.DOOR_LEFT_OPEN, Severity.INFO, False, "door closed",
-                                compartment=cid)
-                door.left_open = None
+            if door.comp.id not in self._switched:
+                changed = self._update(door, states[channel], now) or changed
         if changed:
             self._notify()
+
+    def _update(self, door: _Door, new: DoorState, now: float) -> bool:
+        """Take a new sensor state for one door: events, forced-door and left-open handling."""
+        old = door.state
+        if new is old:
+            return False
+        door.state = new
+        door.changed_at = now
+        cid = door.comp.id
+        self._events.publish(DoorStateChanged(cid, old, new))
+        if new is DoorState.OPEN:
+            commanded = door.command_pending or now <= door.expect_open_until
+            if old is DoorState.CLOSED or door.opened_at is None:
+                door.opened_at = now
+            if old is DoorState.CLOSED:
+                self._events.publish(DoorOpened(cid, commanded))
+                if not commanded:
+                    log.warning("compartment %d opened without a command", cid)
+                    self.block(cid, AlertKind.DOOR_FORCED.value)
+                    self._alert(AlertKind.DOOR_FORCED, Severity.CRITICAL, True,
+                                "door opened without a command", compartment=cid)
+        elif new is DoorState.CLOSED:
+            if door.opened_at is not None:
+                self._events.publish(DoorClosed(cid, now - door.opened_at))
+            door.opened_at = None
+            if door.left_open is not None and door.left_open is not LeftOpenLevel.PROMPT:
+                self._alert(AlertKind.DOOR_LEFT_OPEN, Severity.INFO, False, "door closed",
+                            compartment=cid)
+            door.left_open = None
+        return True
 
     def _escalate(self, b: _Board) -> None:
         now = self._clock()
@@ -453,47 +449,3 @@ class DoorController(Component):
         if door is None:
             raise UnknownCompartment(f"no compartment {compartment_id}")
         return door
-
-    # API handlers
-
-    async def _api_list(self, _params: NoParams, _caller: Caller) -> dict[str, Any]:
-        now = self._clock()
-        doors = [{"compartment": d.comp.id, "size": d.comp.size.value, "board": d.comp.board,
-                  "channel": d.comp.channel, "state": d.state.value,
-                  "blocked": d.comp.id in self._blocked,
-                  "blocked_reason": self._blocked.get(d.comp.id),
-                  "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1),
-                  "occupied": self.occupied(d.comp.id)}
-                 for d in sorted(self._doors.values(), key=lambda d: d.comp.id)]
-        boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
-        return {"doors": doors, "boards": boards}
-
-    async def _api_open(self, params: DoorOpenParams, caller: Caller) -> dict[str, Any]:
-        actor = f"uid:{caller.uid}"
-        if params.compartment not in self._doors:
-            raise ApiError("unknown_compartment", f"no compartment {params.compartment}")
-        if self.audit is not None:
-            # Write-ahead: the maintenance open is recorded before the relay fires.
-            try:
-                await self.audit("maintenance.open", actor, params.compartment,
-                                 {"reason": redact_text(params.reason)})
-            except Exception as exc:
-                log.error("maintenance open of %d not recorded, refused: %s",
-                          params.compartment, exc)
-                raise ApiError("log_unavailable", "the operation log cannot record the open; "
-                                                  "refused") from None
-        try:
-            result = await self.open(params.compartment, params.reason, actor,
-                                     allow_blocked=True)
-        except UnknownCompartment as exc:
-            raise ApiError("unknown_compartment", str(exc)) from None
-        if self.audit is not None:
-            try:
-                await self.audit("maintenance.result", actor, params.compartment,
-                                 {"outcome": result.outcome.value, "pulses": result.pulses})
-            except Exception as exc:
-                log.error("maintenance open result of %d not recorded: %s",
-                          params.compartment, exc)
-        if result.outcome in (Outcome.JAMMED, Outcome.FAILED):
-            raise ApiError(f"door_{result.outcome.value}", result.detail, result=result.to_dict())
-        return result.to_dict()

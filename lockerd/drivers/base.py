@@ -71,11 +71,3 @@ class FrameSource(Protocol):
 
     def latest(self) -> tuple[float, Frame] | None:
         """(monotonic capture time, BGR frame) of the newest frame, or None."""
-
-
-@runtime_checkable
-class DigitalInputs(Protocol):
-    """Discrete inputs wired to GPIO: door switches, tamper switch, mains-fail."""
-
-    def value(self, name: str) -> bool:
-        """Current debounced logical value of a named input (polarity applied)."""

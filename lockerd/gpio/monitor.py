@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
@@ -20,13 +19,12 @@ MAINS_FAIL = "mains_fail"
 DOOR_PREFIX = "door:"
 
 
-@dataclass(frozen=True, slots=True)
-class GpioDoorSwitch:
-    """A door switch on GPIO changed (debounced); the door controller prefers it to polling."""
+class DoorSwitches(Protocol):
+    """Where door-switch levels go: the door controller, which takes them over its board inputs."""
 
-    compartment: int
-    open: bool
-    monotonic: float
+    def door_switch(self, compartment_id: int, is_open: bool | None) -> None:
+        """A switch reads open (True) or closed (False); None when the pin is no longer read."""
+        ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,18 +46,26 @@ def input_specs(cfg: GpioConfig) -> list[InputSpec]:
 
 
 class GpioMonitor(Component):
-    """Turns GPIO inputs into alerts and door events; drives the LED and buzzer.
+    """Turns GPIO inputs into alerts and door-switch reports; drives the LED and buzzer.
 
-    LED: steady on while the cabinet is fine, blinking while any alert is active.
-    Buzzer: beeps while a door-left-open alert is active (the panel prompt's sound).
+    Door switches: every debounced level (and the level at start) goes to `doors`; when the
+    pins are released the doors are reported unknown. LED: steady on while the cabinet is
+    fine, blinking while any alert is active. Buzzer: beeps while a door-left-open alert is
+    active (the panel prompt's sound).
     """
 
     name = "gpio"
 
-    def __init__(self, cfg: GpioConfig, events: EventBus, pin_factory: Any = None) -> None:
+    def __init__(self, cfg: GpioConfig, events: EventBus, *, doors: DoorSwitches | None = None,
+                 pin_factory: Any = None) -> None:
+        """`pin_factory`: gpiozero's pin factory (None: the real header; the driver factory
+        hands mock pins to a simulated cabinet)."""
         super().__init__()
+        if cfg.door_switches and doors is None:
+            raise ValueError("GPIO door switches are configured but nothing takes their reports")
         self._cfg = cfg
         self._events = events
+        self._doors = doors
         self._factory = pin_factory
         self._bank: GpioBank | None = None
         self._active_alerts: set[tuple[AlertKind, int | None]] = set()
@@ -80,8 +86,8 @@ class GpioMonitor(Component):
         self._bank = bank
         self._events.listen(self._on_alert, Alert)
         for name in bank.names:
-            if bank.value(name) and not name.startswith(DOOR_PREFIX):
-                self._on_input(name, True)
+            if bank.value(name) or name.startswith(DOOR_PREFIX):
+                self._on_input(name, bank.value(name))
         self._update_outputs()
 
     async def run(self) -> None:
@@ -91,10 +97,13 @@ class GpioMonitor(Component):
             await asyncio.sleep(1.0)
 
     async def stop(self) -> None:
-        """Outputs off, pins released."""
+        """Outputs off, pins released; the doors on switches become unknown."""
         if self._bank is not None:
             self._bank.close()
             self._bank = None
+            if self._doors is not None:
+                for switch in self._cfg.door_switches:
+                    self._doors.door_switch(switch.compartment, None)
 
     def status(self) -> dict[str, Any]:
         """Input levels and counters; no personal data."""
@@ -116,9 +125,8 @@ class GpioMonitor(Component):
                 AlertKind.POWER, Severity.CRITICAL if active else Severity.INFO, active,
                 "mains power lost, running on UPS" if active else "mains power restored"))
             log.warning("mains power %s", "lost, on UPS" if active else "restored")
-        elif name.startswith(DOOR_PREFIX):
-            compartment = int(name.removeprefix(DOOR_PREFIX))
-            self._events.publish(GpioDoorSwitch(compartment, active, time.monotonic()))
+        elif name.startswith(DOOR_PREFIX) and self._doors is not None:
+            self._doors.door_switch(int(name.removeprefix(DOOR_PREFIX)), active)
 
     def _on_alert(self, alert: Alert) -> None:
         key = (alert.kind, alert.compartment)

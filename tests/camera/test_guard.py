@@ -14,8 +14,7 @@ from pydantic import ValidationError
 
 from lockerd.api.server import ApiServer, Caller, Role
 from lockerd.app.events import Alert, AlertKind, EventBus
-from lockerd.camera.evidence import EvidenceStore
-from lockerd.camera.guard import CameraGuard, IntakeChanged, IntakeGate
+from lockerd.camera.guard import CameraGuard, EvidencePlace, IntakeChanged, IntakeGate
 from lockerd.config import Api, Camera
 from lockerd.sim.camera import TAMPER_MODES, SimCamera
 
@@ -150,8 +149,10 @@ async def test_camera_status_api_for_technicians(fast_cfg: Camera, sim_camera: S
 
 async def test_guard_records_camera_state_and_evidence(fast_cfg: Camera, sim_camera: SimCamera,
                                                        tmp_path: Path) -> None:
-    store = EvidenceStore(tmp_path / "evidence.db", b"k" * 32, sim_camera.latest)
-    guard = CameraGuard(fast_cfg, sim_camera, EventBus(), evidence=store)
+    guard = CameraGuard(fast_cfg, sim_camera, EventBus(),
+                        evidence=EvidencePlace(tmp_path / "evidence.db", b"k" * 32))
+    store = guard.evidence
+    assert store is not None
     async with running(guard):
         await wait_for(guard.is_open, 15)
         state = guard.camera_state()

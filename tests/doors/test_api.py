@@ -13,8 +13,9 @@ import pytest
 from lockerd.api.server import ApiServer
 from lockerd.app.events import EventBus
 from lockerd.config import Api, Board, Compartment, Doors, Hardware, SerialPort, Size
+from lockerd.doors.api import DoorsApi
 from lockerd.doors.controller import DoorController
-from lockerd.drivers.factory import open_boards
+from lockerd.drivers.factory import ConfiguredBoards
 
 
 async def _call(sock: Path, method: str, params: dict[str, Any]) -> dict[str, Any]:
@@ -30,9 +31,9 @@ async def test_doors_api_over_socket_with_sim_backend(tmp_path: Path) -> None:
     hw = Hardware(backend="sim", buses=[SerialPort(baudrate=115200)], boards=[Board(address=1)])
     comps = [Compartment(id=c, size=Size.M, board=1, channel=c - 1) for c in (1, 2)]
     ctl = DoorController(Doors(open_confirm_s=0.6), comps, EventBus(),
-                         lambda: open_boards(hw, sim_close_after_s=0.3))
+                         ConfiguredBoards(hw, sim_close_after_s=0.3))
     api = ApiServer(Api(), tmp_path / "api.sock")
-    ctl.register_api(api)
+    DoorsApi(ctl).register(api)
     await api.start()
     await ctl.start()
     task = asyncio.create_task(ctl.run())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import tempfile
 import time
@@ -22,17 +23,37 @@ from lockerd.app.events import Alert, AlertKind, EventBus
 from lockerd.cli import commission as cm
 from lockerd.config import Api as ApiConfig
 from lockerd.config import Board, Compartment, Doors, Hardware, SerialPort, Size
+from lockerd.doors.api import DoorsApi
 from lockerd.doors.commissioning import BoardCommissioning
 from lockerd.doors.controller import DoorController
 from lockerd.drivers.factory import BoardSet
 from lockerd.drivers.lockboard_kerong import KerongBoard
 from lockerd.drivers.rawbus import RawSerialBus
+from tests.fixtures.door_rig import GivenBoards
 
 # Physical truth: which compartment door hangs on (board, channel); None = nothing wired.
 WIRING: dict[tuple[int, int], int | None] = {(1, 0): 7, (1, 1): 3, (1, 2): None, (1, 3): 1,
                                              (2, 0): 2, (2, 1): 8, (2, 2): 5, (2, 3): 4}
 FAST = Doors(open_confirm_s=0.6, poll_moving_ms=20, poll_idle_ms=100, pulse_ms=300,
              left_open_prompt_s=5, left_open_alert_s=6, left_open_incident_s=7)
+
+
+@dataclass
+class Opened:
+    """The commissioning methods' view of boards the test opened itself."""
+
+    board_set: BoardSet
+
+
+@dataclass
+class Recorder:
+    """An operation log that keeps what it was asked to record."""
+
+    records: list[tuple[str, str, dict[str, Any], int | None]]
+
+    async def record(self, kind: str, *, actor: str, body: dict[str, Any],
+                     compartment: int | None) -> None:
+        self.records.append((kind, actor, body, compartment))
 
 
 @dataclass
@@ -43,6 +64,7 @@ class Daemon:
     socket: Path
     events: list[Any]
     controller: DoorController | None
+    recorder: Recorder
 
 
 @pytest.fixture
@@ -72,17 +94,15 @@ async def daemon() -> AsyncIterator[Any]:
             events = EventBus()
             events.listen(seen.append)
 
-            async def opener() -> BoardSet:
-                return BoardSet(boards=dict(board_set.boards))
-
-            controller = DoorController(FAST, compartments, events, opener)
+            controller = DoorController(FAST, compartments, events, GivenBoards(board_set.boards))
             await controller.start()
             task = asyncio.create_task(controller.run())
-            controller.register_api(api)
-        BoardCommissioning(lambda: board_set, compartments or [],
-                           controller=controller).register_api(api)
+            DoorsApi(controller).register(api)
+        recorder = Recorder([])
+        BoardCommissioning(Opened(board_set), compartments or [], FAST,
+                           controller=controller, recorder=recorder).register_api(api)
         await api.start()
-        d = Daemon(handle, board_set, api, sock, seen, controller)
+        d = Daemon(handle, board_set, api, sock, seen, controller, recorder)
         made.append((d, task, tmp))
         return d
 
@@ -227,3 +247,22 @@ async def test_controller_reports_kerong_occupancy_and_test_all_skips_occupied(d
     rows = {int(line.split()[0]): line.split() for line in said[-1].splitlines()[2:]}
     assert rows[7][3:5] == ["skipped", "occupied"]
     assert d.handle.board("bus0", 1).pulse_counts()[0] == 0
+
+
+async def test_a_raw_pulse_uses_the_configured_pulse_and_is_recorded(
+        daemon: Any, caplog: pytest.LogCaptureFixture) -> None:
+    d = await daemon(physical_active_low=False, configured_active_low=False)
+    with caplog.at_level(logging.INFO, logger="lockerd.drivers.lockboard_common"), \
+            ApiClient(d.socket) as client:
+        reply = await asyncio.to_thread(
+            client.call, "boards.pulse",
+            {"bus": "bus0", "board": 2, "channel": 1, "reason": "call 13812345678 first"})
+    assert reply["via"] == "raw"
+    assert [r.getMessage() for r in caplog.records if "relay pulse" in r.getMessage()] == [
+        f"board 2 channel 1: relay pulse, {FAST.pulse_ms} ms"]
+    ((kind, actor, body, compartment),) = d.recorder.records
+    assert (kind, compartment) == ("commission.pulse", None)
+    assert actor.startswith("uid:")
+    assert body["via"] == "raw"
+    assert (body["board"], body["channel"], body["acknowledged"]) == (2, 1, True)
+    assert "13812345678" not in body["reason"]  # free text is redacted before it is recorded

@@ -14,7 +14,7 @@ from lockerd.config import Compartment, Doors, Size
 from lockerd.doors.controller import CompartmentIsBlocked, DoorController
 from lockerd.doors.events import CompartmentBlocked, DoorLeftOpen, DoorOpened, LeftOpenLevel, Outcome
 from lockerd.drivers.base import DoorState
-from lockerd.drivers.factory import BoardSet
+from tests.fixtures.door_rig import GivenBoards
 
 FAST = Doors(open_confirm_s=0.6, poll_moving_ms=20, poll_idle_ms=100, pulse_ms=300,
              left_open_prompt_s=0.3, left_open_alert_s=0.6, left_open_incident_s=0.9)
@@ -50,10 +50,7 @@ async def controller(make_rig: Any) -> AsyncIterator[Callable[..., Any]]:
         seen: list[Any] = []
         bus.listen(seen.append)
 
-        async def opener() -> BoardSet:
-            return BoardSet(boards=dict(rig.boards))
-
-        ctl = DoorController(cfg, comps, bus, opener)
+        ctl = DoorController(cfg, comps, bus, GivenBoards(rig.boards))
         await ctl.start()
         task = asyncio.create_task(ctl.run())
         running.append((ctl, task))

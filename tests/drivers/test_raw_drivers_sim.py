@@ -14,6 +14,7 @@ from lockerd.drivers.bus import Priority
 from lockerd.drivers.errors import DriverTimeout, FrameError
 from lockerd.drivers.lockboard_8a import Board8A
 from lockerd.drivers.lockboard_kerong import KerongBoard
+from tests.fixtures.door_rig import GivenBoards
 
 H = bytes.fromhex
 PROFILES = ("kerong-cu16", "rs485-8a")
@@ -209,7 +210,7 @@ async def test_controller_opens_an_8a_door_with_the_realistic_half_second_reply(
     rig = await raw_rig("rs485-8a", close_after_s=2.0)
     assert rig.frontend.unlock_reply_s == 0.5
     comps = [Compartment(id=ch + 1, size=Size.S, board=1, channel=ch) for ch in range(8)]
-    ctl = DoorController(Doors(), comps, EventBus(), lambda: _same(rig.boards))
+    ctl = DoorController(Doors(), comps, EventBus(), GivenBoards(rig.boards.boards))
     await ctl.start()
     task = asyncio.create_task(ctl.run())
     try:
@@ -224,7 +225,3 @@ async def test_controller_opens_an_8a_door_with_the_realistic_half_second_reply(
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-
-
-async def _same(board_set: Any) -> Any:
-    return board_set

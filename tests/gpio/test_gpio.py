@@ -1,4 +1,5 @@
-"""GPIO through gpiozero's MockFactory (the one allowed mock): debounce, tamper, mains-fail, LED, buzzer."""
+"""GPIO through gpiozero's MockFactory (the one allowed mock): debounce, door switches, tamper, mains-fail,
+LED, buzzer."""
 
 from __future__ import annotations
 
@@ -11,7 +12,6 @@ from gpiozero.pins.mock import MockFactory
 
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.config import Gpio, GpioDoorSwitch, GpioInput
-from lockerd.gpio.monitor import GpioDoorSwitch as DoorSwitchEvent
 from lockerd.gpio.monitor import GpioMonitor, PowerChanged
 
 CFG = Gpio(enabled=True, debounce_ms=30,
@@ -21,11 +21,26 @@ CFG = Gpio(enabled=True, debounce_ms=30,
            status_led=17, buzzer=27)
 
 
+class Switches:
+    """The door controller's side of the door switches: what it was told, in order."""
+
+    def __init__(self) -> None:
+        self.reports: list[tuple[int, bool | None]] = []
+
+    def door_switch(self, compartment_id: int, is_open: bool | None) -> None:
+        self.reports.append((compartment_id, is_open))
+
+
 @pytest.fixture
-async def monitor() -> AsyncIterator[tuple[GpioMonitor, EventBus, MockFactory]]:
+def switches() -> Switches:
+    return Switches()
+
+
+@pytest.fixture
+async def monitor(switches: Switches) -> AsyncIterator[tuple[GpioMonitor, EventBus, MockFactory]]:
     factory = MockFactory()
     bus = EventBus()
-    mon = GpioMonitor(CFG, bus, pin_factory=factory)
+    mon = GpioMonitor(CFG, bus, doors=switches, pin_factory=factory)
     await mon.start()
     yield mon, bus, factory
     await mon.stop()
@@ -44,9 +59,10 @@ async def drain(sub: Any, wait: float = 0.15) -> list[Any]:
     return out
 
 
-async def test_bounces_are_filtered(monitor: tuple[GpioMonitor, EventBus, MockFactory]) -> None:
-    _mon, bus, factory = monitor
-    sub = bus.subscribe(DoorSwitchEvent)
+async def test_bounces_are_filtered(monitor: tuple[GpioMonitor, EventBus, MockFactory],
+                                    switches: Switches) -> None:
+    mon, _bus, factory = monitor
+    assert switches.reports == [(3, False)]  # the level at start: pulled up, switch open = closed
     door = pin(factory, 5)
     # Contact chatter: 7 edges within a few ms, ending low (= door switch active = open).
     for level in (0, 1, 0, 1, 0, 1, 0):
@@ -55,11 +71,18 @@ async def test_bounces_are_filtered(monitor: tuple[GpioMonitor, EventBus, MockFa
         else:
             door.drive_low()
         await asyncio.sleep(0.002)
-    events = await drain(sub)
-    assert [(e.compartment, e.open) for e in events] == [(3, True)]
+    await asyncio.sleep(0.15)
+    assert switches.reports[1:] == [(3, True)]
     door.drive_high()
-    events = await drain(sub)
-    assert [(e.compartment, e.open) for e in events] == [(3, False)]
+    await asyncio.sleep(0.15)
+    assert switches.reports[1:] == [(3, True), (3, False)]
+    await mon.stop()
+    assert switches.reports[-1] == (3, None)  # pins released: the door is unknown again
+
+
+def test_door_switches_need_someone_to_report_to() -> None:
+    with pytest.raises(ValueError, match="nothing takes their reports"):
+        GpioMonitor(CFG, EventBus(), pin_factory=MockFactory())
 
 
 async def test_glitch_shorter_than_debounce_is_ignored(
@@ -121,13 +144,13 @@ async def test_left_open_drives_buzzer_and_led(
     assert led.state is True
 
 
-async def test_pins_released_on_stop() -> None:
+async def test_pins_released_on_stop(switches: Switches) -> None:
     factory = MockFactory()
-    mon = GpioMonitor(CFG, EventBus(), pin_factory=factory)
+    mon = GpioMonitor(CFG, EventBus(), doors=switches, pin_factory=factory)
     await mon.start()
     await mon.stop()
     # The same pins can be claimed again once released.
-    again = GpioMonitor(CFG, EventBus(), pin_factory=factory)
+    again = GpioMonitor(CFG, EventBus(), doors=switches, pin_factory=factory)
     await again.start()
     await again.stop()
     factory.reset()
@@ -136,3 +159,10 @@ async def test_pins_released_on_stop() -> None:
 def test_duplicate_pins_rejected() -> None:
     with pytest.raises(ValueError, match="GPIO pins used twice"):
         Gpio(tamper=GpioInput(pin=22), mains_fail=GpioInput(pin=22))
+    with pytest.raises(ValueError, match="two GPIO door switches"):
+        Gpio(door_switches=[GpioDoorSwitch(compartment=3, pin=5), GpioDoorSwitch(compartment=3, pin=6)])
+
+
+def test_switched_compartments_only_while_gpio_is_enabled() -> None:
+    assert CFG.switched_compartments() == [3]
+    assert CFG.model_copy(update={"enabled": False}).switched_compartments() == []
