@@ -1,10 +1,10 @@
 """Exclusive, prioritised access to one shared serial line (RS-485 bus), for any board protocol.
 
-A bus has one master and one transaction at a time. Every driver on the bus (Modbus via
-pymodbus today; Kerong and 0x8A raw-pyserial drivers later) runs its request/reply exchange
-inside `BusScheduler.transaction(priority)`: unlocks go ahead of polls, frames never
-interleave, the inter-frame gap is kept, and after a timeout or garbage the next transaction
-first waits for the line to be quiet and flushes the input (`Line.settle`).
+A bus has one master and one transaction at a time. Every line driver (drivers/line.py: Modbus
+via pymodbus, Kerong and 0x8A frames via pyserial) runs its request/reply exchange inside
+`BusScheduler.transaction(priority)`: unlocks go ahead of polls, frames never interleave, the
+inter-frame gap is kept, and after a timeout or garbage the next transaction first waits for
+the line to be quiet and flushes the input (`Line.settle`).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Door physics of simulated lock boards, independent of any wire protocol.
 
-A wire-protocol front end (Modbus RTU today, Kerong or 0x8A frames later) turns requests into
-calls on `BoardModel`: energise a relay, read the door inputs. Time is passed in explicitly
+A wire-protocol front end (Modbus RTU, Kerong or 0x8A frames; sim/frontends.py) turns requests
+into calls on `BoardModel`: energise a relay, read the door inputs. Time is passed in explicitly
 (monotonic seconds) so the physics is deterministic and testable without sleeping.
 """
 
