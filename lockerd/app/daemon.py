@@ -78,7 +78,8 @@ class Daemon:
         cfg = self.cfg
         hardware = build_hardware(cfg.hardware, cfg.camera, cfg.gpio, state_dir=cfg.paths.state_dir)
         self.api.route("status", ALL_ROLES, None, self._api_status)
-        self.oplog = OplogComponent(self.cfg, self.api)
+        self.oplog = OplogComponent(cfg.oplog, cfg.paths, self.api, cabinet=cfg.cabinet,
+                                    compartments=cfg.compartments)
         oplog = OplogPorts(self.oplog)
         self.doors = DoorController(cfg.doors, cfg.compartments, self.events, hardware.boards,
                                     door_switches=cfg.gpio.switched_compartments())

@@ -10,7 +10,7 @@ from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from lockerd.config import Config
+from lockerd.config import Cabinet, Compartment
 from lockerd.oplog.canonical import format_ts, parse_ts
 from lockerd.oplog.errors import OplogError
 from lockerd.oplog.records import PARCEL_COLUMNS
@@ -99,8 +99,8 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
     return ExportResult(lines, len(lines), masked, record.seq)
 
 
-async def report(store: OpLog, cfg: Config, *, since: datetime, until: datetime
-                 ) -> dict[str, Any]:
+async def report(store: OpLog, cabinet: Cabinet, compartments: Sequence[Compartment], *,
+                 since: datetime, until: datetime) -> dict[str, Any]:
     """Figures for the postal administration (Art. 28): identity, capacity, volume, operations.
 
     Parcel volume is counted from parcel rows by the day (cabinet time zone) they were created;
@@ -118,17 +118,16 @@ async def report(store: OpLog, cfg: Config, *, since: datetime, until: datetime
         return parcels, ops, status
 
     parcels, ops, status = await store.read(collect)
-    tz = ZoneInfo(cfg.cabinet.timezone)
+    tz = ZoneInfo(cabinet.timezone)
     by_day: dict[str, Counter[str]] = defaultdict(Counter)
     for kind, created in parcels:
         by_day[parse_ts(created).astimezone(tz).date().isoformat()][kind] += 1
-    sizes = Counter(c.size.value for c in cfg.compartments)
+    sizes = Counter(c.size.value for c in compartments)
     return {
-        "cabinet": {"id": cfg.cabinet.id, "name": cfg.cabinet.name,
-                    "address": cfg.cabinet.address,
-                    "registration_number": cfg.cabinet.registration_number},
-        "period": {"from": lo, "to": hi, "timezone": cfg.cabinet.timezone},
-        "compartments": {"total": len(cfg.compartments), "by_size": dict(sorted(sizes.items()))},
+        "cabinet": {"id": cabinet.id, "name": cabinet.name, "address": cabinet.address,
+                    "registration_number": cabinet.registration_number},
+        "period": {"from": lo, "to": hi, "timezone": cabinet.timezone},
+        "compartments": {"total": len(compartments), "by_size": dict(sorted(sizes.items()))},
         "parcels_by_day": [{"day": day, "delivery": c.get("delivery", 0),
                             "dropoff": c.get("dropoff", 0)}
                            for day, c in sorted(by_day.items())],

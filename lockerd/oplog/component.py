@@ -6,7 +6,7 @@ import asyncio
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.app.supervisor import Component
-from lockerd.config import Config
+from lockerd.config import Cabinet, Compartment, Paths
+from lockerd.config import Oplog as OplogConfig
 from lockerd.oplog import audit, keys, retention
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
 from lockerd.oplog.store import OpLog
@@ -64,17 +65,25 @@ class ExportParams(RangeParams):
 
 
 class OplogComponent(Component):
-    """Owns the OpLog. Other components use `.store` once it has started."""
+    """Owns the OpLog. Other components use `.store` once it has started.
+
+    It gets its own [oplog] section and [paths]; the cabinet's identity and compartments only
+    fill the log.report figures.
+    """
 
     name = "oplog"
     critical = True
     progress_deadline = 30.0
 
-    def __init__(self, cfg: Config, api: ApiServer | None = None, *,
+    def __init__(self, cfg: OplogConfig, paths: Paths, api: ApiServer | None = None, *,
+                 cabinet: Cabinet, compartments: Sequence[Compartment],
                  env: Mapping[str, str] | None = None, owner_uid: int | None = None,
                  clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
         self._cfg = cfg
+        self._paths = paths
+        self._cabinet = cabinet
+        self._compartments = compartments
         self._env = env
         self._owner_uid = owner_uid
         self._clock = clock
@@ -89,7 +98,7 @@ class OplogComponent(Component):
     @property
     def path(self) -> Path:
         """The database file."""
-        return self._cfg.paths.state_dir / self._cfg.oplog.db_name
+        return self._paths.state_dir / self._cfg.db_name
 
     @property
     def store(self) -> OpLog:
@@ -111,9 +120,9 @@ class OplogComponent(Component):
                                        "key_fingerprint": self._key_fp})
 
     async def _open(self) -> OpLog:
-        key_file = self._cfg.paths.key_file
+        key_file = self._paths.key_file
         key = await asyncio.to_thread(keys.load_key, key_file, self._env, self._owner_uid)
-        readers = self._cfg.oplog.readers
+        readers = self._cfg.readers
         try:
             return await OpLog.open(self.path, key, readers=readers, clock=self._clock)
         except WrongKey:
@@ -151,14 +160,14 @@ class OplogComponent(Component):
             await asyncio.sleep(1.0)
 
     def _next_purge_after(self, now: datetime) -> datetime:
-        at = now.astimezone(UTC).replace(hour=self._cfg.oplog.purge_hour_utc, minute=0,
+        at = now.astimezone(UTC).replace(hour=self._cfg.purge_hour_utc, minute=0,
                                          second=0, microsecond=0)
         return at if at > now else at + timedelta(days=1)
 
     async def purge_now(self, actor: str = "lockerd:retention") -> dict[str, int]:
         """Run the retention purge now; a failure is logged and retried at the next run."""
         try:
-            done = await retention.purge(self.store, self._cfg.oplog, actor=actor)
+            done = await retention.purge(self.store, self._cfg, actor=actor)
         except OplogError as exc:
             log.error("retention purge failed: %s", exc)
             raise
@@ -216,7 +225,7 @@ class OplogComponent(Component):
             result = await audit.export(self._api_store(), since=params.since,
                                         until=params.until, uid=caller.uid,
                                         masked=not params.unmasked, reason=params.reason,
-                                        max_rows=self._cfg.oplog.max_export_rows)
+                                        max_rows=self._cfg.max_export_rows)
         except audit.ExportTooLarge as exc:
             raise ApiError("too_large", str(exc)) from None
         log.info("log export by uid %d: %d rows, %s (record %d)", caller.uid, result.rows,
@@ -225,8 +234,8 @@ class OplogComponent(Component):
                 "record_seq": result.record_seq}
 
     async def _api_report(self, params: RangeParams, caller: Caller) -> dict[str, Any]:
-        return await audit.report(self._api_store(), self._cfg, since=params.since,
-                                  until=params.until)
+        return await audit.report(self._api_store(), self._cabinet, self._compartments,
+                                  since=params.since, until=params.until)
 
     async def _api_rekey(self, params: Any, caller: Caller) -> dict[str, Any]:
         if not caller.is_root:
@@ -243,7 +252,7 @@ class OplogComponent(Component):
         """
         store = self.store
         key_file, new_key = await asyncio.to_thread(keys.stage_new_key,
-                                                    self._cfg.paths.key_file, self._env)
+                                                    self._paths.key_file, self._env)
         try:
             op = await store.rekey(new_key, actor=actor)
         except BaseException:

@@ -44,11 +44,16 @@ def _config(tmp_path: Path, key_file: Path | None) -> Config:
     return parse_config(data, EXAMPLE)
 
 
+def _component(cfg: Config, api: ApiServer | None = None, **kwargs: Any) -> OplogComponent:
+    return OplogComponent(cfg.oplog, cfg.paths, api, cabinet=cfg.cabinet,
+                          compartments=cfg.compartments, **kwargs)
+
+
 @pytest.fixture
 async def running(tmp_path: Path, key_file: Path) -> AsyncIterator[tuple[OplogComponent, ApiServer]]:
     cfg = _config(tmp_path, key_file)
     api = ApiServer(cfg.api, cfg.paths.socket)
-    comp = OplogComponent(cfg, api)
+    comp = _component(cfg, api)
     await comp.start()
     try:
         yield comp, api
@@ -174,7 +179,7 @@ async def test_report(running: tuple[OplogComponent, ApiServer]) -> None:
 async def test_rekey_root_only_and_restart(tmp_path: Path, key_file: Path) -> None:
     cfg = _config(tmp_path, key_file)
     api = ApiServer(cfg.api, cfg.paths.socket)
-    comp = OplogComponent(cfg, api)
+    comp = _component(cfg, api)
     await comp.start()
     try:
         assert (await _call(api, AUDITOR, "log.rekey"))["error"]["code"] == "forbidden"
@@ -190,7 +195,7 @@ async def test_rekey_root_only_and_restart(tmp_path: Path, key_file: Path) -> No
         assert ops[0].body["new_key"] == reply["result"]["key"]
     finally:
         await comp.stop()
-    comp = OplogComponent(cfg, None)
+    comp = _component(cfg, None)
     await comp.start()
     try:
         assert (await comp.store.verify()).ok
@@ -201,13 +206,13 @@ async def test_rekey_root_only_and_restart(tmp_path: Path, key_file: Path) -> No
 async def test_interrupted_rekey_is_finished_at_start(tmp_path: Path, key_file: Path) -> None:
     """Crash after PRAGMA rekey but before the key file swap: the staged key is used."""
     cfg = _config(tmp_path, key_file)
-    comp = OplogComponent(cfg)
+    comp = _component(cfg)
     await comp.start()
     new = OplogKey.generate()
     write_key_file(pending_path(key_file), new)
     await comp.store.rekey(new, actor="uid:0")
     await comp.stop()
-    comp = OplogComponent(cfg)
+    comp = _component(cfg)
     await comp.start()
     try:
         assert (await comp.store.verify()).ok
@@ -219,18 +224,18 @@ async def test_interrupted_rekey_is_finished_at_start(tmp_path: Path, key_file: 
 
 async def test_refuses_to_start_on_example_or_wrong_key(tmp_path: Path, key_file: Path) -> None:
     cfg = _config(tmp_path, key_file)
-    comp = OplogComponent(cfg)
+    comp = _component(cfg)
     await comp.start()
     await comp.stop()
     write_key_file(key_file, OplogKey.generate())
     with pytest.raises(WrongKey):
-        await OplogComponent(cfg).start()
+        await _component(cfg).start()
     _write(key_file, EXAMPLE_KEY_HEX)
     with pytest.raises(KeyRefused, match="example"):
-        await OplogComponent(cfg).start()
+        await _component(cfg).start()
     creds_cfg = _config(tmp_path, None)
     with pytest.raises(KeyRefused):
-        await OplogComponent(creds_cfg, env={}).start()
+        await _component(creds_cfg, env={}).start()
 
 
 async def test_rekey_refused_for_credentials(tmp_path: Path, key: OplogKey) -> None:
@@ -239,7 +244,7 @@ async def test_rekey_refused_for_credentials(tmp_path: Path, key: OplogKey) -> N
     write_key_file(creds / "oplog.key", key)
     cfg = _config(tmp_path, None)
     api = ApiServer(cfg.api, cfg.paths.socket)
-    comp = OplogComponent(cfg, api, env={"CREDENTIALS_DIRECTORY": str(creds)})
+    comp = _component(cfg, api, env={"CREDENTIALS_DIRECTORY": str(creds)})
     await comp.start()
     try:
         reply = await _call(api, ROOT, "log.rekey")
