@@ -120,14 +120,15 @@ class ConfiguredBoards:
 
     def __init__(self, hw: Hardware, *, energised_file: Path | None = None,
                  sim_close_after_s: float | None = 3.0) -> None:
-        self._hw = hw
-        self._energised_file = energised_file
-        self._sim_close_after_s = sim_close_after_s
+        self.hw = hw
+        self.energised_file = energised_file
+        """Where driver-timed relays that are on are remembered (None: not remembered)."""
+        self.sim_close_after_s = sim_close_after_s
 
     async def open(self) -> BoardSet:
         """Open buses and boards (and the simulator, when configured); relays forced off."""
-        return await open_boards(self._hw, sim_close_after_s=self._sim_close_after_s,
-                                 energised_file=self._energised_file)
+        return await open_boards(self.hw, sim_close_after_s=self.sim_close_after_s,
+                                 energised_file=self.energised_file)
 
 
 @dataclass(frozen=True)
