@@ -8,7 +8,7 @@ from typing import Any, get_args
 import pytest
 from pydantic import ValidationError
 
-from lockerd.config import Board, Compartment, Config, Hardware, SerialPort
+from lockerd.config import Board, Compartment, Config, Hardware, SerialPort, example_config_text
 from lockerd.drivers.base import ManagedBoard
 from lockerd.drivers.factory import LINES, open_boards
 from lockerd.drivers.lockboard_common import LockBoardBase
@@ -90,3 +90,8 @@ def test_compartments_may_use_every_channel_a_profile_has() -> None:
     widest = max(PROFILES.values(), key=lambda p: p.max_channels)
     Compartment(id=1, size="S", board=widest.max_address,  # type: ignore[arg-type]
                 channel=widest.max_channels - 1)
+
+
+def test_the_example_config_names_every_profile() -> None:
+    text = example_config_text()
+    assert [name for name in PROFILES if name not in text] == []
