@@ -28,7 +28,7 @@ from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartmen
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
 from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.parcels import carrier_commands, panel_api
-from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, LogHandle
+from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
 from lockerd.sync.commands import CommandRegistry
@@ -57,7 +57,7 @@ class ParcelFlows(Component):
 
     name = "parcels"
 
-    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: LogHandle, doors: Doors,
+    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: Doors,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
                  clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
         super().__init__()

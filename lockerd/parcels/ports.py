@@ -60,6 +60,10 @@ class OperationLog(Protocol):
         raises (and records nothing) when it cannot."""
         ...
 
+
+class ParcelStore(OperationLog, Protocol):
+    """The log as the component needs it at start: the pickup-code key and the live state."""
+
     async def secret(self, name: str) -> bytes:
         """A random secret kept inside the log (created on first use)."""
         ...
@@ -71,10 +75,19 @@ class OperationLog(Protocol):
 
 class LogHandle(Protocol):
     """Whoever owns the log: it opens only when the oplog component starts, after the flows
-    are built, so the flows ask for `store` at each use."""
+    are built, so the use cases ask for `store` at each use."""
 
     @property
     def store(self) -> OperationLog:
+        """The open log; raises before it is open."""
+        ...
+
+
+class StoreHandle(LogHandle, Protocol):
+    """`LogHandle` for the component, which also reads the key and the live state at start."""
+
+    @property
+    def store(self) -> ParcelStore:
         """The open log; raises before it is open."""
         ...
 
