@@ -170,7 +170,8 @@ def assert_records_precede_pulses(calls: list[str]) -> None:
     for i, call in enumerate(calls):
         if call.startswith("pulse:"):
             assert i > 0, calls
-            assert calls[i - 1].startswith("record:") and calls[i - 1].endswith(".begin"), calls
+            assert calls[i - 1].startswith("record:"), calls
+            assert calls[i - 1].endswith(".begin"), calls
             assert not awaiting_outcome, calls
             awaiting_outcome = True
         elif call.startswith("record:") and not call.endswith(".begin"):

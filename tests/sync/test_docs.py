@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml matches the payload models and the error codes; the broker ACL example isolates carriers."""
+"""docs/asyncapi.yaml matches the payload models and error codes; the broker ACL isolates carriers."""
 
 from __future__ import annotations
 
