@@ -87,7 +87,7 @@ class ParcelFlows(Component):
         panel_api.register(api, self.service)
 
     def register_commands(self, registry: CommandRegistry) -> None:
-        """The carrier commands of DESIGN section 4 that change the cabinet."""
+        """The carrier commands that change the cabinet (docs/mqtt.md)."""
         carrier_commands.register(registry, self.service)
 
     # ---- the cabinet view carriers see (lockerd.sync.ports.CabinetView) ----------------------

@@ -1,4 +1,4 @@
-"""Carrier sync over MQTT (DESIGN section 4): status, state, alerts and events out, commands in."""
+"""Carrier sync over MQTT (docs/mqtt.md): status, state, alerts and events out, commands in."""
 
 from lockerd.sync.commands import CommandContext, CommandRegistry, Handler
 from lockerd.sync.component import SyncComponent

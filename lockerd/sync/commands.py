@@ -73,10 +73,11 @@ class _Entry:
 
 
 class CommandRegistry:
-    """`type -> async handler(ctx, body) -> result`; the flows component fills it.
+    """`type -> async handler(ctx, body) -> result`; lockerd/parcels/carrier_commands.py fills it.
 
     The body reaches the handler validated against `body_model` (default: the contract's
     model for that type in payloads.COMMAND_BODIES), or as a plain dict when there is none.
+    A handler refuses by raising `lockerd.domain.errors.Refused`.
     """
 
     def __init__(self) -> None:
@@ -88,10 +89,6 @@ class CommandRegistry:
         if type_ in self._entries:
             raise ValueError(f"command type {type_!r} already has a handler")
         self._entries[type_] = _Entry(handler, body_model or COMMAND_BODIES.get(type_))
-
-    def unregister(self, type_: str) -> None:
-        """Remove a handler (for tests and reloads)."""
-        self._entries.pop(type_, None)
 
     def get(self, type_: str) -> tuple[Handler, type[BaseModel] | None] | None:
         """Handler and body model for a type."""

@@ -1,4 +1,4 @@
-"""The pydantic models of every MQTT payload (DESIGN section 4); docs/asyncapi.yaml is tested against them."""
+"""The pydantic models of every MQTT payload (docs/mqtt.md); docs/asyncapi.yaml is tested against them."""
 
 from __future__ import annotations
 
@@ -30,8 +30,6 @@ EventType = Literal[
     "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
     "courier.granted", "courier.revoked",
 ]
-CommandType = Literal["courier.grant", "courier.revoke", "parcel.expect", "parcel.recall",
-                      "state.get"]
 
 
 class _Strict(BaseModel):

@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from lockerd.domain.errors import ErrorCode
-from lockerd.sync.payloads import PAYLOAD_MODELS, ErrorInfo
+from lockerd.sync.payloads import COMMAND_BODIES, PAYLOAD_MODELS, ErrorInfo
 from lockerd.sync.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -52,6 +52,11 @@ def test_reply_error_codes_are_exactly_the_error_code_enum() -> None:
     enum = generated["$defs"]["ErrorCode"]["enum"] if "$defs" in generated else \
         generated["properties"]["code"]["enum"]
     assert set(enum) == set(documented)
+
+
+def test_command_types_are_the_ones_with_a_body_model() -> None:
+    documented = _doc()["components"]["schemas"]["Command"]["properties"]["type"]["enum"]
+    assert set(documented) == set(COMMAND_BODIES)
 
 
 def test_mqtt_doc_table_names_only_real_codes() -> None:
