@@ -106,8 +106,24 @@ class SerialLine(ABC):
                 if attempt:
                     await self.settle()
                 try:
-                    return await once()
+                    result = await once()
                 except (DriverTimeout, FrameError) as exc:
                     last = exc
                     self.scheduler.mark_dirty()
+                    continue
+                _raise_swallowed_cancel()
+                return result
         raise last
+
+
+def _raise_swallowed_cancel() -> None:
+    """Re-raise a cancellation the transport swallowed, so the cancelled task really ends.
+
+    pymodbus waits for a reply with `asyncio.wait_for`, which on Python 3.11 returns the reply
+    and drops a cancellation that arrives together with it (fixed in 3.12). A door poll loop
+    cancelled at shutdown then polled on for ever and the daemon never stopped. The task still
+    counts the request (`cancelling()`), which is what this checks.
+    """
+    task = asyncio.current_task()
+    if task is not None and task.cancelling():
+        raise asyncio.CancelledError

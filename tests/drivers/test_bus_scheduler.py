@@ -3,8 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+
+import pytest
+from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest
 
 from lockerd.drivers.bus import BusScheduler, Priority
+from lockerd.drivers.lockboard_modbus import ModbusBus
 
 
 class QuietLine:
@@ -67,3 +72,27 @@ async def test_cancelled_while_requeued_leaves_the_line_usable() -> None:
     await asyncio.wait_for(_exchange(sched, Priority.POLL, "later", log), 2.0)
     assert log == ["start unlock", "end unlock", "start later", "end later"]
     assert sched.queued == 0
+
+
+
+async def test_a_cancellation_the_transport_swallowed_is_raised_after_the_exchange(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """pymodbus's asyncio.wait_for (Python 3.11) may return a reply and drop a cancellation."""
+    bus = ModbusBus("bus0", "/dev/null")
+    request = ReadDiscreteInputsRequest(address=0, count=8, dev_id=1)
+
+    async def swallowing_exchange(_request: object, _timeout_s: float) -> str:
+        task = asyncio.current_task()
+        assert task is not None
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.sleep(0)  # what wait_for does when the reply is already there
+        return "reply"
+
+    monkeypatch.setattr(bus, "_exchange", swallowing_exchange)
+    task = asyncio.create_task(bus.transact(Priority.POLL, request, timeout_s=0.1, attempts=2))
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert bus.scheduler.transactions == 1
+    assert bus.scheduler.queued == 0  # the line was released
+    bus.close()
