@@ -12,10 +12,10 @@ from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any
 
-from lockerd.config import Size
 from lockerd.domain import limiter, rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
+from lockerd.domain.ids import COURIER_PATTERN, Size
 from lockerd.domain.model import (
     CHANGES,
     CODE_STATUSES,
@@ -47,7 +47,6 @@ from lockerd.domain.pins import (
     verify_pin,
 )
 from lockerd.domain.requests import (
-    COURIER_PATTERN,
     CourierAuth,
     Delivery,
     DoorFailure,

@@ -8,8 +8,8 @@ from collections.abc import Collection, Iterable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from lockerd.config import Size
 from lockerd.domain.errors import ErrorCode
+from lockerd.domain.ids import Size
 from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState
 from lockerd.domain.requests import Delivery, Dropoff
 from lockerd.domain.spec import CabinetSpec, Policy, Rng

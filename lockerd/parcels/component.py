@@ -23,12 +23,13 @@ from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.config import Config, Size
-from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Compartment, Decision, Expect
+from lockerd.domain import Cabinet, CabinetState, Compartment, Decision, Expect
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
 from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.oplog import OpLog
 from lockerd.parcels import panel_api
 from lockerd.parcels.service import Camera, DoorControl, IntakeGate, ParcelService, ServiceConfig
+from lockerd.parcels.spec_from_config import cabinet_spec
 from lockerd.parcels.store import load_state
 from lockerd.sync.commands import CommandContext, CommandError, CommandRegistry
 from lockerd.sync.messages import event_message
@@ -83,7 +84,7 @@ class ParcelFlows(Component):
         self._started = False
         self._bus = bus
         self._full = False
-        self.spec = CabinetSpec.from_config(cfg)
+        self.spec = cabinet_spec(cfg)
         self.cabinet = Cabinet(self.spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
         self.service = ParcelService(

@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from lockerd.app.events import AlertKind, Severity
+from lockerd.domain.ids import COURIER_PATTERN, WAYBILL_PATTERN
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -152,8 +153,8 @@ class Event(Message):
 
 # ------------------------------------------------------------------ command bodies
 
-CourierId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Waybill = Annotated[str, Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")]
+CourierId = Annotated[str, Field(pattern=COURIER_PATTERN)]
+Waybill = Annotated[str, Field(pattern=WAYBILL_PATTERN)]
 
 
 class CourierGrantBody(_Strict):

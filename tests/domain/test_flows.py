@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from lockerd.config import Size
 from lockerd.domain import (
     Cabinet,
     CabinetSpec,
@@ -25,6 +24,7 @@ from lockerd.domain import (
     RefusalReason,
     RejectReason,
 )
+from lockerd.domain.ids import Size
 from lockerd.domain.pins import hash_pin
 from tests.fixtures.domain import PIN, SPEC, T0, Harness, in_days, make_harness
 

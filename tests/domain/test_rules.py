@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import random
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from lockerd.config import Size, load_config
 from lockerd.domain import (
     CabinetSpec,
     Compartment,
@@ -23,12 +21,12 @@ from lockerd.domain import (
     limiter,
     rules,
 )
+from lockerd.domain.ids import Size
 from lockerd.domain.model import SIZE_ORDER
 from lockerd.domain.pins import hash_pin, pin_hash_is_valid, pin_is_acceptable, verify_pin
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = Policy()
-REPO = Path(__file__).resolve().parents[2]
 
 
 def delivery(**kw: object) -> Delivery:
@@ -259,13 +257,3 @@ def test_pin_hash_roundtrip_and_malformed_hashes() -> None:
     too_costly = hash_pin("482913", b"\x01" * 16, 1).replace("$1$", "$99999999$")
     assert not pin_hash_is_valid(too_costly)
     assert not verify_pin("482913", too_costly)
-
-
-def test_spec_from_the_example_config() -> None:
-    cfg = load_config(REPO / "lockerd" / "config" / "example.toml")
-    spec = CabinetSpec.from_config(cfg)
-    assert spec.carriers == {"sf", "yto"}
-    assert len(spec.compartments) == len(cfg.compartments)
-    assert spec.policy.storage_period == timedelta(hours=cfg.storage.period_hours)
-    assert spec.policy.wrong_code_limit == 5
-    assert spec.policy.wrong_code_window == timedelta(minutes=10)
