@@ -55,8 +55,8 @@ from lockerd.domain.requests import (
     RefusalReason,
     RejectReason,
 )
-from lockerd.domain.rules import rfc3339
 from lockerd.domain.spec import CabinetSpec, Rng
+from lockerd.domain.timefmt import format_ts
 
 Clock = Callable[[], datetime]
 #: Maps a pickup code to what the state keeps of it (the daemon: a keyed HMAC; tests: identity).
@@ -164,7 +164,7 @@ class Cabinet:
         now = self.now()
         actor = f"carrier:{carrier}"
         body: dict[str, Any] = {"carrier": carrier, "courier_id": courier_id,
-                                "expires": rfc3339(expires) if expires.tzinfo else None}
+                                "expires": format_ts(expires) if expires.tzinfo else None}
         kind = "courier.grant"
         if carrier not in self.spec.carriers:
             return _refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
@@ -193,10 +193,10 @@ class Cabinet:
         courier = Courier(carrier=carrier, courier_id=courier_id, pin_hash=encoded, expires=expires,
                           granted_at=now)
         event = DomainEvent(carrier, "courier.granted",
-                            {"courier_id": courier_id, "expires": rfc3339(expires)})
+                            {"courier_id": courier_id, "expires": format_ts(expires)})
         return Decision(Record(kind, actor, body), changes=(SetCourier(value=courier),),
                         events=(event,), result={"courier_id": courier_id,
-                                                 "expires": rfc3339(expires)})
+                                                 "expires": format_ts(expires)})
 
     def revoke_courier(self, carrier: str, courier_id: str) -> Decision:
         """Revocation takes effect on the courier's next command (every command re-checks)."""
@@ -211,12 +211,12 @@ class Cabinet:
             return _refuse(kind, actor, ErrorCode.UNKNOWN_COURIER, "no such courier", body)
         if courier.revoked_at is not None:
             return Decision(Record(kind, actor, {**body, "already": True}),
-                            result={"courier_id": courier_id, "revoked_at": rfc3339(courier.revoked_at)})
+                            result={"courier_id": courier_id, "revoked_at": format_ts(courier.revoked_at)})
         revoked = courier.model_copy(update={"revoked_at": now})
         event = DomainEvent(carrier, "courier.revoked",
-                            {"courier_id": courier_id, "revoked_at": rfc3339(now)})
+                            {"courier_id": courier_id, "revoked_at": format_ts(now)})
         return Decision(Record(kind, actor, body), changes=(SetCourier(value=revoked),),
-                        events=(event,), result={"courier_id": courier_id, "revoked_at": rfc3339(now)})
+                        events=(event,), result={"courier_id": courier_id, "revoked_at": format_ts(now)})
 
     def courier_login(self, auth: CourierAuth, panel: str) -> Decision:
         """Check a courier's credentials at a panel; the result lists its work at this cabinet."""
@@ -229,7 +229,7 @@ class Cabinet:
         assert courier is not None
         return Decision(Record(kind, actor, body), changes=self._limiter_success(panel),
                         result={"carrier": auth.carrier, "courier_id": auth.courier_id,
-                                "expires": rfc3339(courier.expires), **self.worklist(auth.carrier)})
+                                "expires": format_ts(courier.expires), **self.worklist(auth.carrier)})
 
     # ---- delivery (Art. 22-24) -----------------------------------------------------------------
 
@@ -290,17 +290,17 @@ class Cabinet:
         note = rules.notice(self.spec, comp.size, deadline)
         event = DomainEvent(parcel.carrier, "parcel.deposited", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
-            "compartment": comp.id, "size": comp.size.value, "deposited_at": rfc3339(now),
-            "storage_deadline": rfc3339(deadline), "pickup_code": code, "notice": note})
+            "compartment": comp.id, "size": comp.size.value, "deposited_at": format_ts(now),
+            "storage_deadline": format_ts(deadline), "pickup_code": code, "notice": note})
         ekey = expectation_key(parcel.carrier, parcel.waybill or "")
         consumed: tuple[Change, ...] = ((SetExpectation(key=ekey, value=None),)
                                         if ekey in self.state.expected else ())
-        return Decision(Record(kind, pending.actor, {"storage_deadline": rfc3339(deadline)},
+        return Decision(Record(kind, pending.actor, {"storage_deadline": format_ts(deadline)},
                                comp.id, parcel.id),
                         changes=(SetParcel(value=stored), SetCompartment(value=occupied), *consumed),
                         events=(event,),
                         result={"parcel_id": parcel.id, "compartment": comp.id,
-                                "storage_deadline": rfc3339(deadline), "notice": note})
+                                "storage_deadline": format_ts(deadline), "notice": note})
 
     # ---- pickup and refusal (Art. 25, 26) -----------------------------------------------------
 
@@ -313,7 +313,7 @@ class Cabinet:
         until = limiter.locked_until(self.state.limiters.get(panel), now)
         if until is not None:
             return _refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
-                           body, result={"locked_until": rfc3339(until)})
+                           body, result={"locked_until": format_ts(until)})
         digest = self._digest(code)
         parcel = next((p for p in self.live_parcels()
                        if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
@@ -352,7 +352,7 @@ class Cabinet:
                                          "closed_at": now, "fee_cents": fee})
         event = DomainEvent(parcel.carrier, "parcel.picked_up", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-            "picked_up_at": rfc3339(now), "fee_cents": fee,
+            "picked_up_at": format_ts(now), "fee_cents": fee,
             "overdue": parcel.status is ParcelStatus.OVERDUE})
         return Decision(Record(kind, pending.actor, {"fee_cents": fee}, comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=_emptied(comp))),
@@ -371,7 +371,7 @@ class Cabinet:
         back = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "parcel.refused", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-            "reason": reason.value, "refused_at": rfc3339(now)})
+            "reason": reason.value, "refused_at": format_ts(now)})
         return Decision(Record(kind, pending.actor, {"reason": reason.value}, comp.id, parcel.id),
                         changes=(SetParcel(value=refused), SetCompartment(value=back)),
                         events=(event,), result={"parcel_id": parcel.id, "reason": reason.value})
@@ -433,7 +433,7 @@ class Cabinet:
         occupied = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "dropoff.received", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-            "size": comp.size.value, "received_at": rfc3339(now),
+            "size": comp.size.value, "received_at": format_ts(now),
             "declared_contents": parcel.declared_contents,
             "verification_ref": parcel.verification_ref,
             "acknowledged": {"insured_value_rules": True, "prohibited_items": True}})
@@ -441,7 +441,7 @@ class Cabinet:
                         changes=(SetParcel(value=received), SetCompartment(value=occupied)),
                         events=(event,),
                         result={"parcel_id": parcel.id, "compartment": comp.id,
-                                "received_at": rfc3339(now)})
+                                "received_at": format_ts(now)})
 
     # ---- collection (Art. 20, 21) and return ----------------------------------------------------
 
@@ -466,7 +466,7 @@ class Cabinet:
             done = parcel.model_copy(update={"status": ParcelStatus.COLLECTED, "closed_at": now})
             event = DomainEvent(parcel.carrier, "dropoff.collected", {
                 "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-                "courier_id": _courier_of(actor), "collected_at": rfc3339(now)})
+                "courier_id": _courier_of(actor), "collected_at": format_ts(now)})
             return Decision(Record(kind, actor, {"accept": True}, comp.id, parcel.id),
                             changes=(SetParcel(value=done), SetCompartment(value=_emptied(comp))),
                             events=(event,), result={"parcel_id": parcel.id, "status": "collected"})
@@ -475,7 +475,7 @@ class Cabinet:
         back = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "dropoff.rejected", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-            "courier_id": _courier_of(actor), "reason": why, "rejected_at": rfc3339(now)})
+            "courier_id": _courier_of(actor), "reason": why, "rejected_at": format_ts(now)})
         return Decision(Record(kind, actor, {"accept": False, "reason": why}, comp.id, parcel.id),
                         changes=(SetParcel(value=rejected), SetCompartment(value=back)),
                         events=(event,),
@@ -502,7 +502,7 @@ class Cabinet:
         event = DomainEvent(parcel.carrier, "parcel.returned", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "courier_id": _courier_of(pending.actor), "from_status": parcel.status.value,
-            "returned_at": rfc3339(now)})
+            "returned_at": format_ts(now)})
         return Decision(Record(kind, pending.actor, {"from_status": parcel.status.value},
                                comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=_emptied(comp))),
@@ -611,7 +611,7 @@ class Cabinet:
             ids.append(parcel.id)
             events.append(DomainEvent(parcel.carrier, "parcel.overdue", {
                 "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": parcel.compartment,
-                "storage_deadline": rfc3339(parcel.deadline), "overdue_at": rfc3339(now)}))
+                "storage_deadline": format_ts(parcel.deadline), "overdue_at": format_ts(now)}))
         return Decision(Record("overdue.sweep", "system", {"parcels": ids}), changes=tuple(changes),
                         events=tuple(events), result={"overdue": ids})
 
@@ -683,7 +683,7 @@ class Cabinet:
         result: dict[str, Any] = {"attempts_left": max(0, self.spec.policy.wrong_code_limit
                                                        - len(lim.failures))}
         if lim.locked_until is not None and lim.locked_until > now:
-            result = {"attempts_left": 0, "locked_until": rfc3339(lim.locked_until)}
+            result = {"attempts_left": 0, "locked_until": format_ts(lim.locked_until)}
         return _refuse(kind, actor, code, message, {**body, **result},
                        changes=(SetLimiter(value=lim),), result=result)
 
@@ -694,7 +694,7 @@ class Cabinet:
         until = limiter.locked_until(self.state.limiters.get(panel), now)
         if until is not None:
             return None, _refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong attempts; try later",
-                                 body, result={"locked_until": rfc3339(until)})
+                                 body, result={"locked_until": format_ts(until)})
         if auth.carrier not in self.spec.carriers:
             return None, _refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here",
                                  body)

@@ -186,12 +186,14 @@ def test_notice_has_the_art24_fields() -> None:
                        carriers=frozenset({"sf"}))
     assert rules.notice(spec, Size.M, T0) == {"locker_name": "Garden 3", "address": "1 Road",
                                               "compartment_size": "M",
-                                              "storage_deadline": "2026-03-01T08:00:00Z"}
+                                              "storage_deadline": "2026-03-01T08:00:00.000Z"}
 
 
-def test_rfc3339_is_utc_with_z() -> None:
-    local = datetime(2026, 3, 1, 16, 0, tzinfo=ZoneInfo("Asia/Shanghai"))
-    assert rules.rfc3339(local) == "2026-03-01T08:00:00Z"
+def test_notice_deadline_is_utc_with_milliseconds() -> None:
+    spec = CabinetSpec(name="Garden 3", address="1 Road", compartments=((1, Size.S),),
+                       carriers=frozenset({"sf"}))
+    local = datetime(2026, 3, 1, 16, 0, 0, 123_456, tzinfo=ZoneInfo("Asia/Shanghai"))
+    assert rules.notice(spec, Size.S, local)["storage_deadline"] == "2026-03-01T08:00:00.123Z"
 
 
 # ---- wrong-code limiter ------------------------------------------------------------------------
