@@ -135,11 +135,40 @@ PERSONAL: Mapping[str, PersonalField] = MappingProxyType({
 #: numbers, sizes, statuses, error codes, times, counts, hashes of the chain and of evidence. A
 #: key that is in neither table fails tests/test_privacy.py: decide where it belongs first.
 NON_PERSONAL: frozenset[str] = frozenset({
-    "id",
+    # Containers: what they hold is classified key by key (chain bodies, outbox payloads, command
+    # replies, live_state values, parcel flags, summaries of changes, notices, evidence).
+    "body", "payload", "reply", "result", "value", "changes", "flags", "notice", "evidence",
+    "command", "snapshot", "camera", "acknowledged", "door_open", "door_close", "pending",
+    # Rows of the log (lockerd.oplog.schema): chain, outbox, commands, destructions, streams.
+    "id", "seq", "ts", "kind", "prev_hash", "hash", "stream", "topic", "qos", "retain",
+    "created_at", "sent_at", "op_seq", "last_seq", "cmd_id", "digest", "received_at",
+    "updated_at", "record_class", "count", "range_from", "range_to", "at", "class", "action",
+    # Who did it: carrier-assigned courier ids, panel names, actors built from them, Unix uids of
+    # staff, process ids. Every door operation must be attributable in the chain (Art. 16, 37);
+    # these are work identifiers, not a person's name, contact or ID.
+    "actor", "by_actor", "courier_id", "panel", "uid", "pid", "carrier",
+    # Free text written by staff or by lockerd itself; producers pass staff text through
+    # redact_text before it is recorded (door, block and export reasons).
+    "reason", "detail", "intake_reason",
+    # Parcels, compartments, couriers and limiters as facts: ids lockerd makes, states, sizes,
+    # times, fees, weights, the carrier's flags (Art. 22-23).
+    "parcel_id", "compartment", "compartment_size", "entity", "state", "status", "size",
+    "blocked", "blocked_reason", "from_status", "deadline", "storage_deadline", "expires",
+    "revoked", "granted_at", "revoked_at", "closed_at", "purged_at", "deposited_at",
+    "picked_up_at", "refused_at", "returned_at", "rejected_at", "overdue_at", "overdue",
+    "recalled", "fee_cents", "expected", "has_waybill", "set", "parcels", "failures",
+    "lockouts", "locked_until", "attempts_left", "consent", "sender_chose_locker", "fresh",
+    "valuable", "agreement", "damaged", "declared_weight_g", "measured_weight_g", "accept",
+    "ack_insured_value", "ack_prohibited_items", "insured_value_rules", "prohibited_items",
+    "locker_name",
+    # Doors, camera, alerts and the daemon itself.
+    "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
+    "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",
+    # Results of decisions and carrier messages (docs/mqtt.md).
+    "ok", "error", "events", "type", "v", "event_id",
+    # Audited exports (the chain record of each export).
+    "from", "to", "rows", "operations", "masked",
 })
-
-PERSONAL_FIELDS = frozenset(PERSONAL)
-
 
 def personal(key: str) -> PersonalField | None:
     """The registry entry of a key, None when it is not personal."""

@@ -16,7 +16,7 @@ from lockerd.oplog.chain import OP_COLUMNS
 from lockerd.oplog.errors import OplogError
 from lockerd.oplog.records import PARCEL_COLUMN_NAMES, PARCEL_COLUMNS
 from lockerd.oplog.store import OpLog
-from lockerd.privacy import export_record, mask_record
+from lockerd.privacy import export_record, mask_record, redact_text
 
 
 class ExportTooLarge(OplogError):
@@ -53,7 +53,8 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
 
     Unmasked exports need a reason; who may ask for one (root) is the API layer's decision.
     Fields the privacy registry never exports (secrets and their hashes) are left out of both.
-    The record (who by uid, when, range, rows, masked, reason) is committed before the data
+    The record (who by uid, when, range, rows, masked, reason with any personal value in it
+    redacted, as for door reasons) is committed before the data
     is returned, so an export that happened is never missing from the chain (Art. 37).
     """
     if not masked and not (reason and reason.strip()):
@@ -88,7 +89,8 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
     record = await store.append(
         "oplog.exported", actor=f"uid:{uid}",
         body={"uid": uid, "from": lo, "to": hi, "rows": len(lines), "operations": len(ops),
-              "parcels": len(parcels), "masked": masked, "reason": reason})
+              "parcels": len(parcels), "masked": masked,
+              "reason": None if reason is None else redact_text(reason)})
     return ExportResult(lines, len(lines), masked, record.seq)
 
 
