@@ -36,6 +36,7 @@ from lockerd.privacy import (
 )
 from tests.fixtures.cabinet import FAST, speed_up_sim_doors
 
+
 def keys_of(value: Any, where: str) -> Iterator[tuple[str, str]]:
     """(key, path) of every mapping key at any depth of a JSON-like value."""
     if isinstance(value, dict):
