@@ -59,6 +59,15 @@ class Ctx:
 Command = Callable[[Ctx], int]
 
 
+class CliError(Exception):
+    """A failure on this side of the socket (a file, the terminal), with a stable code."""
+
+    def __init__(self, code: str, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
 def cmd_status(ctx: Ctx) -> int:
     """Cabinet state and component health."""
     st = ctx.call("status")
@@ -189,11 +198,23 @@ def cmd_export(ctx: Ctx) -> int:
     if ctx.args.unmasked:
         params["unmasked"] = True
         params["reason"] = ctx.args.reason
-    result = ctx.call("log.export", params)
     out = Path(ctx.args.out)
-    fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.writelines(line + "\n" for line in result["lines"])
+    # The file is made before the daemon records the export, so an export that cannot be written
+    # is never recorded. O_EXCL|O_NOFOLLOW: personal data never lands in an existing file (with
+    # its old mode) or behind a symlink planted by someone else; 0600 whatever the umask.
+    try:
+        fd = os.open(out, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC,
+                     0o600)
+    except OSError as exc:
+        raise CliError("cannot_write", f"cannot create {out}: {exc.strerror}") from None
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            os.fchmod(fh.fileno(), 0o600)
+            result = ctx.call("log.export", params)
+            fh.writelines(line + "\n" for line in result["lines"])
+    except BaseException:
+        out.unlink(missing_ok=True)
+        raise
     summary = {"file": str(out), "rows": result["rows"], "masked": result["masked"],
                "recorded_as": result["record_seq"]}
     if ctx.json:
@@ -283,15 +304,28 @@ def _when(text: str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    """All subcommands; every one accepts --json."""
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--json", action="store_true", help="machine-readable output")
-    common.add_argument("--socket", help="API socket path (default: $LOCKERD_SOCKET or "
-                                         f"{DEFAULT_SOCKET})")
-    common.add_argument("-c", "--config", help="take the socket path from this config file")
+def _common_options(*, suppress: bool) -> argparse.ArgumentParser:
+    """--json, --socket, -c: accepted before and after the subcommand.
 
-    parser = argparse.ArgumentParser(prog="lockerctl", parents=[common],
+    The subcommands' copies default to SUPPRESS so that an option given before the subcommand
+    (`lockerctl --json status`) is not overwritten by the subparser's default.
+    """
+    common = argparse.ArgumentParser(add_help=False)
+    default: Any = argparse.SUPPRESS if suppress else None
+    common.add_argument("--json", action="store_true",
+                        default=argparse.SUPPRESS if suppress else False,
+                        help="machine-readable output")
+    common.add_argument("--socket", default=default,
+                        help=f"API socket path (default: $LOCKERD_SOCKET or {DEFAULT_SOCKET})")
+    common.add_argument("-c", "--config", default=default,
+                        help="take the socket path from this config file")
+    return common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """All subcommands; every one accepts --json, before or after the subcommand."""
+    common = _common_options(suppress=True)
+    parser = argparse.ArgumentParser(prog="lockerctl", parents=[_common_options(suppress=False)],
                                      description="Talk to the lockerd daemon.")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -347,30 +381,54 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """Parse, run, map failures to exit codes."""
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    ctx = Ctx(args)
-    func: Command = args.func
+def _fail(ctx: Ctx, code: str, message: str, exit_code: int,
+          problems: list[str] | None = None) -> int:
+    """One failure report: a JSON error object with --json, a line on stderr otherwise."""
+    if ctx.json:
+        error: dict[str, Any] = {"code": code, "message": message}
+        if problems:
+            error["problems"] = problems
+        emit_json({"ok": False, "error": error})
+    else:
+        for line in problems or [f"lockerctl: {code}: {message}"]:
+            print(line, file=sys.stderr)
+    return exit_code
+
+
+def _run(ctx: Ctx) -> int:
+    func: Command = ctx.args.func
     try:
         return func(ctx)
     except ApiReplyError as exc:
-        if ctx.json:
-            emit_json({"ok": False, "error": {"code": exc.code, "message": exc.message}})
-        else:
-            print(f"lockerctl: refused: {exc.code}: {exc.message}", file=sys.stderr)
-        return EXIT_USAGE if exc.code in ("bad_params", "bad_request", "unknown_method") \
-            else EXIT_FAILED
+        usage = exc.code in ("bad_params", "bad_request", "unknown_method")
+        return _fail(ctx, exc.code, exc.message if ctx.json else f"refused: {exc.message}",
+                     EXIT_USAGE if usage else EXIT_FAILED)
     except ApiUnavailable as exc:
-        print(f"lockerctl: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        return _fail(ctx, "unavailable", str(exc), EXIT_FAILED)
     except ConfigError as exc:
-        for line in exc.problems:
-            print(line, file=sys.stderr)
-        return EXIT_USAGE
+        return _fail(ctx, "bad_config", "the config file is not valid", EXIT_USAGE,
+                     exc.problems)
+    except CliError as exc:
+        return _fail(ctx, exc.code, exc.message, EXIT_FAILED)
+    except (KeyboardInterrupt, EOFError):
+        return _fail(ctx, "interrupted", "stopped before the command finished", EXIT_FAILED)
     finally:
         ctx.close()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Parse, run, map failures to exit codes; never a traceback for a person's mistake."""
+    args = build_parser().parse_args(argv)
+    try:
+        code = _run(Ctx(args))
+        sys.stdout.flush()
+    except BrokenPipeError:
+        # `lockerctl status | head -1`: the reader left. Point stdout at /dev/null so the
+        # interpreter's final flush does not raise again (Python's documented recipe).
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return EXIT_FAILED
+    return code
 
 
 if __name__ == "__main__":

@@ -14,7 +14,9 @@ from lockerd.config import ConfigError, load_config
 
 def _cmd_run(args: argparse.Namespace) -> int:
     from lockerd.app.daemon import run_daemon
+    from lockerd.app.process import forbid_core_dumps
 
+    forbid_core_dumps()
     path = Path(args.config)
     try:
         cfg = load_config(path)

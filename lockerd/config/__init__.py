@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import tomllib
-from importlib import resources
 from enum import StrEnum
+from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 

@@ -50,7 +50,7 @@ def test_unit_has_the_required_settings() -> None:
                  "RuntimeDirectory=lockerd", "LoadCredential=oplog.key:",
                  "SupplementaryGroups=dialout gpio video", "ProtectSystem=strict",
                  "NoNewPrivileges=yes", "CapabilityBoundingSet=\n",
-                 "SystemCallFilter=@system-service", "DevicePolicy=closed"):
+                 "SystemCallFilter=@system-service", "DevicePolicy=closed", "LimitCORE=0"):
         assert line in text, line
     # PrivateDevices=yes would hide the serial ports, GPIO chips and camera.
     assert not re.search(r"^PrivateDevices=yes", text, re.M)

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -180,3 +182,60 @@ def test_commissioning_pulse_is_recorded(daemon: Path, capsys: pytest.CaptureFix
     assert code == 0
     (op,) = json.loads(out)["operations"]
     assert (op["body"]["board"], op["body"]["channel"]) == (2, 7)
+
+
+def test_options_before_the_subcommand_are_kept(daemon: Path,
+                                                capsys: pytest.CaptureFixture[str]) -> None:
+    code = lockerctl.main(["--json", "--socket", str(daemon), "status"])
+    out, _ = capsys.readouterr()
+    assert code == 0
+    assert json.loads(out)["cabinet"]["id"] == "CAB-0001"
+
+
+def test_export_never_writes_through_a_symlink_or_into_an_existing_file(
+        daemon: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("keep me\n")
+    victim.chmod(0o644)
+    link = tmp_path / "link.jsonl"
+    link.symlink_to(victim)
+    for target in (link, victim, tmp_path / "missing-dir" / "out.jsonl"):
+        code, _, err = run(capsys, daemon, "export", "--out", str(target))
+        assert code == 1, target
+        assert "cannot_write" in err
+        assert "Traceback" not in err
+    assert victim.read_text() == "keep me\n"
+    assert not (tmp_path / "missing-dir").exists()
+    # Nothing was written, so nothing was recorded as exported.
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "oplog.exported")
+    assert code == 0
+    assert json.loads(out)["operations"] == []
+
+
+def test_errors_are_json_with_json(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code = lockerctl.main(["--json", "--socket", str(tmp_path / "none.sock"), "status"])
+    out, err = capsys.readouterr()
+    assert code == 1
+    assert json.loads(out)["error"]["code"] == "unavailable"
+    assert err == ""
+
+
+def test_output_into_a_closed_pipe_is_not_a_traceback(daemon: Path) -> None:
+    # The reader has gone before lockerctl writes: the write meets EPIPE, as with `| head -1`.
+    script = (f"{shlex.quote(sys.executable)} -m lockerd.cli.lockerctl --socket "
+              f"{shlex.quote(str(daemon))} doors | true; echo \"exit=${{PIPESTATUS[0]}}\"")
+    proc = subprocess.run(["bash", "-c", script], capture_output=True, text=True, timeout=60,
+                          check=False)
+    assert proc.stdout.strip() == "exit=1", (proc.stdout, proc.stderr)
+    assert proc.stderr == ""
+
+
+def test_version_is_the_installed_metadata(capsys: pytest.CaptureFixture[str]) -> None:
+    from importlib.metadata import version
+
+    from lockerd.cli.main import main as lockerd_main
+
+    with pytest.raises(SystemExit) as stop:
+        lockerd_main(["--version"])
+    assert stop.value.code == 0
+    assert capsys.readouterr().out.strip() == f"lockerd {version('lockerd')}"

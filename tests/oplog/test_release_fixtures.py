@@ -1,0 +1,44 @@
+"""Logs written by earlier releases open, migrate forward and verify under the current code."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from lockerd.oplog import OpLog, OplogKey
+from tests.fixtures.paths import REPO
+
+RELEASES = REPO / "tests" / "fixtures" / "releases"
+# What each release's log held when it was written (see tests/fixtures/releases/README.md).
+EXPECTED_ROWS: dict[str, dict[str, int]] = {
+    "0.1.0": {"operations": 42, "outbox": 21, "parcels": 5, "couriers": 3, "commands": 4},
+}
+
+
+def _count(conn: Any, table: str) -> int:
+    return int(conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
+
+
+def test_every_release_folder_has_its_expectations() -> None:
+    folders = {p.name for p in RELEASES.iterdir() if p.is_dir()}
+    assert folders == set(EXPECTED_ROWS)
+
+
+@pytest.mark.parametrize("release", sorted(EXPECTED_ROWS))
+async def test_release_log_migrates_and_verifies(release: str, tmp_path: Path) -> None:
+    source = RELEASES / release
+    shutil.copy(source / "oplog.db", tmp_path / "oplog.db")
+    key = OplogKey(bytes.fromhex((source / "oplog.key.hex").read_text().strip()))
+    log = await OpLog.open(tmp_path / "oplog.db", key)
+    try:
+        result = await log.verify()
+        assert result.ok, result
+        for table, rows in EXPECTED_ROWS[release].items():
+            assert await log.read(lambda c, t=table: _count(c, t)) >= rows, table
+        operations = await log.operations()
+        assert len(operations) >= EXPECTED_ROWS[release]["operations"]
+    finally:
+        await log.close()
