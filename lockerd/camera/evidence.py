@@ -163,7 +163,7 @@ class EvidenceStore:
         return EvidenceRef(int(cur.lastrowid), digest, _rfc3339(ts), label)
 
     async def load(self, evidence_id: int) -> bytes | None:
-        """The JPEG bytes of a snapshot (for an audited export), or None when purged."""
+        """The JPEG bytes of a snapshot (what `verify` hashes), or None once purged."""
         def q() -> bytes | None:
             row = self._db.execute("SELECT jpeg FROM evidence WHERE id = ?", (evidence_id,)).fetchone()
             return None if row is None else bytes(row[0])
