@@ -1,4 +1,4 @@
-"""The pydantic models of every MQTT payload (DESIGN section 4); docs/asyncapi.yaml is tested against them."""
+"""The pydantic models of every MQTT payload (docs/mqtt.md); docs/asyncapi.yaml is tested against them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from lockerd.app.events import AlertKind, Severity
+from lockerd.domain.errors import ErrorCode
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -29,11 +30,6 @@ EventType = Literal[
     "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
     "courier.granted", "courier.revoked",
 ]
-CommandType = Literal["courier.grant", "courier.revoke", "parcel.expect", "parcel.recall",
-                      "state.get"]
-ErrorCode = Literal["bad_json", "too_large", "bad_schema", "bad_version", "bad_signature",
-                    "unknown_carrier", "unknown_type", "expired", "replayed_id",
-                    "internal_error", "refused", "not_found", "conflict"]
 
 
 class _Strict(BaseModel):
@@ -116,9 +112,9 @@ class Command(_Strict):
 
 
 class ErrorInfo(_Strict):
-    """Why a command was refused."""
+    """Why a command was refused: one of the daemon's stable codes (lockerd/domain/errors.py)."""
 
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -136,7 +132,7 @@ class Reply(Message):
         if self.ok:
             out["result"] = self.result
         elif self.error is not None:
-            out["error"] = self.error.model_dump()
+            out["error"] = self.error.model_dump(mode="json")
         return out
 
 

@@ -1,4 +1,4 @@
-"""The one place that builds and parses MQTT topic names (DESIGN section 4)."""
+"""The one place that builds and parses MQTT topic names (docs/mqtt.md)."""
 
 from __future__ import annotations
 
