@@ -18,7 +18,6 @@ from lockerd.app.sdnotify import Notifier, watchdog_interval
 from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
 from lockerd.camera.guard import CameraGuard, EvidencePlace, IntakeChanged
 from lockerd.config import Config, ConfigError, load_config
-from lockerd.domain import CabinetSpec
 from lockerd.doors.api import DoorsApi
 from lockerd.doors.commissioning import BoardCommissioning
 from lockerd.doors.controller import DoorController
@@ -28,6 +27,7 @@ from lockerd.gpio.monitor import GpioMonitor
 from lockerd.oplog.component import OplogComponent
 from lockerd.parcels.component import ParcelFlows
 from lockerd.parcels.ports import IntakeGate
+from lockerd.parcels.spec_from_config import cabinet_spec
 from lockerd.sync.component import SyncComponent
 from lockerd.sync.feed import CarrierFeed
 from lockerd.sync.topics import Topics
@@ -120,7 +120,7 @@ class Daemon:
     def _parcel_flows(self, feed: CarrierFeed) -> ParcelFlows:
         """The parcel flows over the real doors, camera gate, log and carrier feed."""
         gate: IntakeGate = self.camera if self.camera is not None else _ClosedGate()
-        return ParcelFlows(CabinetSpec.from_config(self.cfg),
+        return ParcelFlows(cabinet_spec(self.cfg),
                            close_timeout_s=self.cfg.doors.close_timeout_s, log=self.oplog,
                            doors=self.doors, gate=gate, camera=self.camera, carriers=feed,
                            bus=self.events)

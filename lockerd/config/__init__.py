@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from lockerd.domain.ids import CABINET_ID_PATTERN, CARRIER_PATTERN
+from lockerd.domain.ids import Size as Size  # re-exported: `from lockerd.config import Size` keeps working
 from lockerd.drivers.profiles import (
     MAX_ADDRESS,
     MAX_CHANNELS,
@@ -28,20 +29,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Size(StrEnum):
-    """Compartment size classes as carriers announce them."""
-
-    S = "S"
-    M = "M"
-    L = "L"
-
-
 class Cabinet(Strict):
     """Identity of the cabinet (Smart Parcel Locker Measures Art. 8: name, address, number)."""
 
     id: str = Field(
         description="Cabinet id used in MQTT topics; letters, digits, '-' and '_' only.",
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        pattern=CABINET_ID_PATTERN,
     )
     name: str = Field(description="Locker name shown to recipients (Art. 24).", min_length=1,
                       max_length=100)
@@ -201,8 +194,7 @@ class Rules(Strict):
 class Carrier(Strict):
     """A carrier (express company) authorised to use the cabinet (Art. 16)."""
 
-    id: str = Field(description="Carrier id as used in MQTT topics.",
-                    pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    id: str = Field(description="Carrier id as used in MQTT topics.", pattern=CARRIER_PATTERN)
     name: str = Field(description="Display name.", min_length=1, max_length=64)
     hmac_key_file: Path | None = Field(
         default=None,
@@ -346,15 +338,13 @@ class Oplog(Strict):
     parcel_personal_days: int = Field(
         default=30, ge=1, le=3650,
         description="Days after a parcel is closed until its personal fields (waybill, phone, "
-                    "verification ref, contents, code hash) are destroyed.")
+                    "verification ref, contents) are destroyed.")
     parcel_days: int = Field(default=365, ge=1, le=3650,
                              description="Days after a parcel is closed until its row is deleted "
                                          "(the chain keeps the non-personal operations).")
     courier_days: int = Field(default=90, ge=1, le=3650,
                               description="Days after a courier grant expired or was revoked "
                                           "until it is deleted.")
-    pickup_attempt_days: int = Field(default=90, ge=1, le=3650,
-                                     description="Days pickup-code attempts are kept.")
     outbox_sent_days: int = Field(default=7, ge=1, le=365,
                                   description="Days published outbox messages are kept.")
     command_days: int = Field(default=7, ge=7, le=365,

@@ -10,10 +10,9 @@ from pydantic import BaseModel, ConfigDict, Field
 from lockerd.api.server import ApiServer, Caller, Role
 from lockerd.domain import CourierAuth, Decision, Delivery, Dropoff, RefusalReason, RejectReason
 from lockerd.domain.errors import refuse_unless_ok
-from lockerd.domain.requests import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN
+from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN, PARCEL_ID_PATTERN
 from lockerd.parcels.service import ParcelService
 
-PARCEL_ID_PATTERN = r"^p-[0-9a-f]{16}$"
 CODE_PATTERN = r"^[0-9]{6,8}$"
 
 

@@ -9,6 +9,8 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializ
 
 from lockerd.app.events import AlertKind, Severity
 from lockerd.domain.errors import ErrorCode
+from lockerd.domain.ids import COURIER_PATTERN, WAYBILL_PATTERN
+from lockerd.domain.timefmt import format_ts
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -17,12 +19,7 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and a `Z`, the form every outgoing message uses."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_time, return_type=str)]
+UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_ts, return_type=str)]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 EventType = Literal[
@@ -148,8 +145,8 @@ class Event(Message):
 
 # ------------------------------------------------------------------ command bodies
 
-CourierId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Waybill = Annotated[str, Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")]
+CourierId = Annotated[str, Field(pattern=COURIER_PATTERN)]
+Waybill = Annotated[str, Field(pattern=WAYBILL_PATTERN)]
 
 
 class CourierGrantBody(_Strict):
