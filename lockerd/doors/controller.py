@@ -15,7 +15,6 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
@@ -35,7 +34,8 @@ from lockerd.doors.events import (
     Outcome,
 )
 from lockerd.doors.ports import BoardSource
-from lockerd.drivers.base import DoorState, ManagedBoard
+from lockerd.doors.tracking import PolledBoard, TrackedDoor
+from lockerd.drivers.base import DoorState
 from lockerd.drivers.errors import DriverError
 from lockerd.drivers.factory import BoardSet
 
@@ -54,29 +54,6 @@ class CompartmentIsBlocked(RuntimeError):
     """The compartment is blocked; customer flows must pick another."""
 
 
-@dataclass(eq=False)
-class _Door:
-    comp: Compartment
-    state: DoorState = DoorState.UNKNOWN
-    opened_at: float | None = None
-    changed_at: float = 0.0
-    command_pending: bool = False
-    expect_open_until: float = 0.0
-    left_open: LeftOpenLevel | None = None
-    waiters: int = 0
-    lock: asyncio.Lock = field(default_factory=asyncio.Lock)
-
-
-@dataclass(eq=False)
-class _Board:
-    board: ManagedBoard
-    doors: dict[int, _Door]
-    online: bool | None = None
-    failures: int = 0
-    kick: asyncio.Event = field(default_factory=asyncio.Event)
-    occupied: tuple[bool, ...] | None = None  # Kerong infrared bits (issue 8), None without
-
-
 class DoorController(Component):
     """The `doors` component: the only code that pulses a lock relay."""
 
@@ -93,12 +70,12 @@ class DoorController(Component):
         self._source = boards
         self._clock = clock
         self._set: BoardSet | None = None
-        self._doors: dict[int, _Door] = {c.id: _Door(c) for c in compartments}
+        self._doors: dict[int, TrackedDoor] = {c.id: TrackedDoor(c) for c in compartments}
         unknown = sorted(set(door_switches) - set(self._doors))
         if unknown:
             raise UnknownCompartment(f"door switches on unknown compartments {unknown}")
         self._switched = frozenset(door_switches)
-        self._boards: dict[int, _Board] = {}
+        self._boards: dict[int, PolledBoard] = {}
         self._blocked: dict[int, str] = {}
         self._changed = asyncio.Event()
         self.commands = 0
@@ -116,7 +93,7 @@ class DoorController(Component):
         self._boards = {}
         for addr, board in self._set.boards.items():
             doors = {d.comp.channel: d for d in self._doors.values() if d.comp.board == addr}
-            self._boards[addr] = _Board(board, doors)
+            self._boards[addr] = PolledBoard(board, doors)
 
     async def run(self) -> None:
         """Poll every board in its own loop until cancelled."""
@@ -235,7 +212,7 @@ class DoorController(Component):
 
     # Opening
 
-    async def _open_locked(self, door: _Door) -> OpenResult:
+    async def _open_locked(self, door: TrackedDoor) -> OpenResult:
         t0 = self._clock()
         prior = door.state
         door.command_pending = True
@@ -275,18 +252,18 @@ class DoorController(Component):
             door.command_pending = False
             door.expect_open_until = self._clock() + self._cfg.open_confirm_s
 
-    def _unconfirmed(self, door: _Door, acked: bool, pulses: int, t0: float) -> OpenResult:
+    def _unconfirmed(self, door: TrackedDoor, acked: bool, pulses: int, t0: float) -> OpenResult:
         if acked:
             return self._result(door, Outcome.ACKNOWLEDGED, pulses, t0,
                                 "board acknowledged; the sensor could not confirm")
         return self._result(door, Outcome.FAILED, pulses, t0,
                             "no acknowledgement from the board and no sensor evidence")
 
-    def _result(self, door: _Door, outcome: Outcome, pulses: int, t0: float,
+    def _result(self, door: TrackedDoor, outcome: Outcome, pulses: int, t0: float,
                 detail: str = "") -> OpenResult:
         return OpenResult(door.comp.id, outcome, pulses, self._clock() - t0, detail)
 
-    async def _pulse(self, door: _Door) -> bool:
+    async def _pulse(self, door: TrackedDoor) -> bool:
         board = self._boards.get(door.comp.board)
         if board is None:
             return False
@@ -297,7 +274,7 @@ class DoorController(Component):
             return False
         return True
 
-    async def _read_now(self, door: _Door) -> DoorState:
+    async def _read_now(self, door: TrackedDoor) -> DoorState:
         board = self._boards.get(door.comp.board)
         if board is None:
             return DoorState.UNKNOWN
@@ -309,7 +286,7 @@ class DoorController(Component):
         self._apply(board, snap.doors)
         return door.state
 
-    async def _wait_state(self, door: _Door, want: DoorState, limit_s: float) -> bool:
+    async def _wait_state(self, door: TrackedDoor, want: DoorState, limit_s: float) -> bool:
         try:
             async with asyncio.timeout(limit_s):
                 while door.state is not want:
@@ -318,19 +295,19 @@ class DoorController(Component):
             return False
         return True
 
-    def _kick(self, door: _Door) -> None:
+    def _kick(self, door: TrackedDoor) -> None:
         board = self._boards.get(door.comp.board)
         if board is not None:
             board.kick.set()
 
     # Polling
 
-    def _moving(self, b: _Board) -> bool:
+    def _moving(self, b: PolledBoard) -> bool:
         now = self._clock()
         return any(d.command_pending or d.waiters or now - d.changed_at < MOVING_HOLD_S
                    for d in b.doors.values())
 
-    async def _poll_loop(self, b: _Board) -> None:
+    async def _poll_loop(self, b: PolledBoard) -> None:
         addr = b.board.address
         while True:
             try:
@@ -360,7 +337,7 @@ class DoorController(Component):
             await self._sleep(b, (self._cfg.poll_moving_ms if moving else self._cfg.poll_idle_ms)
                               / 1000, kickable=not moving)
 
-    async def _sleep(self, b: _Board, delay: float, *, kickable: bool) -> None:
+    async def _sleep(self, b: PolledBoard, delay: float, *, kickable: bool) -> None:
         if not kickable:
             await asyncio.sleep(delay)
             b.kick.clear()
@@ -371,7 +348,7 @@ class DoorController(Component):
                 await b.kick.wait()
         b.kick.clear()
 
-    def _apply(self, b: _Board, states: tuple[DoorState, ...]) -> None:
+    def _apply(self, b: PolledBoard, states: tuple[DoorState, ...]) -> None:
         """A board read: its door inputs, except for doors that have a GPIO switch."""
         now = self._clock()
         changed = False
@@ -381,7 +358,7 @@ class DoorController(Component):
         if changed:
             self._notify()
 
-    def _update(self, door: _Door, new: DoorState, now: float) -> bool:
+    def _update(self, door: TrackedDoor, new: DoorState, now: float) -> bool:
         """Take a new sensor state for one door: events, forced-door and left-open handling."""
         old = door.state
         if new is old:
@@ -411,7 +388,7 @@ class DoorController(Component):
             door.left_open = None
         return True
 
-    def _escalate(self, b: _Board) -> None:
+    def _escalate(self, b: PolledBoard) -> None:
         now = self._clock()
         steps = ((LeftOpenLevel.PROMPT, self._cfg.left_open_prompt_s),
                  (LeftOpenLevel.ALERT, self._cfg.left_open_alert_s),
@@ -444,7 +421,7 @@ class DoorController(Component):
                compartment: int | None = None, board: int | None = None) -> None:
         self._events.publish(Alert(kind, severity, active, detail, compartment, board))
 
-    def _door(self, compartment_id: int) -> _Door:
+    def _door(self, compartment_id: int) -> TrackedDoor:
         door = self._doors.get(compartment_id)
         if door is None:
             raise UnknownCompartment(f"no compartment {compartment_id}")
