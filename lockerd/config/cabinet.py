@@ -1,0 +1,25 @@
+"""[cabinet]: who the cabinet is (Smart Parcel Locker Measures Art. 8)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from lockerd.config.base import Strict
+from lockerd.domain.ids import CABINET_ID_PATTERN
+
+
+class Cabinet(Strict):
+    """Identity of the cabinet (Smart Parcel Locker Measures Art. 8: name, address, number)."""
+
+    id: str = Field(
+        description="Cabinet id used in MQTT topics; letters, digits, '-' and '_' only.",
+        pattern=CABINET_ID_PATTERN,
+    )
+    name: str = Field(description="Locker name shown to recipients (Art. 24).", min_length=1,
+                      max_length=100)
+    address: str = Field(description="Street address shown to recipients (Art. 24).", min_length=1,
+                         max_length=200)
+    registration_number: str = Field(
+        description="Registration number with the postal administration (Art. 8).", min_length=1,
+        max_length=64)
+    timezone: str = Field(default="Asia/Shanghai", description="Local time zone for reports.")

@@ -1,0 +1,82 @@
+"""[camera]: the camera guard's thresholds and the evidence snapshots (Art. 19)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, model_validator
+
+from lockerd.config.base import Strict
+
+
+class Camera(Strict):
+    """Camera guard: intake opens only while the camera can see (Art. 19); evidence per operation."""
+
+    enabled: bool = Field(default=True, description="Run the camera guard (False: intake stays closed).")
+    source: str = Field(default="0", min_length=1, max_length=500,
+                        description="V4L2 device index ('0'), device or video file path, or RTSP URL; "
+                                    "ignored by the sim backend.")
+    width: int = Field(default=640, ge=160, le=3840, description="Requested capture width.")
+    height: int = Field(default=480, ge=120, le=2160, description="Requested capture height.")
+    sample_hz: float = Field(default=5.0, ge=1.0, le=30.0, description="Frames analysed per second.")
+    analysis_width: int = Field(default=160, ge=64, le=640,
+                                description="Width of the grayscale frame analysed (speed vs detail).")
+    analysis_height: int = Field(default=120, ge=48, le=480, description="Height of the analysed frame.")
+    down_after_s: float = Field(default=1.0, gt=0, le=30,
+                                description="No new frame for this long: camera_down.")
+    fresh_s: float = Field(default=2.0, gt=0, le=2.0,
+                           description="Intake is open only while the last good verdict is this fresh.")
+    bad_hold_s: float = Field(default=0.5, ge=0, le=1.0,
+                              description="A bad verdict must last this long before intake closes "
+                                          "(a passing shadow does not flap the gate).")
+    good_hold_s: float = Field(default=3.0, ge=0, le=60,
+                               description="Good verdicts for this long before intake reopens.")
+    frozen_after_s: float = Field(default=1.5, gt=0, le=60,
+                                  description="Frames without any sensor noise this long: frozen.")
+    frozen_diff: float = Field(default=0.05, ge=0, le=5,
+                               description="Mean gray-level change between samples below which a "
+                                           "sample counts as still.")
+    dark_brightness: float = Field(default=28.0, ge=0, le=128, description="Mean gray at or below: dark.")
+    covered_std: float = Field(default=7.0, ge=0, le=64,
+                               description="Gray-level standard deviation at or below: covered.")
+    covered_entropy: float = Field(default=3.0, ge=0, le=8,
+                                   description="Histogram entropy (bits) at or below: covered.")
+    covered_lost: float = Field(default=0.50, gt=0, le=1,
+                                description="Share of the scene's texture flattened (a hand or tape over "
+                                            "part of the lens) at or above: covered.")
+    saturated_fraction: float = Field(default=0.45, gt=0, le=1,
+                                      description="Fraction of saturated pixels at or above: blinded.")
+    blinded_brightness: float = Field(default=235.0, ge=128, le=255,
+                                      description="Mean gray at or above: blinded.")
+    sharpness_ratio_min: float = Field(default=0.25, ge=0, le=1,
+                                       description="Laplacian energy vs reference at or below: defocused.")
+    edge_ratio_min: float = Field(default=0.25, ge=0, le=1,
+                                  description="Edge density vs reference at or below: defocused.")
+    contrast_ratio_min: float = Field(default=0.45, ge=0, le=1,
+                                      description="Contrast vs reference at or below: sprayed.")
+    similarity_min: float = Field(default=0.50, ge=-1, le=1,
+                                  description="Structural similarity to the reference at or below: "
+                                              "redirected.")
+    learn_frames: int = Field(default=5, ge=1, le=100,
+                              description="Frames averaged into the first reference of the empty scene.")
+    relearn_tau_s: float = Field(default=900.0, ge=10, le=86400,
+                                 description="Time constant of the slow reference update (daylight); "
+                                             "never updated while tampered.")
+    relearn_similarity: float = Field(default=0.8, ge=0, le=1,
+                                      description="Only frames at least this similar update the "
+                                                  "reference (a person standing there is not learnt).")
+    reference_file: Path | None = Field(
+        default=None, description="PNG of the empty scene taken by a technician; unset: learnt at start.")
+    evidence_retention_days: int = Field(default=30, ge=1, le=3650,
+                                         description="Evidence snapshots older than this are deleted.")
+    evidence_jpeg_quality: int = Field(default=85, ge=30, le=100, description="JPEG quality of snapshots.")
+
+    @model_validator(mode="after")
+    def _closes_within_a_second(self) -> Camera:
+        if self.bad_hold_s + 1.0 / self.sample_hz > 1.0:
+            raise ValueError("bad_hold_s + 1/sample_hz must not exceed 1 s (a bad verdict closes "
+                             "intake within 1 s)")
+        if self.analysis_width * 3 != self.analysis_height * 4 and \
+                self.analysis_width * 9 != self.analysis_height * 16:
+            raise ValueError("analysis_width x analysis_height must be 4:3 or 16:9")
+        return self

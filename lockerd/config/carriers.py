@@ -1,0 +1,21 @@
+"""[[carriers]]: the carriers authorised to use the cabinet (Art. 16)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+
+from lockerd.config.base import Strict
+from lockerd.domain.ids import CARRIER_PATTERN
+
+
+class Carrier(Strict):
+    """A carrier (express company) authorised to use the cabinet (Art. 16)."""
+
+    id: str = Field(description="Carrier id as used in MQTT topics.", pattern=CARRIER_PATTERN)
+    name: str = Field(description="Display name.", min_length=1, max_length=64)
+    hmac_key_file: Path | None = Field(
+        default=None,
+        description="File holding the HMAC-SHA256 key for command signatures; when set, "
+                    "unsigned commands are refused.")

@@ -1,0 +1,58 @@
+"""[mqtt]: carrier sync over MQTT."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from lockerd.config.base import Strict
+
+
+class Mqtt(Strict):
+    """Carrier sync over MQTT (DESIGN section 4)."""
+
+    enabled: bool = Field(default=False, description="Connect to the broker at all.")
+    host: str = Field(default="127.0.0.1", description="Broker host name.")
+    port: int = Field(default=8883, ge=1, le=65535, description="Broker port.")
+    prefix: str = Field(default="lockers", pattern=r"^[A-Za-z0-9_/-]{1,64}$",
+                        description="Topic prefix.")
+    client_id: str | None = Field(default=None,
+                                  description="MQTT client id; defaults to lockerd-<cabinet id>.")
+    tls: bool = Field(default=True, description="Use TLS (required outside loopback).")
+    ca_file: Path | None = Field(default=None, description="CA bundle for the broker.")
+    cert_file: Path | None = Field(default=None, description="Client certificate.")
+    key_file: Path | None = Field(default=None, description="Client private key.")
+    keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
+    protocol: Literal["auto", "5", "3.1.1"] = Field(
+        default="auto", description="MQTT version: 'auto' tries 5 and falls back to 3.1.1.")
+    session_expiry_s: int = Field(
+        default=7 * 86400, ge=60, le=30 * 86400,
+        description="MQTT 5 session expiry: QoS 1 subscriptions survive reconnects this long.")
+    reconnect_min_s: float = Field(default=1.0, gt=0, le=60,
+                                   description="First reconnect delay (doubles up to the max).")
+    reconnect_max_s: float = Field(default=30.0, gt=0, le=600, description="Longest reconnect delay.")
+    inflight_window: int = Field(default=100, ge=1, le=1000,
+                                 description="Outbox messages published but not yet acknowledged.")
+    idle_poll_ms: int = Field(default=500, ge=10, le=10000,
+                              description="Outbox poll period when nobody signals new rows.")
+    max_command_bytes: int = Field(default=16384, ge=256, le=262144,
+                                   description="Larger command payloads are refused (too_large).")
+    backlog_alert_s: float = Field(default=300.0, ge=1, le=86400,
+                                   description="Raise sync_backlog when the oldest unsent message "
+                                               "is older than this.")
+    sent_retention_h: float = Field(default=24.0, ge=0, le=24 * 90,
+                                    description="Sent outbox rows are pruned after this long.")
+    state_min_interval_s: float = Field(default=2.0, ge=0, le=600,
+                                        description="Least time between two retained state messages.")
+
+    @model_validator(mode="after")
+    def _tls_off_only_on_loopback(self) -> Mqtt:
+        if self.enabled and not self.tls and self.host not in ("127.0.0.1", "localhost", "::1"):
+            raise ValueError("tls = false is only allowed for a broker on loopback")
+        if (self.cert_file is None) != (self.key_file is None):
+            raise ValueError("cert_file and key_file go together (client certificate)")
+        if self.reconnect_min_s > self.reconnect_max_s:
+            raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
+        return self

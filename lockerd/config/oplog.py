@@ -1,0 +1,43 @@
+"""[oplog]: the operation log's file and retention per record class (Art. 26)."""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from lockerd.config.base import Strict
+
+
+class Oplog(Strict):
+    """Operation log: file name and retention per record class (Art. 26; DESIGN section 6)."""
+
+    db_name: str = Field(default="oplog.db", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
+                         description="Database file name inside paths.state_dir.")
+    readers: int = Field(default=2, ge=1, le=8,
+                         description="Read-only connections for views, exports and the outbox.")
+    purge_hour_utc: int = Field(default=19, ge=0, le=23,
+                                description="UTC hour of the daily retention purge (19 = 03:00 "
+                                            "Beijing time).")
+    parcel_personal_days: int = Field(
+        default=30, ge=1, le=3650,
+        description="Days after a parcel is closed until its personal fields (waybill, phone, "
+                    "verification ref, contents) are destroyed.")
+    parcel_days: int = Field(default=365, ge=1, le=3650,
+                             description="Days after a parcel is closed until its row is deleted "
+                                         "(the chain keeps the non-personal operations).")
+    courier_days: int = Field(default=90, ge=1, le=3650,
+                              description="Days after a courier grant expired or was revoked "
+                                          "until it is deleted.")
+    outbox_sent_days: int = Field(default=7, ge=1, le=365,
+                                  description="Days published outbox messages are kept.")
+    command_days: int = Field(default=7, ge=7, le=365,
+                              description="Days carrier command ids are remembered (>= 7: "
+                                          "DESIGN section 4).")
+    max_export_rows: int = Field(default=50000, ge=100, le=1000000,
+                                 description="Most lines one export may return (narrow the "
+                                             "range for more).")
+
+    @model_validator(mode="after")
+    def _personal_first(self) -> Oplog:
+        if self.parcel_personal_days > self.parcel_days:
+            raise ValueError("parcel_personal_days must not exceed parcel_days")
+        return self
