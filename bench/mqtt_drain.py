@@ -11,11 +11,11 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from lockerd.app.events import EventBus
 from lockerd.oplog import OpLog, OplogKey
-from lockerd.sync import SyncComponent, event_message
+from lockerd.sync import event_message
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
+from lockerd.testing.sync import sync_component
 from tests.fixtures.sync import CAB, make_config
 
 BACKLOG = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
@@ -29,7 +29,7 @@ async def main() -> None:
         broker = LocalBroker(tmp / "broker", persistence=True)
         await broker.start()
         log = await OpLog.open(tmp / "oplog.db", OplogKey.generate())
-        comp = SyncComponent(make_config(broker.port, tmp, idle_poll_ms=500), log, EventBus())
+        comp = sync_component(make_config(broker.port, tmp, idle_poll_ms=500), log)
         await comp.start()
         sf = CarrierClient("127.0.0.1", broker.port, CAB, "sf", client_id="bench-sf",
                            watch_cabinet=False)

@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lockerd.app.supervisor import Component
 from lockerd.config import Api as ApiConfig
+from lockerd.domain.errors import Refused
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +52,11 @@ class Caller:
 
 
 class ApiError(Exception):
-    """A refusal with a stable machine-readable code, sent to the caller as ok:false."""
+    """A local-API-only error (technician and audit methods: door outcomes, export limits ...).
+
+    Refusals of cabinet commands are `lockerd.domain.errors.Refused` with an `ErrorCode`;
+    both become the same `ok:false` reply in `ApiServer.dispatch`.
+    """
 
     def __init__(self, code: str, message: str, result: Any = None) -> None:
         super().__init__(message)
@@ -225,8 +230,7 @@ class ApiServer(Component):
 
     async def _send(self, writer: asyncio.StreamWriter, req_id: Any,
                     error: tuple[str, str]) -> None:
-        reply = {"id": req_id, "ok": False, "error": {"code": error[0], "message": error[1]}}
-        writer.write(json.dumps(reply).encode() + b"\n")
+        writer.write(json.dumps(_error(req_id, *error)).encode() + b"\n")
         with contextlib.suppress(ConnectionError):
             await writer.drain()
 
@@ -254,19 +258,22 @@ class ApiServer(Component):
             return _error(req.id, "bad_params", _describe(exc))
         try:
             result = await route.handler(params, caller)
+        except Refused as exc:
+            return _error(req.id, exc.code.value, exc.message, exc.detail)
         except ApiError as exc:
-            reply = _error(req.id, exc.code, exc.message)
-            if exc.result is not None:
-                reply["result"] = exc.result
-            return reply
+            return _error(req.id, exc.code, exc.message, exc.result)
         except Exception:
             log.exception("API method %s failed", req.method)
             return _error(req.id, "internal", "internal error; see the daemon's log")
         return {"id": req.id, "ok": True, "result": result}
 
 
-def _error(req_id: Any, code: str, message: str) -> dict[str, Any]:
-    return {"id": req_id, "ok": False, "error": {"code": code, "message": message}}
+def _error(req_id: Any, code: str, message: str, result: Any = None) -> dict[str, Any]:
+    """The local API's error reply; `result` (e.g. when a lockout ends) only when there is one."""
+    reply: dict[str, Any] = {"id": req_id, "ok": False, "error": {"code": code, "message": message}}
+    if result is not None:
+        reply["result"] = result
+    return reply
 
 
 def _describe(exc: ValidationError) -> str:

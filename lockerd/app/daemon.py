@@ -12,7 +12,7 @@ from typing import Any
 
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
-from lockerd.app.events import EventBus, utc_now
+from lockerd.app.events import EventBus
 from lockerd.app.sdnotify import Notifier, watchdog_interval
 from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
 from lockerd.camera.evidence import EvidenceStore
@@ -24,10 +24,12 @@ from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.drivers.base import FrameSource
 from lockerd.oplog.component import OplogComponent
 from lockerd.parcels.component import ParcelFlows
-from lockerd.parcels.service import IntakeGate
+from lockerd.parcels.ports import IntakeGate
+from lockerd.parcels.spec_from_config import cabinet_spec
 from lockerd.privacy import redact_text
 from lockerd.sync.component import SyncComponent
-from lockerd.sync.payloads import FreeCounts, Intake, StatePayload
+from lockerd.sync.feed import CarrierFeed
+from lockerd.sync.topics import Topics
 
 log = logging.getLogger(__name__)
 
@@ -81,13 +83,15 @@ class Daemon:
             self.camera = self._camera_guard()
             self.camera.register_api(self.api)
             self.add(self.camera)
-        self.sync = SyncComponent(self.cfg, lambda: self.oplog.store, self.events,
-                                  state_source=self._cabinet_state)
+        # the flows write carrier events through the feed, sync reports the flows' free compartments
+        feed = CarrierFeed(Topics(self.cfg.mqtt.prefix, self.cfg.cabinet.id))
+        self.parcels = self._parcel_flows(feed)
+        self.sync = SyncComponent(self.cfg.mqtt, self.cfg.cabinet, self.cfg.carriers,
+                                  log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
         self.add(self.sync)
         for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
-            self.events.listen(lambda _e: self.sync.state_changed(), kind)
+            self.events.listen(lambda _e: feed.state_changed(), kind)
         # --- parcel flows (issue 5): after doors, camera and sync; before the API server
-        self.parcels = self._parcel_flows()
         self.parcels.register_api(self.api)
         self.parcels.register_commands(self.sync.registry)
         self.add(self.parcels)
@@ -134,25 +138,14 @@ class Daemon:
         return await self.oplog.store.secret("evidence.key")
 
     # --- parcel flows (issue 5)
-    def _parcel_flows(self) -> ParcelFlows:
-        """The parcel flows over the real doors, camera gate, log and carrier sync."""
+    def _parcel_flows(self, feed: CarrierFeed) -> ParcelFlows:
+        """The parcel flows over the real doors, camera gate, log and carrier feed."""
         gate: IntakeGate = self.camera if self.camera is not None else _ClosedGate()
-        return ParcelFlows(self.cfg, oplog=lambda: self.oplog.store, doors=self.doors, gate=gate,
-                           camera=self.camera, bus=self.events, topics=self.sync.topics,
-                           wake=self.sync.wake, state_changed=self.sync.state_changed,
-                           blocked_doors=lambda: self.doors.blocked)
-
-    async def _cabinet_state(self) -> StatePayload:
-        """Retained `state` for carriers: intake, free compartments by size (from the parcel
-        flows' cabinet: reserved, occupied and blocked ones are not free), blocked ids."""
-        blocked = self.parcels.blocked()
-        free = self.parcels.free_counts()
+        return ParcelFlows(cabinet_spec(self.cfg),
+                           close_timeout_s=self.cfg.doors.close_timeout_s, log=self.oplog,
+                           doors=self.doors, gate=gate, camera=self.camera, carriers=feed,
+                           bus=self.events)
     # --- end parcel flows
-        if self.camera is not None:
-            intake = Intake(open=self.camera.is_open(), reason=self.camera.reason())
-        else:
-            intake = Intake(open=False, reason="camera_disabled")
-        return StatePayload(ts=utc_now(), intake=intake, free=FreeCounts(**free), blocked=blocked)
 
     async def _audit(self, kind: str, actor: str, compartment: int,
                      body: dict[str, Any]) -> None:

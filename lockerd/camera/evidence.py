@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import cv2
 from sqlcipher3 import dbapi2 as sqlcipher
 
+from lockerd.domain.timefmt import format_ts
 from lockerd.drivers.base import Frame
 
 log = logging.getLogger(__name__)
@@ -54,10 +55,6 @@ class EvidenceRef:
     def as_dict(self) -> dict[str, Any]:
         """JSON-able."""
         return {"id": self.id, "sha256": self.sha256, "ts": self.ts, "label": self.label}
-
-
-def _rfc3339(epoch: float) -> str:
-    return datetime.fromtimestamp(epoch, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
 def _key_pragma(key: bytes) -> str:
@@ -161,7 +158,7 @@ class EvidenceStore:
             cur = self._db.execute(
                 "INSERT INTO evidence (ts, label, sha256, camera, jpeg) VALUES (?, ?, ?, ?, ?)",
                 (ts, label, digest, json.dumps(state, sort_keys=True), jpeg))
-        return EvidenceRef(int(cur.lastrowid), digest, _rfc3339(ts), label)
+        return EvidenceRef(int(cur.lastrowid), digest, format_ts(datetime.fromtimestamp(ts, UTC)), label)
 
     async def load(self, evidence_id: int) -> bytes | None:
         """The JPEG bytes of a snapshot (for an audited export), or None when purged."""

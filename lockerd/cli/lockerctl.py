@@ -17,6 +17,7 @@ from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
 from lockerd.config import ConfigError, load_config
+from lockerd.domain.timefmt import format_ts
 
 DEFAULT_SOCKET = Path("/run/lockerd/api.sock")
 
@@ -149,7 +150,7 @@ def _range(ctx: Ctx, default_days: int) -> dict[str, str]:
     """--from/--to as RFC 3339; --to defaults to now, --from to `default_days` before it."""
     until = ctx.args.to or datetime.now(UTC)
     since = ctx.args.since or until - timedelta(days=default_days)
-    return {"from": since.isoformat(), "to": until.isoformat()}
+    return {"from": format_ts(since), "to": format_ts(until)}
 
 
 def _summary(body: dict[str, Any]) -> str:
@@ -161,9 +162,9 @@ def cmd_log(ctx: Ctx) -> int:
     """The operation log, masked, filtered by time, compartment and kind."""
     params: dict[str, Any] = {"limit": ctx.args.limit}
     if ctx.args.since:
-        params["from"] = ctx.args.since.isoformat()
+        params["from"] = format_ts(ctx.args.since)
     if ctx.args.to:
-        params["to"] = ctx.args.to.isoformat()
+        params["to"] = format_ts(ctx.args.to)
     if ctx.args.kind:
         params["kind"] = ctx.args.kind
     if ctx.args.compartment is not None:

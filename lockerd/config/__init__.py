@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from enum import StrEnum
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from lockerd.domain.ids import CABINET_ID_PATTERN, CARRIER_PATTERN
+from lockerd.domain.ids import Size as Size  # re-exported: `from lockerd.config import Size` keeps working
 
 ConfigErrorList = list[str]
 
@@ -19,20 +21,12 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class Size(StrEnum):
-    """Compartment size classes as carriers announce them."""
-
-    S = "S"
-    M = "M"
-    L = "L"
-
-
 class Cabinet(Strict):
     """Identity of the cabinet (Smart Parcel Locker Measures Art. 8: name, address, number)."""
 
     id: str = Field(
         description="Cabinet id used in MQTT topics; letters, digits, '-' and '_' only.",
-        pattern=r"^[A-Za-z0-9_-]{1,64}$",
+        pattern=CABINET_ID_PATTERN,
     )
     name: str = Field(description="Locker name shown to recipients (Art. 24).", min_length=1,
                       max_length=100)
@@ -205,8 +199,7 @@ class Rules(Strict):
 class Carrier(Strict):
     """A carrier (express company) authorised to use the cabinet (Art. 16)."""
 
-    id: str = Field(description="Carrier id as used in MQTT topics.",
-                    pattern=r"^[A-Za-z0-9_-]{1,32}$")
+    id: str = Field(description="Carrier id as used in MQTT topics.", pattern=CARRIER_PATTERN)
     name: str = Field(description="Display name.", min_length=1, max_length=64)
     hmac_key_file: Path | None = Field(
         default=None,

@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lockerd.api.client import AsyncApiClient
+from lockerd.domain.timefmt import format_ts
 from lockerd.privacy import mask_secret, mask_waybill
 
 if TYPE_CHECKING:
@@ -38,7 +39,7 @@ async def carrier_command(daemon: Daemon, carrier: str, type_: str, body: dict[s
     processor = daemon.sync.processor
     assert processor is not None
     msg = {"v": 1, "id": uuid.uuid4().hex[:16], "type": type_,
-           "ts": datetime.now(UTC).isoformat(), "body": body}
+           "ts": format_ts(datetime.now(UTC)), "body": body}
     reply = await processor.handle(daemon.sync.topics.cmd(carrier), json.dumps(msg).encode())
     return reply or {}
 
@@ -92,7 +93,7 @@ async def while_door_open(daemon: Daemon, call: Callable[[str, dict[str, Any]], 
 
 async def scene_couriers(ctx: DemoContext) -> None:
     """Carriers grant their couriers over MQTT (Art. 16)."""
-    expires = (datetime.now(UTC) + timedelta(days=30)).isoformat()
+    expires = format_ts(datetime.now(UTC) + timedelta(days=30))
     for carrier, cid, pin in (("sf", "c-101", PIN_A), ("sf", "c-102", PIN_B), ("yto", "y-7", PIN_Y)):
         reply = await carrier_command(ctx.daemon, carrier, "courier.grant",
                                       {"courier_id": cid, "pin": pin, "expires": expires})

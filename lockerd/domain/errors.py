@@ -1,8 +1,16 @@
-"""Stable error codes of refused domain commands (the API and MQTT replies carry them as-is)."""
+"""Why a command is refused: the one code list and the one exception every adapter maps to its reply.
+
+A refusal starts either in the domain (a decision with an `error`) or in the carrier-command
+envelope (bad JSON, bad signature ...). Both use `ErrorCode`; `Refused` carries a code out of the
+use cases, and each transport maps it to its wire form exactly once: the local API in
+`lockerd/api/server.py`, MQTT in `lockerd/sync/commands.py`. The MQTT schema's `error.code` enum
+in docs/asyncapi.yaml lists every member (tests/sync/test_docs.py checks it).
+"""
 
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Protocol
 
 
 class ErrorCode(StrEnum):
@@ -41,3 +49,49 @@ class ErrorCode(StrEnum):
     COMPARTMENT_BLOCKED = "compartment_blocked"
     CODE_SPACE_EXHAUSTED = "code_space_exhausted"
     BAD_REQUEST = "bad_request"
+    # the carrier-command envelope (checked before any handler runs; docs/mqtt.md)
+    TOO_LARGE = "too_large"
+    BAD_JSON = "bad_json"
+    BAD_VERSION = "bad_version"
+    BAD_SCHEMA = "bad_schema"
+    BAD_SIGNATURE = "bad_signature"
+    REPLAYED_ID = "replayed_id"
+    EXPIRED = "expired"
+    UNKNOWN_TYPE = "unknown_type"
+    INTERNAL_ERROR = "internal_error"
+
+
+class Refused(Exception):
+    """A command refused with a stable code; `detail` is extra JSON the local API passes on."""
+
+    def __init__(self, code: ErrorCode, message: str = "", detail: dict[str, Any] | None = None
+                 ) -> None:
+        super().__init__(f"{code.value}: {message}" if message else code.value)
+        self.code = code
+        self.message = message or code.value
+        self.detail = detail
+
+
+class Outcome(Protocol):
+    """What `refuse_unless_ok` reads of a domain decision."""
+
+    @property
+    def error(self) -> ErrorCode | None:
+        """The refusal code, None when accepted."""
+        ...
+
+    @property
+    def message(self) -> str:
+        """Human-readable reason of a refusal."""
+        ...
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """What the caller learns (on a refusal too, e.g. when a lockout ends)."""
+        ...
+
+
+def refuse_unless_ok(outcome: Outcome) -> None:
+    """Raise `Refused` for a refused decision: the one place a decision becomes a refusal."""
+    if outcome.error is not None:
+        raise Refused(outcome.error, outcome.message, outcome.result or None)

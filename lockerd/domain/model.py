@@ -8,7 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from lockerd.config import Size
+from lockerd.domain.ids import Size
 
 SIZE_ORDER: dict[Size, int] = {Size.S: 0, Size.M: 1, Size.L: 2}
 

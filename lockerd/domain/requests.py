@@ -6,12 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lockerd.config import Size
-
-CARRIER_PATTERN = r"^[A-Za-z0-9_-]{1,32}$"
-COURIER_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-PANEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
-WAYBILL_PATTERN = r"^[A-Za-z0-9-]{4,40}$"
+from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, WAYBILL_PATTERN, Size
 
 
 class Request(BaseModel):

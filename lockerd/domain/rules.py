@@ -5,14 +5,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
-from lockerd.config import Size
 from lockerd.domain.errors import ErrorCode
+from lockerd.domain.ids import Size
 from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState
 from lockerd.domain.requests import Delivery, Dropoff
 from lockerd.domain.spec import CabinetSpec, Policy, Rng
+from lockerd.domain.timefmt import format_ts
 
 # Mainland resident ID (18 chars) and 15-digit legacy form: must never be recorded (Art. 19 uses a
 # reference from the real-name system instead).
@@ -121,10 +122,5 @@ def notice(spec: CabinetSpec, size: Size, deadline: datetime) -> dict[str, Any]:
         "locker_name": spec.name,
         "address": spec.address,
         "compartment_size": size.value,
-        "storage_deadline": rfc3339(deadline),
+        "storage_deadline": format_ts(deadline),
     }
-
-
-def rfc3339(ts: datetime) -> str:
-    """RFC 3339 UTC with a Z, as every event carries."""
-    return ts.astimezone(UTC).isoformat().replace("+00:00", "Z")

@@ -1,4 +1,4 @@
-"""What the domain needs to know about the cabinet and its rules, taken from the config once."""
+"""What the domain needs to know about the cabinet and its rules (built from the config by `parcels`)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Protocol
 
-from lockerd.config import Config, Size
+from lockerd.domain.ids import Size
 
 
 class Rng(Protocol):
@@ -44,27 +44,3 @@ class CabinetSpec:
     compartments: tuple[tuple[int, Size], ...]
     carriers: frozenset[str]
     policy: Policy = Policy()
-
-    @classmethod
-    def from_config(cls, cfg: Config) -> CabinetSpec:
-        """Build the spec from a validated config."""
-        rules = cfg.rules
-        policy = Policy(
-            storage_period=timedelta(hours=cfg.storage.period_hours),
-            overdue_fee_cents_per_day=cfg.storage.overdue_fee_cents_per_day,
-            code_digits=rules.code_digits,
-            wrong_code_limit=rules.wrong_code_limit,
-            wrong_code_window=timedelta(seconds=rules.wrong_code_window_s),
-            lockout_base=timedelta(seconds=rules.lockout_base_s),
-            lockout_max=timedelta(seconds=rules.lockout_max_s),
-            weight_tolerance_g=rules.weight_tolerance_g,
-            weight_tolerance_pct=rules.weight_tolerance_pct,
-            pin_hash_iterations=rules.pin_hash_iterations,
-        )
-        return cls(
-            name=cfg.cabinet.name,
-            address=cfg.cabinet.address,
-            compartments=tuple((c.id, c.size) for c in cfg.compartments),
-            carriers=frozenset(c.id for c in cfg.carriers),
-            policy=policy,
-        )

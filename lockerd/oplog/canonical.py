@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import UTC, datetime
 from typing import Any
+
+# format_ts/parse_ts are re-exported: oplog modules spell row times through here, defined in domain.
+from lockerd.domain.timefmt import format_ts, parse_ts
+
+__all__ = ["CHAIN_VERSION", "GENESIS_HASH", "dumps", "format_ts", "parse_ts", "row_hash"]
 
 GENESIS_HASH = "0" * 64
 CHAIN_VERSION = 1
@@ -24,18 +28,3 @@ def row_hash(seq: int, ts: str, kind: str, actor: str,  # noqa: PLR0917 - one pe
     encoded = dumps([CHAIN_VERSION, seq, ts, kind, actor, compartment, parcel_id, body_json,
                      prev_hash])
     return hashlib.sha256(encoded.encode("utf-8")).hexdigest()
-
-
-def format_ts(when: datetime) -> str:
-    """RFC 3339 UTC with microseconds; the fixed width keeps text order equal to time order."""
-    if when.tzinfo is None:
-        raise ValueError("timestamps must be timezone-aware")
-    return when.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def parse_ts(text: str) -> datetime:
-    """Inverse of format_ts (accepts any RFC 3339 form Python understands)."""
-    value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC)

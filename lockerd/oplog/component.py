@@ -17,6 +17,7 @@ from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.app.supervisor import Component
 from lockerd.config import Config
 from lockerd.oplog import audit, keys, retention
+from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
 from lockerd.oplog.store import OpLog
 
@@ -162,7 +163,7 @@ class OplogComponent(Component):
         except OplogError as exc:
             log.error("retention purge failed: %s", exc)
             raise
-        self._last_purge = {"at": self.store.now().isoformat(), "destroyed": done}
+        self._last_purge = {"at": format_ts(self.store.now()), "destroyed": done}
         return done
 
     async def stop(self) -> None:
@@ -179,7 +180,7 @@ class OplogComponent(Component):
         return {"open": True, "path": str(self.path), "head_seq": seq, "head_hash": digest[:16],
                 "writer_alive": self._store.writer_alive, "key": self._key_fp,
                 "last_purge": self._last_purge,
-                "next_purge": self._next_purge.isoformat() if self._next_purge else None}
+                "next_purge": format_ts(self._next_purge) if self._next_purge else None}
 
     # ----------------------------------------------------------------- API
 

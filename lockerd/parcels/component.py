@@ -4,8 +4,10 @@ start()  reads the pickup-code key and the live state from the encrypted log, re
          cabinet, mirrors door-controller blocks, and closes operations a crash left open
          (their door state is unknown: deposits rolled back, compartments blocked).
 run()    marks parcels past their storage period overdue, periodically.
-The local API methods (panel.*, courier.login) and the carrier commands (courier.grant,
-courier.revoke, parcel.expect, parcel.recall) are registered once, at build time.
+The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py) and the carrier
+commands (courier.grant, courier.revoke, parcel.expect, parcel.recall;
+lockerd/parcels/carrier_commands.py) are registered once, at build time. The component is also
+the cabinet view the sync component reports on the retained `state` topic.
 """
 
 from __future__ import annotations
@@ -15,30 +17,21 @@ import hashlib
 import hmac
 import logging
 import secrets
-from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
-from lockerd.config import Config, Size
-from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Compartment, Decision, Expect
+from lockerd.config import Size
+from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
 from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
-from lockerd.oplog import OpLog
-from lockerd.parcels import panel_api
-from lockerd.parcels.service import Camera, DoorControl, IntakeGate, ParcelService, ServiceConfig
+from lockerd.parcels import carrier_commands, panel_api
+from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
+from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
-from lockerd.sync.commands import CommandContext, CommandError, CommandRegistry
-from lockerd.sync.messages import event_message
-from lockerd.sync.payloads import (
-    CourierGrantBody,
-    CourierRevokeBody,
-    ParcelExpectBody,
-    ParcelRecallBody,
-)
-from lockerd.sync.topics import Topics
+from lockerd.sync.commands import CommandRegistry
 
 log = logging.getLogger(__name__)
 
@@ -64,33 +57,27 @@ class ParcelFlows(Component):
 
     name = "parcels"
 
-    def __init__(self, cfg: Config, *, oplog: Callable[[], OpLog], doors: DoorControl,
-                 gate: IntakeGate, camera: Camera | None, bus: EventBus, topics: Topics,
-                 wake: Callable[[], None] = lambda: None,
-                 state_changed: Callable[[], None] = lambda: None,
-                 blocked_doors: Callable[[], dict[int, str]] = dict,
-                 clock: Callable[[], datetime] | None = None, sweep_interval_s: float = 30.0) -> None:
+    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: Doors,
+                 gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
+                 clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
         super().__init__()
-        self.cfg = cfg
-        self.clock: Callable[[], datetime] = clock or AdjustableClock()
-        self._oplog = oplog
-        self._wake = wake
-        self._state_changed = state_changed
-        self._blocked_doors = blocked_doors
+        self.spec = spec
+        self.clock: Clock = clock or AdjustableClock()
+        self._log = log
+        self._doors = doors
+        self._gate = gate
+        self._carriers = carriers
+        self._bus = bus
         self._sweep_s = sweep_interval_s
         self._code_key: bytes | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
-        self._bus = bus
         self._full = False
-        self.spec = CabinetSpec.from_config(cfg)
-        self.cabinet = Cabinet(self.spec, self.clock, secrets.SystemRandom(),
+        self.cabinet = Cabinet(spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
-        self.service = ParcelService(
-            self.cabinet, doors, oplog, gate,
-            cfg=ServiceConfig(cabinet_id=cfg.cabinet.id, close_timeout_s=cfg.doors.close_timeout_s),
-            message=lambda carrier, type_, body: event_message(topics, carrier, type_, body),
-            camera=camera, on_operator_notice=self._operator_notice, on_recorded=self._recorded)
+        self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
+                                     events=carriers, camera=camera, observer=self,
+                                     close_timeout_s=close_timeout_s)
         bus.listen(self._on_door_event, CompartmentBlocked, CompartmentUnblocked)
 
     # ---- wiring ------------------------------------------------------------------------------
@@ -100,16 +87,19 @@ class ParcelFlows(Component):
         panel_api.register(api, self.service)
 
     def register_commands(self, registry: CommandRegistry) -> None:
-        """The carrier commands of DESIGN section 4 that change the cabinet."""
-        registry.register("courier.grant", self._grant)
-        registry.register("courier.revoke", self._revoke)
-        registry.register("parcel.expect", self._expect)
-        registry.register("parcel.recall", self._recall)
+        """The carrier commands that change the cabinet (docs/mqtt.md)."""
+        carrier_commands.register(registry, self.service)
+
+    # ---- the cabinet view carriers see (lockerd.sync.ports.CabinetView) ----------------------
+
+    def intake(self) -> tuple[bool, str | None]:
+        """Whether drop-offs are accepted now (the camera gate), and why not."""
+        return self._gate.is_open(), self._gate.reason()
 
     def free_counts(self) -> dict[str, int]:
         """Free compartments per size, from the domain (excludes reserved/occupied/blocked)."""
         counts = self.cabinet.free_counts()
-        for cid in self._blocked_doors():
+        for cid in self._doors.blocked:
             comp = self.cabinet.state.compartments.get(cid)
             if comp is not None and comp.state.value == "free":
                 counts[comp.size.value] -= 1
@@ -117,12 +107,12 @@ class ParcelFlows(Component):
 
     def blocked(self) -> list[int]:
         """Compartments blocked in the domain or by the door controller."""
-        return sorted(set(self.cabinet.blocked()) | set(self._blocked_doors()))
+        return sorted(set(self.cabinet.blocked()) | set(self._doors.blocked))
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
-        store = self._oplog()
+        store = self._log.store
         self._code_key = await store.secret(CODE_KEY_NAME)
         data = await store.read(load_state)
         state = CabinetState.model_validate(data)
@@ -134,10 +124,10 @@ class ParcelFlows(Component):
         recovered = await self.service.recover()
         if recovered:
             log.warning("closed %d door operations left open by a restart", len(recovered))
-        for cid, reason in self._blocked_doors().items():
+        for cid, reason in dict(self._doors.blocked).items():
             await self.service.block(cid, reason, "doors")
         self._started = True
-        self._state_changed()
+        self._carriers.state_changed()
         self._check_full()
 
     async def run(self) -> None:
@@ -170,12 +160,15 @@ class ParcelFlows(Component):
             raise RuntimeError("pickup-code key not loaded (parcel flows not started)")
         return "hmac-sha256:" + hmac.new(self._code_key, code.encode(), hashlib.sha256).hexdigest()
 
-    def _recorded(self, decision: Decision) -> None:
+    def recorded(self, decision: Decision) -> None:
+        """The service recorded and applied `decision` (lockerd.parcels.ports.Observer)."""
         if decision.events:
-            self._wake()
+            self._carriers.outbox_written()
         if any(isinstance(c, SetCompartment) for c in decision.changes):
-            self._state_changed()
+            self._carriers.state_changed()
             self._check_full()
+        if decision.notify_operator:
+            log.warning("operator: %s (%s)", decision.notify_operator, decision.record.kind)
 
     def _check_full(self) -> None:
         """storage_full while no compartment of any size is free (Art. 12: report anomalies)."""
@@ -188,9 +181,6 @@ class ParcelFlows(Component):
                                 "no free compartment left" if full
                                 else f"{free} compartment(s) free again"))
 
-    def _operator_notice(self, text: str, decision: Decision) -> None:
-        log.warning("operator: %s (%s)", text, decision.record.kind)
-
     def _on_door_event(self, event: Any) -> None:
         if not self._started:
             return
@@ -201,30 +191,3 @@ class ParcelFlows(Component):
         task = asyncio.get_running_loop().create_task(coro, name="parcels:door-event")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
-
-    # ---- carrier commands ----------------------------------------------------------------------
-
-    @staticmethod
-    def _reply(decision: Decision) -> Any:
-        if not decision.ok:
-            assert decision.error is not None
-            raise CommandError(decision.error.value, decision.message)
-        return decision.result
-
-    async def _grant(self, ctx: CommandContext, body: CourierGrantBody) -> Any:
-        return self._reply(await self.service.grant_courier(
-            ctx.carrier, body.courier_id, body.expires, ctx.commit, pin=body.pin,
-            pin_hash=body.pin_hash))
-
-    async def _revoke(self, ctx: CommandContext, body: CourierRevokeBody) -> Any:
-        return self._reply(await self.service.revoke_courier(ctx.carrier, body.courier_id,
-                                                             ctx.commit))
-
-    async def _expect(self, ctx: CommandContext, body: ParcelExpectBody) -> Any:
-        req = Expect(waybill=body.waybill, size=Size(body.size), consent=body.consent,
-                     fresh="fresh" in body.flags, valuable="valuable" in body.flags)
-        return self._reply(await self.service.expect_parcel(ctx.carrier, req, ctx.commit))
-
-    async def _recall(self, ctx: CommandContext, body: ParcelRecallBody) -> Any:
-        return self._reply(await self.service.recall_parcel(ctx.carrier, body.waybill,
-                                                            ctx.commit))

@@ -7,12 +7,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from lockerd.api.server import ApiError, ApiServer, Caller, Role
-from lockerd.domain import CourierAuth, Decision, Delivery, Dropoff, ErrorCode, RefusalReason, RejectReason
-from lockerd.domain.requests import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN
+from lockerd.api.server import ApiServer, Caller, Role
+from lockerd.domain import CourierAuth, Decision, Delivery, Dropoff, RefusalReason, RejectReason
+from lockerd.domain.errors import refuse_unless_ok
+from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN, PARCEL_ID_PATTERN
 from lockerd.parcels.service import ParcelService
 
-PARCEL_ID_PATTERN = r"^p-[0-9a-f]{16}$"
 CODE_PATTERN = r"^[0-9]{6,8}$"
 
 
@@ -79,17 +79,10 @@ class VerdictParams(PanelParams):
 
 
 def _reply(decision: Decision) -> dict[str, Any]:
-    """The result of an accepted decision, or ApiError with the domain's stable code."""
-    if not decision.ok:
-        assert decision.error is not None
-        raise ApiError(decision.error.value, decision.message, decision.result or None)
+    """The result of an accepted decision; a refused one raises Refused, which the API server
+    turns into its error reply."""
+    refuse_unless_ok(decision)
     return {"status": decision.record.kind, **decision.result}
-
-
-def _declared(code: ErrorCode | None) -> dict[str, Any]:
-    if code is not None:
-        raise ApiError(code.value, "no matching door operation under way at this panel")
-    return {"declared": True}
 
 
 Handler = Callable[[Any, Caller], Awaitable[Any]]
@@ -108,7 +101,8 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
         return _reply(await service.pickup(p.panel, p.code))
 
     async def refuse(p: RefuseParams, _: Caller) -> Any:
-        return _declared(service.refuse(p.panel, p.compartment, p.reason))
+        service.refuse(p.panel, p.compartment, p.reason)
+        return {"declared": True}
 
     async def dropoff(p: DropoffParams, _: Caller) -> Any:
         return _reply(await service.dropoff(p.panel, p.dropoff))
@@ -117,7 +111,8 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
         return _reply(await service.collect(p.auth(), p.panel, p.parcel_id))
 
     async def verdict(p: VerdictParams, _: Caller) -> Any:
-        return _declared(service.collect_verdict(p.panel, p.compartment, p.accept, p.reason))
+        service.collect_verdict(p.panel, p.compartment, p.accept, p.reason)
+        return {"declared": True}
 
     async def return_(p: ParcelParams, _: Caller) -> Any:
         return _reply(await service.return_parcel(p.auth(), p.panel, p.parcel_id))

@@ -6,22 +6,22 @@ Order for every step (DESIGN section 1, write-ahead rule):
   2. only then the door is pulsed (outside the lock: a door may take minutes to close, and the
      compartment is already reserved/opening, so no other decision can touch it);
   3. the door's outcome is fed back as the confirm or rollback command, recorded the same way.
-A failed append leaves the in-memory state untouched and no door moves.
+A failed append raises `RecordFailed`: the in-memory state is untouched and no door moves.
 
-What is recorded where is decided in lockerd/service_store.py: the chain gets facts only, the
+What is recorded where is decided in lockerd/parcels/store.py: the chain gets facts only, the
 encrypted tables get the personal fields and the live state, the outbox gets carrier events.
 Every operation through a door also records the camera state and an evidence snapshot (its
-SHA-256) at door open and at door close.
+SHA-256) at door open and at door close. The collaborators are the ports of
+lockerd/parcels/ports.py (tests/parcels/test_write_ahead.py runs these rules on fakes).
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any
 
 from lockerd.domain import (
     Cabinet,
@@ -38,93 +38,24 @@ from lockerd.domain import (
     RefusalReason,
     RejectReason,
 )
+from lockerd.domain.errors import Refused
+from lockerd.oplog import OutboxMessage
+from lockerd.parcels.ports import (
+    Camera,
+    CarrierEvents,
+    Committer,
+    Doors,
+    IntakeGate,
+    LogHandle,
+    Observer,
+    OperationLog,
+)
 from lockerd.parcels.store import chain_body, plan_writes
 
 log = logging.getLogger(__name__)
 
-class OpenResultLike(Protocol):
-    """What `doors.open` returns; `outcome` is acknowledged/opened/already_open/jammed/failed."""
-
-    @property
-    def outcome(self) -> str:
-        """Outcome name (a StrEnum value compares equal to its string)."""
-        ...
-
-
-class DoorControl(Protocol):
-    """lockerd/doors.py as the use cases need it."""
-
-    async def open(self, compartment_id: int, reason: str, actor: str) -> OpenResultLike:
-        """Pulse the lock once (never retried at transport level) and report what happened."""
-        ...
-
-    async def wait_closed(self, compartment_id: int, timeout_s: float) -> bool:
-        """True once the door reads closed, False after `timeout_s` seconds."""
-        ...
-
-    def occupied(self, compartment_id: int) -> bool | None:
-        """Item seen in the compartment; None where the board has no occupancy sensor."""
-        ...
-
-
-class OperationLog(Protocol):
-    """lockerd/oplog as the use cases need it: one transaction per call."""
-
-    async def append(self, kind: str, *, actor: str, body: dict[str, Any], compartment: int | None,
-                     parcel_id: str | None, outbox: Sequence[Any],
-                     mutate: Callable[[Any], None] | None = None) -> Any:
-        """Append an operation row, its outbox messages and domain-table rows atomically."""
-        ...
-
-
-class IntakeGate(Protocol):
-    """The camera guard's drop-off gate."""
-
-    def is_open(self) -> bool:
-        """True while drop-offs may be accepted (camera healthy)."""
-        ...
-
-    def reason(self) -> str | None:
-        """Why the gate is closed (for the panel), or None."""
-        ...
-
-
-class EvidenceRefLike(Protocol):
-    """A stored snapshot: what the record keeps of it."""
-
-    def as_dict(self) -> dict[str, Any]:
-        """id, sha256, ts, label."""
-        ...
-
-
-class Camera(Protocol):
-    """The camera guard as the flows need it: its state and evidence snapshots at door events."""
-
-    def camera_state(self) -> dict[str, Any]:
-        """Small JSON-able state (verdict, intake open, reason); no personal data."""
-        ...
-
-    async def snapshot_ref(self, label: str) -> EvidenceRefLike | None:
-        """Store the newest frame as evidence; None when there is no frame or no store."""
-        ...
-
-
-#: Builds the outbox row for one carrier event: (carrier, event type, body).
-MessageFactory = Callable[[str, str, dict[str, Any]], Any]
-#: Records a carrier command's change together with its reply (sync CommandContext.commit).
-Committer = Callable[..., Awaitable[Any]]
-#: Optional hook told when staff must look (rejected drop-off, blocked compartment).
-OperatorNotice = Callable[[str, Decision], None]
-
 _OPENED = frozenset({"acknowledged", "opened", "already_open"})
-
-
-@dataclass(frozen=True, slots=True)
-class ServiceConfig:
-    """Knobs of the use cases."""
-
-    cabinet_id: str
-    close_timeout_s: float = 120.0
+_NO_OPERATION = "no matching door operation under way at this panel"
 
 
 class RecordFailed(Exception):
@@ -134,19 +65,18 @@ class RecordFailed(Exception):
 class ParcelService:
     """The use cases of DESIGN section 3 over the pure Cabinet, the doors, the log and the gate."""
 
-    def __init__(self, cabinet: Cabinet, doors: DoorControl, oplog: Callable[[], OperationLog],
-                 gate: IntakeGate, *, cfg: ServiceConfig, message: MessageFactory,
-                 camera: Camera | None = None, on_operator_notice: OperatorNotice | None = None,
-                 on_recorded: Callable[[Decision], None] | None = None) -> None:
+    def __init__(self, cabinet: Cabinet, *, log: LogHandle, doors: Doors, gate: IntakeGate,
+                 events: CarrierEvents, camera: Camera | None = None,
+                 observer: Observer | None = None, close_timeout_s: float = 120.0) -> None:
         self.cabinet = cabinet
+        self._log_handle = log
         self._doors = doors
-        self._log_source = oplog
         self._gate = gate
+        self._events = events
         self._camera = camera
-        self._cfg = cfg
-        self._message = message
-        self._notice = on_operator_notice
-        self._on_recorded = on_recorded
+        self._observer = observer
+        # how long a flow waits for its door to be closed (the demo shortens it)
+        self.close_timeout_s = close_timeout_s
         self._lock = asyncio.Lock()
         # what the person at an open door declared before closing it (refusal, collection verdict)
         self._intents: dict[int, tuple[str, Any]] = {}
@@ -154,14 +84,14 @@ class ParcelService:
 
     @property
     def _log(self) -> OperationLog:
-        # a callable: the daemon's log is open only once the oplog component has started
-        return self._log_source()
+        # asked at each use: the daemon's log is open only once the oplog component has started
+        return self._log_handle.store
 
     # ---- recording -------------------------------------------------------------------------------
 
-    def _outbox(self, events: Sequence[DomainEvent]) -> list[Any]:
+    def _outbox(self, events: Sequence[DomainEvent]) -> list[OutboxMessage]:
         # seq, event_id, v and ts are assigned per carrier stream by the outbox in the transaction
-        return [self._message(e.carrier, e.type, e.body) for e in events]
+        return [self._events.event(e.carrier, e.type, e.body) for e in events]
 
     async def _commit(self, decide: Callable[[], Decision], *, threaded: bool = False,
                       extra: dict[str, Any] | None = None) -> Decision:
@@ -197,10 +127,8 @@ class ParcelService:
             raise RecordFailed(f"could not record {rec.kind}") from exc
         self.cabinet.apply(decision)
         self.recorded += 1
-        if self._on_recorded is not None:
-            self._on_recorded(decision)
-        if decision.notify_operator and self._notice is not None:
-            self._notice(decision.notify_operator, decision)
+        if self._observer is not None:
+            self._observer.recorded(decision)
         if not decision.ok:
             log.info("%s refused: %s", rec.kind, decision.error)
 
@@ -238,16 +166,30 @@ class ParcelService:
         cid = begin.open_door
         op = begin.record.kind.split(".", 1)[0]
         evidence: dict[str, Any] = {}
-        failure: DoorFailure | None = None
+        if cid in self._doors.blocked:
+            # The controller refuses a blocked door without pulsing it (checked here with no await
+            # before `open`, so the answer cannot change in between): the door never moved.
+            failure: DoorFailure | None = DoorFailure.NOT_OPENED
+        else:
+            failure = await self._door_phase(begin, cid, op, evidence)
+        if failure is not None:
+            self._intents.pop(cid, None)
+            return await self._fail(cid, failure, {"evidence": evidence})
+        return await self._commit(finish(cid), extra={"evidence": evidence})
+
+    async def _door_phase(self, begin: Decision, cid: int, op: str, evidence: dict[str, Any]
+                          ) -> DoorFailure | None:
+        """Pulse, wait for the close, check occupancy; the failure to record, None when all went
+        well. Fills `evidence` with the camera state and snapshots at door open and close."""
         try:
             result = await self._doors.open(cid, begin.record.kind, begin.record.actor)
             outcome = str(result.outcome)
             evidence["door_open"] = await self._evidence(f"{op}.open.c{cid}")
             if outcome == "jammed":
-                failure = DoorFailure.JAMMED
+                failure: DoorFailure | None = DoorFailure.JAMMED
             elif outcome not in _OPENED:
                 failure = DoorFailure.NOT_OPENED
-            elif not await self._doors.wait_closed(cid, self._cfg.close_timeout_s):
+            elif not await self._doors.wait_closed(cid, self.close_timeout_s):
                 failure = DoorFailure.NOT_CLOSED
             else:
                 failure = self._occupancy_check(op, cid)
@@ -257,19 +199,10 @@ class ParcelService:
             # shutting down mid-flow: the door state is unknown, so block it for staff to check
             await asyncio.shield(self._fail(cid, DoorFailure.NOT_CLOSED, {"evidence": evidence}))
             raise
-        except Exception as exc:
-            # a door the controller refuses (blocked) never moved; anything else: state unknown
-            from lockerd.doors.controller import CompartmentIsBlocked
-
-            if isinstance(exc, CompartmentIsBlocked):
-                failure = DoorFailure.NOT_OPENED
-            else:
-                log.exception("door %d failed during %s", cid, begin.record.kind)
-                failure = DoorFailure.NOT_CLOSED
-        if failure is not None:
-            self._intents.pop(cid, None)
-            return await self._fail(cid, failure, {"evidence": evidence})
-        return await self._commit(finish(cid), extra={"evidence": evidence})
+        except Exception:
+            log.exception("door %d failed during %s", cid, begin.record.kind)
+            failure = DoorFailure.NOT_CLOSED  # the door state is unknown
+        return failure
 
     def _occupancy_check(self, op: str, cid: int) -> DoorFailure | None:
         """Where the board sees occupancy (DESIGN section 3): a deposit or drop-off needs the
@@ -312,9 +245,10 @@ class ParcelService:
 
         return await self._through_door(begin, finish)
 
-    def refuse(self, panel: str, compartment_id: int, reason: RefusalReason) -> ErrorCode | None:
-        """Art. 26: while the pickup door is open, the recipient declares a refusal."""
-        return self._declare(panel, compartment_id, PendingOp.PICKUP, ("refuse", reason))
+    def refuse(self, panel: str, compartment_id: int, reason: RefusalReason) -> None:
+        """Art. 26: while the pickup door is open, the recipient declares a refusal (recorded
+        with the close). Raises Refused when no pickup is under way at that door and panel."""
+        self._declare(panel, compartment_id, PendingOp.PICKUP, ("refuse", reason))
 
     async def dropoff(self, panel: str, req: Dropoff) -> Decision:
         """Sender drops a parcel off while intake is open."""
@@ -339,10 +273,11 @@ class ParcelService:
         return await self._through_door(begin, finish)
 
     def collect_verdict(self, panel: str, compartment_id: int, accept: bool,
-                        reason: RejectReason | None) -> ErrorCode | None:
-        """Art. 20-21: while the drop-off door is open, the courier accepts or rejects it."""
+                        reason: RejectReason | None) -> None:
+        """Art. 20-21: while the drop-off door is open, the courier accepts or rejects it.
+        Raises Refused when no collection is under way at that door and panel."""
         intent = ("accept", None) if accept else ("reject", reason or RejectReason.OTHER)
-        return self._declare(panel, compartment_id, PendingOp.COLLECT, intent)
+        self._declare(panel, compartment_id, PendingOp.COLLECT, intent)
 
     async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
         """Courier takes back a refused or overdue parcel."""
@@ -401,32 +336,14 @@ class ParcelService:
         stuck = [c.id for c in self.cabinet.state.compartments.values() if c.pending is not None]
         return [await self._fail(cid, DoorFailure.NOT_CLOSED) for cid in stuck]
 
-    def state_summary(self) -> dict[str, Any]:
-        """Free compartments per size and blocked ids (no personal data), for the `state` topic."""
-        return {"free": self.cabinet.free_counts(), "blocked": self.cabinet.blocked()}
-
-    @property
-    def close_timeout_s(self) -> float:
-        """How long a flow waits for its door to be closed."""
-        return self._cfg.close_timeout_s
-
-    @close_timeout_s.setter
-    def close_timeout_s(self, seconds: float) -> None:
-        self._cfg = ServiceConfig(cabinet_id=self._cfg.cabinet_id, close_timeout_s=seconds)
-
-    def pending_intents(self) -> int:
-        """Declarations waiting for a door to close (for status)."""
-        return len(self._intents)
-
     # ---- helpers -------------------------------------------------------------------------------
 
     def _declare(self, panel: str, compartment_id: int, op: PendingOp,
-                 intent: tuple[str, Any]) -> ErrorCode | None:
+                 intent: tuple[str, Any]) -> None:
         comp = self.cabinet.state.compartments.get(compartment_id)
         if comp is None:
-            return ErrorCode.UNKNOWN_COMPARTMENT
+            raise Refused(ErrorCode.UNKNOWN_COMPARTMENT, _NO_OPERATION)
         if comp.state is not CompartmentState.OPENING or comp.pending is None \
                 or comp.pending.op is not op or comp.pending.panel != panel:
-            return ErrorCode.BAD_STATE
+            raise Refused(ErrorCode.BAD_STATE, _NO_OPERATION)
         self._intents[compartment_id] = intent
-        return None

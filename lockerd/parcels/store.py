@@ -27,8 +27,8 @@ from lockerd.domain.model import (
     SetLimiter,
     SetParcel,
 )
+from lockerd.domain.timefmt import format_ts
 from lockerd.oplog import records
-from lockerd.oplog.canonical import format_ts
 
 Mutation = Callable[[Any], None]
 

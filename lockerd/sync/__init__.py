@@ -1,18 +1,18 @@
-"""Carrier sync over MQTT (DESIGN section 4): status, state, alerts and events out, commands in."""
+"""Carrier sync over MQTT (docs/mqtt.md): status, state, alerts and events out, commands in."""
 
-from lockerd.sync.commands import CommandContext, CommandError, CommandRegistry, Handler
-from lockerd.sync.component import StateSource, SyncComponent
-from lockerd.sync.messages import event_message
-from lockerd.sync.publisher import OutboxWritten
+from lockerd.sync.commands import CommandContext, CommandRegistry, Handler
+from lockerd.sync.component import SyncComponent
+from lockerd.sync.feed import CarrierFeed, event_message
+from lockerd.sync.ports import CabinetView, LogHandle
 from lockerd.sync.topics import Topics
 
 __all__ = [
+    "CabinetView",
+    "CarrierFeed",
     "CommandContext",
-    "CommandError",
     "CommandRegistry",
     "Handler",
-    "OutboxWritten",
-    "StateSource",
+    "LogHandle",
     "SyncComponent",
     "Topics",
     "event_message",

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
+from lockerd.domain.errors import ErrorCode, Refused
 from lockerd.oplog import CommandRecord, DuplicateCommand, Mutation, Operation, OpLog, OutboxMessage
 from lockerd.sync import signing
 from lockerd.sync.payloads import COMMAND_BODIES, Command, ErrorInfo, Reply
@@ -19,15 +20,6 @@ from lockerd.sync.topics import Topics
 log = logging.getLogger(__name__)
 
 COMMAND_MEMORY = timedelta(days=7)
-
-
-class CommandError(Exception):
-    """Raised by a handler to refuse a command: becomes `ok:false` with this code."""
-
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
-        self.code = code
-        self.message = message
 
 
 @dataclass(slots=True)
@@ -81,10 +73,11 @@ class _Entry:
 
 
 class CommandRegistry:
-    """`type -> async handler(ctx, body) -> result`; the flows component fills it.
+    """`type -> async handler(ctx, body) -> result`; lockerd/parcels/carrier_commands.py fills it.
 
     The body reaches the handler validated against `body_model` (default: the contract's
     model for that type in payloads.COMMAND_BODIES), or as a plain dict when there is none.
+    A handler refuses by raising `lockerd.domain.errors.Refused`.
     """
 
     def __init__(self) -> None:
@@ -96,10 +89,6 @@ class CommandRegistry:
         if type_ in self._entries:
             raise ValueError(f"command type {type_!r} already has a handler")
         self._entries[type_] = _Entry(handler, body_model or COMMAND_BODIES.get(type_))
-
-    def unregister(self, type_: str) -> None:
-        """Remove a handler (for tests and reloads)."""
-        self._entries.pop(type_, None)
 
     def get(self, type_: str) -> tuple[Handler, type[BaseModel] | None] | None:
         """Handler and body model for a type."""
@@ -124,7 +113,8 @@ def _record(carrier: str, cmd_id: str, reply: Mapping[str, Any], digest: str) ->
                          reply={"reply": dict(reply), "digest": digest})
 
 
-def _error(cmd_id: str | None, code: str, message: str) -> dict[str, Any]:
+def _error(cmd_id: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
+    """The MQTT reply of a refusal: the one place a code becomes `ok:false` on the wire."""
     return Reply(id=cmd_id, ok=False, error=ErrorInfo(code=code, message=message)).to_json()
 
 
@@ -156,38 +146,38 @@ class CommandProcessor:
             return None
         self.handled += 1
         if len(payload) > self._max_bytes:
-            return await self._refuse(carrier, None, "too_large",
+            return await self._refuse(carrier, None, ErrorCode.TOO_LARGE,
                                       f"command is {len(payload)} bytes, limit {self._max_bytes}",
                                       size=len(payload))
         cmd_id_hint: str | None = None
         try:
             raw = json.loads(payload.decode("utf-8"))
         except (UnicodeDecodeError, ValueError):
-            return await self._refuse(carrier, None, "bad_json", "payload is not UTF-8 JSON",
+            return await self._refuse(carrier, None, ErrorCode.BAD_JSON, "payload is not UTF-8 JSON",
                                       size=len(payload))
         if isinstance(raw, dict):
             hint = raw.get("id")
             if isinstance(hint, str) and 0 < len(hint) <= 64:
                 cmd_id_hint = hint
         if carrier not in self._keys:
-            return await self._refuse(carrier, cmd_id_hint, "unknown_carrier",
+            return await self._refuse(carrier, cmd_id_hint, ErrorCode.UNKNOWN_CARRIER,
                                       "carrier is not authorised on this cabinet")
         if not isinstance(raw, dict):
-            return await self._refuse(carrier, None, "bad_schema", "command must be an object")
+            return await self._refuse(carrier, None, ErrorCode.BAD_SCHEMA, "command must be an object")
         if "v" in raw and raw["v"] != 1:
-            return await self._refuse(carrier, cmd_id_hint, "bad_version",
+            return await self._refuse(carrier, cmd_id_hint, ErrorCode.BAD_VERSION,
                                       f"unsupported version {raw['v']!r}; this cabinet speaks v 1")
         try:
             cmd = Command.model_validate(raw)
         except ValidationError as exc:
-            return await self._refuse(carrier, cmd_id_hint, "bad_schema", _short(exc))
+            return await self._refuse(carrier, cmd_id_hint, ErrorCode.BAD_SCHEMA, _short(exc))
         key = self._keys[carrier]
         if key is not None:
             if cmd.sig is None:
-                return await self._refuse(carrier, cmd.id, "bad_signature",
+                return await self._refuse(carrier, cmd.id, ErrorCode.BAD_SIGNATURE,
                                           "this carrier's commands must be signed")
             if not signing.verify(key, topic, raw, cmd.sig):
-                return await self._refuse(carrier, cmd.id, "bad_signature",
+                return await self._refuse(carrier, cmd.id, ErrorCode.BAD_SIGNATURE,
                                           "signature does not match")
         digest = signing.command_digest(raw)
         stored = await self._oplog.command_reply(carrier, cmd.id)
@@ -198,27 +188,27 @@ class CommandProcessor:
     async def _execute(self, carrier: str, cmd: Command, digest: str) -> dict[str, Any]:
         now = self._clock()
         if cmd.exp is not None and cmd.exp <= now:
-            return await self._remember_error(carrier, cmd, digest, "expired",
+            return await self._remember_error(carrier, cmd, digest, ErrorCode.EXPIRED,
                                               "the command expired before it arrived")
         if cmd.ts < now - COMMAND_MEMORY + timedelta(hours=1):
             # Ids are forgotten after 7 days: an older command could otherwise run twice.
-            return await self._remember_error(carrier, cmd, digest, "expired",
+            return await self._remember_error(carrier, cmd, digest, ErrorCode.EXPIRED,
                                               "command is older than the id memory (7 days)")
         entry = self._registry.get(cmd.type)
         if entry is None:
-            return await self._remember_error(carrier, cmd, digest, "unknown_type",
+            return await self._remember_error(carrier, cmd, digest, ErrorCode.UNKNOWN_TYPE,
                                               f"unknown command type {cmd.type[:64]!r}")
         handler, model = entry
         try:
             body: Any = model.model_validate(cmd.body) if model is not None else dict(cmd.body)
         except ValidationError as exc:
-            return await self._remember_error(carrier, cmd, digest, "bad_schema", _short(exc))
+            return await self._remember_error(carrier, cmd, digest, ErrorCode.BAD_SCHEMA, _short(exc))
         ctx = CommandContext(carrier=carrier, cmd_id=cmd.id, type=cmd.type, received_at=now,
                              _oplog=self._oplog, _reply_topic=self._topics.reply(carrier),
                              _digest=digest)
         try:
             result = await handler(ctx, body)
-        except CommandError as exc:
+        except Refused as exc:
             if ctx.committed is not None:
                 log.error("handler for %s raised after committing: %s", cmd.type, exc)
                 return Reply(id=cmd.id, ok=True, result=ctx.result).to_json()
@@ -231,7 +221,7 @@ class CommandProcessor:
             if ctx.committed is not None:
                 return Reply(id=cmd.id, ok=True, result=ctx.result).to_json()
             # Not remembered: the failure may be transient, the carrier may retry the same id.
-            return await self._refuse(carrier, cmd.id, "internal_error",
+            return await self._refuse(carrier, cmd.id, ErrorCode.INTERNAL_ERROR,
                                       f"handler failed: {type(exc).__name__}")
         if ctx.committed is not None:
             return Reply(id=cmd.id, ok=True, result=ctx.result).to_json()
@@ -247,7 +237,7 @@ class CommandProcessor:
                         digest: str) -> dict[str, Any]:
         first = stored.get("reply")
         if stored.get("digest") != digest or not isinstance(first, dict):
-            return await self._refuse(carrier, cmd.id, "replayed_id",
+            return await self._refuse(carrier, cmd.id, ErrorCode.REPLAYED_ID,
                                       "this command id was already used for another command")
         await self._oplog.append(
             "sync.command_repeated", actor=f"carrier:{carrier}",
@@ -256,25 +246,25 @@ class CommandProcessor:
             outbox=[_reply_message(carrier, self._topics.reply(carrier), first)])
         return first
 
-    async def _remember_error(self, carrier: str, cmd: Command, digest: str, code: str,
+    async def _remember_error(self, carrier: str, cmd: Command, digest: str, code: ErrorCode,
                               message: str) -> dict[str, Any]:
         self.refused += 1
         reply = _error(cmd.id, code, message)
         await self._oplog.append(
             "sync.command", actor=f"carrier:{carrier}",
             body={"carrier": carrier, "command": {"id": cmd.id, "type": cmd.type[:64]},
-                  "ok": False, "error": code},
+                  "ok": False, "error": code.value},
             outbox=[_reply_message(carrier, self._topics.reply(carrier), reply)],
             command=_record(carrier, cmd.id, reply, digest))
         log.info("carrier %s command %s refused: %s", carrier, cmd.id, code)
         return reply
 
-    async def _refuse(self, carrier: str, cmd_id: str | None, code: str, message: str,
+    async def _refuse(self, carrier: str, cmd_id: str | None, code: ErrorCode, message: str,
                       size: int | None = None) -> dict[str, Any]:
         self.refused += 1
         reply = _error(cmd_id, code, message)
         body: dict[str, Any] = {"carrier": carrier, "command": {"id": cmd_id}, "ok": False,
-                                "error": code}
+                                "error": code.value}
         if size is not None:
             body["size"] = size
         await self._oplog.append(

@@ -6,26 +6,28 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import lockerd
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity, Subscription
 from lockerd.app.supervisor import Component
-from lockerd.config import Config
+from lockerd.config import Cabinet as CabinetConfig
+from lockerd.config import Carrier, Mqtt
 from lockerd.oplog import OpLog
 from lockerd.sync.alerts import record_alert
 from lockerd.sync.commands import CommandContext, CommandProcessor, CommandRegistry
+from lockerd.sync.feed import CarrierFeed
 from lockerd.sync.link import LinkCallbacks, MqttLink, TlsFiles, Will
 from lockerd.sync.payloads import FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
-from lockerd.sync.publisher import OutboxPublisher, OutboxWritten
+from lockerd.sync.ports import CabinetView, LogHandle
+from lockerd.sync.publisher import OutboxPublisher
 from lockerd.sync.signing import load_hmac_key
 from lockerd.sync.topics import Topics
 
 log = logging.getLogger(__name__)
 
-StateSource = Callable[[], Awaitable[StatePayload]]
 PRUNE_EVERY_S = 3600.0
 
 
@@ -42,67 +44,68 @@ class SyncComponent(Component):
 
     name = "sync"
 
-    def __init__(self, config: Config, oplog: OpLog | Callable[[], OpLog], bus: EventBus, *,
-                 registry: CommandRegistry | None = None, state_source: StateSource | None = None,
-                 version: str | None = None, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(self, mqtt: Mqtt, cabinet: CabinetConfig, carriers: Sequence[Carrier], *,
+                 log: LogHandle, bus: EventBus, feed: CarrierFeed, view: CabinetView,
+                 registry: CommandRegistry | None = None, version: str | None = None,
+                 clock: Callable[[], datetime] | None = None) -> None:
         super().__init__()
-        self.config = config
-        # The daemon passes a callable: its log is only open once the oplog component started.
-        self._oplog_source = oplog
+        self._mqtt = mqtt
+        self._cabinet = cabinet
+        self._carriers = tuple(carriers)
+        self._log = log
         self.bus = bus
+        self.feed = feed
+        self._view = view
         self.registry = registry if registry is not None else CommandRegistry()
-        self.state_source = state_source
         self.version = version or lockerd.__version__
         self.clock = clock or (lambda: datetime.now(UTC))
-        self.topics = Topics(config.mqtt.prefix, config.cabinet.id)
         self.link: MqttLink | None = None
         self.publisher: OutboxPublisher | None = None
         self.processor: CommandProcessor | None = None
         self._inbox: asyncio.Queue[tuple[str, bytes, int, int]] = asyncio.Queue()
         self._alerts: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
-        self._state_due = asyncio.Event()
         self._last_state = 0.0
         self._backlog = (0, 0.0)
         self._backlog_alert = False
         self.last_error: str | None = None
         if "state.get" not in self.registry.types:
             self.registry.register("state.get", self._state_get)
-        bus.listen(lambda _e: self.wake(), OutboxWritten)
+
+    @property
+    def topics(self) -> Topics:
+        """This cabinet's topic names."""
+        return self.feed.topics
 
     @property
     def oplog(self) -> OpLog:
-        """The operation log this component records commands and alerts in."""
-        source = self._oplog_source
-        return source if isinstance(source, OpLog) else source()
+        """The operation log this component records commands and alerts in (open once the
+        oplog component has started)."""
+        return self._log.store
 
     # ------------------------------------------------------------------ public helpers
 
     def wake(self) -> None:
         """Outbox rows were committed: publish them now (call after OpLog.append with outbox)."""
-        if self.publisher is not None:
-            self.publisher.wake()
+        self.feed.outbox_written()
 
     def state_changed(self) -> None:
         """Cabinet state changed: republish the retained state (rate-limited)."""
-        self._state_due.set()
+        self.feed.state_changed()
 
-    async def current_state(self) -> StatePayload:
-        """State from the injected source, or a config-only default (all free, intake open)."""
-        if self.state_source is not None:
-            return await self.state_source()
-        counts = {"S": 0, "M": 0, "L": 0}
-        for comp in self.config.compartments:
-            counts[comp.size.value] += 1
-        return StatePayload(ts=self.clock(), intake=Intake(open=True, reason=None),
-                            free=FreeCounts(**counts), blocked=[])
+    def current_state(self) -> StatePayload:
+        """The retained `state` payload: intake, free compartments by size, blocked ids."""
+        is_open, reason = self._view.intake()
+        return StatePayload(ts=self.clock(), intake=Intake(open=is_open, reason=reason),
+                            free=FreeCounts(**self._view.free_counts()),
+                            blocked=self._view.blocked())
 
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
-        cfg = self.config.mqtt
+        cfg = self._mqtt
         keys: dict[str, bytes | None] = {}
-        for carrier in self.config.carriers:
+        for carrier in self._carriers:
             keys[carrier.id] = None if carrier.hmac_key_file is None else \
                 await asyncio.to_thread(load_hmac_key, carrier.hmac_key_file)
         self.processor = CommandProcessor(self.oplog, self.topics, self.registry,
@@ -112,14 +115,15 @@ class SyncComponent(Component):
             tls = TlsFiles(cfg.ca_file, cfg.cert_file, cfg.key_file) if cfg.tls else None
             will = Will(self.topics.status, _json(StatusOffline(ts=self.clock())))
             self.link = MqttLink(
-                host=cfg.host, port=cfg.port, client_id=cfg.client_id or f"lockerd-{self.config.cabinet.id}",
+                host=cfg.host, port=cfg.port, client_id=cfg.client_id or f"lockerd-{self._cabinet.id}",
                 keepalive_s=cfg.keepalive_s, tls=tls, will=will, protocol=cfg.protocol,
                 session_expiry_s=cfg.session_expiry_s, reconnect_min_s=cfg.reconnect_min_s,
                 reconnect_max_s=cfg.reconnect_max_s, max_inflight=cfg.inflight_window,
                 callbacks=LinkCallbacks(on_connect=self._on_connect,
                                         on_disconnect=self._on_disconnect,
                                         on_message=self._on_message, on_puback=self._on_puback))
-        self.publisher = OutboxPublisher(self.oplog, self.link, window=cfg.inflight_window,
+        self.publisher = OutboxPublisher(self.oplog, self.link, wake=self.feed.written,
+                                         window=cfg.inflight_window,
                                          idle_poll_s=cfg.idle_poll_ms / 1000)
         self._alerts = self.bus.subscribe(Alert, maxsize=10000)
         if self.link is not None:
@@ -162,7 +166,7 @@ class SyncComponent(Component):
         link = self.link
         count, age = self._backlog
         return {
-            "enabled": self.config.mqtt.enabled,
+            "enabled": self._mqtt.enabled,
             "connected": bool(link and link.connected),
             "protocol": link.protocol if link else None,
             "broker": f"{link.host}:{link.port}" if link else None,
@@ -186,10 +190,10 @@ class SyncComponent(Component):
             return
         link.subscribe(self.topics.cmd_filter, 1)
         birth = StatusOnline(ts=self.clock(), version=self.version,
-                             name=self.config.cabinet.name, address=self.config.cabinet.address)
+                             name=self._cabinet.name, address=self._cabinet.address)
         link.publish(self.topics.status, _json(birth), 1, True)
         self._last_state = 0.0
-        self._state_due.set()
+        self.feed.state_changed()
         if self.publisher is not None:
             self.publisher.on_connect()
 
@@ -238,7 +242,7 @@ class SyncComponent(Component):
                     await asyncio.sleep(1.0)
 
     async def _watch_backlog(self) -> None:
-        threshold = self.config.mqtt.backlog_alert_s
+        threshold = self._mqtt.backlog_alert_s
         period = min(5.0, max(0.2, threshold / 4))
         while True:
             count, oldest = await self.oplog.outbox_stats()
@@ -258,18 +262,19 @@ class SyncComponent(Component):
             await asyncio.sleep(period)
 
     async def _state_loop(self) -> None:
-        min_gap = self.config.mqtt.state_min_interval_s
+        min_gap = self._mqtt.state_min_interval_s
+        due = self.feed.state_due
         while True:
-            await self._state_due.wait()
+            await due.wait()
             wait = self._last_state + min_gap - time.monotonic()
             if wait > 0:
                 await asyncio.sleep(wait)
-            self._state_due.clear()
+            due.clear()
             link = self.link
             if link is None or not link.connected:
                 continue
             try:
-                state = await self.current_state()
+                state = self.current_state()
                 link.publish(self.topics.state, _json(state), 1, True)
                 self._last_state = time.monotonic()
             except Exception as exc:
@@ -277,7 +282,7 @@ class SyncComponent(Component):
                 log.error("cannot publish state: %s", exc)
 
     async def _prune_loop(self) -> None:
-        retention = timedelta(hours=self.config.mqtt.sent_retention_h)
+        retention = timedelta(hours=self._mqtt.sent_retention_h)
         while True:
             try:
                 await self.oplog.outbox_prune(self.clock() - retention)
@@ -287,5 +292,4 @@ class SyncComponent(Component):
             await asyncio.sleep(PRUNE_EVERY_S)
 
     async def _state_get(self, _ctx: CommandContext, _body: Any) -> Any:
-        state = await self.current_state()
-        return state.model_dump(mode="json")
+        return self.current_state().model_dump(mode="json")

@@ -1,4 +1,4 @@
-"""The pydantic models of every MQTT payload (DESIGN section 4); docs/asyncapi.yaml is tested against them."""
+"""The pydantic models of every MQTT payload (docs/mqtt.md); docs/asyncapi.yaml is tested against them."""
 
 from __future__ import annotations
 
@@ -8,6 +8,9 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
 
 from lockerd.app.events import AlertKind, Severity
+from lockerd.domain.errors import ErrorCode
+from lockerd.domain.ids import COURIER_PATTERN, WAYBILL_PATTERN
+from lockerd.domain.timefmt import format_ts
 
 
 def _to_utc(value: datetime) -> datetime:
@@ -16,12 +19,7 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
-def format_time(value: datetime) -> str:
-    """RFC 3339 UTC with milliseconds and a `Z`, the form every outgoing message uses."""
-    return value.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
-
-
-UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_time, return_type=str)]
+UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_ts, return_type=str)]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 EventType = Literal[
@@ -29,11 +27,6 @@ EventType = Literal[
     "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
     "courier.granted", "courier.revoked",
 ]
-CommandType = Literal["courier.grant", "courier.revoke", "parcel.expect", "parcel.recall",
-                      "state.get"]
-ErrorCode = Literal["bad_json", "too_large", "bad_schema", "bad_version", "bad_signature",
-                    "unknown_carrier", "unknown_type", "expired", "replayed_id",
-                    "internal_error", "refused", "not_found", "conflict"]
 
 
 class _Strict(BaseModel):
@@ -116,9 +109,9 @@ class Command(_Strict):
 
 
 class ErrorInfo(_Strict):
-    """Why a command was refused."""
+    """Why a command was refused: one of the daemon's stable codes (lockerd/domain/errors.py)."""
 
-    code: str
+    code: ErrorCode
     message: str
 
 
@@ -136,7 +129,7 @@ class Reply(Message):
         if self.ok:
             out["result"] = self.result
         elif self.error is not None:
-            out["error"] = self.error.model_dump()
+            out["error"] = self.error.model_dump(mode="json")
         return out
 
 
@@ -152,8 +145,8 @@ class Event(Message):
 
 # ------------------------------------------------------------------ command bodies
 
-CourierId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.-]+$")]
-Waybill = Annotated[str, Field(min_length=4, max_length=40, pattern=r"^[A-Za-z0-9-]+$")]
+CourierId = Annotated[str, Field(pattern=COURIER_PATTERN)]
+Waybill = Annotated[str, Field(pattern=WAYBILL_PATTERN)]
 
 
 class CourierGrantBody(_Strict):

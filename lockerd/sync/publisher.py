@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import logging
 import time
-from dataclasses import dataclass
 
 from lockerd.oplog import OpLog
 from lockerd.sync.link import LinkError, MqttLink
@@ -18,11 +17,6 @@ READ_BATCH = 200
 RESEND_AFTER_S = 60.0
 
 
-@dataclass(frozen=True, slots=True)
-class OutboxWritten:
-    """Published on the EventBus by whoever appended outbox rows: wakes the publisher now."""
-
-
 class OutboxPublisher:
     """Publishes unsent outbox rows with at most `window` unacknowledged at a time.
 
@@ -32,8 +26,8 @@ class OutboxPublisher:
     every unsent row is published again (at-least-once; consumers keep the last `seq`).
     """
 
-    def __init__(self, oplog: OpLog, link: MqttLink | None, *, window: int = 100,
-                 idle_poll_s: float = 0.5) -> None:
+    def __init__(self, oplog: OpLog, link: MqttLink | None, *, wake: asyncio.Event,
+                 window: int = 100, idle_poll_s: float = 0.5) -> None:
         self._oplog = oplog
         self._link = link
         self._window = window
@@ -42,7 +36,8 @@ class OutboxPublisher:
         self._acked: list[int] = []
         self._cursor = 0
         self._connected_at = 0.0
-        self._wake = asyncio.Event()
+        # set by whoever committed rows (CarrierFeed.written): read the outbox now
+        self._wake = wake
         self._space = asyncio.Event()
         self._ack_event = asyncio.Event()
         self._online = asyncio.Event()
@@ -52,10 +47,6 @@ class OutboxPublisher:
         self.last_error: str | None = None
 
     # ------------------------------------------------------------------ signals (loop thread)
-
-    def wake(self) -> None:
-        """New rows were committed: read the outbox now instead of at the next poll."""
-        self._wake.set()
 
     def on_connect(self) -> None:
         """The link is up: resume draining (paho resends what was in flight)."""

@@ -1,12 +1,14 @@
-"""The one place that builds and parses MQTT topic names (DESIGN section 4)."""
+"""The one place that builds and parses MQTT topic names (docs/mqtt.md)."""
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
 
-# Same pattern as config.Carrier.id: a topic level we build from it can never hold '+', '#' or '/'.
-_CARRIER = re.compile(r"^[A-Za-z0-9_-]{1,32}$")
+from lockerd.domain.ids import CARRIER_PATTERN
+
+# The carrier id pattern config validates with: a topic level built from it never holds '+', '#' or '/'.
+_CARRIER = re.compile(CARRIER_PATTERN)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,1 +1,1 @@
-"""Tooling for tests and the demo that production never uses: a private mosquitto, a carrier client."""
+"""Tooling production never uses (tests, benches, demo): mosquitto, carrier client, sync on an open log."""

@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from lockerd.domain.timefmt import format_ts
 from lockerd.sync.link import LinkCallbacks, MqttLink
-from lockerd.sync.payloads import format_time
 from lockerd.sync.signing import sign
 from lockerd.sync.topics import Topics
 
@@ -119,9 +119,9 @@ class CarrierClient:
         """Build (topic, command) for this carrier (or `carrier`), signed when a key is given."""
         topic = self.topics.cmd(carrier or self.carrier)
         cmd: dict[str, Any] = {"v": 1, "id": cmd_id or uuid.uuid4().hex, "type": type_,
-                               "ts": format_time(datetime.now(UTC)), "body": body}
+                               "ts": format_ts(datetime.now(UTC)), "body": body}
         if exp is not None:
-            cmd["exp"] = format_time(exp)
+            cmd["exp"] = format_ts(exp)
         k = key if key is not None else self.key
         if k is not None:
             cmd["sig"] = sign(k, topic, cmd)

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.config import Api as ApiConfig
+from lockerd.domain.errors import ErrorCode, Refused
 
 NOBODY = 65534
 # Two groups every Debian system has stand in for lockerd-panel and lockerd-tech.
@@ -147,3 +148,22 @@ async def test_hostile_input_gets_error_replies(server: tuple[ApiServer, Path]) 
     (reply,) = await asyncio.to_thread(peer_request, path, [oversize], 0, [0])
     assert reply["error"]["code"] == "too_large"
     assert api.status()["requests"] >= 8
+
+
+async def test_a_refusal_becomes_the_error_reply_with_its_code_and_detail(tmp_path: Path) -> None:
+    api = ApiServer(ApiConfig(), tmp_path / "api.sock")
+
+    async def locked_out(_params: Any, _caller: Caller) -> None:
+        raise Refused(ErrorCode.LOCKED_OUT, "too many wrong codes", {"retry_after_s": 60})
+
+    async def plain(_params: Any, _caller: Caller) -> None:
+        raise Refused(ErrorCode.BAD_STATE)
+
+    api.route("locked", {Role.PANEL}, None, locked_out)
+    api.route("plain", {Role.PANEL}, None, plain)
+    caller = Caller(pid=1, uid=0, gid=0, roles=frozenset(Role))
+    reply = await api.dispatch(json.dumps({"id": 9, "method": "locked"}).encode(), caller)
+    assert reply == {"id": 9, "ok": False, "result": {"retry_after_s": 60},
+                     "error": {"code": "locked_out", "message": "too many wrong codes"}}
+    reply = await api.dispatch(json.dumps({"id": 10, "method": "plain"}).encode(), caller)
+    assert reply == {"id": 10, "ok": False, "error": {"code": "bad_state", "message": "bad_state"}}

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 
-from lockerd.config import Size
 from lockerd.domain import (
     Cabinet,
     CabinetSpec,
@@ -25,6 +24,7 @@ from lockerd.domain import (
     RefusalReason,
     RejectReason,
 )
+from lockerd.domain.ids import Size
 from lockerd.domain.pins import hash_pin
 from tests.fixtures.domain import PIN, SPEC, T0, Harness, in_days, make_harness
 
@@ -94,7 +94,7 @@ def test_grant_refusals(h: Harness) -> None:
 def test_grant_stores_only_a_salted_hash_and_tells_only_its_carrier(h: Harness) -> None:
     d = h.run(h.cab.grant_courier("sf", "c1", in_days(h.clock, 1), pin=PIN))
     assert [(e.carrier, e.type) for e in d.events] == [("sf", "courier.granted")]
-    assert d.events[0].body == {"courier_id": "c1", "expires": "2026-03-02T08:00:00Z"}
+    assert d.events[0].body == {"courier_id": "c1", "expires": "2026-03-02T08:00:00.000Z"}
     dump = json.dumps([h.cab.to_dict(), d.record.body, d.changes_json(), d.result])
     assert PIN not in dump
     d2 = h.run(h.cab.grant_courier("yto", "c1", in_days(h.clock, 1), pin=PIN))
@@ -177,10 +177,10 @@ def test_delivery_issues_code_and_art24_notice_to_its_carrier_only(h: Harness) -
     assert code.isdigit()
     assert body == {
         "parcel_id": begin.result["parcel_id"], "waybill": "SF1000001", "courier_id": "c1",
-        "compartment": 3, "size": "M", "deposited_at": "2026-03-01T08:00:20Z",
-        "storage_deadline": "2026-03-04T08:00:20Z",
+        "compartment": 3, "size": "M", "deposited_at": "2026-03-01T08:00:20.000Z",
+        "storage_deadline": "2026-03-04T08:00:20.000Z",
         "notice": {"locker_name": SPEC.name, "address": SPEC.address, "compartment_size": "M",
-                   "storage_deadline": "2026-03-04T08:00:20Z"}}
+                   "storage_deadline": "2026-03-04T08:00:20.000Z"}}
     assert code not in json.dumps([done.result, done.record.body, begin.record.body])
     assert h.cab.state.compartments[3].state is CompartmentState.OCCUPIED
 
@@ -280,7 +280,7 @@ def test_overdue_then_pickup_with_fee(h: Harness) -> None:
     sweep = h.run(h.cab.sweep_overdue())
     [event] = sweep.events
     assert (event.carrier, event.type) == ("sf", "parcel.overdue")
-    assert event.body["storage_deadline"] == "2026-03-04T08:00:00Z"
+    assert event.body["storage_deadline"] == "2026-03-04T08:00:00.000Z"
     assert h.run(h.cab.sweep_overdue()).events == (), "overdue is announced once"
     assert h.cab.worklist("sf")["to_return"][0]["status"] == "overdue"
     h.clock.advance(timedelta(hours=30))
@@ -298,13 +298,13 @@ def test_wrong_codes_lock_the_panel_exponentially(h: Harness) -> None:
     results = [h.run(h.cab.begin_pickup("k1", wrong)) for _ in range(5)]
     assert [r.error for r in results] == [ErrorCode.WRONG_CODE] * 5
     assert [r.result.get("attempts_left") for r in results] == [4, 3, 2, 1, 0]
-    assert results[-1].result["locked_until"] == "2026-03-01T08:01:00Z"
+    assert results[-1].result["locked_until"] == "2026-03-01T08:01:00.000Z"
     refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.LOCKED_OUT)
     assert h.cab.begin_pickup("k2", code).ok, "the lockout is per panel"
     h.clock.advance(timedelta(minutes=1))
     for _ in range(5):
         h.run(h.cab.begin_pickup("k1", wrong))
-    assert h.cab.begin_pickup("k1", code).result["locked_until"] == "2026-03-01T08:03:00Z"
+    assert h.cab.begin_pickup("k1", code).result["locked_until"] == "2026-03-01T08:03:00.000Z"
 
 
 def test_refusal_on_the_spot_then_return(h: Harness) -> None:

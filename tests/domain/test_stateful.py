@@ -12,7 +12,6 @@ from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
-from lockerd.config import Size
 from lockerd.domain import (
     CHANGES,
     CODE_STATUSES,
@@ -32,6 +31,7 @@ from lockerd.domain import (
     RefusalReason,
     RejectReason,
 )
+from lockerd.domain.ids import Size
 from lockerd.domain.model import SetCompartment, SetCourier, SetLimiter, SetParcel
 from tests.fixtures.domain import SPEC, FakeClock
 

@@ -48,10 +48,10 @@ async def test_round_trip_of_each_command(make_sync: SyncFactory, broker: LocalB
         r = await sf.send("parcel.expect", {"waybill": "SF1234567890", "size": "M",
                                             "consent": False})
         assert r["ok"] is False
-        assert r["error"]["code"] == "refused"
+        assert r["error"]["code"] == "no_consent"
         r = await sf.send("parcel.recall", {"waybill": "SF1234567890"})
         assert r["ok"] is False
-        assert r["error"]["code"] == "not_found"
+        assert r["error"]["code"] == "unknown_parcel"
         r = await sf.send("state.get", {})
         assert r["ok"] is True
         assert r["result"]["free"] == {"S": 2, "M": 1, "L": 1}

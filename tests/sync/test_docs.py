@@ -1,4 +1,4 @@
-"""docs/asyncapi.yaml matches the payload models; the broker ACL example isolates carriers."""
+"""docs/asyncapi.yaml matches the payload models and error codes; the broker ACL isolates carriers."""
 
 from __future__ import annotations
 
@@ -7,7 +7,8 @@ from typing import Any
 
 import yaml
 
-from lockerd.sync.payloads import PAYLOAD_MODELS
+from lockerd.domain.errors import ErrorCode
+from lockerd.sync.payloads import COMMAND_BODIES, PAYLOAD_MODELS, ErrorInfo
 from lockerd.sync.topics import Topics
 
 REPO = Path(__file__).resolve().parents[2]
@@ -38,6 +39,34 @@ def test_every_payload_model_has_a_matching_schema() -> None:
         assert set(documented.get("required", [])) <= set(documented.get("properties", {})), name
         # every field the model requires is required in the document too
         assert set(generated.get("required", [])) <= set(documented.get("required", [])), name
+
+
+def test_reply_error_codes_are_exactly_the_error_code_enum() -> None:
+    """Every code the daemon can put in `error.code` is in the schema's closed enum, and the
+    schema names no code the daemon never sends."""
+    reply = _doc()["components"]["schemas"]["Reply"]
+    documented = reply["properties"]["error"]["properties"]["code"]["enum"]
+    assert len(documented) == len(set(documented)), "duplicate codes in docs/asyncapi.yaml"
+    assert set(documented) == {code.value for code in ErrorCode}
+    generated = ErrorInfo.model_json_schema()
+    enum = generated["$defs"]["ErrorCode"]["enum"] if "$defs" in generated else \
+        generated["properties"]["code"]["enum"]
+    assert set(enum) == set(documented)
+
+
+def test_command_types_are_the_ones_with_a_body_model() -> None:
+    documented = _doc()["components"]["schemas"]["Command"]["properties"]["type"]["enum"]
+    assert set(documented) == set(COMMAND_BODIES)
+
+
+def test_mqtt_doc_table_names_only_real_codes() -> None:
+    """docs/mqtt.md's refusal table lists codes of the enum only (a renamed code fails here)."""
+    text = (REPO / "docs" / "mqtt.md").read_text()
+    table = text.split("| code | when |", 1)[1].split("\n\n", 1)[0]
+    named = {cell.strip("` ") for line in table.splitlines()[2:]
+             for cell in line.split("|")[1].split(",") if cell.strip("` ") not in ("", "…")}
+    assert named, "no codes found in the docs/mqtt.md table"
+    assert named <= {code.value for code in ErrorCode}, named - {c.value for c in ErrorCode}
 
 
 def test_message_refs_resolve() -> None:

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from lockerd.app.events import EventBus
 from lockerd.oplog import OpLog
-from lockerd.sync import CommandRegistry, SyncComponent, event_message
+from lockerd.sync import SyncComponent, event_message
 from lockerd.testing.broker import free_port, mosquitto_binary
+from lockerd.testing.sync import sync_component
 from tests.fixtures.sync import make_config
 
 pytestmark = pytest.mark.skipif(mosquitto_binary() is None, reason="mosquitto not installed")
@@ -84,7 +84,7 @@ async def start_sync(tmp_path: Path, port: int, oplog: OpLog, pki: Path,
                      client: str) -> SyncComponent:
     cfg = make_config(port, tmp_path, tls=True, ca_file=str(pki / "ca.pem"),
                       cert_file=str(pki / f"{client}.pem"), key_file=str(pki / f"{client}.key"))
-    comp = SyncComponent(cfg, oplog, EventBus(), registry=CommandRegistry())
+    comp = sync_component(cfg, oplog)
     await comp.start()
     return comp
 

@@ -1,0 +1,1 @@
+"""The cabinet's lifecycle flows, one module each; `lockerd.domain.cabinet.Cabinet` combines them."""

@@ -1,0 +1,275 @@
+"""What every cabinet flow shares: the state, the injected clock and random source, queries and checks.
+
+`CabinetCore` holds the state and the helpers the flows call (courier authentication, the
+wrong-credential limiter, the pending door operation); each flow module adds its commands as a
+subclass, and `lockerd.domain.cabinet.Cabinet` combines them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from typing import Any, Self
+
+from lockerd.domain import limiter, rules
+from lockerd.domain.decision import Decision, Record
+from lockerd.domain.errors import ErrorCode
+from lockerd.domain.ids import Size
+from lockerd.domain.model import (
+    CHANGES,
+    LIVE_STATUSES,
+    CabinetState,
+    Change,
+    Compartment,
+    CompartmentState,
+    Courier,
+    Parcel,
+    ParcelKind,
+    ParcelStatus,
+    Pending,
+    PendingOp,
+    SetCompartment,
+    SetLimiter,
+    courier_key,
+)
+from lockerd.domain.pins import verify_pin
+from lockerd.domain.requests import CourierAuth
+from lockerd.domain.spec import CabinetSpec, Rng
+from lockerd.domain.timefmt import format_ts
+
+Clock = Callable[[], datetime]
+#: Maps a pickup code to what the state keeps of it (the daemon: a keyed HMAC; tests: identity).
+CodeDigest = Callable[[str], str]
+
+
+def initial_state(spec: CabinetSpec) -> CabinetState:
+    """All compartments free, no parcels, no couriers."""
+    return CabinetState(compartments={cid: Compartment(id=cid, size=size)
+                                      for cid, size in spec.compartments})
+
+
+def courier_actor(carrier: str, courier_id: str) -> str:
+    """Actor string of a courier in the log."""
+    return f"courier:{carrier}/{courier_id}"
+
+
+def panel_actor(panel: str) -> str:
+    """Actor string of an anonymous panel user (recipient, sender)."""
+    return f"panel:{panel}"
+
+
+#: Delivery statuses a carrier's courier may take back (`begin_return`, the worklist).
+RETURNABLE = frozenset({ParcelStatus.REFUSED, ParcelStatus.OVERDUE, ParcelStatus.RECALLED})
+
+
+class CabinetCore:
+    """The state and what every flow needs of it; the commands live in the flow subclasses."""
+
+    def __init__(self, spec: CabinetSpec, clock: Clock, rng: Rng,
+                 state: CabinetState | None = None, *, code_digest: CodeDigest | None = None) -> None:
+        self.spec = spec
+        self._clock = clock
+        self._rng = rng
+        # Parcel.code holds digest(code): the clear code only leaves in the carrier's event.
+        self._digest: CodeDigest = code_digest or (lambda code: code)
+        self.state = state if state is not None else initial_state(spec)
+
+    # ---- persistence -------------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able snapshot of the whole state."""
+        return self.state.model_dump(mode="json")
+
+    @classmethod
+    def from_dict(cls, spec: CabinetSpec, clock: Clock, rng: Rng, data: dict[str, Any]) -> Self:
+        """Rebuild from a snapshot; compartments added to the config since are added free."""
+        state = CabinetState.model_validate(data)
+        for cid, size in spec.compartments:
+            state.compartments.setdefault(cid, Compartment(id=cid, size=size))
+        return cls(spec, clock, rng, state)
+
+    @classmethod
+    def replay(cls, spec: CabinetSpec, clock: Clock, rng: Rng, recorded: Iterable[Any]) -> Self:
+        """Rebuild by applying every decision's logged changes (`Decision.changes_json()`), in order.
+
+        Each item is validated again: a damaged log row fails loudly instead of corrupting state.
+        """
+        cab = cls(spec, clock, rng)
+        for changes in recorded:
+            cab.state.apply(CHANGES.validate_python(changes))
+        return cab
+
+    def apply(self, decision: Decision) -> None:
+        """Make a recorded decision's changes the current state."""
+        self.state.apply(decision.changes)
+
+    # ---- queries -------------------------------------------------------------------------------
+
+    def now(self) -> datetime:
+        """The injected clock; naive times are a programming error (events carry UTC)."""
+        ts = self._clock()
+        if ts.tzinfo is None:
+            raise ValueError("the domain clock must return timezone-aware datetimes")
+        return ts
+
+    def live_parcels(self) -> list[Parcel]:
+        """Parcels physically in (or going into) a compartment."""
+        return [p for p in self.state.parcels.values() if p.status in LIVE_STATUSES]
+
+    def free_counts(self) -> dict[str, int]:
+        """Free compartments per size (for the retained `state` message)."""
+        counts = {s.value: 0 for s in Size}
+        for comp in self.state.compartments.values():
+            if comp.state is CompartmentState.FREE:
+                counts[comp.size.value] += 1
+        return counts
+
+    def blocked(self) -> list[int]:
+        """Ids of blocked compartments."""
+        return sorted(c.id for c in self.state.compartments.values()
+                      if c.state is CompartmentState.BLOCKED)
+
+    def worklist(self, carrier: str) -> dict[str, list[dict[str, Any]]]:
+        """What a carrier's courier should take away: refused/overdue deliveries and drop-offs."""
+        to_return = [brief(p) for p in self.state.parcels.values()
+                     if p.carrier == carrier and p.kind is ParcelKind.DELIVERY
+                     and p.status in RETURNABLE]
+        to_collect = [brief(p) for p in self.state.parcels.values()
+                      if p.carrier == carrier and p.status is ParcelStatus.DROPOFF_RECEIVED]
+        return {"to_return": sorted(to_return, key=lambda b: b["compartment"]),
+                "to_collect": sorted(to_collect, key=lambda b: b["compartment"])}
+
+    # ---- helpers -------------------------------------------------------------------------------
+
+    def _new_parcel_id(self) -> str:
+        while True:
+            pid = rules.new_id(self._rng, "p")
+            if pid not in self.state.parcels:
+                return pid
+
+    def _limiter_success(self, panel: str) -> tuple[Change, ...]:
+        cleared = limiter.record_success(self.state.limiters.get(panel))
+        return () if cleared is None else (SetLimiter(value=cleared),)
+
+    def _wrong_credential(self, kind: str, actor: str, panel: str, *, code: ErrorCode, message: str,
+                          body: dict[str, Any]) -> Decision:
+        now = self.now()
+        lim = limiter.record_failure(self.state.limiters.get(panel), panel, now, self.spec.policy)
+        result: dict[str, Any] = {"attempts_left": max(0, self.spec.policy.wrong_code_limit
+                                                       - len(lim.failures))}
+        if lim.locked_until is not None and lim.locked_until > now:
+            result = {"attempts_left": 0, "locked_until": format_ts(lim.locked_until)}
+        return refuse(kind, actor, code, message, {**body, **result},
+                      changes=(SetLimiter(value=lim),), result=result)
+
+    def _authenticate(self, kind: str, actor: str, auth: CourierAuth, panel: str,
+                      body: dict[str, Any]) -> tuple[Courier | None, Decision | None]:
+        """Art. 16 and the courier's grant, re-checked on every command."""
+        now = self.now()
+        until = limiter.locked_until(self.state.limiters.get(panel), now)
+        if until is not None:
+            return None, refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong attempts; try later",
+                                body, result={"locked_until": format_ts(until)})
+        if auth.carrier not in self.spec.carriers:
+            return None, refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here",
+                                body)
+        courier = self.state.couriers.get(courier_key(auth.carrier, auth.courier_id))
+        # an unknown courier id and a wrong PIN look the same from the panel (no enumeration)
+        if courier is None or not verify_pin(auth.pin, courier.pin_hash):
+            return None, self._wrong_credential(kind, actor, panel, code=ErrorCode.BAD_PIN,
+                                                message="courier id or PIN wrong", body=body)
+        if courier.revoked_at is not None:
+            return None, refuse(kind, actor, ErrorCode.COURIER_REVOKED, "courier revoked by carrier",
+                                body)
+        if courier.expires <= now:
+            return None, refuse(kind, actor, ErrorCode.COURIER_EXPIRED, "courier grant expired", body)
+        return courier, None
+
+    def _begin_courier_open(self, kind: str, op: PendingOp, auth: CourierAuth, panel: str, *,
+                            parcel_id: str, parcel_kind: ParcelKind,
+                            statuses: tuple[ParcelStatus, ...]) -> Decision:
+        actor = courier_actor(auth.carrier, auth.courier_id)
+        now = self.now()
+        body: dict[str, Any] = {"panel": panel}
+        _, refusal = self._authenticate(kind, actor, auth, panel, body)
+        if refusal is not None:
+            return refusal
+        parcel = self.state.parcels.get(parcel_id)
+        if parcel is None:
+            return refuse(kind, actor, ErrorCode.UNKNOWN_PARCEL, "no such parcel", body)
+        if parcel.carrier != auth.carrier:
+            return refuse(kind, actor, ErrorCode.NOT_YOUR_PARCEL, "parcel of another carrier", body)
+        if parcel.kind is not parcel_kind or parcel.status not in statuses:
+            return refuse(kind, actor, ErrorCode.BAD_STATE,
+                          f"parcel is {parcel.status.value}, not {'/'.join(s.value for s in statuses)}",
+                          body, parcel.compartment, parcel.id)
+        comp = self.state.compartments[parcel.compartment]
+        if comp.state is CompartmentState.BLOCKED:
+            return refuse(kind, actor, ErrorCode.COMPARTMENT_BLOCKED, "compartment out of service",
+                          body, comp.id, parcel.id)
+        if comp.state is not CompartmentState.OCCUPIED:
+            return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment busy", body, comp.id,
+                          parcel.id)
+        opening = comp.model_copy(update={
+            "state": CompartmentState.OPENING,
+            "pending": Pending(op=op, actor=actor, panel=panel, since=now)})
+        return Decision(Record(kind, actor, body, comp.id, parcel.id),
+                        changes=(*self._limiter_success(panel), SetCompartment(value=opening)),
+                        open_door=comp.id,
+                        result={"parcel_id": parcel.id, "compartment": comp.id})
+
+    def _pending(self, kind: str, compartment_id: int, ops: tuple[PendingOp, ...]
+                 ) -> tuple[Compartment, Pending, Parcel] | Decision:
+        """The compartment, its open operation and its parcel, or a refusal."""
+        comp = self.state.compartments.get(compartment_id)
+        if comp is None:
+            return refuse(kind, "system", ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", {})
+        if comp.pending is None or comp.pending.op not in ops or comp.parcel_id is None:
+            return refuse(kind, "system", ErrorCode.BAD_STATE, "no matching door operation under way",
+                          {}, comp.id)
+        return comp, comp.pending, self.state.parcels[comp.parcel_id]
+
+    def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
+        return next((p for p in self.live_parcels() if p.carrier == carrier and p.waybill == waybill
+                     and p.kind is ParcelKind.DELIVERY), None)
+
+
+#: Why a rule of `rules` refused, in the words the panel shows.
+RULE_MESSAGES: dict[ErrorCode, str] = {
+    ErrorCode.NO_CONSENT: "no recipient consent and the sender did not choose a locker (Art. 22)",
+    ErrorCode.DAMAGED: "packaging damaged: hand over in person (Art. 23)",
+    ErrorCode.WEIGHT_MISMATCH: "weight differs from the waybill (Art. 23)",
+    ErrorCode.FRESH: "fresh produce needs an agreement for locker delivery (Art. 23)",
+    ErrorCode.VALUABLE: "valuables need an agreement for locker delivery (Art. 23)",
+    ErrorCode.INTAKE_CLOSED: "drop-off intake is closed",
+    ErrorCode.NO_VERIFICATION: "real-name verification reference required (Art. 19)",
+    ErrorCode.ID_NUMBER_NOT_ALLOWED: "give the verification reference, not an ID number",
+    ErrorCode.NO_CONTENTS: "declare the contents (Art. 18)",
+    ErrorCode.NOT_ACKNOWLEDGED: "acknowledge the insured-value rules and prohibited items (Art. 11)",
+}
+
+
+def refuse(kind: str, actor: str, code: ErrorCode, message: str, body: dict[str, Any],  # noqa: PLR0917 -- one call shape for every refusal keeps them uniform
+           compartment: int | None = None, parcel_id: str | None = None, *,
+           changes: tuple[Change, ...] = (), result: dict[str, Any] | None = None) -> Decision:
+    """A refusal; its record keeps the error code so the log shows every refused attempt."""
+    return Decision(Record(kind, actor, {**body, "error": code.value}, compartment, parcel_id),
+                    error=code, message=message, changes=changes, result=result or {})
+
+
+def emptied(comp: Compartment) -> Compartment:
+    """The compartment free again after its parcel left."""
+    return comp.model_copy(update={"state": CompartmentState.FREE, "parcel_id": None,
+                                   "pending": None})
+
+
+def courier_of(actor: str) -> str | None:
+    """The courier id inside a `courier:{carrier}/{id}` actor (None for other actors)."""
+    return actor.split("/", 1)[1] if actor.startswith("courier:") and "/" in actor else None
+
+
+def brief(p: Parcel) -> dict[str, Any]:
+    """A parcel as a courier's worklist shows it."""
+    return {"parcel_id": p.id, "compartment": p.compartment, "status": p.status.value,
+            "waybill": p.waybill}
+

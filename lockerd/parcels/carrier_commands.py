@@ -1,0 +1,58 @@
+"""Carrier commands over the parcel use cases: courier.grant, courier.revoke, parcel.expect, parcel.recall.
+
+The sync layer has already checked the envelope (carrier, signature, remembered id, body schema);
+these handlers turn the body into a use case whose change commits together with the reply
+(`ctx.commit`). A refused decision raises Refused, which the command processor records and
+answers as `ok:false` with the same code (lockerd/sync/commands.py).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from lockerd.config import Size
+from lockerd.domain import Decision, Expect
+from lockerd.domain.errors import refuse_unless_ok
+from lockerd.parcels.service import ParcelService
+from lockerd.sync.commands import CommandContext, CommandRegistry, Handler
+from lockerd.sync.payloads import (
+    CourierGrantBody,
+    CourierRevokeBody,
+    ParcelExpectBody,
+    ParcelRecallBody,
+)
+
+
+def _result(decision: Decision) -> Any:
+    """The reply's `result` of an accepted decision; a refused one raises Refused."""
+    refuse_unless_ok(decision)
+    return decision.result
+
+
+def handlers(service: ParcelService) -> dict[str, Handler]:
+    """Command type -> handler (bodies arrive validated against payloads.COMMAND_BODIES)."""
+
+    async def grant(ctx: CommandContext, body: CourierGrantBody) -> Any:
+        return _result(await service.grant_courier(ctx.carrier, body.courier_id, body.expires,
+                                                   ctx.commit, pin=body.pin,
+                                                   pin_hash=body.pin_hash))
+
+    async def revoke(ctx: CommandContext, body: CourierRevokeBody) -> Any:
+        return _result(await service.revoke_courier(ctx.carrier, body.courier_id, ctx.commit))
+
+    async def expect(ctx: CommandContext, body: ParcelExpectBody) -> Any:
+        req = Expect(waybill=body.waybill, size=Size(body.size), consent=body.consent,
+                     fresh="fresh" in body.flags, valuable="valuable" in body.flags)
+        return _result(await service.expect_parcel(ctx.carrier, req, ctx.commit))
+
+    async def recall(ctx: CommandContext, body: ParcelRecallBody) -> Any:
+        return _result(await service.recall_parcel(ctx.carrier, body.waybill, ctx.commit))
+
+    return {"courier.grant": grant, "courier.revoke": revoke, "parcel.expect": expect,
+            "parcel.recall": recall}
+
+
+def register(registry: CommandRegistry, service: ParcelService) -> None:
+    """Register every carrier command that changes the cabinet."""
+    for type_, handler in handlers(service).items():
+        registry.register(type_, handler)
