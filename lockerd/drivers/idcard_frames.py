@@ -1,18 +1,14 @@
 """Second-generation ID-card reader (二代身份证阅读器) SAM frames as pure functions, and the card they carry.
 
-Wire format (docs/idcard.md; golden frames with their public sources in
-tests/drivers/test_idcard_frames.py): `AA AA AA 96 69 LEN_HI LEN_LO BODY CHK`.
-- LEN (big-endian) counts BODY plus the check byte.
-- CHK is the XOR of LEN_HI, LEN_LO and every BODY byte: everything after the preamble.
-- A request's BODY is `CMD PARA`, e.g. find card `AA AA AA 96 69 00 03 20 01 22`.
-- A reply's BODY is `SW1 SW2 SW3 DATA`; SW3 is the outcome (0x90 success, 0x9F card found,
-  0x80 no card, 0x81 select failed, 0x41 read failed ...), e.g. `... 00 04 00 00 80 84`.
-Nothing on the wire says whether a frame is a request or a reply: the decoder yields
-checked `SamFrame`s and the caller views them as the one it expects.
+Wire format (docs/idcard.md; golden frames and their public sources in
+tests/drivers/test_idcard_frames.py): `AA AA AA 96 69 LEN_HI LEN_LO BODY CHK`; LEN (big-endian)
+counts BODY and CHK; CHK is the XOR of everything after the preamble. A request's BODY is
+`CMD PARA` (find card `AA AA AA 96 69 00 03 20 01 22`), a reply's `SW1 SW2 SW3 DATA` (no card
+`... 00 04 00 00 80 84`). The wire does not say which a frame is, nor which command a reply
+answers: the caller views a checked `SamFrame` as the reply it expects, by its shape.
 
-The read-base-information reply carries a 256-byte text block in UCS-2 little-endian and a
-1024-byte photo (WLT). The photo is never decoded, copied or returned. A card whose text is
-garbled, whose dates do not exist or whose ID number fails the GB 11643 check digit is a
+A read reply carries a 256-byte UCS-2 text block and a 1024-byte photo, which is never decoded,
+copied or returned. Garbled text, impossible dates or a wrong GB 11643 check digit make a
 `CardError`, never an `IdCard`; an `IdCard` masks its personal fields in its repr.
 """
 
@@ -38,8 +34,7 @@ MAX_LENGTH = 2400
 
 
 class CardError(FrameError):
-    """The reply was intact but its card is not a valid card: garbled text, impossible dates,
-    a wrong ID check digit. Never acted on, like any other garbled reply."""
+    """An intact reply whose card is not a valid card; never acted on, like any garbled reply."""
 
 
 class Command(Enum):
@@ -51,11 +46,6 @@ class Command(Enum):
     FIND_CARD = (0x20, 0x01)
     SELECT_CARD = (0x20, 0x02)
     READ_BASE = (0x30, 0x01)
-
-    @property
-    def code(self) -> bytes:
-        """CMD and PARA as they go on the wire."""
-        return bytes(self.value)
 
 
 class Status(IntEnum):
@@ -104,7 +94,7 @@ def encode_frame(body: bytes) -> bytes:
 
 def encode_request(command: Command) -> bytes:
     """A request frame, e.g. find card `AA AA AA 96 69 00 03 20 01 22`."""
-    return encode_frame(command.code)
+    return encode_frame(bytes(command.value))
 
 
 def encode_reply(sw3: int, data: bytes = b"", *, sw1: int = 0, sw2: int = 0) -> bytes:
@@ -243,13 +233,6 @@ def parse_sam_id(data: bytes) -> str:
         raise FrameError(f"sam: a SAM id is {SAM_ID_LEN} bytes, got {len(data)}")
     a, b, c, d, e = struct.unpack("<HHIII", data)
     return f"{a:02d}.{b:02d}-{c:08d}-{d:010d}-{e:010d}"
-
-
-def encode_sam_id(sam_id: str) -> bytes:
-    """Inverse of `parse_sam_id` (for the simulator)."""
-    head, c, d, e = sam_id.split("-")
-    a, b = head.split(".")
-    return struct.pack("<HHIII", int(a), int(b), int(c), int(d), int(e))
 
 
 # The card: text block layout, check digit, validation

@@ -14,6 +14,7 @@ such province) and carry a correct check digit. The photo is a fixed filler, not
 
 from __future__ import annotations
 
+import struct
 import threading
 from collections import deque
 from dataclasses import dataclass, replace
@@ -50,6 +51,13 @@ FIND_S = 0.01
 """Module think time before answering a SAM, find or select command."""
 READ_S = 0.05
 """Module think time before answering a read (a real module takes up to about a second)."""
+
+
+def encode_sam_id(sam_id: str) -> bytes:
+    """The 16 bytes of a SAM id: inverse of `idcard_frames.parse_sam_id`."""
+    head, c, d, e = sam_id.split("-")
+    a, b = head.split(".")
+    return struct.pack("<HHIII", int(a), int(b), int(c), int(d), int(e))
 
 
 @dataclass(slots=True)
@@ -164,7 +172,7 @@ class SamReaderFrontEnd:
                 return fr.encode_reply(fr.Status.READ_FAILED), self.read_s
             return fr.encode_reply(ok, fr.encode_base_info(card, PHOTO_FILLER)), self.read_s
         if command is fr.Command.SAM_ID:
-            return fr.encode_reply(ok, fr.encode_sam_id(self.sam_id)), self.find_s
+            return fr.encode_reply(ok, encode_sam_id(self.sam_id)), self.find_s
         if command in (fr.Command.SAM_STATUS, fr.Command.SAM_RESET):
             return fr.encode_reply(ok), self.find_s
         return fr.encode_reply(fr.Status.BAD_COMMAND), self.find_s

@@ -40,6 +40,7 @@ from lockerd.sim.idcard import (
     PHOTO_FILLER,
     VALID_CARD,
     X_CARD,
+    encode_sam_id,
 )
 
 H = bytes.fromhex
@@ -266,7 +267,7 @@ def test_a_reply_of_another_command_is_not_taken() -> None:
 def test_sam_id_round_trip() -> None:
     data = bytes.fromhex("0500 0100 e5d63401 01000000 2a000000".replace(" ", ""))
     assert fr.parse_sam_id(data) == "05.01-20240101-0000000001-0000000042"
-    assert fr.encode_sam_id("05.01-20240101-0000000001-0000000042") == data
+    assert encode_sam_id("05.01-20240101-0000000001-0000000042") == data
     with pytest.raises(FrameError):
         fr.parse_sam_id(data[:-1])
 
