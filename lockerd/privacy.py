@@ -1,10 +1,12 @@
-"""The one place that masks personal data for every human-facing output (Art. 36)."""
+"""Personal data (Art. 36): the registry of personal fields, masking, export filtering, log redaction."""
 
 from __future__ import annotations
 
 import logging
 import re
 from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 MASK = "*"
@@ -74,26 +76,165 @@ def mask_secret(value: str | bytes | None) -> str:
     return "" if not value else MASK * 6
 
 
-_BY_FIELD: dict[str, Callable[[Any], str]] = {
-    "phone": mask_phone, "recipient_phone": mask_phone, "sender_phone": mask_phone,
-    "mobile": mask_phone, "name": mask_name, "recipient_name": mask_name,
-    "sender_name": mask_name, "waybill": mask_waybill, "address": mask_address,
-    "id_number": mask_id_number, "id_card": mask_id_number, "code": mask_secret,
-    "pickup_code": mask_secret, "pin": mask_secret, "password": mask_secret,
-    "key": mask_secret, "code_hash": mask_secret, "pin_hash": mask_secret,
-    "sender_verification": mask_secret, "declared_contents": mask_secret,
-}
+@dataclass(frozen=True, slots=True)
+class PersonalField:
+    """How one personal field is treated by every output of lockerd.
 
-PERSONAL_FIELDS = frozenset(_BY_FIELD)
+    masker: what a person may see of the value (log view, masked export, panel, demo).
+    in_chain: may the value enter the hash chain? The chain is immutable (its hashes cover every
+        body), so a value in it can never be destroyed by retention: personal fields stay in the
+        domain tables, which SQLCipher encrypts and retention purges.
+    exported: is it part of an audited export at all (masked unless root asks for unmasked)?
+        False: left out of every export, masked or not.
+    """
+
+    masker: Callable[[Any], str]
+    in_chain: bool = False
+    exported: bool = True
+
+
+_CONTACT = PersonalField(mask_phone)
+_NAME = PersonalField(mask_name)
+_ID = PersonalField(mask_id_number)
+# Secrets and what is derived from them (hashes, salts): no auditor needs them, and someone who
+# has them can guess codes or PINs offline or open a door. Never in an export, masked or not.
+_SECRET = PersonalField(mask_secret, exported=False)
+
+#: THE registry of personal fields, by key (case-insensitive). Every check of personal data reads
+#: it: the chain guard (oplog.chain), the chain-body filter (parcels.store.chain_body), masking
+#: (mask_record), the audited export (export_record), the text-log redaction (redact_text) and
+#: retention (the personal columns of the parcels table). No field is allowed in the chain.
+PERSONAL: Mapping[str, PersonalField] = MappingProxyType({
+    "phone": _CONTACT, "recipient_phone": _CONTACT, "sender_phone": _CONTACT, "mobile": _CONTACT,
+    "name": _NAME, "recipient_name": _NAME, "sender_name": _NAME,
+    "address": PersonalField(mask_address),
+    "id_number": _ID, "id_card": _ID,
+    # Waybill numbers are printed on the label next to the recipient's name and phone.
+    "waybill": PersonalField(mask_waybill),
+    # The sender's declared contents describe what a person sends (Art. 18-19).
+    "declared_contents": PersonalField(mask_secret),
+    # Reference of the sender's real-name check (Art. 19): `verification_ref` in the domain and
+    # in carrier events, `sender_verification` as the parcels column. Before this registry the
+    # chain filter dropped it but masking did not know it (it went out unmasked in masked views
+    # and the chain guard let it pass): it points at a person's ID check, so it is personal,
+    # masked whole like the contents, never in the chain.
+    "verification_ref": PersonalField(mask_secret),
+    "sender_verification": PersonalField(mask_secret),
+    "code": _SECRET, "pickup_code": _SECRET,
+    # The courier's PIN and its salted hash: `pin_hash` was masked and kept out of exports but
+    # the chain guard let it pass; a PIN hash can be brute-forced offline (6-12 digits), so it is
+    # a secret everywhere, and its salt with it.
+    "pin": _SECRET, "pin_hash": _SECRET, "pin_salt": _SECRET,
+    "code_hash": _SECRET, "code_salt": _SECRET,
+    "password": _SECRET, "secret": _SECRET, "token": _SECRET,
+    # Keys of the stores; also the live_state key column, which names a courier or a waybill.
+    "key": _SECRET,
+})
+
+#: Keys known to carry no personal data: ids lockerd makes (parcel ids, event ids), compartment
+#: numbers, sizes, statuses, error codes, times, counts, hashes of the chain and of evidence. A
+#: key that is in neither table fails tests/test_privacy.py: decide where it belongs first.
+NON_PERSONAL: frozenset[str] = frozenset({
+    # Containers: what they hold is classified key by key (chain bodies, outbox payloads, command
+    # replies, live_state values, parcel flags, summaries of changes, notices, evidence).
+    "body", "payload", "reply", "result", "value", "changes", "flags", "notice", "evidence",
+    "command", "snapshot", "camera", "acknowledged", "door_open", "door_close", "pending",
+    # Rows of the log (lockerd.oplog.schema): chain, outbox, commands, destructions, streams.
+    "id", "seq", "ts", "kind", "prev_hash", "hash", "stream", "topic", "qos", "retain",
+    "created_at", "sent_at", "op_seq", "last_seq", "cmd_id", "digest", "received_at",
+    "updated_at", "record_class", "count", "range_from", "range_to", "at", "class", "action",
+    # Who did it: carrier-assigned courier ids, panel names, actors built from them, Unix uids of
+    # staff, process ids. Every door operation must be attributable in the chain (Art. 16, 37);
+    # these are work identifiers, not a person's name, contact or ID.
+    "actor", "by_actor", "courier_id", "panel", "uid", "pid", "carrier",
+    # Free text written by staff or by lockerd itself; producers pass staff text through
+    # redact_text before it is recorded (door, block and export reasons).
+    "reason", "detail", "intake_reason",
+    # Parcels, compartments, couriers and limiters as facts: ids lockerd makes, states, sizes,
+    # times, fees, weights, the carrier's flags (Art. 22-23).
+    "parcel_id", "compartment", "compartment_size", "entity", "state", "status", "size",
+    "blocked", "blocked_reason", "from_status", "deadline", "storage_deadline", "expires",
+    "revoked", "granted_at", "revoked_at", "closed_at", "purged_at", "deposited_at",
+    "picked_up_at", "refused_at", "returned_at", "rejected_at", "overdue_at", "overdue",
+    "recalled", "fee_cents", "expected", "has_waybill", "set", "parcels", "failures",
+    "lockouts", "locked_until", "attempts_left", "consent", "sender_chose_locker", "fresh",
+    "valuable", "agreement", "damaged", "declared_weight_g", "measured_weight_g", "accept",
+    "ack_insured_value", "ack_prohibited_items", "insured_value_rules", "prohibited_items",
+    "locker_name",
+    # Doors, camera, alerts and the daemon itself.
+    "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
+    "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",
+    # Results of decisions and carrier messages (docs/mqtt.md).
+    "ok", "error", "events", "type", "v", "event_id",
+    # Audited exports (the chain record of each export).
+    "from", "to", "rows", "operations", "masked",
+})
+
+def personal(key: str) -> PersonalField | None:
+    """The registry entry of a key, None when it is not personal."""
+    return PERSONAL.get(key.lower())
+
+
+def known(key: str) -> bool:
+    """True when the registry classifies `key` (personal or explicitly non-personal)."""
+    return key.lower() in PERSONAL or key.lower() in NON_PERSONAL
+
+
+def chain_allowed(key: str) -> bool:
+    """May a value under `key` enter the hash chain?"""
+    field = personal(key)
+    return field is None or field.in_chain
+
+
+def chain_violations(value: Any, path: str = "body") -> list[str]:
+    """Paths of every key in a (nested) body that must not enter the chain."""
+    found: list[str] = []
+    if isinstance(value, Mapping):
+        for k, v in value.items():
+            if not chain_allowed(str(k)):
+                found.append(f"{path}.{k}")
+            found.extend(chain_violations(v, f"{path}.{k}"))
+    elif isinstance(value, list | tuple):
+        for i, v in enumerate(value):
+            found.extend(chain_violations(v, f"{path}[{i}]"))
+    return found
+
+
+def chain_safe(value: Any) -> Any:
+    """Copy of a (nested) body without the keys that must not enter the chain."""
+    if isinstance(value, Mapping):
+        return {k: chain_safe(v) for k, v in value.items() if chain_allowed(str(k))}
+    if isinstance(value, list | tuple):
+        return [chain_safe(v) for v in value]
+    return value
+
+
+def export_record(record: Mapping[str, Any], *, masked: bool) -> dict[str, Any]:
+    """An export line's record: never-exported fields dropped, the rest masked unless `masked` is False."""
+    kept = _without_unexported(record)
+    return mask_record(kept) if masked else kept
+
+
+def _without_unexported(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        out: dict[str, Any] = {}
+        for k, v in value.items():
+            field = personal(str(k))
+            if field is None or field.exported:
+                out[k] = _without_unexported(v)
+        return out
+    if isinstance(value, list | tuple):
+        return [_without_unexported(v) for v in value]
+    return value
 
 
 def mask_record(record: Mapping[str, Any]) -> dict[str, Any]:
     """Copy of a (possibly nested) record with every known personal field masked."""
     out: dict[str, Any] = {}
     for key, value in record.items():
-        masker = _BY_FIELD.get(str(key).lower())
-        if masker is not None and value is not None:
-            out[key] = masker(value if isinstance(value, str | bytes) else str(value))
+        field = personal(str(key))
+        if field is not None and value is not None:
+            out[key] = field.masker(value if isinstance(value, str | bytes) else str(value))
         else:
             out[key] = _mask_value(value)
     return out
@@ -110,12 +251,23 @@ def _mask_value(value: Any) -> Any:
 _ID_NUMBER = re.compile(r"(?<![0-9A-Za-z])\d{17}[\dXx](?![0-9A-Za-z])")
 _MOBILE = re.compile(r"(?<!\d)(?:\+?86[- ]?)?1[3-9]\d{9}(?!\d)")
 _WAYBILL = re.compile(r"(?<![0-9A-Za-z])[A-Z]{2,4}\d{8,20}(?![0-9A-Za-z])")
-_SECRET = re.compile(r"(?i)\b(pin|code|key|password|secret|token)(\s*[=:]\s*)\S+")
+# `field=value`, `field: value` and `"field": "value"` for every field of the registry (longest
+# names first, so `pickup_code` wins over `code`). In free text the end of a value is a guess,
+# so the whole value is replaced rather than masked; the shapes below keep their masked forms.
+_FIELD_VALUE = re.compile(
+    r"(?i)(?<!\w)([\"']?)(" + "|".join(sorted(map(re.escape, PERSONAL), key=len, reverse=True))
+    + r")\1(\s*[=:]\s*)(\"[^\"]*\"|'[^']*'|\S+)")
+
+
+def _redact_field(match: re.Match[str]) -> str:
+    quote, name, sep, value = match.groups()
+    around = value[0] if value[:1] in {'"', "'"} else ""
+    return f"{quote}{name}{quote}{sep}{around}[redacted]{around}"
 
 
 def redact_text(text: str) -> str:
-    """Mask ID numbers, mobile numbers, waybill numbers and key=value secrets in free text."""
-    text = _SECRET.sub(r"\1\2[redacted]", text)
+    """Mask the values of registry fields, ID numbers, mobile and waybill numbers in free text."""
+    text = _FIELD_VALUE.sub(_redact_field, text)
     text = _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
     text = _MOBILE.sub(lambda m: mask_phone(m.group(0)), text)
     return _WAYBILL.sub(lambda m: mask_waybill(m.group(0)), text)

@@ -16,10 +16,10 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
-from sqlcipher3 import dbapi2 as sqlcipher
 
 from lockerd.domain.timefmt import format_ts
 from lockerd.drivers.base import Frame
+from lockerd.oplog import sqlcipher
 
 log = logging.getLogger(__name__)
 
@@ -57,13 +57,11 @@ class EvidenceRef:
         return {"id": self.id, "sha256": self.sha256, "ts": self.ts, "label": self.label}
 
 
-def _key_pragma(key: bytes) -> str:
-    """A 32-byte key is used raw (no KDF); anything else as a hex passphrase through the KDF."""
+def _checked_key(key: bytes) -> bytes:
+    """At least 16 bytes; 32 are used raw, others as a passphrase (lockerd.oplog.sqlcipher)."""
     if len(key) < 16:
         raise EvidenceError("evidence key must be at least 16 bytes")
-    if len(key) == 32:
-        return f"PRAGMA key = \"x'{key.hex()}'\""
-    return f"PRAGMA key = '{key.hex()}'"
+    return key
 
 
 KeyProvider = Callable[[], Awaitable[bytes]]
@@ -83,7 +81,7 @@ class EvidenceStore:
         self._path = path
         # The daemon's key lives in the operation log, readable only once the log is open.
         self._key: bytes | KeyProvider = key
-        self._pragma = _key_pragma(key) if isinstance(key, bytes) else ""
+        self._raw_key = _checked_key(key) if isinstance(key, bytes) else b""
         self._frames = frames
         self._retention_s = retention_days * 86400.0
         self._quality = jpeg_quality
@@ -102,7 +100,7 @@ class EvidenceStore:
         if self._pool is not None:
             return
         if not isinstance(self._key, bytes):
-            self._pragma = _key_pragma(await self._key())
+            self._raw_key = _checked_key(await self._key())
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="evidence")
         try:
             await self._call(self._open_sync)
@@ -112,17 +110,18 @@ class EvidenceStore:
 
     def _open_sync(self) -> None:
         self._path.parent.mkdir(parents=True, exist_ok=True)
-        db = sqlcipher.connect(str(self._path), check_same_thread=False)
+        # The operation log's helper: same cipher settings and PRAGMAs (temp_store = MEMORY, so
+        # no plaintext temp file), a new file created 0600 before its -wal and -shm exist.
         try:
-            db.execute(self._pragma)
-            db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")
+            db = sqlcipher.connect(self._path, self._raw_key)
+        except Exception as exc:
+            raise EvidenceError(f"cannot open evidence store {self._path}: {exc}") from None
+        try:
             db.executescript(SCHEMA)
-            db.commit()
-        except sqlcipher.DatabaseError as exc:
+        except Exception as exc:
             db.close()
             raise EvidenceError(f"cannot open evidence store {self._path}: {exc}") from None
-        self._path.chmod(0o600)
+        self._path.chmod(0o600)  # files made before the helper created them 0600
         self._db = db
 
     async def close(self) -> None:
@@ -154,14 +153,14 @@ class EvidenceStore:
             raise EvidenceError("JPEG encoding failed")
         jpeg = buf.tobytes()
         digest = hashlib.sha256(jpeg).hexdigest()
-        with self._db:
-            cur = self._db.execute(
-                "INSERT INTO evidence (ts, label, sha256, camera, jpeg) VALUES (?, ?, ?, ?, ?)",
-                (ts, label, digest, json.dumps(state, sort_keys=True), jpeg))
+        # autocommit (the helper's mode): the single INSERT is its own transaction
+        cur = self._db.execute(
+            "INSERT INTO evidence (ts, label, sha256, camera, jpeg) VALUES (?, ?, ?, ?, ?)",
+            (ts, label, digest, json.dumps(state, sort_keys=True), jpeg))
         return EvidenceRef(int(cur.lastrowid), digest, format_ts(datetime.fromtimestamp(ts, UTC)), label)
 
     async def load(self, evidence_id: int) -> bytes | None:
-        """The JPEG bytes of a snapshot (for an audited export), or None when purged."""
+        """The JPEG bytes of a snapshot (what `verify` hashes), or None once purged."""
         def q() -> bytes | None:
             row = self._db.execute("SELECT jpeg FROM evidence WHERE id = ?", (evidence_id,)).fetchone()
             return None if row is None else bytes(row[0])
@@ -177,8 +176,7 @@ class EvidenceStore:
         cutoff = self._clock() - self._retention_s
 
         def q() -> int:
-            with self._db:
-                cur = self._db.execute("DELETE FROM evidence WHERE ts < ?", (cutoff,))
+            cur = self._db.execute("DELETE FROM evidence WHERE ts < ?", (cutoff,))
             return int(cur.rowcount)
         count = await self._call(q)
         if count:

@@ -335,15 +335,13 @@ class Oplog(Strict):
     parcel_personal_days: int = Field(
         default=30, ge=1, le=3650,
         description="Days after a parcel is closed until its personal fields (waybill, phone, "
-                    "verification ref, contents, code hash) are destroyed.")
+                    "verification ref, contents) are destroyed.")
     parcel_days: int = Field(default=365, ge=1, le=3650,
                              description="Days after a parcel is closed until its row is deleted "
                                          "(the chain keeps the non-personal operations).")
     courier_days: int = Field(default=90, ge=1, le=3650,
                               description="Days after a courier grant expired or was revoked "
                                           "until it is deleted.")
-    pickup_attempt_days: int = Field(default=90, ge=1, le=3650,
-                                     description="Days pickup-code attempts are kept.")
     outbox_sent_days: int = Field(default=7, ge=1, le=365,
                                   description="Days published outbox messages are kept.")
     command_days: int = Field(default=7, ge=7, le=365,

@@ -1,6 +1,12 @@
-"""Encrypted, tamper-evident operation log (SQLCipher 4): the chain, outbox and domain tables."""
+"""Encrypted, tamper-evident operation log (SQLCipher 4): the chain, outbox and domain tables.
+
+Modules: store (the OpLog facade), writer (group commit thread), chain (row insert, verify),
+outbox, readers (read pool), sqlcipher (connection helper), records (domain tables), schema,
+retention, audit (masked view, export, report), keys, component.
+"""
 
 from lockerd.oplog.errors import (
+    DuplicateCommand,
     KeyRefused,
     OplogError,
     PersonalDataInChain,
@@ -17,7 +23,7 @@ from lockerd.oplog.models import (
     OutboxRow,
     VerifyResult,
 )
-from lockerd.oplog.store import Connection, DuplicateCommand, Mutation, OpLog
+from lockerd.oplog.store import Connection, Mutation, OpLog
 
 __all__ = [
     "CABINET_STREAM",

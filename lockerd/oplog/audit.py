@@ -12,13 +12,11 @@ from zoneinfo import ZoneInfo
 
 from lockerd.config import Config
 from lockerd.oplog.canonical import format_ts, parse_ts
+from lockerd.oplog.chain import OP_COLUMNS
 from lockerd.oplog.errors import OplogError
-from lockerd.oplog.records import PARCEL_COLUMNS
+from lockerd.oplog.records import PARCEL_COLUMN_NAMES, PARCEL_COLUMNS
 from lockerd.oplog.store import OpLog
-from lockerd.privacy import mask_record
-
-# Never exported, not even unmasked: they are only useful to someone guessing codes or PINs.
-NEVER_EXPORTED = frozenset({"code_hash", "code_salt", "pin_hash", "pin_salt"})
+from lockerd.privacy import export_record, mask_record, redact_text
 
 
 class ExportTooLarge(OplogError):
@@ -44,13 +42,9 @@ class ExportResult:
     record_seq: int
 
 
-def _parcel_dict(columns: Sequence[str], row: Sequence[Any]) -> dict[str, Any]:
-    out = {}
-    for name, value in zip(columns, row, strict=True):
-        if name in NEVER_EXPORTED:
-            continue
-        out[name] = json.loads(value) if name == "flags" else value
-    return out
+def _parcel_dict(row: Sequence[Any]) -> dict[str, Any]:
+    return {name: json.loads(value) if name == "flags" else value
+            for name, value in zip(PARCEL_COLUMN_NAMES, row, strict=True)}
 
 
 async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, masked: bool = True,
@@ -58,13 +52,14 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
     """JSON lines of operations and parcels in [since, until), recorded before they leave.
 
     Unmasked exports need a reason; who may ask for one (root) is the API layer's decision.
-    The record (who by uid, when, range, rows, masked, reason) is committed before the data
+    Fields the privacy registry never exports (secrets and their hashes) are left out of both.
+    The record (who by uid, when, range, rows, masked, reason with any personal value in it
+    redacted, as for door reasons) is committed before the data
     is returned, so an export that happened is never missing from the chain (Art. 37).
     """
     if not masked and not (reason and reason.strip()):
         raise OplogError("an unmasked export needs a reason")
     lo, hi = format_ts(since), format_ts(until)
-    columns = [c.strip() for c in PARCEL_COLUMNS.split(",")]
 
     def collect(conn: Any) -> tuple[list[Any], list[Any]]:
         n_ops = conn.execute("SELECT count(*) FROM operations WHERE ts >= ? AND ts < ?",
@@ -74,9 +69,8 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
         if n_ops + n_parcels > max_rows:
             raise ExportTooLarge(f"{n_ops + n_parcels} rows in range, at most {max_rows} per "
                                  "export; narrow the range")
-        ops = conn.execute("SELECT seq, ts, kind, actor, compartment, parcel_id, body, prev_hash,"
-                           " hash FROM operations WHERE ts >= ? AND ts < ? ORDER BY seq",
-                           (lo, hi)).fetchall()
+        ops = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE ts >= ? AND ts < ? "  # noqa: S608
+                           "ORDER BY seq", (lo, hi)).fetchall()
         parcels = conn.execute(f"SELECT {PARCEL_COLUMNS} FROM parcels WHERE created_at >= ? "  # noqa: S608
                                "AND created_at < ? ORDER BY created_at, id", (lo, hi)).fetchall()
         return ops, parcels
@@ -88,14 +82,15 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
                                "actor": actor, "compartment": compartment,
                                "parcel_id": parcel_id, "body": json.loads(body),
                                "prev_hash": prev_hash, "hash": digest}
-        lines.append(json.dumps(mask_record(rec) if masked else rec, ensure_ascii=False))
+        lines.append(json.dumps(export_record(rec, masked=masked), ensure_ascii=False))
     for row in parcels:
-        rec = {"type": "parcel", **_parcel_dict(columns, row)}
-        lines.append(json.dumps(mask_record(rec) if masked else rec, ensure_ascii=False))
+        rec = {"type": "parcel", **_parcel_dict(row)}
+        lines.append(json.dumps(export_record(rec, masked=masked), ensure_ascii=False))
     record = await store.append(
         "oplog.exported", actor=f"uid:{uid}",
         body={"uid": uid, "from": lo, "to": hi, "rows": len(lines), "operations": len(ops),
-              "parcels": len(parcels), "masked": masked, "reason": reason})
+              "parcels": len(parcels), "masked": masked,
+              "reason": None if reason is None else redact_text(reason)})
     return ExportResult(lines, len(lines), masked, record.seq)
 
 

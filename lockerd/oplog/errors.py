@@ -25,3 +25,12 @@ class PersonalDataInChain(OplogError, ValueError):
 
 class RekeyRefused(OplogError):
     """The key cannot be rotated here (e.g. it comes from read-only systemd credentials)."""
+
+
+class DuplicateCommand(OplogError):
+    """A command id was already remembered for this carrier (a replay raced the first reply)."""
+
+    def __init__(self, carrier: str, cmd_id: str) -> None:
+        super().__init__(f"command {cmd_id!r} of carrier {carrier!r} is already recorded")
+        self.carrier = carrier
+        self.cmd_id = cmd_id

@@ -13,11 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockerd.oplog.errors import KeyRefused, RekeyRefused
+from lockerd.oplog.sqlcipher import RAW_KEY_BYTES, key_literal
 
 log = logging.getLogger(__name__)
 
 CREDENTIAL_NAME = "oplog.key"
-KEY_BYTES = 32
+KEY_BYTES = RAW_KEY_BYTES
 
 # The key printed in the documentation and examples. Anyone can read it, so a database keyed
 # with it is not encrypted at rest in any useful sense: the daemon refuses to start with it.
@@ -38,7 +39,7 @@ class OplogKey:
     @property
     def pragma_literal(self) -> str:
         """The blob literal for PRAGMA key/rekey (x'..' selects a raw key, skipping PBKDF2)."""
-        return f"\"x'{self.raw.hex()}'\""
+        return key_literal(self.raw)
 
     @property
     def fingerprint(self) -> str:

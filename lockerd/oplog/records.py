@@ -1,9 +1,11 @@
-"""Domain tables of the log (parcels, couriers, pickup attempts): writes for `mutate`, reads.
+"""Records tables of the log (parcels, couriers): writes for `mutate`, reads for audits and tests.
 
-Write helpers take the writer's connection inside `OpLog.append(..., mutate=...)`, so a domain
-change is committed together with the operation that records it. Read helpers take any
-connection (use them through `OpLog.read`). Personal columns are nullable: retention nulls
-them once a parcel is closed and its retention period has passed.
+Write helpers take the writer's connection inside `OpLog.append(..., mutate=...)`, so a records
+change is committed together with the operation that records it (lockerd.parcels.store plans
+them). Read helpers take any connection (use them through `OpLog.read`). Personal columns
+(lockerd.privacy.PERSONAL) are nullable: retention nulls them once a parcel is closed and its
+retention period has passed. Pickup codes and PINs are checked by the domain against its live
+state, never against these tables.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from datetime import datetime
 from typing import Any, Literal
 
 from lockerd.oplog.canonical import dumps, format_ts, parse_ts
-from lockerd.oplog.hashing import hash_secret, verify_secret
 
 ParcelKind = Literal["delivery", "dropoff"]
 
@@ -25,9 +26,10 @@ _UPDATABLE = frozenset({
     "declared_contents", "deadline", "flags", "closed_at",
 })
 
-PARCEL_COLUMNS = ("id, kind, carrier, compartment, status, size, waybill, recipient_phone, "
-                  "sender_verification, declared_contents, code_hash, code_salt, deadline, flags, "
-                  "created_at, updated_at, closed_at, purged_at")
+PARCEL_COLUMN_NAMES = ("id", "kind", "carrier", "compartment", "status", "size", "waybill",
+                       "recipient_phone", "sender_verification", "declared_contents", "deadline",
+                       "flags", "created_at", "updated_at", "closed_at", "purged_at")
+PARCEL_COLUMNS = ", ".join(PARCEL_COLUMN_NAMES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -44,8 +46,6 @@ class ParcelRow:
     recipient_phone: str | None
     sender_verification: str | None
     declared_contents: str | None
-    code_hash: bytes | None
-    code_salt: bytes | None
     deadline: datetime | None
     flags: dict[str, Any]
     created_at: datetime
@@ -53,14 +53,10 @@ class ParcelRow:
     closed_at: datetime | None
     purged_at: datetime | None
 
-    def code_matches(self, code: str) -> bool:
-        """True when `code` is this parcel's pickup code (salted scrypt, constant time)."""
-        return verify_secret(code, "code", self.code_hash, self.code_salt)
-
 
 @dataclass(frozen=True, slots=True)
 class CourierRow:
-    """A courier grant by a carrier; only the PIN's salted hash is stored."""
+    """A courier grant by a carrier; only the PIN's salted hash is stored (the domain's PBKDF2)."""
 
     carrier: str
     courier_id: str
@@ -70,10 +66,6 @@ class CourierRow:
     revoked: bool
     granted_at: datetime
     revoked_at: datetime | None
-
-    def pin_matches(self, pin: str) -> bool:
-        """True when `pin` is this courier's PIN."""
-        return verify_secret(pin, "pin", self.pin_hash, self.pin_salt)
 
     def usable(self, now: datetime) -> bool:
         """Not revoked and not expired."""
@@ -95,15 +87,13 @@ def insert_parcel(conn: Any, *, parcel_id: str, kind: ParcelKind, carrier: str, 
                   now: datetime, compartment: int | None = None, size: str | None = None,
                   waybill: str | None = None, recipient_phone: str | None = None,
                   sender_verification: str | None = None, declared_contents: str | None = None,
-                  pickup_code: str | None = None, deadline: datetime | None = None,
-                  flags: dict[str, Any] | None = None) -> None:
-    """Create a parcel row; a pickup code is stored only as a salted hash."""
-    code_hash, code_salt = hash_secret(pickup_code, "code") if pickup_code else (None, None)
+                  deadline: datetime | None = None, flags: dict[str, Any] | None = None) -> None:
+    """Create a parcel row."""
     conn.execute(
-        f"INSERT INTO parcels ({PARCEL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
+        f"INSERT INTO parcels ({PARCEL_COLUMNS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",  # noqa: S608
         (parcel_id, kind, carrier, compartment, status, size, waybill, recipient_phone,
-         sender_verification, declared_contents, code_hash, code_salt, _ts(deadline),
-         dumps(flags or {}), format_ts(now), format_ts(now), None, None))
+         sender_verification, declared_contents, _ts(deadline), dumps(flags or {}),
+         format_ts(now), format_ts(now), None, None))
 
 
 def update_parcel(conn: Any, parcel_id: str, *, now: datetime, **fields: Any) -> None:
@@ -129,25 +119,10 @@ def update_parcel(conn: Any, parcel_id: str, *, now: datetime, **fields: Any) ->
         raise KeyError(f"no parcel {parcel_id!r}")
 
 
-def set_pickup_code(conn: Any, parcel_id: str, code: str | None, *, now: datetime) -> None:
-    """Store a new pickup code's salted hash (None clears it, e.g. after pickup)."""
-    code_hash, code_salt = hash_secret(code, "code") if code else (None, None)
-    cur = conn.execute("UPDATE parcels SET code_hash = ?, code_salt = ?, updated_at = ? "
-                       "WHERE id = ?", (code_hash, code_salt, format_ts(now), parcel_id))
-    if cur.rowcount != 1:
-        raise KeyError(f"no parcel {parcel_id!r}")
-
-
 def upsert_courier(conn: Any, *, carrier: str, courier_id: str, expires: datetime,
-                   now: datetime, pin: str | None = None,
-                   pin_hash: tuple[bytes, bytes] | None = None) -> None:
-    """Grant (or re-grant) a courier; give the clear `pin` or a carrier-made (hash, salt)."""
-    if pin is not None:
-        digest, salt = hash_secret(pin, "pin")
-    elif pin_hash is not None:
-        digest, salt = pin_hash
-    else:
-        raise ValueError("a courier grant needs a pin or a pin hash")
+                   now: datetime, pin_hash: tuple[bytes, bytes]) -> None:
+    """Grant (or re-grant) a courier with the (hash, salt) of its PIN made by the domain."""
+    digest, salt = pin_hash
     conn.execute(
         "INSERT INTO couriers (carrier, courier_id, pin_hash, pin_salt, expires, revoked, "
         "granted_at, revoked_at) VALUES (?,?,?,?,?,0,?,NULL) "
@@ -164,13 +139,6 @@ def revoke_courier(conn: Any, *, carrier: str, courier_id: str, now: datetime) -
     return bool(cur.rowcount)
 
 
-def record_pickup_attempt(conn: Any, *, panel: str, ok: bool, now: datetime,
-                          parcel_id: str | None = None, compartment: int | None = None) -> None:
-    """One code attempt (right or wrong) for the rate limit and the record (Art. 9)."""
-    conn.execute("INSERT INTO pickup_attempts (ts, panel, ok, parcel_id, compartment) "
-                 "VALUES (?,?,?,?,?)", (format_ts(now), panel, int(ok), parcel_id, compartment))
-
-
 # ----------------------------------------------------------------------------- reads
 
 
@@ -178,10 +146,9 @@ def _parcel(row: Sequence[Any]) -> ParcelRow:
     return ParcelRow(
         id=row[0], kind=row[1], carrier=row[2], compartment=row[3], status=row[4], size=row[5],
         waybill=row[6], recipient_phone=row[7], sender_verification=row[8],
-        declared_contents=row[9], code_hash=None if row[10] is None else bytes(row[10]),
-        code_salt=None if row[11] is None else bytes(row[11]), deadline=_dt(row[12]),
-        flags=json.loads(row[13]), created_at=parse_ts(row[14]), updated_at=parse_ts(row[15]),
-        closed_at=_dt(row[16]), purged_at=_dt(row[17]))
+        declared_contents=row[9], deadline=_dt(row[10]), flags=json.loads(row[11]),
+        created_at=parse_ts(row[12]), updated_at=parse_ts(row[13]), closed_at=_dt(row[14]),
+        purged_at=_dt(row[15]))
 
 
 def get_parcel(conn: Any, parcel_id: str) -> ParcelRow | None:
@@ -219,15 +186,6 @@ def find_parcels(conn: Any, *, status: Sequence[str] | None = None,
     return [_parcel(r) for r in conn.execute(sql, [*args, limit]).fetchall()]
 
 
-def find_parcel_by_code(conn: Any, code: str, *, compartment: int | None = None
-                        ) -> ParcelRow | None:
-    """The open parcel whose pickup code is `code` (tries each waiting parcel's salt)."""
-    for parcel in find_parcels(conn, compartment=compartment, open_only=True):
-        if parcel.code_matches(code):
-            return parcel
-    return None
-
-
 def get_courier(conn: Any, carrier: str, courier_id: str) -> CourierRow | None:
     """A courier grant."""
     row = conn.execute("SELECT carrier, courier_id, pin_hash, pin_salt, expires, revoked, "
@@ -240,12 +198,3 @@ def get_courier(conn: Any, carrier: str, courier_id: str) -> CourierRow | None:
                       pin_salt=None if row[3] is None else bytes(row[3]),
                       expires=parse_ts(row[4]), revoked=bool(row[5]),
                       granted_at=parse_ts(row[6]), revoked_at=_dt(row[7]))
-
-
-def count_pickup_attempts(conn: Any, *, panel: str, since: datetime,
-                          failed_only: bool = True) -> int:
-    """Attempts on a panel since a time (the 5-per-10-minutes rule)."""
-    sql = "SELECT count(*) FROM pickup_attempts WHERE panel = ? AND ts >= ?"
-    if failed_only:
-        sql += " AND ok = 0"
-    return int(conn.execute(sql, (panel, format_ts(since))).fetchone()[0])

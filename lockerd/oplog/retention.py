@@ -7,12 +7,15 @@ from datetime import datetime, timedelta
 
 from lockerd.config import Oplog as OplogConfig
 from lockerd.oplog.canonical import format_ts
+from lockerd.oplog.records import PARCEL_COLUMN_NAMES
 from lockerd.oplog.store import OpLog
+from lockerd.privacy import personal
 
 log = logging.getLogger(__name__)
 
-PERSONAL_PARCEL_COLUMNS = ("waybill", "recipient_phone", "sender_verification",
-                           "declared_contents", "code_hash", "code_salt")
+# The parcels columns the privacy registry calls personal: nulled once the parcel's personal
+# retention has passed, while the row (kind, times, status) stays for the statistics.
+PERSONAL_PARCEL_COLUMNS = tuple(c for c in PARCEL_COLUMN_NAMES if personal(c) is not None)
 
 
 async def purge(store: OpLog, policy: OplogConfig, *, now: datetime | None = None,
@@ -41,9 +44,6 @@ async def purge(store: OpLog, policy: OplogConfig, *, now: datetime | None = Non
     done["couriers"] = await store.destroy(
         "couriers", "couriers", "(revoked = 1 AND revoked_at < ?) OR expires < ?",
         (courier_cut, courier_cut), range_column="granted_at", actor=actor)
-    done["pickup_attempts"] = await store.destroy(
-        "pickup_attempts", "pickup_attempts", "ts < ?", (cutoff(policy.pickup_attempt_days),),
-        range_column="ts", actor=actor)
     done["outbox_sent"] = await store.outbox_prune(at - timedelta(days=policy.outbox_sent_days),
                                                    actor=actor)
     done["command_ids"] = await store.commands_prune(at - timedelta(days=policy.command_days),

@@ -121,7 +121,7 @@ MIGRATIONS: tuple[str, ...] = (
         created_at  TEXT    NOT NULL
     );
     """,
-    # 3: the live state of the parcel flows (lockerd/service_store.py): one row per live
+    # 3: the live state of the parcel flows (lockerd/parcels/store.py): one row per live
     #    compartment, parcel, courier, panel limiter and expectation, written in the same
     #    transaction as the operation that changed it. Finished parcels are deleted from it,
     #    so only the parcels table (purged by retention) keeps them.
@@ -133,6 +133,14 @@ MIGRATIONS: tuple[str, ...] = (
         updated_at  TEXT    NOT NULL,
         PRIMARY KEY (entity, key)
     );
+    """,
+    # 4: drop what nothing ever wrote: pickup attempts (the wrong-code limiter lives in
+    #    live_state) and the parcels' scrypt code hash and salt (pickup codes are checked by the
+    #    domain against its live state, as a digest). Dropping the table drops its indexes.
+    """
+    DROP TABLE pickup_attempts;
+    ALTER TABLE parcels DROP COLUMN code_hash;
+    ALTER TABLE parcels DROP COLUMN code_salt;
     """,
 )
 

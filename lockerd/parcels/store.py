@@ -7,8 +7,9 @@ After a restart the cabinet is rebuilt from `live_state` alone (`load_state`). A
 from then on only its `parcels` row holds it, and retention purges that row's personal columns.
 
 The chain body (`chain_body`) carries facts only: ids, compartments, sizes, statuses, error
-codes, evidence hashes. Waybills, code digests, PIN hashes, verification references and
-declared contents stay in the tables, which SQLCipher encrypts and retention can purge.
+codes, evidence hashes. What lockerd.privacy.PERSONAL keeps out of the chain (waybills, code
+digests, PIN hashes, verification references, declared contents) stays in the tables, which
+SQLCipher encrypts and retention can purge.
 """
 
 from __future__ import annotations
@@ -29,17 +30,18 @@ from lockerd.domain.model import (
 )
 from lockerd.domain.timefmt import format_ts
 from lockerd.oplog import records
+from lockerd.privacy import chain_safe
 
 Mutation = Callable[[Any], None]
 
-#: Keys of a domain record body that may hold personal data; never copied into the chain.
-_PRIVATE_BODY_KEYS = frozenset({"waybill", "verification_ref", "declared_contents", "pin",
-                                "pin_hash", "code", "pickup_code"})
-
 
 def chain_body(decision: Decision) -> dict[str, Any]:
-    """The operation body of a decision: its facts and a non-personal summary of its changes."""
-    body = {k: v for k, v in decision.record.body.items() if k not in _PRIVATE_BODY_KEYS}
+    """The operation body of a decision: its facts and a non-personal summary of its changes.
+
+    Every key the privacy registry keeps out of the chain is dropped from the record's body
+    (at any depth); that a waybill was given is kept as `has_waybill`.
+    """
+    body: dict[str, Any] = chain_safe(decision.record.body)
     if "waybill" in decision.record.body:
         body["has_waybill"] = decision.record.body["waybill"] is not None
     body["ok"] = decision.ok
@@ -156,7 +158,7 @@ def _courier_write(c: Courier, prior: Courier | None, now: datetime) -> Mutation
         if c.revoked_at is not None and prior is not None and prior.revoked_at is None:
             records.revoke_courier(conn, carrier=c.carrier, courier_id=c.courier_id, now=now)
         elif c.revoked_at is None:
-            # the records table keeps the domain's PBKDF2 string (its own salt is inside it)
+            # the records table keeps the domain's PBKDF2 string; pin_salt repeats its salt
             parts = c.pin_hash.split("$")
             salt = bytes.fromhex(parts[2]) if len(parts) == 4 else b""
             records.upsert_courier(conn, carrier=c.carrier, courier_id=c.courier_id,

@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 
+from lockerd.camera.evidence import EvidenceStore
 from lockerd.oplog import OpLog, OplogKey
 from tests.fixtures.paths import REPO
 
@@ -42,3 +43,25 @@ async def test_release_log_migrates_and_verifies(release: str, tmp_path: Path) -
         assert len(operations) >= EXPECTED_ROWS[release]["operations"]
     finally:
         await log.close()
+
+
+@pytest.mark.parametrize("release", sorted(EXPECTED_ROWS))
+async def test_release_evidence_opens_through_the_shared_helper(release: str,
+                                                                tmp_path: Path) -> None:
+    """The evidence store now opens with the log's SQLCipher helper; old files still open."""
+    source = RELEASES / release
+    for name in ("oplog.db", "evidence.db"):
+        shutil.copy(source / name, tmp_path / name)
+    key = OplogKey(bytes.fromhex((source / "oplog.key.hex").read_text().strip()))
+    log = await OpLog.open(tmp_path / "oplog.db", key)
+    try:
+        evidence_key = await log.secret("evidence.key")
+    finally:
+        await log.close()
+    store = EvidenceStore(tmp_path / "evidence.db", evidence_key, lambda: None)
+    await store.open()
+    try:
+        assert await store.count() > 0
+        assert await store.load(1) is not None
+    finally:
+        await store.close()

@@ -13,7 +13,6 @@ from lockerd.oplog.records import (
     get_courier,
     get_parcel,
     insert_parcel,
-    record_pickup_attempt,
     revoke_courier,
     update_parcel,
     upsert_courier,
@@ -21,27 +20,29 @@ from lockerd.oplog.records import (
 from lockerd.oplog.retention import purge
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
+PIN_HASH = (b"pbkdf2_sha256$10000$00112233445566778899aabbccddeeff$" + b"ab" * 32,
+            bytes.fromhex("00112233445566778899aabbccddeeff"))
 
 
 async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
     now = [T0]
     log = await OpLog.open(db_path, key, clock=lambda: now[0])
     policy = OplogConfig(parcel_personal_days=30, parcel_days=60, courier_days=10,
-                         pickup_attempt_days=20, outbox_sent_days=7, command_days=7)
+                         outbox_sent_days=7, command_days=7)
     try:
         def setup(conn: sqlite3.Connection) -> None:
             for pid, closed in (("old", True), ("mid", True), ("open", False)):
                 insert_parcel(conn, parcel_id=pid, kind="delivery", carrier="sf",
                               status="in_locker", now=T0, waybill=f"SF00{pid}99",
-                              recipient_phone="13812345678", pickup_code="111222")
+                              recipient_phone="13812345678", sender_verification="RN-1",
+                              declared_contents="books")
                 if closed:
                     update_parcel(conn, pid, now=T0, status="picked_up", closed_at=T0)
-            upsert_courier(conn, carrier="sf", courier_id="gone", pin="9999", now=T0,
+            upsert_courier(conn, carrier="sf", courier_id="gone", pin_hash=PIN_HASH, now=T0,
                            expires=T0 + timedelta(days=365))
             revoke_courier(conn, carrier="sf", courier_id="gone", now=T0)
-            upsert_courier(conn, carrier="sf", courier_id="active", pin="8888", now=T0,
+            upsert_courier(conn, carrier="sf", courier_id="active", pin_hash=PIN_HASH, now=T0,
                            expires=T0 + timedelta(days=365))
-            record_pickup_attempt(conn, panel="kiosk", ok=False, now=T0)
 
         await log.append("setup", actor="test", body={}, mutate=setup,
                          command=CommandRecord("sf", "cmd-1", {"ok": True}),
@@ -56,14 +57,14 @@ async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
 
         now[0] = T0 + timedelta(days=31)
         done = await purge(log, policy)
-        assert done == {"parcel_personal": 1, "parcels": 0, "couriers": 1, "pickup_attempts": 1,
-                        "outbox_sent": 1, "command_ids": 1}
+        assert done == {"parcel_personal": 1, "parcels": 0, "couriers": 1, "outbox_sent": 1,
+                        "command_ids": 1}
         old = await log.read(lambda c: get_parcel(c, "old"))
         assert old is not None
         assert old.purged_at == now[0]
-        assert (old.waybill, old.recipient_phone, old.code_hash, old.code_salt) == \
-            (None, None, None, None)
-        assert not old.code_matches("111222")
+        assert (old.waybill, old.recipient_phone, old.sender_verification,
+                old.declared_contents) == (None, None, None, None)
+        assert (old.status, old.carrier) == ("picked_up", "sf")  # the row itself stays
         mid = await log.read(lambda c: get_parcel(c, "mid"))
         assert mid is not None
         assert mid.waybill == "SF00mid99"
@@ -75,7 +76,7 @@ async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
         assert await log.command_reply("sf", "cmd-1") is None
 
         records = await log.operations(after_seq=head_before)
-        assert [o.kind for o in records] == ["oplog.destroyed"] * 5
+        assert [o.kind for o in records] == ["oplog.destroyed"] * 4
         classes = {o.body["class"]: o.body for o in records}
         assert classes["parcel_personal"]["count"] == 1
         assert classes["parcel_personal"]["action"] == "nulled"
