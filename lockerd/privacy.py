@@ -164,6 +164,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",
+    "version", "schema", "migrated_from",
     # Results of decisions and carrier messages (docs/mqtt.md).
     "ok", "error", "events", "type", "v", "event_id",
     # Audited exports (the chain record of each export).

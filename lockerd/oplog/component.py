@@ -13,6 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lockerd import __version__
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet, Compartment, Paths
@@ -20,6 +21,7 @@ from lockerd.config import Oplog as OplogConfig
 from lockerd.oplog import audit, keys, retention
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
+from lockerd.oplog.schema import SCHEMA_VERSION
 from lockerd.oplog.store import OpLog
 
 log = logging.getLogger(__name__)
@@ -111,7 +113,12 @@ class OplogComponent(Component):
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Load the key (refusing unsafe ones), open the log, record the opening."""
+        """Load the key (refusing unsafe ones), open the log, record the opening and the release.
+
+        `daemon.started` names the release and the schema at every start, so the chain itself
+        says which release wrote which records and when a migration ran (`migrated_from`: the
+        schema the file had before, 0 for a new file, null when it was already current).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._store = await self._open()
         self._key_fp = self._store.key_fingerprint
@@ -119,6 +126,9 @@ class OplogComponent(Component):
         await self._store.append("oplog.opened", actor="lockerd",
                                  body={"pid": os.getpid(), "head_seq": head[0],
                                        "key_fingerprint": self._key_fp})
+        await self._store.append("daemon.started", actor="lockerd",
+                                 body={"version": __version__, "schema": SCHEMA_VERSION,
+                                       "migrated_from": self._store.migrated_from})
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file
@@ -186,7 +196,8 @@ class OplogComponent(Component):
         if self._store is None:
             return {"open": False}
         seq, digest = self._store.head
-        return {"open": True, "path": str(self.path), "head_seq": seq, "head_hash": digest[:16],
+        return {"open": True, "path": str(self.path), "schema": SCHEMA_VERSION,
+                "head_seq": seq, "head_hash": digest[:16],
                 "writer_alive": self._store.writer_alive, "key": self._key_fp,
                 "last_purge": self._last_purge,
                 "next_purge": format_ts(self._next_purge) if self._next_purge else None}
