@@ -8,6 +8,7 @@ retention, audit (masked view, export, report), keys, component.
 from lockerd.oplog.errors import (
     DuplicateCommand,
     KeyRefused,
+    NewerSchema,
     OplogError,
     PersonalDataInChain,
     RekeyRefused,
@@ -33,6 +34,7 @@ __all__ = [
     "DuplicateCommand",
     "KeyRefused",
     "Mutation",
+    "NewerSchema",
     "OpLog",
     "Operation",
     "OplogError",
