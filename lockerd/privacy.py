@@ -165,6 +165,8 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",
     "version", "schema", "migrated_from",
+    # Backups and restores (lockerd.oplog.backup): chain heads and file digests.
+    "head_hash", "verified", "oplog_sha256", "evidence_sha256", "replaced_head_seq",
     # Results of decisions and carrier messages (docs/mqtt.md).
     "ok", "error", "events", "type", "v", "event_id",
     # Audited exports (the chain record of each export).

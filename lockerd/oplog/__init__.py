@@ -2,7 +2,7 @@
 
 Modules: store (the OpLog facade), writer (group commit thread), chain (row insert, verify),
 outbox, readers (read pool), sqlcipher (connection helper), records (domain tables), schema,
-retention, audit (masked view, export, report), keys, component.
+retention, audit (masked view, export, report), keys, backup (backup and restore), component.
 """
 
 from lockerd.oplog.errors import (
