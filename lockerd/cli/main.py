@@ -35,6 +35,26 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, keep=args.keep)
 
 
+def _cmd_kiosk(args: argparse.Namespace) -> int:
+    import asyncio
+
+    from lockerd.kiosk.app import KioskSettings
+    from lockerd.kiosk.serve import run
+
+    setup_logging(args.log_level or "INFO")
+    socket_path = Path(args.socket) if args.socket else None
+    if socket_path is None:
+        try:
+            socket_path = load_config(Path(args.config)).paths.socket
+        except ConfigError as exc:
+            for line in exc.problems:
+                print(line, file=sys.stderr)
+            return 2
+    settings = KioskSettings(socket=socket_path, panel=args.panel, port=args.port,
+                             idle_timeout_s=args.idle_timeout)
+    return asyncio.run(run(settings))
+
+
 def _cmd_config_example(_args: argparse.Namespace) -> int:
     from lockerd.config import example_config_text
 
@@ -59,6 +79,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--keep", action="store_true", help="keep the demo's state directory")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=_cmd_demo)
+
+    p = sub.add_parser("kiosk", help="serve the touchscreen on 127.0.0.1 (a panel-role client)")
+    where = p.add_mutually_exclusive_group()
+    where.add_argument("-c", "--config", default="/etc/lockerd/lockerd.toml",
+                       help="the daemon's config, for its socket path")
+    where.add_argument("--socket", help="the daemon's API socket (instead of --config)")
+    p.add_argument("--panel", default="kiosk-1", help="this screen's panel id")
+    p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (0: any free one)")
+    p.add_argument("--idle-timeout", type=float, default=60.0,
+                   help="seconds without a touch before the screen returns home")
+    p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    p.set_defaults(func=_cmd_kiosk)
 
     p = sub.add_parser("config", help="configuration helpers")
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")

@@ -134,7 +134,8 @@ class DaemonLink:
                         except Exception:
                             log.exception("kiosk event handler failed")
                     continue
-                future = self._waiting.get(msg.get("id")) if isinstance(msg, dict) else None
+                req_id = msg.get("id") if isinstance(msg, dict) else None
+                future = self._waiting.get(req_id) if isinstance(req_id, int) else None
                 if future is not None and not future.done():
                     future.set_result(msg)
         except (ConnectionError, OSError):

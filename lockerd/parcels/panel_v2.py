@@ -85,6 +85,7 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
         spec = service.cabinet.spec
         return {"version": API_VERSION, "name": spec.name, "address": spec.address,
                 "intake": ops.intake(), "free": service.cabinet.free_counts(),
+                "carriers": sorted(spec.carriers),
                 "storage_hours": round(spec.policy.storage_period.total_seconds() / 3600),
                 "fee_cents_per_day": spec.policy.overdue_fee_cents_per_day,
                 "refusal_reasons": [r.value for r in RefusalReason],
