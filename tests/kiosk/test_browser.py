@@ -26,10 +26,16 @@ from lockerd.kiosk.app import Kiosk, KioskSettings
 from lockerd.kiosk.serve import serving
 from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
 from tests.kiosk.rig import (
+    ARTIFACTS,
+    LARGE,
     SMALL,
     Timer,
+    axe_source,
+    axe_violations,
     chromium,
     need_browser,
+    overflow,
+    set_lang,
     small_targets,
     snap,
 )
@@ -195,7 +201,9 @@ async def test_pickup_shows_the_door_then_done_and_is_fast(rig: Rig) -> None:
             await page.click("#go-pickup")
             if first:
                 await snap(page, "02-pickup-code")
-            await type_keys(page, code)
+                await type_keys(page, code)
+            else:  # as a scanner types it (the keypad is tested above; this loop times)
+                await page.fill("#code", code)
             await page.click("#code-ok")
             await page.wait_for_selector("#door-number")
             assert await page.text_content("#door-number") == str(compartment)
@@ -279,3 +287,222 @@ async def test_wrong_codes_lock_the_screen_out(rig: Rig) -> None:
     refused = [o.body["error"] for o in await rig.cab.ops("pickup.begin")
                if o.body.get("panel") == "kiosk-lock"]
     assert refused == ["wrong_code"] * 5 + ["locked_out"]
+
+
+# ---- courier -----------------------------------------------------------------------------------
+
+async def courier_login(page: Any, pin: str = PIN) -> None:
+    await page.click("#go-courier")
+    await page.click(f"#carrier-{CARRIER}")
+    await type_keys(page, "c-101")
+    await page.click("#pin")
+    await type_keys(page, pin)
+    await page.click("#login-ok")
+
+
+async def test_courier_delivers_with_reasons_in_plain_words(rig: Rig) -> None:
+    page = await rig.page()
+    await page.click("#go-courier")
+    await snap(page, "10-courier-login")
+    await page.click("#back")
+    await courier_login(page, pin="000000")
+    await page.wait_for_selector("#login-error")
+    assert "工号或密码不正确" in str(await page.text_content("#login-error"))
+    await page.click("#back")
+    await courier_login(page)
+    await page.wait_for_selector("#deliver")
+    await snap(page, "11-courier-menu")
+    await page.click("#deliver")
+    await type_keys(page, "SF20260001")
+    await page.click("#flag-damaged")
+    await snap(page, "12-courier-deliver-form")
+    await page.click("#deliver-ok")
+    await page.wait_for_selector("#deliver-error")
+    assert "外包装明显破损" in str(await page.text_content("#deliver-error"))  # Art. 23
+    await snap(page, "13-courier-deliver-refused")
+    await page.click("#flag-damaged")
+    await page.click("#size-M")
+    await page.click("#deliver-ok")
+    await page.wait_for_selector("#door-number")
+    door = int(str(await page.text_content("#door-number")))
+    await door_text(page, "快件已存入")
+    await snap(page, "14-courier-deliver-stored")
+    refused = [o for o in await rig.cab.ops("deliver.begin") if not o.body["ok"]]
+    assert refused[-1].body["error"] == "damaged"
+    stored = (await rig.cab.ops("deliver.confirm"))[-1]
+    assert stored.compartment == door
+    assert rig.cab.d.parcels.cabinet.state.compartments[door].size.value in ("M", "L")
+    await page.click("#next-parcel")
+    await page.wait_for_selector("#deliver-ok")
+    assert await page.input_value("#waybill") == ""
+    assert all(PIN not in u and "SF2026" not in u for u in rig.urls)
+
+
+async def test_a_jammed_door_offers_another_compartment(rig: Rig) -> None:
+    cab = rig.cab
+    cabinet = cab.d.parcels.cabinet
+    free_l = [c.id for c in cabinet.state.compartments.values()
+              if c.size.value == "L" and c.state.value == "free"]
+    faults, bus, board, ch = cab.hw(free_l[0])
+    faults.jam(bus, board, ch)
+    page = await rig.page()
+    await courier_login(page)
+    await page.click("#deliver")
+    await type_keys(page, "SF20260002")
+    await page.click("#size-L")
+    rig.hold()
+    try:
+        await page.click("#deliver-ok")
+        await page.wait_for_selector("#offered", timeout=20000)
+        await door_text(page, "请将快件放入")
+        offered = str(await page.text_content("#offered"))
+        assert f"{free_l[0]} 号格口无法打开" in offered
+        assert f"请改用 {free_l[1]} 号格口" in offered
+        assert await page.text_content("#door-number") == str(free_l[1])
+        await snap(page, "15-door-jammed-offered")
+    finally:
+        rig.hold(False)
+    await door_text(page, "快件已存入")
+    rollback = (await cab.ops("deposit.rollback"))[-1]
+    assert (rollback.compartment, rollback.body["failure"]) == (free_l[0], "jammed")
+    assert (await cab.ops("deliver.confirm"))[-1].compartment == free_l[1]
+    assert free_l[0] in cab.d.parcels.blocked()
+    faults.jam(bus, board, ch, jammed=False)
+
+
+async def test_a_door_left_open_prompts(rig: Rig) -> None:
+    page = await rig.page()
+    await courier_login(page)
+    await page.click("#deliver")
+    await type_keys(page, "SF20260003")
+    rig.hold()
+    try:
+        await page.click("#deliver-ok")
+        await page.wait_for_selector("#prompt:not([hidden])", timeout=10000)
+        door = str(await page.text_content("#door-number"))
+        assert f"请关好 {door} 号格口的门" in str(await page.text_content("#prompt"))
+        await snap(page, "16-door-left-open")
+    finally:
+        rig.hold(False)
+    await page.wait_for_selector("#prompt", state="hidden", timeout=10000)
+    await door_text(page, "快件已存入")
+
+
+# ---- sender and collection ------------------------------------------------------------------------
+
+async def test_sending_then_the_courier_rejects_it_at_collection(rig: Rig) -> None:
+    page = await rig.page()
+    await page.click("#go-send")
+    await page.wait_for_selector("#terms")
+    assert await page.is_disabled("#terms-next")
+    await snap(page, "17-send-terms")
+    await page.click("#ack-value")
+    await page.click("#ack-items")
+    await page.click("#terms-next")
+    await type_keys(page, "RN-7F3A9C21")
+    await page.click("#contents-books")
+    await snap(page, "18-send-form")
+    await page.click("#send-ok")
+    await page.wait_for_selector("#door-number")
+    door = int(str(await page.text_content("#door-number")))
+    await door_text(page, "交寄完成")
+    assert "p-" in str(await page.text_content("#parcel-ref"))
+    await snap(page, "19-send-done")
+    begin = (await rig.cab.ops("dropoff.begin"))[-1]
+    assert begin.body["terms_version"] == rig.kiosk.settings.terms_version  # Art. 11
+    assert begin.compartment == door
+    # the courier sees it in the worklist with the declared contents, opens it, rejects it
+    await page.goto(rig.url)
+    await page.wait_for_selector("#go-courier")
+    await courier_login(page)
+    await page.wait_for_selector("#deliver")
+    assert "书籍" in str(await page.text_content("main"))
+    rig.hold()
+    try:
+        await page.click(f'[data-parcel="{begin.parcel_id}"]')
+        await page.wait_for_selector("#reject")
+        assert "书籍" in str(await page.text_content("#door-status"))  # Art. 20: compare
+        await snap(page, "20-collect-door-open")
+        await page.click("#reject")
+        await page.click('#reject-reasons [data-reason="mismatch"]')
+        await door_text(page, "已登记拒收")
+    finally:
+        rig.hold(False)
+    await door_text(page, "已拒绝收寄")
+    verdict = (await rig.cab.ops("collect.confirm"))[-1]
+    assert verdict.body["accept"] is False
+    assert verdict.body["reason"] == "mismatch"
+    assert verdict.parcel_id == begin.parcel_id
+
+
+async def test_send_is_disabled_while_the_camera_is_covered(rig: Rig) -> None:
+    cab = rig.cab
+    assert cab.d.camera is not None
+    page = await rig.page()
+    assert await page.is_enabled("#go-send")
+    cab.d.camera.source.set_mode("covered")  # type: ignore[attr-defined]
+    try:
+        await page.wait_for_selector("#intake-closed", timeout=20000)
+        assert await page.is_disabled("#go-send")
+        assert "寄件暂停：摄像头未正常工作" in str(await page.text_content("#intake-closed"))
+        await snap(page, "21-home-intake-closed")
+        alerts = [o.body for o in await cab.ops("alert.raised")]
+        assert any(a["kind"] == "camera_obstructed" for a in alerts)
+    finally:
+        cab.d.camera.source.set_mode("normal")  # type: ignore[attr-defined]
+    await page.wait_for_selector("#intake-closed", state="detached", timeout=20000)
+    assert await page.is_enabled("#go-send")
+
+
+# ---- sessions, layout, accessibility --------------------------------------------------------------
+
+async def test_an_idle_screen_returns_home_and_logs_the_courier_out(rig: Rig) -> None:
+    async with serving(KioskSettings(socket=rig.cab.cfg.paths.socket, port=0,
+                                     idle_timeout_s=2.0)) as idle:
+        page = await rig.page(url=f"http://127.0.0.1:{idle.port}/")
+        await courier_login(page)
+        await page.wait_for_selector("#deliver")
+        [session] = [s for s in idle.sessions.all() if s.courier is not None]
+        await page.wait_for_selector("#go-pickup", timeout=10000)
+        assert session.courier is None
+        await page.context.close()
+        rig.contexts.remove(page.context)
+
+
+SCREENS = [  # (name, how to get there from home)
+    ("home", []), ("pickup", ["#go-pickup"]), ("courier", ["#go-courier"]),
+    ("terms", ["#go-send"]), ("send-form", ["#go-send", "#ack-value", "#ack-items", "#terms-next"]),
+]
+
+
+async def test_every_screen_is_accessible_and_fits_both_panels(rig: Rig) -> None:
+    source = axe_source()
+    for viewport in (SMALL, LARGE):
+        page = await rig.page(viewport=viewport)
+        for name, clicks in SCREENS:
+            await page.goto(rig.url)
+            await page.wait_for_selector("#go-pickup")
+            for selector in clicks:
+                await page.click(selector)
+            for lang in ("zh", "en"):
+                await set_lang(page, lang)
+                assert not await overflow(page), (name, viewport, lang)
+                assert await small_targets(page) == [], (name, viewport, lang)
+                if viewport is SMALL:
+                    assert await axe_violations(page, source) == [], (name, lang)
+        if viewport is LARGE:
+            await page.goto(rig.url)
+            await page.wait_for_selector("#go-pickup")
+            await page.screenshot(path=str(ARTIFACTS / "01-home.1280x800.png"))
+    # the door screen, with a door held open
+    [(_, code)] = await deliver_many(rig.cab, 1, "SFA")
+    page = await rig.page()
+    rig.hold()
+    try:
+        await enter_code(page, code)
+        await page.wait_for_selector("#refuse")
+        for lang in ("zh", "en"):
+            await set_lang(page, lang)
+            assert await axe_violations(page, source) == [], ("door", lang)
+    finally:
+        rig.hold(False)

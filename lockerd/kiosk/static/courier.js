@@ -23,14 +23,15 @@ export function courierLogin(app) {
           app.state.info.carriers.map((c) => button(carrierName(c), () => { flow.carrier = c; app.render(); },
             { "aria-pressed": String(flow.carrier === c), id: `carrier-${c}` }))),
         cid, pin,
-        flow.error ? h("p", { class: "notice warn", role: "alert", id: "login-error" }, flow.error) : null,
         h("div", { class: "row" },
           button(t("login"), () => login(app), { class: "primary", id: "login-ok" }),
           button(t("back"), () => app.home(), { id: "back" }))),
-      keypad(flow.active === "pin" ? "digits" : "lower", (k) => {
-        flow[flow.active] = applyKey(flow[flow.active], k, flow.active === "pin" ? 12 : 64);
-        app.render();
-      }, labels)),
+      h("div", {},
+        keypad(flow.active === "pin" ? "digits" : "lower", (k) => {
+          flow[flow.active] = applyKey(flow[flow.active], k, flow.active === "pin" ? 12 : 64);
+          app.render();
+        }, labels),
+        flow.error ? h("p", { class: "notice warn", role: "alert", id: "login-error" }, flow.error) : null)),
   ];
 }
 
@@ -62,6 +63,7 @@ export function courierMenu(app) {
     h("div", { class: "row" },
       button(t("deliver"), () => app.show(deliverForm), { class: "primary", id: "deliver" }),
       button(t("logout"), () => app.home(), { id: "logout" })),
+    app.state.flow.error ? h("p", { class: "notice warn", role: "alert", id: "menu-error" }, app.state.flow.error) : null,
     h("h3", {}, t("to_collect")), list(c.to_collect, t("collect"), "courier/collect"),
     h("h3", {}, t("to_return")), list(c.to_return, t("take_back"), "courier/return"),
   ];
@@ -93,14 +95,16 @@ export function deliverForm(app) {
         h("div", { class: "row", role: "group", "aria-label": t("size") },
           ["S", "M", "L"].map((s) => button(t(`size_${s}`), () => { flow.size = s; app.render(); },
             { "aria-pressed": String(flow.size === s), id: `size-${s}` }))),
-        flag("consent", t("consent")), flag("sender_chose_locker", t("sender_chose")),
-        flag("damaged", t("damaged")), flag("fresh", t("fresh")), flag("valuable", t("valuable")),
-        flag("agreement", t("agreement")),
-        flow.error ? h("p", { class: "notice warn", role: "alert", id: "deliver-error" }, flow.error) : null,
+        h("div", { class: "flags" },
+          flag("consent", t("consent")), flag("sender_chose_locker", t("sender_chose")),
+          flag("damaged", t("damaged")), flag("fresh", t("fresh")), flag("valuable", t("valuable")),
+          flag("agreement", t("agreement"))),
         h("div", { class: "row" },
           button(t("deliver"), () => deliver(app), { class: "primary", id: "deliver-ok" }),
           button(t("back"), () => app.courierMenu(), { id: "back" }))),
-      keypad("full", (k) => { flow.waybill = applyKey(flow.waybill, k, 40); app.render(); }, labels)),
+      h("div", {},
+        keypad("full", (k) => { flow.waybill = applyKey(flow.waybill, k, 40); app.render(); }, labels),
+        flow.error ? h("p", { class: "notice warn", role: "alert", id: "deliver-error" }, flow.error) : null)),
   ];
 }
 

@@ -41,11 +41,12 @@ function sendForm(app) {
           CONTENTS.map((c) => choice("contents", c, t(`c_${c}`), `contents-${c}`))),
         h("div", { class: "row", role: "group", "aria-label": t("size") },
           ["S", "M", "L"].map((s) => choice("size", s, t(`size_${s}`), `size-${s}`))),
-        flow.error ? h("p", { class: "notice warn", role: "alert", id: "send-error" }, flow.error) : null,
         h("div", { class: "row" },
           button(t("send_btn"), () => submit(app), { class: "primary", id: "send-ok", disabled: !app.state.intake.open || undefined }),
           button(t("back"), () => app.home(), { id: "back" }))),
-      keypad("full", (k) => { flow.ref = applyKey(flow.ref, k, 64); app.render(); }, labels)),
+      h("div", {},
+        keypad("full", (k) => { flow.ref = applyKey(flow.ref, k, 64); app.render(); }, labels),
+        flow.error ? h("p", { class: "notice warn", role: "alert", id: "send-error" }, flow.error) : null)),
   ];
 }
 
