@@ -32,6 +32,10 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     from lockerd.demo.day import run_demo
 
     setup_logging(args.log_level or "WARNING")
+    if args.kiosk:
+        from lockerd.kiosk.demo import run_kiosk_demo
+
+        return run_kiosk_demo(args.kiosk_port, keep=args.keep)
     return run_demo(mqtt_host=args.mqtt_host, mqtt_port=args.mqtt_port, keep=args.keep)
 
 
@@ -77,6 +81,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mqtt-host", help="connect the demo cabinet to this broker")
     p.add_argument("--mqtt-port", type=int, default=1883, help="broker port (with --mqtt-host)")
     p.add_argument("--keep", action="store_true", help="keep the demo's state directory")
+    p.add_argument("--kiosk", action="store_true",
+                   help="instead of the scripted day: the demo cabinet with its touchscreen app, "
+                        "to click through in a browser (prints the URL and demo credentials)")
+    p.add_argument("--kiosk-port", type=int, default=8080,
+                   help="port on 127.0.0.1 for --kiosk (0: any free one)")
     p.add_argument("--log-level", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     p.set_defaults(func=_cmd_demo)
 
