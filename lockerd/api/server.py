@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import grp
 import json
 import logging
@@ -132,6 +133,60 @@ class RoleMap:
         return frozenset(roles)
 
 
+PUSH_BUFFER_LIMIT = 1 << 20
+"""A subscriber that lets this many unread bytes pile up is cut off (a stuck screen)."""
+
+
+class Pusher:
+    """Lines the server sends on one connection without a request: subscriptions' events.
+
+    A pushed line is one JSON object with an `event` key and no `id`; it is written whole, so
+    it never splits a reply, and may arrive between replies. Handlers reach the pusher of the
+    connection they serve with `current_pusher()`, and register what to undo when it closes.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._on_close: list[Callable[[], None]] = []
+        self.closed = False
+
+    def push(self, event: dict[str, Any]) -> bool:
+        """Queue one event line; False (and the connection closed) when the peer stopped reading."""
+        if self.closed:
+            return False
+        if self._writer.transport.get_write_buffer_size() > PUSH_BUFFER_LIMIT:
+            log.warning("API subscriber does not read its events; closing its connection")
+            self._writer.transport.abort()
+            self.close()
+            return False
+        self._writer.write(json.dumps(event, ensure_ascii=False).encode() + b"\n")
+        return True
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the connection ends (unsubscribe)."""
+        self._on_close.append(callback)
+
+    def close(self) -> None:
+        """The connection ended: run the close callbacks once."""
+        if self.closed:
+            return
+        self.closed = True
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("API subscription close callback failed")
+
+
+_PUSHER: contextvars.ContextVar[Pusher | None] = contextvars.ContextVar("api_pusher", default=None)
+
+
+def current_pusher() -> Pusher | None:
+    """The pusher of the connection whose request is being handled (None outside a request)."""
+    return _PUSHER.get()
+
+
 class ApiServer(Component):
     """The local socket server. Other components register methods with `route()`."""
 
@@ -212,6 +267,15 @@ class ApiServer(Component):
 
     async def _serve(self, caller: Caller, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
+        pusher = Pusher(writer)
+        _PUSHER.set(pusher)
+        try:
+            await self._serve_lines(caller, reader, writer)
+        finally:
+            pusher.close()
+
+    async def _serve_lines(self, caller: Caller, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter) -> None:
         while True:
             try:
                 line = await reader.readuntil(b"\n")

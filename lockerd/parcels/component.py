@@ -27,7 +27,8 @@ from lockerd.config import Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
 from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
-from lockerd.parcels import carrier_commands, panel_api
+from lockerd.parcels import carrier_commands, panel_api, panel_v2
+from lockerd.parcels.panel_ops import PanelOps
 from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
@@ -79,12 +80,14 @@ class ParcelFlows(Component):
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
         bus.listen(self._on_door_event, CompartmentBlocked, CompartmentUnblocked)
+        self.panel_ops = PanelOps(self.service, bus, gate, self._code_digest)
 
     # ---- wiring ------------------------------------------------------------------------------
 
     def register_api(self, api: ApiServer) -> None:
-        """panel.* and courier.login for kiosks (role panel)."""
+        """panel.* and courier.login for kiosks (role panel); panel.v2.* for screens."""
         panel_api.register(api, self.service)
+        panel_v2.register(api, self.service, self.panel_ops)
 
     def register_commands(self, registry: CommandRegistry) -> None:
         """The carrier commands that change the cabinet (docs/mqtt.md)."""
@@ -141,6 +144,7 @@ class ParcelFlows(Component):
 
     async def stop(self) -> None:
         self._started = False
+        await self.panel_ops.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
