@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from lockerd.domain import limiter, rules
+from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
+from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
     CODE_STATUSES,
     CompartmentState,
@@ -25,12 +26,13 @@ class PickupFlow(CabinetCore):
     """Begin a pickup, then confirm it or the refusal."""
 
     def begin_pickup(self, panel: str, code: str) -> Decision:
-        """A recipient's code opens its compartment; wrong codes count against the panel."""
+        """A recipient's code opens its compartment; wrong codes count against the caller and the
+        cabinet."""
         kind = "pickup.begin"
         actor = panel_actor(panel)
         now = self.now()
         body: dict[str, Any] = {"panel": panel}
-        until = limiter.locked_until(self.state.limiters.get(panel), now)
+        until = self._lockout(panel, Credential.CODE, now)
         if until is not None:
             return refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                           body, result={"locked_until": format_ts(until)})
@@ -38,7 +40,8 @@ class PickupFlow(CabinetCore):
         parcel = next((p for p in self.live_parcels()
                        if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
         if parcel is None:
-            return self._wrong_credential(kind, actor, panel, code=ErrorCode.WRONG_CODE,
+            return self._wrong_credential(kind, actor, panel, Credential.CODE,
+                                          code=ErrorCode.WRONG_CODE,
                                           message="unknown pickup code", body=body)
         comp = self.state.compartments[parcel.compartment]
         if comp.state is CompartmentState.BLOCKED:
