@@ -1,15 +1,17 @@
-"""Guessing pickup codes through the real socket as an unprivileged panel user: the rate bound holds.
+"""A hostile process in the panel group, through the real socket: guessing codes, acting on others.
 
-The attacker is a real process of another uid in the panel group (SO_PEERCRED sees it), invents
-a new `panel` id for every guess, and the domain clock is fast-forwarded to the end of each
-lockout, so a simulated day of the greediest attack runs in seconds of wall time.
+The attacker is a real process of another uid in the panel group (SO_PEERCRED sees it). Brute
+force: it invents a new `panel` id for every guess, and the domain clock is fast-forwarded to the
+end of each lockout, so a simulated day of the greediest attack runs in seconds of wall time.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import shutil
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -18,7 +20,7 @@ import pytest
 from lockerd.app.events import Alert, AlertKind
 from lockerd.domain import Cabinet as DomainCabinet
 from lockerd.parcels.component import AdjustableClock
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
+from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery, dropoff
 from tests.fixtures.peers import NOBODY, PANEL_GROUP, Peer, panel_gid, shared_workdir
 
 pytestmark = pytest.mark.skipif(__import__("os").geteuid() != 0,
@@ -154,3 +156,83 @@ async def test_one_caller_cannot_lock_out_another_panel(shared_cab: Cabinet) -> 
         kiosk.close()
     begins = await cab.ops("pickup.begin")
     assert {o.body["panel"] for o in begins} == {f"uid:{NOBODY}", "front"}
+
+
+@contextlib.contextmanager
+def _doors_held_open(cab: Cabinet) -> Iterator[None]:
+    """Every simulated door stays open until the block ends (a person at the open door)."""
+    held = [cab.hw(c.id) for c in cab.cfg.compartments]
+    for faults, bus, board, ch in held:
+        faults.hold_open(bus, board, ch)
+    try:
+        yield
+    finally:
+        for faults, bus, board, ch in held:
+            faults.hold_open(bus, board, ch, held=False)
+
+
+async def _opening(cab: Cabinet, task: asyncio.Future[Any]) -> int:
+    """The compartment whose door operation is under way (waits for it)."""
+    deadline = time.monotonic() + 20
+    comps = _cabinet(cab).state.compartments
+    while not any(c.state.value == "opening" and c.pending is not None for c in comps.values()):
+        assert time.monotonic() < deadline, "door never started opening"
+        assert not task.done(), f"flow ended before its door opened: {task.result()}"
+        await asyncio.sleep(0.05)
+        comps = _cabinet(cab).state.compartments
+    return next(c.id for c in comps.values() if c.state.value == "opening")
+
+
+async def test_another_caller_cannot_turn_a_pickup_into_a_refusal(shared_cab: Cabinet) -> None:
+    cab = shared_cab
+    _, code = await _parcel(cab)
+    gids = [panel_gid()]
+    kiosk, kiosk_again = Peer(cab.cfg.paths.socket, KIOSK, [KIOSK, *gids]), None
+    intruder = Peer(cab.cfg.paths.socket, NOBODY, [NOBODY, *gids])
+    try:
+        with _doors_held_open(cab):
+            # the kiosk sends the panel name it always sent (lockerctl panel does)
+            pickup = asyncio.ensure_future(kiosk.acall([{"id": 1, "method": "panel.pickup",
+                                                         "params": {"panel": "kiosk-1",
+                                                                    "code": code}}]))
+            cid = await _opening(cab, pickup)
+            # another uid, even claiming the kiosk's panel name, is refused ...
+            for params in ({"panel": "kiosk-1", "compartment": cid, "reason": "damaged"},
+                           {"compartment": cid, "reason": "damaged"}):
+                (reply,) = await intruder.acall([{"id": 2, "method": "panel.refuse",
+                                                  "params": params}])
+                assert reply["error"]["code"] == "bad_state", reply
+            # ... the caller that opened the door may still declare (on another connection)
+            kiosk_again = Peer(cab.cfg.paths.socket, KIOSK, [KIOSK, *gids])
+            (own,) = await kiosk_again.acall([{"id": 3, "method": "panel.refuse", "params": {
+                "panel": "kiosk-1", "compartment": cid, "reason": "damaged"}}])
+            assert own["ok"], own
+        (done,) = await asyncio.wait_for(pickup, 30)
+    finally:
+        kiosk.close()
+        intruder.close()
+        if kiosk_again is not None:
+            kiosk_again.close()
+    assert done["result"]["status"] == "refuse.confirm"
+
+
+async def test_another_caller_cannot_give_the_collection_verdict(shared_cab: Cabinet) -> None:
+    cab = shared_cab
+    dropped = await cab.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": dropoff()})
+    gids = [panel_gid()]
+    courier_kiosk = Peer(cab.cfg.paths.socket, KIOSK, [KIOSK, *gids])
+    intruder = Peer(cab.cfg.paths.socket, NOBODY, [NOBODY, *gids])
+    try:
+        with _doors_held_open(cab):
+            collect = asyncio.ensure_future(courier_kiosk.acall([{
+                "id": 1, "method": "panel.collect",
+                "params": {**courier(), "parcel_id": dropped["parcel_id"]}}]))
+            cid = await _opening(cab, collect)
+            (reply,) = await intruder.acall([{"id": 2, "method": "panel.collect_verdict", "params": {
+                "panel": "kiosk-1", "compartment": cid, "accept": False, "reason": "prohibited"}}])
+            assert reply["error"]["code"] == "bad_state", reply
+        (done,) = await asyncio.wait_for(collect, 30)
+    finally:
+        courier_kiosk.close()
+        intruder.close()
+    assert done["result"]["status"] == "collected"
