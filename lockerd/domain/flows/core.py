@@ -33,7 +33,7 @@ from lockerd.domain.model import (
     SetLimiter,
     courier_key,
 )
-from lockerd.domain.pins import verify_pin
+from lockerd.domain.pins import spend_pin_check, verify_pin
 from lockerd.domain.requests import CourierAuth
 from lockerd.domain.spec import CabinetSpec, Rng
 from lockerd.domain.timefmt import format_ts
@@ -194,7 +194,10 @@ class CabinetCore:
             return None, refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here",
                                 body)
         courier = self.state.couriers.get(courier_key(auth.carrier, auth.courier_id))
-        # an unknown courier id and a wrong PIN look the same from the panel (no enumeration)
+        # an unknown courier id and a wrong PIN look the same from the panel, in answer and in time
+        # (an unknown id costs one PBKDF2 of the configured strength too): no enumeration
+        if courier is None:
+            spend_pin_check(auth.pin, self.spec.policy.pin_hash_iterations)
         if courier is None or not verify_pin(auth.pin, courier.pin_hash):
             return None, self._wrong_credential(kind, actor, panel, Credential.PIN,
                                                 code=ErrorCode.BAD_PIN,
