@@ -9,6 +9,7 @@ import grp
 import json
 import logging
 import os
+import pwd
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -45,11 +46,19 @@ class Caller:
     uid: int
     gid: int
     roles: frozenset[Role]
+    #: The physical panel configured for this uid (`[[api.panels]]`), None when unbound.
+    panel: str | None = None
 
     @property
     def is_root(self) -> bool:
         """uid 0: may do what needs root (unmasked export)."""
         return self.uid == 0
+
+    @property
+    def identity(self) -> str:
+        """What wrong-code limits and open door operations are keyed on: the configured panel,
+        else `uid:<n>`; never anything the client sends."""
+        return self.panel or f"uid:{self.uid}"
 
 
 class ApiError(Exception):
@@ -187,6 +196,28 @@ def current_pusher() -> Pusher | None:
     return _PUSHER.get()
 
 
+class PanelMap:
+    """uid -> configured physical panel; user names resolved per connection (like groups), so
+    a user created after start-up is bound at once."""
+
+    def __init__(self, cfg: ApiConfig) -> None:
+        self._bindings = [(b.user, b.panel) for b in cfg.panels]
+
+    def panel_for(self, uid: int) -> str | None:
+        """The panel bound to `uid`, None when none is."""
+        for user, panel in self._bindings:
+            if isinstance(user, int):
+                if user == uid:
+                    return panel
+                continue
+            try:
+                if pwd.getpwnam(user).pw_uid == uid:
+                    return panel
+            except KeyError:
+                continue
+        return None
+
+
 class ApiServer(Component):
     """The local socket server. Other components register methods with `route()`."""
 
@@ -198,6 +229,7 @@ class ApiServer(Component):
         self._cfg = cfg
         self._path = socket_path
         self._roles = RoleMap(cfg)
+        self._panels = PanelMap(cfg)
         self._routes: dict[str, Route] = {}
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
@@ -252,7 +284,8 @@ class ApiServer(Component):
         try:
             sock = writer.get_extra_info("socket")
             pid, uid, gid = peer_credentials(sock)
-            caller = Caller(pid, uid, gid, self._roles.roles_for(pid, uid, gid))
+            caller = Caller(pid, uid, gid, self._roles.roles_for(pid, uid, gid),
+                            self._panels.panel_for(uid))
             await self._serve(caller, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass

@@ -161,12 +161,18 @@ def expectation_key(carrier: str, waybill: str) -> str:
 
 
 class Limiter(Frozen):
-    """Wrong-code limiter of one panel: recent failures and the lockout ladder."""
+    """Wrong-credential limiter of one caller (its panel, or `uid:<n>`) or of the whole cabinet
+    (`cabinet:codes`, `cabinet:pins`): recent failures and the lockout ladder."""
 
     panel: str
     failures: tuple[datetime, ...] = ()
     lockouts: int = 0
     locked_until: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to remember: a change to an empty limiter deletes it (how state is pruned)."""
+        return not self.failures and self.lockouts == 0 and self.locked_until is None
 
 
 class SetCompartment(Frozen):
@@ -191,7 +197,7 @@ class SetCourier(Frozen):
 
 
 class SetLimiter(Frozen):
-    """Change: the panel limiter now has this value."""
+    """Change: the limiter now has this value (an empty one is deleted)."""
 
     entity: Literal["limiter"] = "limiter"
     value: Limiter
@@ -230,7 +236,10 @@ class CabinetState(BaseModel):
             elif isinstance(change, SetCourier):
                 self.couriers[change.value.key] = change.value
             elif isinstance(change, SetLimiter):
-                self.limiters[change.value.panel] = change.value
+                if change.value.is_empty:
+                    self.limiters.pop(change.value.panel, None)
+                else:
+                    self.limiters[change.value.panel] = change.value
             elif change.value is None:
                 self.expected.pop(change.key, None)
             else:

@@ -30,6 +30,11 @@ class Policy:
     lockout_max: timedelta = timedelta(hours=1)
     #: A lockout ladder is forgotten after this long without a failure.
     lockout_memory: timedelta = timedelta(hours=24)
+    #: Cabinet-wide ceiling over every caller (per credential: codes, PINs); see limiter.py.
+    cabinet_wrong_limit: int = 20
+    cabinet_wrong_window: timedelta = timedelta(hours=24)
+    cabinet_lockout_base: timedelta = timedelta(hours=1)
+    cabinet_lockout_max: timedelta = timedelta(hours=24)
     weight_tolerance_g: int = 100
     weight_tolerance_pct: float = 10.0
     pin_hash_iterations: int = 100_000

@@ -75,13 +75,13 @@ Handler = Callable[[Any, Caller], Awaitable[Any]]
 def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[BaseModel], Handler]]:
     """Method name -> (params model, handler), all for the panel role."""
 
-    async def subscribe(p: SubscribeParams, _: Caller) -> Any:
+    async def subscribe(p: SubscribeParams, c: Caller) -> Any:
         pusher = current_pusher()
         if pusher is None:
             raise ApiError("bad_request", "subscriptions need a connection")
-        return ops.subscribe(pusher, p.panel)
+        return ops.subscribe(pusher, c.identity)
 
-    async def info(p: PanelParams, _: Caller) -> Any:
+    async def info(p: PanelParams, c: Caller) -> Any:
         spec = service.cabinet.spec
         return {"version": API_VERSION, "name": spec.name, "address": spec.address,
                 "intake": ops.intake(), "free": service.cabinet.free_counts(),
@@ -91,58 +91,58 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
                 "refusal_reasons": [r.value for r in RefusalReason],
                 "reject_reasons": [r.value for r in RejectReason]}
 
-    async def login(p: CourierLoginParams, _: Caller) -> Any:
-        decision = await service.courier_login(p.auth(), p.panel)
+    async def login(p: CourierLoginParams, c: Caller) -> Any:
+        decision = await service.courier_login(p.auth(), c.identity)
         refuse_unless_ok(decision)
         return _worklist(service, decision.result)
 
-    async def pickup(p: PickupV2Params, _: Caller) -> Any:
-        fee = ops.fee_due(p.panel, p.code)
+    async def pickup(p: PickupV2Params, c: Caller) -> Any:
+        fee = ops.fee_due(c.identity, p.code)
         if fee > p.accept_fee_cents:
             raise ApiError("fee_due", "a storage fee applies after the free period (Art. 25); "
                                       "confirm it on the screen", {"fee_cents": fee})
 
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.pickup(p.panel, p.code, on_begin=on_begin)
-        return await ops.start(OpKind.PICKUP, p.panel, run)
+            return service.pickup(c.identity, p.code, on_begin=on_begin)
+        return await ops.start(OpKind.PICKUP, c.identity, run)
 
-    async def deliver(p: DeliverParams, _: Caller) -> Any:
+    async def deliver(p: DeliverParams, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.deliver(p.auth(), p.panel, p.parcel, on_begin=on_begin)
-        return await ops.start(OpKind.DELIVER, p.panel, run, retry_jam=run)
+            return service.deliver(p.auth(), c.identity, p.parcel, on_begin=on_begin)
+        return await ops.start(OpKind.DELIVER, c.identity, run, retry_jam=run)
 
-    async def dropoff(p: DropoffV2Params, _: Caller) -> Any:
+    async def dropoff(p: DropoffV2Params, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.dropoff(p.panel, p.dropoff, on_begin=on_begin,
+            return service.dropoff(c.identity, p.dropoff, on_begin=on_begin,
                                    terms_version=p.terms_version)
-        return await ops.start(OpKind.DROPOFF, p.panel, run)
+        return await ops.start(OpKind.DROPOFF, c.identity, run)
 
-    async def collect(p: ParcelParams, _: Caller) -> Any:
+    async def collect(p: ParcelParams, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.collect(p.auth(), p.panel, p.parcel_id, on_begin=on_begin)
-        return await ops.start(OpKind.COLLECT, p.panel, run)
+            return service.collect(p.auth(), c.identity, p.parcel_id, on_begin=on_begin)
+        return await ops.start(OpKind.COLLECT, c.identity, run)
 
-    async def return_(p: ParcelParams, _: Caller) -> Any:
+    async def return_(p: ParcelParams, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.return_parcel(p.auth(), p.panel, p.parcel_id, on_begin=on_begin)
-        return await ops.start(OpKind.RETURN, p.panel, run)
+            return service.return_parcel(p.auth(), c.identity, p.parcel_id, on_begin=on_begin)
+        return await ops.start(OpKind.RETURN, c.identity, run)
 
-    async def refuse(p: RefuseV2Params, _: Caller) -> Any:
-        op = ops.get(p.op, p.panel)
+    async def refuse(p: RefuseV2Params, c: Caller) -> Any:
+        op = ops.get(p.op, c.identity)
         if op.kind is not OpKind.PICKUP or op.compartment is None:
             raise ApiError("bad_state", "only an open pickup can be refused")
-        service.refuse(p.panel, op.compartment, p.reason)
+        service.refuse(c.identity, op.compartment, p.reason)
         return {"op": op.id, "declared": True, "reason": p.reason.value}
 
-    async def verdict(p: VerdictV2Params, _: Caller) -> Any:
-        op = ops.get(p.op, p.panel)
+    async def verdict(p: VerdictV2Params, c: Caller) -> Any:
+        op = ops.get(p.op, c.identity)
         if op.kind is not OpKind.COLLECT or op.compartment is None:
             raise ApiError("bad_state", "only an open collection takes a verdict")
-        service.collect_verdict(p.panel, op.compartment, p.accept, p.reason)
+        service.collect_verdict(c.identity, op.compartment, p.accept, p.reason)
         return {"op": op.id, "declared": True, "accept": p.accept}
 
-    async def op_view(p: OpParams, _: Caller) -> Any:
-        return ops.get(p.op, p.panel).view()
+    async def op_view(p: OpParams, c: Caller) -> Any:
+        return ops.get(p.op, c.identity).view()
 
     return {
         "panel.subscribe": (SubscribeParams, subscribe),

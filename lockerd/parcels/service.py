@@ -356,6 +356,9 @@ class ParcelService:
 
     def _declare(self, panel: str, compartment_id: int, op: PendingOp,
                  intent: tuple[str, Any]) -> None:
+        """Note what the person at an open door declared. Only the caller that began the
+        operation may (`panel` is the kernel's caller identity, Caller.identity); anyone else
+        gets the same refusal as when no operation is under way."""
         comp = self.cabinet.state.compartments.get(compartment_id)
         if comp is None:
             raise Refused(ErrorCode.UNKNOWN_COMPARTMENT, _NO_OPERATION)

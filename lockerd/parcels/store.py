@@ -90,10 +90,13 @@ def _live_key(change: Change) -> tuple[str, str]:
 
 
 def _live_value(change: Change) -> str | None:
-    """JSON to keep, or None to delete the row (finished parcel, consumed expectation)."""
+    """JSON to keep, or None to delete the row (finished parcel, consumed expectation, pruned
+    limiter)."""
     if isinstance(change, SetParcel) and change.value.status not in LIVE_STATUSES:
         return None
     if isinstance(change, SetExpectation) and change.value is None:
+        return None
+    if isinstance(change, SetLimiter) and change.value.is_empty:
         return None
     value = change.value
     assert value is not None

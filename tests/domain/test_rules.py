@@ -27,6 +27,7 @@ from lockerd.domain.pins import hash_pin, pin_hash_is_valid, pin_is_acceptable, 
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = Policy()
+CALLER = limiter.caller_ladder(POLICY)
 
 
 def delivery(**kw: object) -> Delivery:
@@ -201,14 +202,14 @@ def test_notice_deadline_is_utc_with_milliseconds() -> None:
 def test_limiter_locks_on_the_fifth_failure_then_doubles() -> None:
     lim = None
     for i in range(4):
-        lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=i), POLICY)
+        lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=i), CALLER)
         assert limiter.locked_until(lim, T0 + timedelta(seconds=i)) is None
-    lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=4), POLICY)
+    lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=4), CALLER)
     assert limiter.locked_until(lim, T0 + timedelta(seconds=5)) == T0 + timedelta(seconds=64)
     assert limiter.locked_until(lim, T0 + timedelta(seconds=64)) is None
     t = T0 + timedelta(seconds=70)
     for _ in range(5):
-        lim = limiter.record_failure(lim, "k1", t, POLICY)
+        lim = limiter.record_failure(lim, "k1", t, CALLER)
     assert lim.lockouts == 2
     assert limiter.locked_until(lim, t) == t + timedelta(seconds=120)
 
@@ -216,26 +217,26 @@ def test_limiter_locks_on_the_fifth_failure_then_doubles() -> None:
 def test_limiter_window_slides_and_lockout_is_capped() -> None:
     lim = None
     for i in range(4):
-        lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=i), POLICY)
+        lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=i), CALLER)
     # the first failures leave the 10-minute window: no lockout on the next one
-    lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=10, seconds=30), POLICY)
+    lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=10, seconds=30), CALLER)
     assert limiter.locked_until(lim, T0 + timedelta(minutes=10, seconds=31)) is None
     recent = (T0 + timedelta(minutes=10),) * 4
     bumped = lim.model_copy(update={"lockouts": 40, "failures": recent})
-    capped = limiter.record_failure(bumped, "k1", T0 + timedelta(minutes=11), POLICY)
+    capped = limiter.record_failure(bumped, "k1", T0 + timedelta(minutes=11), CALLER)
     assert capped.locked_until == T0 + timedelta(minutes=11) + POLICY.lockout_max
 
 
 def test_limiter_success_clears_failures_and_ladder_fades() -> None:
     lim = None
     for _ in range(3):
-        lim = limiter.record_failure(lim, "k1", T0, POLICY)
+        lim = limiter.record_failure(lim, "k1", T0, CALLER)
     cleared = limiter.record_success(lim)
     assert cleared is not None
     assert cleared.failures == ()
     assert limiter.record_success(cleared) is None          # nothing to record twice
     laddered = cleared.model_copy(update={"lockouts": 5})
-    later = limiter.record_failure(laddered, "k1", T0 + timedelta(days=2), POLICY)
+    later = limiter.record_failure(laddered, "k1", T0 + timedelta(days=2), CALLER)
     assert later.lockouts == 0
 
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from lockerd.domain import limiter, rules
+from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
+from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
     CODE_STATUSES,
     CompartmentState,
@@ -25,28 +27,33 @@ class PickupFlow(CabinetCore):
     """Begin a pickup, then confirm it or the refusal."""
 
     def begin_pickup(self, panel: str, code: str) -> Decision:
-        """A recipient's code opens its compartment; wrong codes count against the panel."""
+        """A recipient's code opens its compartment; wrong codes count against the caller and the
+        cabinet."""
         kind = "pickup.begin"
         actor = panel_actor(panel)
         now = self.now()
         body: dict[str, Any] = {"panel": panel}
-        until = limiter.locked_until(self.state.limiters.get(panel), now)
+        until = self._lockout(panel, Credential.CODE, now)
         if until is not None:
             return refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                           body, result={"locked_until": format_ts(until)})
         digest = self._digest(code)
         parcel = next((p for p in self.live_parcels()
                        if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
-        if parcel is None:
-            return self._wrong_credential(kind, actor, panel, code=ErrorCode.WRONG_CODE,
-                                          message="unknown pickup code", body=body)
-        comp = self.state.compartments[parcel.compartment]
-        if comp.state is CompartmentState.BLOCKED:
-            return refuse(kind, actor, ErrorCode.COMPARTMENT_BLOCKED,
-                          "compartment out of service; staff are notified", body, comp.id, parcel.id)
-        if comp.state is not CompartmentState.OCCUPIED:
-            return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment busy", body, comp.id,
-                          parcel.id)
+        comp = None if parcel is None else self.state.compartments[parcel.compartment]
+        if parcel is None or comp is None or comp.state is not CompartmentState.OCCUPIED:
+            wrong = self._wrong_credential(kind, actor, panel, Credential.CODE,
+                                           code=ErrorCode.WRONG_CODE,
+                                           message="unknown pickup code", body=body)
+            if parcel is None or comp is None:
+                return wrong
+            # A right code whose compartment cannot open (blocked, or its door already under way)
+            # answers exactly like a wrong one and counts: a different answer would tell a guesser
+            # it hit a live code. Only the log row (compartment, parcel) and the operator know.
+            return replace(wrong, record=replace(wrong.record, compartment=comp.id,
+                                                 parcel_id=parcel.id),
+                           notify_operator=f"a valid pickup code was entered for compartment "
+                                           f"{comp.id}, which is {comp.state.value}")
         assert parcel.deadline is not None
         fee = rules.fee_cents(parcel.deadline, now, self.spec.policy)
         opening = comp.model_copy(update={
