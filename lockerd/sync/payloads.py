@@ -170,14 +170,32 @@ class CourierRevokeBody(_Strict):
     courier_id: CourierId
 
 
+ExpectFlag = Literal["damaged", "weight_mismatch", "fresh", "valuable"]
+
+
 class ParcelExpectBody(_Strict):
-    """`parcel.expect`: a pre-announced delivery (consent, Art. 22; flags, Art. 23)."""
+    """`parcel.expect`: a pre-announced delivery (consent and the sender's choice, Art. 22;
+    flags, agreement and declared weight, Art. 23). The delivery of that waybill obeys it."""
 
     waybill: Waybill
     size: Literal["S", "M", "L"]
-    consent: bool
-    flags: list[Literal["damaged", "weight_mismatch", "fresh", "valuable"]] = Field(
-        default_factory=list, max_length=4)
+    consent: bool = Field(description="The recipient agreed to locker delivery (Art. 22); "
+                                      "false cannot be overridden at the panel.")
+    sender_chose_locker: bool = Field(default=False,
+                                      description="The sender named the locker as the address "
+                                                  "(Art. 22 exception: no consent needed).")
+    flags: list[ExpectFlag] = Field(default_factory=list, max_length=4)
+    agreement: bool = Field(default=False,
+                            description="The sender agreed to locker delivery of fresh produce "
+                                        "or valuables (Art. 23 para. 2).")
+    declared_weight_g: int | None = Field(default=None, ge=1, le=100_000,
+                                          description="Weight on the waybill, grams.")
+
+    @model_validator(mode="after")
+    def _unique_flags(self) -> ParcelExpectBody:
+        if len(set(self.flags)) != len(self.flags):
+            raise ValueError("flags must not repeat")
+        return self
 
 
 class ParcelRecallBody(_Strict):
