@@ -141,7 +141,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "command", "snapshot", "camera", "acknowledged", "door_open", "door_close", "pending",
     # Rows of the log (lockerd.oplog.schema): chain, outbox, commands, destructions, streams.
     "id", "seq", "ts", "kind", "prev_hash", "hash", "stream", "topic", "qos", "retain",
-    "created_at", "sent_at", "op_seq", "last_seq", "cmd_id", "digest", "received_at",
+    "created_at", "sent_at", "op_seq", "last_seq", "epoch", "cmd_id", "digest", "received_at",
     "updated_at", "record_class", "count", "range_from", "range_to", "at", "class", "action",
     # Who did it: carrier-assigned courier ids, panel names, actors built from them, Unix uids of
     # staff, process ids. Every door operation must be attributable in the chain (Art. 16, 37);

@@ -134,9 +134,11 @@ class Reply(Message):
 
 
 class Event(Message):
-    """A tracking event on `carriers/{carrier}/events`; `seq` counts per carrier from 1."""
+    """A tracking event on `carriers/{carrier}/events`; `seq` counts per carrier from 1 within
+    its `epoch` (a random id fixed when the stream started; a recreated log starts a new one)."""
 
     event_id: str
+    epoch: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     seq: int = Field(ge=1)
     ts: UtcTime
     type: EventType
