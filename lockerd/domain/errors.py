@@ -33,6 +33,7 @@ class ErrorCode(StrEnum):
     FRESH = "fresh"
     VALUABLE = "valuable"
     NO_FREE_COMPARTMENT = "no_free_compartment"
+    NOT_EXPECTED = "not_expected"
     # pickup (Art. 25, 26)
     WRONG_CODE = "wrong_code"
     LOCKED_OUT = "locked_out"

@@ -143,6 +143,8 @@ class Expectation(Frozen):
     size: Size
     consent: bool = False
     sender_chose_locker: bool = False
+    damaged: bool = False
+    weight_mismatch: bool = False
     fresh: bool = False
     valuable: bool = False
     agreement: bool = False

@@ -10,7 +10,7 @@ from typing import Any
 
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.ids import Size
-from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState
+from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState, Expectation
 from lockerd.domain.requests import Delivery, Dropoff
 from lockerd.domain.spec import CabinetSpec, Policy, Rng
 from lockerd.domain.timefmt import format_ts
@@ -57,6 +57,44 @@ def check_acceptance(req: Delivery, policy: Policy) -> ErrorCode | None:
     if req.valuable and not req.agreement:
         return ErrorCode.VALUABLE
     return None
+
+
+def with_announcement(req: Delivery, exp: Expectation) -> Delivery:
+    """The delivery as the carrier announced it: the carrier decides consent, the sender's choice,
+    the agreement and the declared weight (they come from the recipient, the sender and the
+    waybill, which the courier cannot vouch for: Art. 22 `consent: false` is not overridden at
+    the panel); the courier can only add what it sees (damage, fresh produce, valuables)."""
+    return req.model_copy(update={
+        "consent": exp.consent,
+        "sender_chose_locker": exp.sender_chose_locker,
+        "agreement": exp.agreement,
+        "damaged": req.damaged or exp.damaged,
+        "fresh": req.fresh or exp.fresh,
+        "valuable": req.valuable or exp.valuable,
+        "declared_weight_g": exp.declared_weight_g if exp.declared_weight_g is not None
+        else req.declared_weight_g,
+    })
+
+
+def check_delivery(req: Delivery, exp: Expectation | None, policy: Policy) -> ErrorCode | None:
+    """Art. 22 then Art. 23 for one deposit, with the carrier's announcement when there is one
+    (`req` already merged by `with_announcement`): a weight mismatch the carrier noted on the way
+    refuses as one measured at the panel does."""
+    code = check_consent(req)
+    if code is not None:
+        return code
+    if req.damaged:
+        return ErrorCode.DAMAGED
+    if exp is not None and exp.weight_mismatch:
+        return ErrorCode.WEIGHT_MISMATCH
+    return check_acceptance(req, policy)
+
+
+def check_expectation(exp: Expectation, policy: Policy) -> ErrorCode | None:
+    """Would a deposit of this announced waybill be refused whatever the courier declares?
+    (`parcel.expect` answers it, so the carrier learns at once that it must deliver in person.)"""
+    probe = Delivery(waybill=exp.waybill, size=exp.size)
+    return check_delivery(with_announcement(probe, exp), exp, policy)
 
 
 def looks_like_id_number(text: str) -> bool:

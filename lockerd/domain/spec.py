@@ -49,3 +49,5 @@ class CabinetSpec:
     compartments: tuple[tuple[int, Size], ...]
     carriers: frozenset[str]
     policy: Policy = Policy()
+    #: Carriers whose waybills are delivered only when announced with `parcel.expect` first.
+    expectation_required: frozenset[str] = frozenset()

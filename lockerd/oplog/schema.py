@@ -154,6 +154,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE parcels DROP COLUMN code_hash;
     ALTER TABLE parcels DROP COLUMN code_salt;
     """,
+    # 5: sequence epochs (docs/mqtt.md): each carrier stream has a random id fixed when it
+    #    starts, sent with every event next to `seq`, so a consumer tells a recreated log (seq
+    #    from 1 again, new epoch) from a repeat. Streams of an older log get theirs now, and its
+    #    unsent events carry it when they go out.
+    """
+    ALTER TABLE outbox_streams ADD COLUMN epoch TEXT;
+    UPDATE outbox_streams SET epoch = lower(hex(randomblob(16))) WHERE epoch IS NULL;
+    UPDATE outbox SET payload = CAST(json_set(CAST(payload AS TEXT), '$.epoch',
+        (SELECT s.epoch FROM outbox_streams s WHERE s.stream = outbox.stream)) AS BLOB)
+        WHERE seq IS NOT NULL AND sent_at IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

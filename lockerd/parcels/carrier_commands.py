@@ -41,8 +41,12 @@ def handlers(service: ParcelService) -> dict[str, Handler]:
         return _result(await service.revoke_courier(ctx.carrier, body.courier_id, ctx.commit))
 
     async def expect(ctx: CommandContext, body: ParcelExpectBody) -> Any:
+        flags = set(body.flags)
         req = Expect(waybill=body.waybill, size=Size(body.size), consent=body.consent,
-                     fresh="fresh" in body.flags, valuable="valuable" in body.flags)
+                     sender_chose_locker=body.sender_chose_locker, agreement=body.agreement,
+                     declared_weight_g=body.declared_weight_g, damaged="damaged" in flags,
+                     weight_mismatch="weight_mismatch" in flags, fresh="fresh" in flags,
+                     valuable="valuable" in flags)
         return _result(await service.expect_parcel(ctx.carrier, req, ctx.commit))
 
     async def recall(ctx: CommandContext, body: ParcelRecallBody) -> Any:

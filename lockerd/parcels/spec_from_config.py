@@ -33,4 +33,5 @@ def cabinet_spec(cfg: Config) -> CabinetSpec:
         compartments=tuple((c.id, c.size) for c in cfg.compartments),
         carriers=frozenset(c.id for c in cfg.carriers),
         policy=policy,
+        expectation_required=frozenset(c.id for c in cfg.carriers if c.require_expectation),
     )

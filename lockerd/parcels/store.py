@@ -28,6 +28,7 @@ from lockerd.domain.model import (
     SetLimiter,
     SetParcel,
 )
+from lockerd.domain.pins import salt_of
 from lockerd.domain.timefmt import format_ts
 from lockerd.oplog import records
 from lockerd.privacy import chain_safe
@@ -162,11 +163,9 @@ def _courier_write(c: Courier, prior: Courier | None, now: datetime) -> Mutation
             records.revoke_courier(conn, carrier=c.carrier, courier_id=c.courier_id, now=now)
         elif c.revoked_at is None:
             # the records table keeps the domain's PBKDF2 string; pin_salt repeats its salt
-            parts = c.pin_hash.split("$")
-            salt = bytes.fromhex(parts[2]) if len(parts) == 4 else b""
             records.upsert_courier(conn, carrier=c.carrier, courier_id=c.courier_id,
                                    expires=c.expires, now=now,
-                                   pin_hash=(c.pin_hash.encode(), salt))
+                                   pin_hash=(c.pin_hash.encode(), salt_of(c.pin_hash)))
 
     return write
 

@@ -472,7 +472,8 @@ def test_expected_parcel_brings_consent_and_agreement(h: Harness) -> None:
                       ErrorCode.UNKNOWN_CARRIER)
     exp = h.run(h.cab.expect_parcel("sf", Expect(waybill="SF3000001", size=Size.S, consent=True,
                                                  agreement=True)))
-    assert exp.result == {"waybill": "SF3000001", "expected": True}
+    assert exp.result == {"waybill": "SF3000001", "expected": True, "deliverable": True,
+                          "refusal": None}
     assert exp.events == ()
     # another carrier's announcement of the same number does not apply to sf's parcel
     h.run(h.cab.expect_parcel("yto", Expect(waybill="SF3000002", size=Size.S, consent=True)))

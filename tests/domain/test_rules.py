@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -257,6 +258,15 @@ def test_pin_hash_roundtrip_and_malformed_hashes() -> None:
     assert not verify_pin("482914", encoded)
     assert not verify_pin("482913", encoded[:-1] + ("0" if encoded[-1] != "0" else "1"))
     assert not verify_pin("482913", "plain:482913")
-    too_costly = hash_pin("482913", b"\x01" * 16, 1).replace("$1$", "$99999999$")
+    too_costly = hash_pin("482913", b"\x01" * 16, 1).replace("$i=1$", "$i=99999999$")
     assert not pin_hash_is_valid(too_costly)
     assert not verify_pin("482913", too_costly)
+    assert "$i=99999999$" in too_costly
+    # one hash, one spelling: unused trailing base64 bits must be zero
+    salt = encoded.split("$")[3]
+    assert not verify_pin("482913", encoded.replace(f"${salt}$", f"${salt[:-1]}B$"))
+    # a courier granted before the PHC format keeps working; the old form is not accepted new
+    legacy = ("pbkdf2_sha256$1000$" + "01" * 16 + "$"
+              + hashlib.pbkdf2_hmac("sha256", b"482913", b"\x01" * 16, 1000).hex())
+    assert verify_pin("482913", legacy)
+    assert not pin_hash_is_valid(legacy)

@@ -265,6 +265,7 @@ RULE_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.WEIGHT_MISMATCH: "weight differs from the waybill (Art. 23)",
     ErrorCode.FRESH: "fresh produce needs an agreement for locker delivery (Art. 23)",
     ErrorCode.VALUABLE: "valuables need an agreement for locker delivery (Art. 23)",
+    ErrorCode.NOT_EXPECTED: "this carrier delivers only waybills it announced (parcel.expect)",
     ErrorCode.INTAKE_CLOSED: "drop-off intake is closed",
     ErrorCode.NO_VERIFICATION: "real-name verification reference required (Art. 19)",
     ErrorCode.ID_NUMBER_NOT_ALLOWED: "give the verification reference, not an ID number",
