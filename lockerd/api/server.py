@@ -20,6 +20,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lockerd.api.limits import ConnectionLimits, ThrottledLog, TokenBucket
 from lockerd.app.supervisor import Component
 from lockerd.config import Api as ApiConfig
 from lockerd.domain.errors import Refused
@@ -171,6 +172,11 @@ class Pusher:
         self._writer.write(json.dumps(event, ensure_ascii=False).encode() + b"\n")
         return True
 
+    @property
+    def subscribed(self) -> bool:
+        """Whether a subscription waits for events on this connection."""
+        return bool(self._on_close) and not self.closed
+
     def on_close(self, callback: Callable[[], None]) -> None:
         """Run `callback` when the connection ends (unsubscribe)."""
         self._on_close.append(callback)
@@ -233,6 +239,8 @@ class ApiServer(Component):
         self._routes: dict[str, Route] = {}
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self._limits = ConnectionLimits(cfg)
+        self._throttled = ThrottledLog(log)
         self.requests = 0
         self.refusals = 0
 
@@ -274,24 +282,37 @@ class ApiServer(Component):
     def status(self) -> dict[str, Any]:
         """Socket path and counters."""
         return {"socket": str(self._path), "requests": self.requests, "refusals": self.refusals,
-                "connections": len(self._conns)}
+                "connections": self._limits.total, "refused_connections": self._limits.refused}
 
     async def _on_connection(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._conns.add(task)
+        uid: int | None = None
         try:
-            sock = writer.get_extra_info("socket")
-            pid, uid, gid = peer_credentials(sock)
+            pid, peer_uid, gid = peer_credentials(writer.get_extra_info("socket"))
+            refused = self._limits.admit(peer_uid, privileged=peer_uid in (0, os.geteuid()))
+            if refused is not None:
+                self._throttled.log(logging.WARNING, "connections",
+                                    "API refused a connection of uid %d: %s", peer_uid, refused)
+                await self._send(writer, None, error=("too_many_connections", refused))
+                return
+            uid = peer_uid
             caller = Caller(pid, uid, gid, self._roles.roles_for(pid, uid, gid),
                             self._panels.panel_for(uid))
             await self._serve(caller, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            # stop(): end this connection's task normally; a cancelled one makes asyncio's stream
+            # callback log a traceback per open connection
             pass
         except Exception:
-            log.exception("API connection failed")
+            self._throttled.log(logging.ERROR, "failed", "API connection failed", exc_info=True)
         finally:
+            if uid is not None:
+                self._limits.release(uid)
             if task is not None:
                 self._conns.discard(task)
             writer.close()
@@ -303,15 +324,22 @@ class ApiServer(Component):
         pusher = Pusher(writer)
         _PUSHER.set(pusher)
         try:
-            await self._serve_lines(caller, reader, writer)
+            await self._serve_lines(caller, reader, writer, pusher)
         finally:
             pusher.close()
 
     async def _serve_lines(self, caller: Caller, reader: asyncio.StreamReader,
-                           writer: asyncio.StreamWriter) -> None:
+                           writer: asyncio.StreamWriter, pusher: Pusher) -> None:
+        """Answer requests in order until the peer closes, idles out (TimeoutError, closed without
+        a reply) or sends too long a line; beyond the request rate a request gets rate_limited."""
+        privileged = caller.uid in (0, os.geteuid())
+        bucket = TokenBucket(self._cfg.max_requests_per_s, 2 * self._cfg.max_requests_per_s)
         while True:
             try:
-                line = await reader.readuntil(b"\n")
+                # A subscribed screen waits for pushed events, not for its own requests: the idle
+                # timeout is for connections that neither ask nor listen.
+                idle = None if pusher.subscribed else self._cfg.idle_timeout_s
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), idle)
             except asyncio.LimitOverrunError:
                 await self._send(writer, None, error=("too_large", "request line too long"))
                 return
@@ -321,7 +349,13 @@ class ApiServer(Component):
                 line = exc.partial
             if not line.strip():
                 continue
-            reply = await self.dispatch(line, caller)
+            if not privileged and not bucket.take():
+                self._throttled.log(logging.WARNING, f"rate:{caller.uid}",
+                                    "API rate-limited uid %d (over %s requests/s)", caller.uid,
+                                    self._cfg.max_requests_per_s)
+                reply = _error(None, "rate_limited", "too many requests; slow down")
+            else:
+                reply = await self.dispatch(line, caller)
             writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
             await writer.drain()
 
@@ -346,8 +380,9 @@ class ApiServer(Component):
         if not route.roles & caller.roles:
             self.refusals += 1
             needed = " or ".join(sorted(r.value for r in route.roles))
-            log.warning("API refused %s to uid %d (needs role %s)", req.method, caller.uid,
-                        needed)
+            self._throttled.log(logging.WARNING, f"forbidden:{caller.uid}",
+                                "API refused %s to uid %d (needs role %s)", req.method,
+                                caller.uid, needed)
             return _error(req.id, "forbidden", f"{req.method} needs role {needed}")
         try:
             params = (route.params or NoParams).model_validate(req.params)

@@ -32,6 +32,18 @@ class Api(Strict):
         default=0o660, description="Permissions of the socket file (octal).")
     max_request_bytes: int = Field(default=65536, ge=1024, le=1 << 20,
                                    description="Longest accepted request line.")
+    max_connections: int = Field(default=64, ge=1, le=512,
+                                 description="Open connections at once, all callers (root and "
+                                             "the daemon's user have a few more).")
+    max_connections_per_uid: int = Field(default=8, ge=1, le=512,
+                                         description="Open connections at once per uid (root and "
+                                                     "the daemon's user are exempt).")
+    idle_timeout_s: float = Field(default=300.0, ge=1.0, le=86400.0,
+                                  description="A connection with no request for this long is "
+                                              "closed (clients reconnect).")
+    max_requests_per_s: float = Field(default=20.0, ge=0.1, le=10_000.0,
+                                      description="Requests per second per connection (bursts of "
+                                                  "twice that); beyond it: rate_limited.")
     panels: list[PanelBinding] = Field(default_factory=list, max_length=256,
                                        description="Which physical panel each kiosk user is.")
 
