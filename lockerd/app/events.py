@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class AlertKind(StrEnum):
-    """Alert kinds of DESIGN section 4 (plus GPIO tamper and power, and the cabinet-wide
+    """Alert kinds of docs/mqtt.md (plus GPIO tamper and power, and the cabinet-wide
     wrong-code/PIN ceiling reached: `brute_force`)."""
 
     CAMERA_DOWN = "camera_down"
