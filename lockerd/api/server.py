@@ -21,6 +21,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from lockerd.api.limits import ConnectionLimits, ThrottledLog, TokenBucket
+from lockerd.api.wire import encode_reply, hostile, strict_params
 from lockerd.app.supervisor import Component
 from lockerd.config import Api as ApiConfig
 from lockerd.domain.errors import Refused
@@ -256,6 +257,10 @@ class ApiServer(Component):
         """Registered method names."""
         return sorted(self._routes)
 
+    def params_model(self, method: str) -> type[BaseModel]:
+        """The model a registered method's params are validated with (tests feed it hostile input)."""
+        return self._routes[method].params or NoParams
+
     async def start(self) -> None:
         """Bind the socket (replacing a stale one) with the configured mode."""
         self._path.parent.mkdir(parents=True, exist_ok=True)
@@ -356,7 +361,7 @@ class ApiServer(Component):
                 reply = _error(None, "rate_limited", "too many requests; slow down")
             else:
                 reply = await self.dispatch(line, caller)
-            writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+            writer.write(encode_reply(reply))
             await writer.drain()
 
     async def _send(self, writer: asyncio.StreamWriter, req_id: Any,
@@ -371,8 +376,11 @@ class ApiServer(Component):
         self.progress()
         try:
             raw = json.loads(line)
-            req = Request.model_validate(raw)
-        except (ValueError, ValidationError):
+            problem = hostile(raw)
+            if problem is not None:
+                return _error(None, "bad_request", problem)
+            req = Request.model_validate(raw, strict=True)
+        except (ValueError, ValidationError, RecursionError):
             return _error(None, "bad_request", "request is not a JSON object with a method")
         route = self._routes.get(req.method)
         if route is None:
@@ -385,7 +393,7 @@ class ApiServer(Component):
                                 caller.uid, needed)
             return _error(req.id, "forbidden", f"{req.method} needs role {needed}")
         try:
-            params = (route.params or NoParams).model_validate(req.params)
+            params = strict_params(route.params or NoParams, req.params)
         except ValidationError as exc:
             return _error(req.id, "bad_params", _describe(exc))
         try:
@@ -411,6 +419,6 @@ def _error(req_id: Any, code: str, message: str, result: Any = None) -> dict[str
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "params"
+        loc = ".".join(str(p)[:64] for p in err["loc"]) or "params"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)

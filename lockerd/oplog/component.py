@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from lockerd import __version__
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
@@ -38,19 +38,19 @@ class _Params(BaseModel):
 class ViewParams(_Params):
     """log.view: masked operations, filtered."""
 
-    since: datetime | None = Field(default=None, alias="from", description="Inclusive start.")
-    until: datetime | None = Field(default=None, alias="to", description="Exclusive end.")
+    since: AwareDatetime | None = Field(default=None, alias="from", description="Inclusive start.")
+    until: AwareDatetime | None = Field(default=None, alias="to", description="Exclusive end.")
     kind: list[str] | None = Field(default=None, max_length=32, description="Operation kinds.")
     compartment: int | None = Field(default=None, ge=1, le=9999, description="Compartment.")
-    after_seq: int = Field(default=0, ge=0, description="Page after this seq.")
+    after_seq: int = Field(default=0, ge=0, le=2**63 - 1, description="Page after this seq.")
     limit: int = Field(default=100, ge=1, le=1000, description="Most operations returned.")
 
 
 class RangeParams(_Params):
     """A required [from, to) time range."""
 
-    since: datetime = Field(alias="from", description="Inclusive start (RFC 3339).")
-    until: datetime = Field(alias="to", description="Exclusive end (RFC 3339).")
+    since: AwareDatetime = Field(alias="from", description="Inclusive start (RFC 3339).")
+    until: AwareDatetime = Field(alias="to", description="Exclusive end (RFC 3339).")
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeParams:
