@@ -49,6 +49,10 @@ class PickupParams(PanelParams):
     """panel.pickup: the recipient's code."""
 
     code: str = Field(pattern=CODE_PATTERN, repr=False)
+    accept_fee_cents: int | None = Field(
+        default=None, ge=0, le=100_000,
+        description="The fee the recipient was shown (a first try without it is refused fee_due "
+                    "with the amount; Art. 25).")
 
 
 class RefuseParams(PanelParams):
@@ -98,7 +102,7 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
         return _reply(await service.deliver(p.auth(), p.panel, p.parcel))
 
     async def pickup(p: PickupParams, _: Caller) -> Any:
-        return _reply(await service.pickup(p.panel, p.code))
+        return _reply(await service.pickup(p.panel, p.code, p.accept_fee_cents))
 
     async def refuse(p: RefuseParams, _: Caller) -> Any:
         service.refuse(p.panel, p.compartment, p.reason)

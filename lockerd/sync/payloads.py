@@ -51,8 +51,8 @@ Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-
 
 EventType = Literal[
     "parcel.deposited", "parcel.picked_up", "parcel.refused", "parcel.overdue",
-    "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
-    "courier.granted", "courier.revoked",
+    "parcel.returned", "parcel.notice_resent", "parcel.extended", "dropoff.received",
+    "dropoff.collected", "dropoff.rejected", "courier.granted", "courier.revoked",
 ]
 
 
@@ -233,6 +233,19 @@ class ParcelRecallBody(_Strict):
     waybill: Waybill
 
 
+class ParcelNoticeBody(_Strict):
+    """`parcel.notice`: send the Art. 24 notice of a waiting parcel again (current deadline)."""
+
+    waybill: Waybill
+
+
+class ParcelExtendBody(_Strict):
+    """`parcel.extend`: push a waiting parcel's storage deadline back by `hours`."""
+
+    waybill: Waybill
+    hours: int = Field(ge=1, le=720, description="Hours to add (the cabinet's total limit applies).")
+
+
 class StateGetBody(_Strict):
     """`state.get`: no arguments; the reply's result is the state payload."""
 
@@ -242,6 +255,8 @@ COMMAND_BODIES: dict[str, type[BaseModel]] = {
     "courier.revoke": CourierRevokeBody,
     "parcel.expect": ParcelExpectBody,
     "parcel.recall": ParcelRecallBody,
+    "parcel.notice": ParcelNoticeBody,
+    "parcel.extend": ParcelExtendBody,
     "state.get": StateGetBody,
 }
 
@@ -258,5 +273,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "CourierRevokeBody": CourierRevokeBody,
     "ParcelExpectBody": ParcelExpectBody,
     "ParcelRecallBody": ParcelRecallBody,
+    "ParcelNoticeBody": ParcelNoticeBody,
+    "ParcelExtendBody": ParcelExtendBody,
     "StateGetBody": StateGetBody,
 }

@@ -80,6 +80,12 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         assert "parcel_id" in res, res
         for waybill in ("SF7000000001", "SF7000000002"):  # a parcel, then an announcement
             assert (await rec.over_mqtt(sf, "parcel.recall", {"waybill": waybill}))["ok"]
+        res = await ctx.call("panel.deliver", {**_courier(), "parcel": {"waybill": "SF7000000003",
+                                                                        "size": "S"}})
+        assert "parcel_id" in res, res
+        assert (await rec.over_mqtt(sf, "parcel.notice", {"waybill": "SF7000000003"}))["ok"]
+        assert (await rec.over_mqtt(sf, "parcel.extend", {"waybill": "SF7000000003",
+                                                          "hours": 24}))["ok"]
         assert (await rec.over_mqtt(sf, "state.get", {}))["ok"]
         refused = await rec.over_mqtt(sf, "parcel.recall", {"waybill": "SF7999999999"})
         assert refused["error"]["code"] == "unknown_parcel"
