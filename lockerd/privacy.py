@@ -161,7 +161,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "valuable", "agreement", "damaged", "declared_weight_g", "measured_weight_g", "accept",
     "ack_insured_value", "ack_prohibited_items", "insured_value_rules", "prohibited_items",
     "locker_name", "weight_mismatch", "deliverable", "refusal", "storage_deadline_local",
-    "time_zone", "hours", "extended_hours",
+    "time_zone", "hours", "extended_hours", "starts_at", "ends_at", "had_plan", "duration_s",
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",

@@ -68,6 +68,15 @@ class Message(_Strict):
 
 # ------------------------------------------------------------------ out: status, state, alerts
 
+class MaintenanceNotice(_Strict):
+    """A planned interruption (guidance 004 §7), announced ahead of time."""
+
+    starts_at: str = Field(pattern=OUT_TIME_PATTERN)
+    ends_at: str = Field(pattern=OUT_TIME_PATTERN)
+    reason: str
+    active: bool = Field(description="The interruption is under way.")
+
+
 class StatusOnline(Message):
     """Birth message, retained on `status` at every connect."""
 
@@ -76,6 +85,8 @@ class StatusOnline(Message):
     version: str = Field(description="lockerd version.")
     name: str = Field(description="Locker name (Art. 24).")
     address: str = Field(description="Locker address (Art. 24).")
+    maintenance: MaintenanceNotice | None = Field(
+        default=None, description="A planned interruption, from when it is planned until it ends.")
 
 
 class StatusOffline(Message):
