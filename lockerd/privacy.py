@@ -160,7 +160,8 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "lockouts", "locked_until", "attempts_left", "consent", "sender_chose_locker", "fresh",
     "valuable", "agreement", "damaged", "declared_weight_g", "measured_weight_g", "accept",
     "ack_insured_value", "ack_prohibited_items", "insured_value_rules", "prohibited_items",
-    "locker_name", "weight_mismatch", "deliverable", "refusal",
+    "locker_name", "weight_mismatch", "deliverable", "refusal", "storage_deadline_local",
+    "time_zone", "hours", "extended_hours", "starts_at", "ends_at", "had_plan", "duration_s",
     # The version of the contract terms a sender was shown and acknowledged (Art. 11).
     "terms_version",
     # Doors, camera, alerts and the daemon itself.

@@ -15,6 +15,7 @@ from typing import Any
 
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.cli.backup import add_backup_commands
+from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
 from lockerd.config import ConfigError, load_config
@@ -367,6 +368,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_panel_commands(sub, common)
     add_backup_commands(sub, common)
+    add_maintenance_command(sub, common)
 
     p = sub.add_parser("commission", parents=[common],
                        help="map lock channels to doors interactively, write a TOML snippet")

@@ -112,6 +112,8 @@ class Parcel(Frozen):
     verification_ref: str | None = None
     reason: str | None = None
     fee_cents: int = 0
+    #: Hours the carrier added to the storage period (`parcel.extend`), in total.
+    extended_hours: int = 0
 
 
 class Courier(Frozen):

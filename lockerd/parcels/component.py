@@ -84,7 +84,7 @@ class ParcelFlows(Component):
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
         bus.listen(self._on_door_event, CompartmentBlocked, CompartmentUnblocked)
-        self.panel_ops = PanelOps(self.service, bus, gate, self._code_digest)
+        self.panel_ops = PanelOps(self.service, bus, gate)
 
     # ---- wiring ------------------------------------------------------------------------------
 

@@ -52,6 +52,10 @@ class PickupParams(PanelParams):
     """panel.pickup: the recipient's code."""
 
     code: str = Field(pattern=CODE_PATTERN, repr=False)
+    accept_fee_cents: int | None = Field(
+        default=None, ge=0, le=100_000,
+        description="The fee the recipient was shown (a first try without it is refused fee_due "
+                    "with the amount; Art. 25).")
 
 
 class RefuseParams(PanelParams):
@@ -101,7 +105,7 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
         return _reply(await service.deliver(p.auth(), c.identity, p.parcel))
 
     async def pickup(p: PickupParams, c: Caller) -> Any:
-        return _reply(await service.pickup(c.identity, p.code))
+        return _reply(await service.pickup(c.identity, p.code, p.accept_fee_cents))
 
     async def refuse(p: RefuseParams, c: Caller) -> Any:
         service.refuse(c.identity, p.compartment, p.reason)

@@ -29,7 +29,7 @@ from typing import Any
 from lockerd.api.server import Pusher
 from lockerd.app.events import EventBus
 from lockerd.camera.guard import IntakeChanged
-from lockerd.domain import CODE_STATUSES, Decision, ErrorCode, limiter, rules
+from lockerd.domain import Decision, ErrorCode
 from lockerd.domain.errors import Refused, refuse_unless_ok
 from lockerd.doors.events import DoorClosed, DoorCommanded, DoorLeftOpen, DoorOpened
 from lockerd.parcels.ports import IntakeGate
@@ -100,11 +100,9 @@ class Operation:
 class PanelOps:
     """Starts operations, follows their doors on the event bus, pushes events to subscribers."""
 
-    def __init__(self, service: ParcelService, bus: EventBus, gate: IntakeGate,
-                 digest: Callable[[str], str]) -> None:
+    def __init__(self, service: ParcelService, bus: EventBus, gate: IntakeGate) -> None:
         self._service = service
         self._gate = gate
-        self._digest = digest
         self._ops: OrderedDict[str, Operation] = OrderedDict()
         self._at_door: dict[int, Operation] = {}
         self._subscribers: dict[Pusher, str] = {}
@@ -143,23 +141,6 @@ class PanelOps:
         if op is None or op.panel != panel:
             raise Refused(ErrorCode.BAD_STATE, "no such operation at this panel")
         return op
-
-    def fee_due(self, panel: str, code: str) -> int:
-        """Art. 25: the fee the code's parcel owes now (0 inside the storage period).
-
-        Asked before the door opens so the screen can show it first. Answers 0 when the panel is
-        locked out or the code matches nothing: the begin then refuses and counts the attempt.
-        """
-        cabinet = self._service.cabinet
-        now = cabinet.now()
-        if limiter.locked_until(cabinet.state.limiters.get(panel), now) is not None:
-            return 0
-        digest = self._digest(code)
-        parcel = next((p for p in cabinet.live_parcels()
-                       if p.code == digest and p.status in CODE_STATUSES), None)
-        if parcel is None or parcel.deadline is None:
-            return 0
-        return rules.fee_cents(parcel.deadline, now, cabinet.spec.policy)
 
     async def start(self, kind: OpKind, panel: str, run: Runner,
                     retry_jam: Runner | None = None) -> dict[str, Any]:

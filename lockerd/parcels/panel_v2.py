@@ -87,7 +87,9 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
                 "intake": ops.intake(), "free": service.cabinet.free_counts(),
                 "carriers": sorted(spec.carriers),
                 "storage_hours": round(spec.policy.storage_period.total_seconds() / 3600),
-                "fee_cents_per_day": spec.policy.overdue_fee_cents_per_day,
+                "fee_cents_per_period": spec.policy.fee_cents_per_period,
+                "fee_period_hours": round(spec.policy.fee_period.total_seconds() / 3600),
+                "fee_cap_cents": spec.policy.fee_cap_cents,
                 "refusal_reasons": [r.value for r in RefusalReason],
                 "reject_reasons": [r.value for r in RejectReason]}
 
@@ -97,13 +99,11 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
         return _worklist(service, decision.result)
 
     async def pickup(p: PickupV2Params, c: Caller) -> Any:
-        fee = ops.fee_due(c.identity, p.code)
-        if fee > p.accept_fee_cents:
-            raise ApiError("fee_due", "a storage fee applies after the free period (Art. 25); "
-                                      "confirm it on the screen", {"fee_cents": fee})
+        # Art. 25: the domain refuses `fee_due` with the amount until the screen sends it back
+        accept = p.accept_fee_cents or None
 
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.pickup(c.identity, p.code, on_begin=on_begin)
+            return service.pickup(c.identity, p.code, accept, on_begin=on_begin)
         return await ops.start(OpKind.PICKUP, c.identity, run)
 
     async def deliver(p: DeliverParams, c: Caller) -> Any:

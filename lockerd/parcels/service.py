@@ -241,9 +241,11 @@ class ParcelService:
         return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid),
                                         on_begin)
 
-    async def pickup(self, panel: str, code: str, *, on_begin: OnBegin | None = None) -> Decision:
-        """Recipient opens with the code; on close: picked_up, or refused if `refuse` was called."""
-        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code))
+    async def pickup(self, panel: str, code: str, accept_fee_cents: int | None = None, *,
+                     on_begin: OnBegin | None = None) -> Decision:
+        """Recipient opens with the code (and the fee shown, when one is due); on close:
+        picked_up, or refused if `refuse` was called."""
+        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents))
 
         def finish(cid: int) -> Callable[[], Decision]:
             intent = self._intents.pop(cid, None)
@@ -317,6 +319,16 @@ class ParcelService:
     async def recall_parcel(self, carrier: str, waybill: str, committer: Committer) -> Decision:
         """Carrier command parcel.recall: drop an expectation or stop a waiting parcel's code."""
         return await self.command(lambda: self.cabinet.recall_parcel(carrier, waybill), committer)
+
+    async def notice_parcel(self, carrier: str, waybill: str, committer: Committer) -> Decision:
+        """Carrier command parcel.notice: the Art. 24 notice again, with the current deadline."""
+        return await self.command(lambda: self.cabinet.notice_parcel(carrier, waybill), committer)
+
+    async def extend_parcel(self, carrier: str, waybill: str, hours: int,
+                            committer: Committer) -> Decision:
+        """Carrier command parcel.extend: push the storage deadline back."""
+        return await self.command(lambda: self.cabinet.extend_parcel(carrier, waybill, hours),
+                                  committer)
 
     async def block(self, compartment_id: int, reason: str, actor: str) -> Decision | None:
         """Mirror a door-controller block (jam, forced door) into the cabinet; None when moot."""

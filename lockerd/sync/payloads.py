@@ -51,8 +51,8 @@ Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-
 
 EventType = Literal[
     "parcel.deposited", "parcel.picked_up", "parcel.refused", "parcel.overdue",
-    "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
-    "courier.granted", "courier.revoked",
+    "parcel.returned", "parcel.notice_resent", "parcel.extended", "dropoff.received",
+    "dropoff.collected", "dropoff.rejected", "courier.granted", "courier.revoked",
 ]
 
 
@@ -68,6 +68,15 @@ class Message(_Strict):
 
 # ------------------------------------------------------------------ out: status, state, alerts
 
+class MaintenanceNotice(_Strict):
+    """A planned interruption (guidance 004 §7), announced ahead of time."""
+
+    starts_at: str = Field(pattern=OUT_TIME_PATTERN)
+    ends_at: str = Field(pattern=OUT_TIME_PATTERN)
+    reason: str
+    active: bool = Field(description="The interruption is under way.")
+
+
 class StatusOnline(Message):
     """Birth message, retained on `status` at every connect."""
 
@@ -76,6 +85,8 @@ class StatusOnline(Message):
     version: str = Field(description="lockerd version.")
     name: str = Field(description="Locker name (Art. 24).")
     address: str = Field(description="Locker address (Art. 24).")
+    maintenance: MaintenanceNotice | None = Field(
+        default=None, description="A planned interruption, from when it is planned until it ends.")
 
 
 class StatusOffline(Message):
@@ -233,6 +244,19 @@ class ParcelRecallBody(_Strict):
     waybill: Waybill
 
 
+class ParcelNoticeBody(_Strict):
+    """`parcel.notice`: send the Art. 24 notice of a waiting parcel again (current deadline)."""
+
+    waybill: Waybill
+
+
+class ParcelExtendBody(_Strict):
+    """`parcel.extend`: push a waiting parcel's storage deadline back by `hours`."""
+
+    waybill: Waybill
+    hours: int = Field(ge=1, le=720, description="Hours to add (the cabinet's total limit applies).")
+
+
 class StateGetBody(_Strict):
     """`state.get`: no arguments; the reply's result is the state payload."""
 
@@ -242,6 +266,8 @@ COMMAND_BODIES: dict[str, type[BaseModel]] = {
     "courier.revoke": CourierRevokeBody,
     "parcel.expect": ParcelExpectBody,
     "parcel.recall": ParcelRecallBody,
+    "parcel.notice": ParcelNoticeBody,
+    "parcel.extend": ParcelExtendBody,
     "state.get": StateGetBody,
 }
 
@@ -258,5 +284,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "CourierRevokeBody": CourierRevokeBody,
     "ParcelExpectBody": ParcelExpectBody,
     "ParcelRecallBody": ParcelRecallBody,
+    "ParcelNoticeBody": ParcelNoticeBody,
+    "ParcelExtendBody": ParcelExtendBody,
     "StateGetBody": StateGetBody,
 }

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import random
 from datetime import UTC, datetime, timedelta
@@ -173,14 +174,31 @@ def test_random_below_in_range(n: int, seed: int) -> None:
 
 
 def test_fee_is_zero_inside_the_storage_period_art25() -> None:
-    policy = Policy(overdue_fee_cents_per_day=150)
+    policy = Policy(fee_cents_per_period=150)
     deadline = T0 + policy.storage_period
-    assert rules.fee_cents(deadline, T0, policy) == 0
-    assert rules.fee_cents(deadline, deadline, policy) == 0
-    assert rules.fee_cents(deadline, deadline + timedelta(seconds=1), policy) == 150
-    assert rules.fee_cents(deadline, deadline + timedelta(days=1), policy) == 150
-    assert rules.fee_cents(deadline, deadline + timedelta(days=1, seconds=1), policy) == 300
-    assert rules.fee_cents(deadline, deadline + timedelta(days=9), Policy()) == 0   # no fee configured
+    assert rules.fee_cents(T0, deadline, T0, policy) == 0
+    assert rules.fee_cents(T0, deadline, deadline, policy) == 0
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(seconds=1), policy) == 150
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(days=1), policy) == 150
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(days=1, seconds=1), policy) == 300
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(days=9), Policy()) == 0  # no fee set
+
+
+def test_a_hive_box_style_fee_policy() -> None:
+    """12 h free, 50 fen per started 12 h, at most 300 fen per parcel."""
+    policy = Policy(storage_period=timedelta(hours=12), fee_cents_per_period=50,
+                    fee_period=timedelta(hours=12), fee_cap_cents=300)
+    deadline = T0 + timedelta(hours=12)
+    fee = [rules.fee_cents(T0, deadline, T0 + timedelta(hours=h), policy)
+           for h in (0, 12, 12.01, 24, 24.01, 36, 72, 84, 500)]
+    assert fee == [0, 0, 50, 50, 100, 100, 250, 300, 300]
+    # an extended deadline moves the fee back: still nothing within the (longer) period
+    assert rules.fee_cents(T0, deadline + timedelta(hours=24), T0 + timedelta(hours=36), policy) == 0
+    # free hours beyond the storage period delay the fee further, never the other way
+    longer = Policy(storage_period=timedelta(hours=12), free_period=timedelta(hours=24),
+                    fee_cents_per_period=50, fee_period=timedelta(hours=12))
+    assert rules.fee_cents(T0, deadline, T0 + timedelta(hours=24), longer) == 0
+    assert rules.fee_cents(T0, deadline, T0 + timedelta(hours=25), longer) == 50
 
 
 def test_notice_has_the_art24_fields() -> None:
@@ -188,7 +206,12 @@ def test_notice_has_the_art24_fields() -> None:
                        carriers=frozenset({"sf"}))
     assert rules.notice(spec, Size.M, T0) == {"locker_name": "Garden 3", "address": "1 Road",
                                               "compartment_size": "M",
-                                              "storage_deadline": "2026-03-01T08:00:00.000Z"}
+                                              "storage_deadline": "2026-03-01T08:00:00.000Z",
+                                              "storage_deadline_local": "2026-03-01T08:00:00.000+00:00",
+                                              "time_zone": "UTC"}
+    shanghai = dataclasses.replace(spec, timezone="Asia/Shanghai")
+    assert rules.notice(shanghai, Size.M, T0)["storage_deadline_local"] == \
+        "2026-03-01T16:00:00.000+08:00"
 
 
 def test_notice_deadline_is_utc_with_milliseconds() -> None:

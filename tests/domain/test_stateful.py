@@ -100,7 +100,8 @@ class CabinetMachine(RuleBasedStateMachine):
         assert parcel.carrier == carrier
         if etype == "parcel.deposited":
             assert set(body["notice"]) == {"locker_name", "address", "compartment_size",
-                                           "storage_deadline"}
+                                           "storage_deadline", "storage_deadline_local",
+                                           "time_zone"}
             assert body["pickup_code"] not in self.codes
             self.codes[body["pickup_code"]] = parcel.id
 
@@ -258,7 +259,11 @@ class CabinetMachine(RuleBasedStateMachine):
     def pickup(self, panel: str, known: bool, index: int, guess: int, complete: str) -> None:
         code = self.pick(sorted(self.codes), index) if known and self.codes else f"{guess:06d}"
         d = self.run(self.cab.begin_pickup(panel, code))
+        if d.error is ErrorCode.FEE_DUE:  # the recipient is shown the fee and accepts it
+            assert d.result["fee_cents"] > 0
+            d = self.run(self.cab.begin_pickup(panel, code, d.result["fee_cents"]))
         # no oracle: a refused code is wrong or locked out, whatever state its compartment is in
+        # (a fee is only ever quoted for a code whose door would open)
         assert d.ok or d.error in (ErrorCode.WRONG_CODE, ErrorCode.LOCKED_OUT), d.error
         if d.open_door is None:
             return

@@ -67,6 +67,8 @@ def test_the_asyncapi_cli_validates_the_document(tmp_path: Path) -> None:
 
 
 def test_types_in_the_document_are_the_types_in_the_code() -> None:
+    names = [m["name"] for m in doc()["components"]["messages"].values()]
+    assert len(names) == len(set(names)), "a message name (a type) is used twice"
     assert set(messages("events")) == EVENT_TYPES
     assert set(messages("cmd")) == set(COMMAND_BODIES)
     assert set(reply_schemas()) == set(COMMAND_BODIES)

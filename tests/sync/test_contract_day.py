@@ -3,6 +3,7 @@ the schema of its type in docs/asyncapi.yaml; the snapshots hold one real messag
 
 from __future__ import annotations
 
+import asyncio
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -80,6 +81,12 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         assert "parcel_id" in res, res
         for waybill in ("SF7000000001", "SF7000000002"):  # a parcel, then an announcement
             assert (await rec.over_mqtt(sf, "parcel.recall", {"waybill": waybill}))["ok"]
+        res = await ctx.call("panel.deliver", {**_courier(), "parcel": {"waybill": "SF7000000003",
+                                                                        "size": "S"}})
+        assert "parcel_id" in res, res
+        assert (await rec.over_mqtt(sf, "parcel.notice", {"waybill": "SF7000000003"}))["ok"]
+        assert (await rec.over_mqtt(sf, "parcel.extend", {"waybill": "SF7000000003",
+                                                          "hours": 24}))["ok"]
         assert (await rec.over_mqtt(sf, "state.get", {}))["ok"]
         refused = await rec.over_mqtt(sf, "parcel.recall", {"waybill": "SF7999999999"})
         assert refused["error"]["code"] == "unknown_parcel"
@@ -96,6 +103,12 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         assert res.get("status") == "collected", res
 
     async def keep(ctx: DemoContext) -> None:
+        # every message of the day reached the broker and the carriers before the day ends
+        deadline = asyncio.get_running_loop().time() + 30
+        while (await ctx.daemon.oplog.store.outbox_stats())[0]:
+            assert asyncio.get_running_loop().time() < deadline, "the outbox never drained"
+            await asyncio.sleep(0.1)
+        await asyncio.sleep(0.5)
         kept["clients"] = dict(ctx.carriers)
 
     return [fast_doors, *demo.SCENES, announce_recall_state, collect_a_dropoff, keep]

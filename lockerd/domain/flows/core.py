@@ -253,6 +253,16 @@ class CabinetCore:
                           {}, comp.id)
         return comp, comp.pending, self.state.parcels[comp.parcel_id]
 
+    def _deadline(self, parcel: Parcel) -> dict[str, str]:
+        """The parcel's storage deadline in UTC and local time for its events (none: empty)."""
+        return {} if parcel.deadline is None else rules.deadline_fields(parcel.deadline, self.spec)
+
+    def _fee(self, parcel: Parcel, at: datetime) -> int:
+        """The pickup fee of a stored parcel at `at` (Art. 25: none within the storage period)."""
+        if parcel.deadline is None or parcel.deposited_at is None:
+            return 0
+        return rules.fee_cents(parcel.deposited_at, parcel.deadline, at, self.spec.policy)
+
     def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
         return next((p for p in self.live_parcels() if p.carrier == carrier and p.waybill == waybill
                      and p.kind is ParcelKind.DELIVERY), None)

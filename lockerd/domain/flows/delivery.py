@@ -111,7 +111,7 @@ class DeliveryFlow(CabinetCore):
         event = DomainEvent(parcel.carrier, "parcel.deposited", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
             "compartment": comp.id, "size": comp.size.value, "deposited_at": format_ts(now),
-            "storage_deadline": format_ts(deadline), "pickup_code": code, "notice": note})
+            **rules.deadline_fields(deadline, self.spec), "pickup_code": code, "notice": note})
         ekey = expectation_key(parcel.carrier, parcel.waybill or "")
         consumed: tuple[Change, ...] = ((SetExpectation(key=ekey, value=None),)
                                         if ekey in self.state.expected else ())

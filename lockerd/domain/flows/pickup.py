@@ -26,9 +26,13 @@ from lockerd.domain.timefmt import format_ts
 class PickupFlow(CabinetCore):
     """Begin a pickup, then confirm it or the refusal."""
 
-    def begin_pickup(self, panel: str, code: str) -> Decision:
+    def begin_pickup(self, panel: str, code: str, accept_fee_cents: int | None = None) -> Decision:
         """A recipient's code opens its compartment; wrong codes count against the caller and the
-        cabinet."""
+        cabinet.
+
+        A fee (after the free period, Art. 25) is shown before the door opens: the first try
+        is refused `fee_due` with the amount, the recipient confirms it by sending it back as
+        `accept_fee_cents`; the pickup records the fee accepted then."""
         kind = "pickup.begin"
         actor = panel_actor(panel)
         now = self.now()
@@ -55,7 +59,13 @@ class PickupFlow(CabinetCore):
                            notify_operator=f"a valid pickup code was entered for compartment "
                                            f"{comp.id}, which is {comp.state.value}")
         assert parcel.deadline is not None
-        fee = rules.fee_cents(parcel.deadline, now, self.spec.policy)
+        fee = self._fee(parcel, now)
+        if fee > 0 and accept_fee_cents != fee:
+            return refuse(kind, actor, ErrorCode.FEE_DUE,
+                          f"a fee of {fee} fen is due; confirm it to open the door", body,
+                          comp.id, parcel.id,
+                          result={"fee_cents": fee, **rules.deadline_fields(parcel.deadline,
+                                                                            self.spec)})
         opening = comp.model_copy(update={
             "state": CompartmentState.OPENING,
             "pending": Pending(op=PendingOp.PICKUP, actor=actor, panel=panel, since=now)})
@@ -74,13 +84,15 @@ class PickupFlow(CabinetCore):
             return got
         comp, pending, parcel = got
         assert parcel.deadline is not None
-        fee = rules.fee_cents(parcel.deadline, now, self.spec.policy)
+        # the fee the recipient accepted when the door opened, not one grown since
+        fee = self._fee(parcel, pending.since)
         done = parcel.model_copy(update={"status": ParcelStatus.PICKED_UP, "code": None,
                                          "closed_at": now, "fee_cents": fee})
         event = DomainEvent(parcel.carrier, "parcel.picked_up", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "picked_up_at": format_ts(now), "fee_cents": fee,
-            "overdue": parcel.status is ParcelStatus.OVERDUE})
+            "overdue": parcel.status is ParcelStatus.OVERDUE,
+            **rules.deadline_fields(parcel.deadline, self.spec)})
         return Decision(Record(kind, pending.actor, {"fee_cents": fee}, comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
                         events=(event,), result={"parcel_id": parcel.id, "fee_cents": fee})
@@ -98,7 +110,7 @@ class PickupFlow(CabinetCore):
         back = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "parcel.refused", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-            "reason": reason.value, "refused_at": format_ts(now)})
+            "reason": reason.value, "refused_at": format_ts(now), **self._deadline(parcel)})
         return Decision(Record(kind, pending.actor, {"reason": reason.value}, comp.id, parcel.id),
                         changes=(SetParcel(value=refused), SetCompartment(value=back)),
                         events=(event,), result={"parcel_id": parcel.id, "reason": reason.value})
