@@ -8,7 +8,6 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
-import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -120,10 +119,7 @@ async def overflow(page: Any) -> bool:
 
 
 class Timer:
-    """Wall-clock spans of a test module (for the closing note)."""
-
-    def __init__(self) -> None:
-        self.t0 = time.monotonic()
+    """Figures of a test module written next to the screenshots (for the closing note)."""
 
     def write(self, name: str, data: dict[str, Any]) -> None:
         ARTIFACTS.mkdir(parents=True, exist_ok=True)

@@ -1,7 +1,7 @@
 // The kiosk page: state, screen switching, language, idle return to home, the door event stream.
 
 import { events, get, post } from "./api.js";
-import { doorScreen, onDoorEvent } from "./door.js";
+import { doorScreen, onDoorEvent, showPrompt } from "./door.js";
 import { lang, setLang, t } from "./i18n.js";
 import { courierLogin, courierMenu, deliverForm } from "./courier.js";
 import { pickupCode } from "./recipient.js";
@@ -34,6 +34,7 @@ export const app = {
     document.getElementById("locker-name").textContent = info?.name ?? t("title");
     document.getElementById("locker-address").textContent = info?.address ?? "";
     document.getElementById("locker-reg").textContent = info ? t("reg", { n: info.registration_number }) : "";
+    showPrompt(this.state.op);
   },
 
   async home() {
@@ -41,7 +42,7 @@ export const app = {
     this.state.op = null;
     this.state.courier = null;
     this.state.flow = {};
-    hidePrompt();
+    showPrompt(null);
     const reply = await get("home");
     if (reply.ok) {
       this.state.info = reply.result;
@@ -85,8 +86,6 @@ export const app = {
 };
 
 const pendingEvents = [];
-
-function hidePrompt() { document.getElementById("prompt").hidden = true; }
 
 function homeScreen(a) {
   const info = a.state.info;

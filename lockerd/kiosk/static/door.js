@@ -11,18 +11,21 @@ export function onDoorEvent(app, event) {
   const op = app.state.op;
   if (event.compartment) op.compartment = event.compartment;
   if (event.event === "jammed") op.jammedDoor = event.compartment;
-  const prompt = document.getElementById("prompt");
-  if (event.event === "left_open") {
-    prompt.textContent = t("left_open", { n: op.compartment });
-    prompt.hidden = false;
-  } else if (["closed", ...FINAL].includes(event.event)) {
-    prompt.hidden = true;
-  }
+  if (event.event === "left_open") op.prompt = true;
+  else if (["closed", ...FINAL].includes(event.event)) op.prompt = false;
+  showPrompt(op);
   if (FINAL.includes(event.event) && ["pickup", "dropoff"].includes(op.kind)) {
     const id = op.id;
     setTimeout(() => { if (app.state.op?.id === id && app.screen === doorScreen) app.home(); }, AUTO_HOME_MS);
   }
   if (app.screen === doorScreen) app.render();
+}
+
+// The door-left-open prompt (the first level of the escalation) over whatever screen is shown.
+export function showPrompt(op) {
+  const prompt = document.getElementById("prompt");
+  prompt.hidden = !op?.prompt;
+  if (op?.prompt) prompt.textContent = t("left_open", { n: op.compartment });
 }
 
 export function doorScreen(app) {
