@@ -1,4 +1,4 @@
-"""requirements.lock: agrees with pyproject.toml, is what the tests run on, and installs on a cabinet.
+"""The locks: agree with pyproject.toml, are what the tests run on, and install on a cabinet.
 
 The cabinets run Raspberry Pi OS 12 (bookworm) 64-bit: CPython 3.11 on aarch64 with glibc 2.36.
 pip is asked (network to PyPI) for every locked package's wheel for that platform, and the file
@@ -23,6 +23,7 @@ from packaging.utils import canonicalize_name
 from tests.fixtures.paths import REPO
 
 LOCK = REPO / "requirements.lock"
+PI_LOCK = REPO / "requirements-pi.lock"  # the same pins plus the [pi] extra: what cabinets install
 # The target: pip's own tag for manylinux2014 (glibc 2.17) plus every manylinux_2_x up to the
 # glibc of Raspberry Pi OS 12; numpy and sqlcipher3 ship aarch64 wheels only as manylinux_2_28.
 TARGET_GLIBC_MINOR = 36
@@ -51,15 +52,21 @@ def parse_lock(text: str) -> dict[str, tuple[str, set[str]]]:
 
 
 LOCKED = parse_lock(LOCK.read_text())
+PI_LOCKED = parse_lock(PI_LOCK.read_text())
 
 
-def _dependencies() -> list[Requirement]:
-    data = tomllib.loads((REPO / "pyproject.toml").read_text())
-    return [Requirement(text) for text in data["project"]["dependencies"]]
+def _dependencies(extra: str | None = None) -> list[Requirement]:
+    data = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
+    texts = data["dependencies"] if extra is None else data["optional-dependencies"][extra]
+    return [Requirement(text) for text in texts]
 
 
 def _closure(roots: list[Requirement]) -> set[str]:
-    """Every distribution the runtime dependencies pull in on the cabinet's Python (3.11)."""
+    """Every distribution the runtime dependencies pull in on the cabinet's Python (3.11).
+
+    Read from the installed metadata; a root not installed here (lgpio, the [pi] extra, is only
+    on cabinets) counts alone: the lock's own comments name what pulls in what.
+    """
     env = {**default_environment(), "python_version": "3.11", "python_full_version": "3.11.2",
            "extra": ""}
     seen: set[str] = set()
@@ -70,7 +77,11 @@ def _closure(roots: list[Requirement]) -> set[str]:
         if name in seen:
             continue
         seen.add(name)
-        for text in requires(name) or []:
+        try:
+            needed = requires(name) or []
+        except PackageNotFoundError:
+            continue
+        for text in needed:
             sub = Requirement(text)
             if sub.marker is None or sub.marker.evaluate(env):
                 todo.append(sub)
@@ -79,7 +90,7 @@ def _closure(roots: list[Requirement]) -> set[str]:
 
 def test_every_entry_is_pinned_with_hashes() -> None:
     assert LOCKED
-    for name, (pinned, hashes) in LOCKED.items():
+    for name, (pinned, hashes) in {**LOCKED, **PI_LOCKED}.items():
         assert re.fullmatch(r"[0-9][0-9A-Za-z.+!-]*", pinned), name
         assert hashes, f"{name} has no --hash"
 
@@ -93,6 +104,16 @@ def test_the_lock_agrees_with_pyproject() -> None:
         assert req.specifier.contains(LOCKED[name][0], prereleases=True), (
             f"{req.name}: locked {LOCKED[name][0]}, pyproject.toml asks {req.specifier}")
     assert set(LOCKED) == _closure(_dependencies())
+
+
+def test_the_cabinet_lock_is_the_runtime_lock_plus_the_pi_extra() -> None:
+    extra = _dependencies("pi")
+    for req in extra:
+        name = canonicalize_name(req.name)
+        assert name in PI_LOCKED, f"{req.name} ([pi]) is not in requirements-pi.lock"
+        assert req.specifier.contains(PI_LOCKED[name][0], prereleases=True), req
+    assert {n: e for n, e in PI_LOCKED.items() if n in LOCKED} == LOCKED
+    assert set(PI_LOCKED) - set(LOCKED) == _closure(extra) - set(LOCKED)
 
 
 def test_the_suite_runs_on_the_locked_versions() -> None:
@@ -110,11 +131,11 @@ def test_the_suite_runs_on_the_locked_versions() -> None:
 
 
 def _download(tmp: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
-    """pip download of the named lock entries for the cabinet, hash-checked."""
+    """pip download of the named cabinet-lock entries for the cabinet, hash-checked."""
     reqs = tmp / f"req-{len(names)}-{names[0]}.txt"
-    reqs.write_text("".join(f"{n}=={LOCKED[n][0]} "
-                            + " ".join(f"--hash=sha256:{h}" for h in sorted(LOCKED[n][1])) + "\n"
-                            for n in names))
+    reqs.write_text("".join(f"{n}=={PI_LOCKED[n][0]} "
+                            + " ".join(f"--hash=sha256:{h}" for h in sorted(PI_LOCKED[n][1]))
+                            + "\n" for n in names))
     cmd = [sys.executable, "-m", "pip", "download", "--disable-pip-version-check", "--no-deps",
            "--only-binary=:all:", "--python-version", "3.11", "--implementation", "cp",
            "--require-hashes", "-d", str(tmp / "wheels"), "-r", str(reqs)]
@@ -125,7 +146,7 @@ def _download(tmp: Path, names: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def test_every_locked_dependency_has_a_wheel_for_the_cabinets(tmp_path: Path) -> None:
-    names = sorted(LOCKED)
+    names = sorted(PI_LOCKED)  # the runtime lock and lgpio
     result = _download(tmp_path, names)
     if result.returncode != 0:
         # Name every package that fails, not only the first pip stopped at.
