@@ -59,6 +59,9 @@ def cmd_backup(ctx: Ctx) -> int:
             os.fchmod(fh.fileno(), 0o600)
             result = ctx.call("log.backup")
             stage = Path(result["stage"])
+            # Only ever remove what looks like the daemon's stage (it names the path).
+            if stage.parent.name != backup.STAGING_DIR or not (stage / backup.MANIFEST).is_file():
+                raise _fail("bad_reply", f"the daemon named {stage} as its backup stage")
             try:
                 digest = backup.pack(stage, fh)
             finally:

@@ -109,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     # Parsed by lockerd.camera.check itself (main() hands it the rest of the arguments).
     sub.add_parser("camera-check", add_help=False,
                    help="judge saved frames against a reference image (no daemon)")
+    sub.add_parser("doctor", add_help=False,
+                   help="check what the daemon needs on this box (no daemon)")
     return parser
 
 
@@ -119,6 +121,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from lockerd.camera import check as camera_check
 
         return camera_check.main(argv[1:])
+    if argv[:1] == ["doctor"]:
+        from lockerd.cli import doctor
+
+        return doctor.main(argv[1:])
     args = build_parser().parse_args(argv)
     code: int = args.func(args)
     return code

@@ -30,7 +30,7 @@ from lockerd.oplog import OpLog, OplogKey, OutboxMessage, backup, sqlcipher
 from lockerd.oplog.canonical import row_hash
 from lockerd.oplog.component import OplogComponent
 from lockerd.oplog.records import insert_parcel
-from tests.oplog.test_release_identity import _config
+from tests.fixtures.oplog import example_config
 
 ROOT = Caller(pid=1, uid=0, gid=0, roles=ALL_ROLES)
 AUDITOR = Caller(pid=2, uid=1500, gid=1500, roles=frozenset({Role.AUDIT}))
@@ -55,7 +55,7 @@ class Running:
 
 @pytest.fixture
 async def running(tmp_path: Path, key_file: Path, key: OplogKey) -> AsyncIterator[Running]:
-    cfg = _config(tmp_path, key_file)
+    cfg = example_config(tmp_path, key_file)
     api = ApiServer(cfg.api, cfg.paths.socket)
     comp = OplogComponent(cfg.oplog, cfg.paths, api, cabinet=cfg.cabinet,
                           compartments=cfg.compartments)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-import tomllib
 from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 from lockerd.app.daemon import Daemon
-from lockerd.config import Config, parse_config
+from lockerd.config import Config
 from lockerd.oplog import OplogKey
 from lockerd.oplog.component import OplogComponent
 from lockerd.oplog.keys import write_key_file
@@ -18,18 +17,12 @@ from lockerd.oplog.schema import SCHEMA_VERSION
 from lockerd.oplog.store import OpLog
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.paths import EXAMPLE_CONFIG, REPO
+from tests.fixtures.oplog import example_config
+from tests.fixtures.paths import REPO
 from tests.fixtures.sync import CAB, SyncFactory
 
 RELEASED = version("lockerd")
 FIXTURE_010 = REPO / "tests" / "fixtures" / "releases" / "0.1.0"
-
-
-def _config(tmp_path: Path, key_file: Path) -> Config:
-    data = tomllib.loads(EXAMPLE_CONFIG.read_text())
-    data["paths"] = {"state_dir": str(tmp_path / "state"), "socket": str(tmp_path / "api.sock"),
-                     "key_file": str(key_file)}
-    return parse_config(data, EXAMPLE_CONFIG)
 
 
 async def _start_stop(cfg: Config) -> list[Any]:
@@ -45,7 +38,7 @@ async def _start_stop(cfg: Config) -> list[Any]:
 
 
 async def test_every_start_records_release_and_schema(tmp_path: Path, key_file: Path) -> None:
-    cfg = _config(tmp_path, key_file)
+    cfg = example_config(tmp_path, key_file)
     first = await _start_stop(cfg)
     second = await _start_stop(cfg)
     assert [op.body for op in second] == [
@@ -64,12 +57,12 @@ async def test_a_migration_is_named_in_the_chain(tmp_path: Path) -> None:
     key_file = tmp_path / "oplog.key"
     write_key_file(key_file, OplogKey(bytes.fromhex((FIXTURE_010 / "oplog.key.hex").read_text()
                                                     .strip())))
-    started = await _start_stop(_config(tmp_path, key_file))
+    started = await _start_stop(example_config(tmp_path, key_file))
     assert started[-1].body == {"version": RELEASED, "schema": SCHEMA_VERSION, "migrated_from": 3}
 
 
 async def test_daemon_status_names_the_installed_release(tmp_path: Path, key_file: Path) -> None:
-    status = Daemon(_config(tmp_path, key_file)).status()
+    status = Daemon(example_config(tmp_path, key_file)).status()
     assert status["version"] == RELEASED
 
 
