@@ -30,6 +30,9 @@ from lockerd.sync.topics import Topics
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+#: While an interruption is planned, the status is rechecked this often (a wall-clock step, as
+#: at a Pi's first NTP sync, must not leave a stale notice up); with none planned, never.
+MAINTENANCE_RECHECK_S = 1.0
 
 
 def _json(model: Any) -> bytes:
@@ -228,17 +231,22 @@ class SyncComponent(Component):
     # ------------------------------------------------------------------ tasks
 
     async def _maintenance_loop(self) -> None:
-        """Republish the status when a plan changes, and when its interruption starts and ends
-        (checked at least every second, so a clock step cannot leave a stale notice up)."""
+        """Republish the status when a plan changes, and when its interruption starts and ends.
+
+        With no plan it sleeps until one is made (an idle cabinet wakes for nothing); with one it
+        wakes at the next start or end, and at least every MAINTENANCE_RECHECK_S so a clock step
+        cannot leave a stale notice up. `asyncio.timeout`, not `wait_for`: no task per wait."""
         due = self._maintenance_due
         shown: tuple[object, bool] | None = None
         while True:
             plan = self.maintenance.current()
             now = self.clock()
             change = None if plan is None else plan.next_change(now)
-            wait = 1.0 if change is None else min(1.0, max(0.0, (change - now).total_seconds()))
+            wait = (None if plan is None else MAINTENANCE_RECHECK_S if change is None
+                    else min(MAINTENANCE_RECHECK_S, max(0.0, (change - now).total_seconds())))
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(due.wait(), wait)
+                async with asyncio.timeout(wait):
+                    await due.wait()
             forced = due.is_set()
             due.clear()
             plan = self.maintenance.current()

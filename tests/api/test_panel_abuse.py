@@ -238,3 +238,37 @@ async def test_another_caller_cannot_give_the_collection_verdict(shared_cab: Cab
         courier_kiosk.close()
         intruder.close()
     assert done["result"]["status"] == "collected"
+
+
+async def test_another_caller_cannot_see_or_act_on_a_screen_operation(shared_cab: Cabinet) -> None:
+    """Panel API v2: an operation id is bound to the caller that began it, not a secret to guess."""
+    cab = shared_cab
+    _, code = await _parcel(cab)
+    gids = [panel_gid()]
+    kiosk = Peer(cab.cfg.paths.socket, KIOSK, [KIOSK, *gids])
+    intruder = Peer(cab.cfg.paths.socket, NOBODY, [NOBODY, *gids])
+    try:
+        with _doors_held_open(cab):
+            (started,) = await kiosk.acall([{"id": 1, "method": "panel.v2.pickup",
+                                             "params": {"code": code}}])
+            assert started["ok"], started
+            op = started["result"]["op"]
+            for method, params in (("panel.v2.op", {"op": op}),
+                                   ("panel.v2.refuse", {"op": op, "reason": "damaged"}),
+                                   ("panel.v2.refuse", {"panel": "front", "op": op,
+                                                        "reason": "damaged"})):
+                (reply,) = await intruder.acall([{"id": 2, "method": method, "params": params}])
+                assert reply["error"]["code"] == "bad_state", (method, reply)
+            (own,) = await kiosk.acall([{"id": 3, "method": "panel.v2.op", "params": {"op": op}}])
+            assert own["ok"], own
+            assert own["result"]["kind"] == "pickup"
+        deadline = time.monotonic() + 30
+        while (await kiosk.acall([{"id": 4, "method": "panel.v2.op",
+                                   "params": {"op": op}}]))[0]["result"]["state"] != "done":
+            assert time.monotonic() < deadline, "the pickup never finished"
+            await asyncio.sleep(0.1)
+    finally:
+        kiosk.close()
+        intruder.close()
+    assert not await cab.ops("refuse.confirm")
+    assert [o.kind for o in await cab.ops("pickup.confirm")] == ["pickup.confirm"]
