@@ -82,7 +82,12 @@ class Pending(Frozen):
 
 
 class Compartment(Frozen):
-    """One compartment's state; `parcel_id` is the single live parcel inside (or going in)."""
+    """One compartment's state; `parcel_id` is the single live parcel inside (or going in).
+
+    A blocked compartment keeps its parcel (state `blocked` with `parcel_id` set); the domain is
+    the one owner of "blocked": why, since when and by whom are persisted with the compartment,
+    and the door controller reads them (lockerd.doors.ports.BlockedView).
+    """
 
     id: int
     size: Size
@@ -90,6 +95,8 @@ class Compartment(Frozen):
     parcel_id: str | None = None
     pending: Pending | None = None
     blocked_reason: str | None = None
+    blocked_since: datetime | None = None
+    blocked_by: str | None = None
 
 
 class Parcel(Frozen):

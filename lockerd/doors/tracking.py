@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockerd.config import Compartment
+from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import LeftOpenLevel
+from lockerd.doors.ports import BlockNote
 from lockerd.drivers.base import DoorState, ManagedBoard
 
 
@@ -37,3 +40,11 @@ class PolledBoard:
     kick: asyncio.Event = field(default_factory=asyncio.Event)
     occupied: tuple[bool, ...] | None = None
     """Infrared occupancy bits (Kerong boards), None where the board has none."""
+
+
+def block_fields(note: BlockNote | None) -> dict[str, Any]:
+    """The `doors.list` columns of a compartment's block (the domain's, read through the port)."""
+    since = None if note is None or note.blocked_since is None else format_ts(note.blocked_since)
+    return {"blocked": note is not None,
+            "blocked_reason": None if note is None else note.blocked_reason,
+            "blocked_since": since, "blocked_by": None if note is None else note.blocked_by}

@@ -1,13 +1,16 @@
 """The parcel flows as a daemon component: rebuilds the cabinet from the log, serves kiosks and carriers.
 
 start()  reads the pickup-code key and the live state from the encrypted log, rebuilds the
-         cabinet, mirrors door-controller blocks, and closes operations a crash left open
-         (their door state is unknown: deposits rolled back, compartments blocked).
+         cabinet (blocked compartments included), closes operations a crash left open (their
+         door state is unknown: deposits rolled back, compartments blocked) and records door
+         faults reported before it started.
 run()    marks parcels past their storage period overdue, periodically.
 The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py) and the carrier
 commands (courier.grant, courier.revoke, parcel.expect, parcel.recall;
 lockerd/parcels/carrier_commands.py) are registered once, at build time. The component is also
-the cabinet view the sync component reports on the retained `state` topic.
+the cabinet view the sync component reports on the retained `state` topic, and the blocked set
+the door controller reads: one owner, so `doors.list`, the customer flows and `state` agree,
+before and after a restart.
 """
 
 from __future__ import annotations
@@ -26,7 +29,7 @@ from lockerd.app.supervisor import Component
 from lockerd.config import Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
-from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
+from lockerd.doors.events import DoorFault
 from lockerd.parcels import carrier_commands, panel_api
 from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
@@ -73,12 +76,13 @@ class ParcelFlows(Component):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._full = False
+        self._early_faults: list[DoorFault] = []
         self.cabinet = Cabinet(spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
         self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
-        bus.listen(self._on_door_event, CompartmentBlocked, CompartmentUnblocked)
+        bus.listen(self._on_door_fault, DoorFault)
 
     # ---- wiring ------------------------------------------------------------------------------
 
@@ -98,16 +102,17 @@ class ParcelFlows(Component):
 
     def free_counts(self) -> dict[str, int]:
         """Free compartments per size, from the domain (excludes reserved/occupied/blocked)."""
-        counts = self.cabinet.free_counts()
-        for cid in self._doors.blocked:
-            comp = self.cabinet.state.compartments.get(cid)
-            if comp is not None and comp.state.value == "free":
-                counts[comp.size.value] -= 1
-        return counts
+        return self.cabinet.free_counts()
 
     def blocked(self) -> list[int]:
-        """Compartments blocked in the domain or by the door controller."""
-        return sorted(set(self.cabinet.blocked()) | set(self._doors.blocked))
+        """Blocked compartments, from the domain (the one owner of "blocked")."""
+        return self.cabinet.blocked()
+
+    # ---- the blocked set the door controller reads (lockerd.doors.ports.BlockedView) -----------
+
+    def blocks(self) -> dict[int, Compartment]:
+        """Blocked compartments with why, since when and by whom."""
+        return self.cabinet.blocks()
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -124,9 +129,10 @@ class ParcelFlows(Component):
         recovered = await self.service.recover()
         if recovered:
             log.warning("closed %d door operations left open by a restart", len(recovered))
-        for cid, reason in dict(self._doors.blocked).items():
-            await self.service.block(cid, reason, "doors")
         self._started = True
+        early, self._early_faults = self._early_faults, []
+        for fault in early:
+            await self.service.door_fault(fault.compartment, fault.fault)
         self._carriers.state_changed()
         self._check_full()
 
@@ -169,6 +175,12 @@ class ParcelFlows(Component):
             self._check_full()
         if decision.notify_operator:
             log.warning("operator: %s (%s)", decision.notify_operator, decision.record.kind)
+        released = decision.result.get("released") if decision.ok else None
+        for kind in (AlertKind.DOOR_JAMMED, AlertKind.DOOR_FORCED):
+            if released == kind.value:
+                # the door controller raised it; the domain owns the block, so it clears it
+                self._bus.publish(Alert(kind, Severity.INFO, False, "compartment released",
+                                        compartment=decision.record.compartment))
 
     def _check_full(self) -> None:
         """storage_full while no compartment of any size is free (Art. 12: report anomalies)."""
@@ -181,13 +193,12 @@ class ParcelFlows(Component):
                                 "no free compartment left" if full
                                 else f"{free} compartment(s) free again"))
 
-    def _on_door_event(self, event: Any) -> None:
+    def _on_door_fault(self, fault: DoorFault) -> None:
+        """A jammed, forced or left-open door: the domain records the block (write-ahead)."""
         if not self._started:
+            self._early_faults.append(fault)
             return
-        if isinstance(event, CompartmentBlocked):
-            coro = self.service.block(event.compartment, event.reason, "doors")
-        else:
-            coro = self.service.unblock(event.compartment, "doors")
-        task = asyncio.get_running_loop().create_task(coro, name="parcels:door-event")
+        task = asyncio.get_running_loop().create_task(
+            self.service.door_fault(fault.compartment, fault.fault), name="parcels:door-fault")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)

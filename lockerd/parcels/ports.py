@@ -43,12 +43,6 @@ class Doors(Protocol):
         """Item seen in the compartment; None where the board has no occupancy sensor."""
         ...
 
-    @property
-    def blocked(self) -> Mapping[int, str]:
-        """Compartments the controller keeps out of customer use (jam, forced door), and why.
-        `open` refuses these without pulsing."""
-        ...
-
 
 class OperationLog(Protocol):
     """The encrypted operation log as the use cases need it: one transaction per call."""

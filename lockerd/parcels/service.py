@@ -39,6 +39,7 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.errors import Refused
+from lockerd.domain.flows.maintenance import DOORS_ACTOR
 from lockerd.oplog import OutboxMessage
 from lockerd.parcels.ports import (
     Camera,
@@ -80,6 +81,8 @@ class ParcelService:
         self._lock = asyncio.Lock()
         # what the person at an open door declared before closing it (refusal, collection verdict)
         self._intents: dict[int, tuple[str, Any]] = {}
+        # door faults that arrived during a door operation, recorded once it has ended
+        self._deferred: dict[int, str] = {}
         self.recorded = 0
 
     @property
@@ -166,16 +169,14 @@ class ParcelService:
         cid = begin.open_door
         op = begin.record.kind.split(".", 1)[0]
         evidence: dict[str, Any] = {}
-        if cid in self._doors.blocked:
-            # The controller refuses a blocked door without pulsing it (checked here with no await
-            # before `open`, so the answer cannot change in between): the door never moved.
-            failure: DoorFailure | None = DoorFailure.NOT_OPENED
-        else:
-            failure = await self._door_phase(begin, cid, op, evidence)
+        failure = await self._door_phase(begin, cid, op, evidence)
         if failure is not None:
             self._intents.pop(cid, None)
-            return await self._fail(cid, failure, {"evidence": evidence})
-        return await self._commit(finish(cid), extra={"evidence": evidence})
+            done = await self._fail(cid, failure, {"evidence": evidence})
+        else:
+            done = await self._commit(finish(cid), extra={"evidence": evidence})
+        await self._after_door(cid)
+        return done
 
     async def _door_phase(self, begin: Decision, cid: int, op: str, evidence: dict[str, Any]
                           ) -> DoorFailure | None:
@@ -302,25 +303,37 @@ class ParcelService:
         """Carrier command parcel.recall: drop an expectation or stop a waiting parcel's code."""
         return await self.command(lambda: self.cabinet.recall_parcel(carrier, waybill), committer)
 
-    async def block(self, compartment_id: int, reason: str, actor: str) -> Decision | None:
-        """Mirror a door-controller block (jam, forced door) into the cabinet; None when moot."""
+    # ---- blocked compartments: door facts and technicians ------------------------------------
+
+    async def door_fault(self, compartment_id: int, reason: str) -> Decision | None:
+        """The door controller saw a jam, a forced door or a door left open: block the
+        compartment (recorded). While a door operation is under way on it, the block waits for
+        that operation's end (its flow records the door's fate first); a compartment already
+        blocked stays as it is. None when nothing was recorded now."""
         async with self._lock:
             comp = self.cabinet.state.compartments.get(compartment_id)
-            if comp is None or comp.state is CompartmentState.BLOCKED or comp.pending is not None:
+            if comp is None or comp.state is CompartmentState.BLOCKED:
                 return None
-            decision = self.cabinet.block(compartment_id, reason, actor)
+            if comp.pending is not None:
+                self._deferred.setdefault(compartment_id, reason)
+                return None
+            decision = self.cabinet.block(compartment_id, reason, DOORS_ACTOR)
             await self._record(decision)
         return decision
 
-    async def unblock(self, compartment_id: int, actor: str) -> Decision | None:
-        """Mirror a technician's release; None when the compartment was not blocked."""
-        async with self._lock:
-            comp = self.cabinet.state.compartments.get(compartment_id)
-            if comp is None or comp.state is not CompartmentState.BLOCKED:
-                return None
-            decision = self.cabinet.unblock(compartment_id, actor)
-            await self._record(decision)
-        return decision
+    async def _after_door(self, compartment_id: int) -> None:
+        """A door operation ended: record a door fault that arrived while it was under way."""
+        reason = self._deferred.pop(compartment_id, None)
+        if reason is not None:
+            await self.door_fault(compartment_id, reason)
+
+    async def block(self, compartment_id: int, reason: str, actor: str) -> Decision:
+        """A technician takes a compartment out of customer use (reason recorded)."""
+        return await self._commit(lambda: self.cabinet.block(compartment_id, reason, actor))
+
+    async def unblock(self, compartment_id: int, actor: str) -> Decision:
+        """A technician returns a repaired compartment to service."""
+        return await self._commit(lambda: self.cabinet.unblock(compartment_id, actor))
 
     async def sweep_overdue(self) -> Decision | None:
         """Mark parcels past their storage period overdue; recorded only when something changed."""

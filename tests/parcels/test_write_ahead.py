@@ -83,18 +83,16 @@ class FakeDoors:
     closes: bool = True
     occupancy: bool | None = None
     raises: Exception | None = None
-    blocked_ids: dict[int, str] = field(default_factory=dict)
+    outcomes: dict[int, str] = field(default_factory=dict)
     pulses: int = 0
 
     async def open(self, compartment_id: int, reason: str, actor: str) -> Opened:
-        if compartment_id in self.blocked_ids:
-            raise AssertionError("the service pulsed a door the controller has blocked")
         self.pulses += 1
         self.calls.append(f"pulse:{compartment_id}")
         await asyncio.sleep(0)
         if self.raises is not None:
             raise self.raises
-        return Opened(self.outcome)
+        return Opened(self.outcomes.get(compartment_id, self.outcome))
 
     async def wait_closed(self, compartment_id: int, timeout_s: float) -> bool:
         await asyncio.sleep(0)
@@ -102,10 +100,6 @@ class FakeDoors:
 
     def occupied(self, compartment_id: int) -> bool | None:
         return self.occupancy
-
-    @property
-    def blocked(self) -> dict[int, str]:
-        return dict(self.blocked_ids)
 
 
 class OpenGate:
@@ -251,10 +245,18 @@ async def test_a_jam_becomes_a_recorded_door_failure(rig: Rig) -> None:
     cid = decision.record.compartment
     assert cid is not None
     comp = rig.cabinet.state.compartments[cid]
-    assert comp.state is CompartmentState.BLOCKED
-    assert comp.blocked_reason == "door_jammed"
+    assert (comp.state, comp.blocked_reason, comp.blocked_by) == (
+        CompartmentState.BLOCKED, "door_jammed", "doors")
     assert rig.cabinet.state.parcels[decision.result["parcel_id"]].status is ParcelStatus.ROLLED_BACK
     assert rig.doors.pulses == 1  # never retried
+
+
+async def test_a_jammed_pickup_keeps_its_parcel_in_place(rig: Rig) -> None:
+    cid, code = await deposited(rig)
+    rig.doors.outcome = "jammed"
+    decision = await rig.service.pickup("k1", code)
+    assert decision.record.kind == "pickup.rollback"
+    assert rig.cabinet.state.compartments[cid].parcel_id == decision.result["parcel_id"]
 
 
 @pytest.mark.parametrize(("setup", "failure", "blocked"), [
@@ -274,16 +276,25 @@ async def test_every_door_failure_is_recorded(rig: Rig, setup: dict[str, Any],
     assert_records_precede_pulses(rig.calls)
 
 
-async def test_a_door_the_controller_blocked_is_not_pulsed_and_the_begin_is_rolled_back(
-        rig: Rig) -> None:
-    for cid, _ in SPEC.compartments:
-        rig.doors.blocked_ids[cid] = "door_forced"  # not yet mirrored into the cabinet
+async def test_a_door_fault_during_an_operation_is_recorded_once_it_has_ended(rig: Rig) -> None:
+    """The controller reports a forced/left-open door while a deposit is under way on it: the
+    flow records the door's fate first, then the block (the domain owns it either way)."""
+    real_open = rig.doors.open
+
+    async def open_and_report(compartment_id: int, reason: str, actor: str) -> Opened:
+        assert await rig.service.door_fault(compartment_id, "door_left_open") is None
+        return await real_open(compartment_id, reason, actor)
+
+    rig.doors.open = open_and_report  # type: ignore[method-assign]
     decision = await rig.service.deliver(SF, "k1", parcel())
-    assert rig.doors.pulses == 0
-    assert rig.log.kinds() == ["deliver.begin", "deposit.rollback"]
-    _, body, _ = rig.log.rows[-1]
-    assert body["failure"] == DoorFailure.NOT_OPENED.value
-    assert decision.result["status"] == "rolled_back"
+    assert decision.ok
+    assert rig.log.kinds() == ["deliver.begin", "deliver.confirm", "compartment.block"]
+    comp = rig.cabinet.state.compartments[1]
+    assert (comp.state, comp.parcel_id, comp.blocked_reason) == (
+        CompartmentState.BLOCKED, decision.result["parcel_id"], "door_left_open")
+    # a fault on a compartment already blocked records nothing more
+    assert await rig.service.door_fault(1, "door_forced") is None
+    assert rig.log.kinds()[-1] == "compartment.block"
 
 
 # ---- property: any mix of log refusals and door outcomes keeps the rule ------------------------

@@ -126,8 +126,13 @@ class CabinetCore:
 
     def blocked(self) -> list[int]:
         """Ids of blocked compartments."""
-        return sorted(c.id for c in self.state.compartments.values()
-                      if c.state is CompartmentState.BLOCKED)
+        return sorted(self.blocks())
+
+    def blocks(self) -> dict[int, Compartment]:
+        """Blocked compartments with why, since when and by whom (what the door controller,
+        the technician's door view and the retained `state` topic all read)."""
+        return {c.id: c for c in sorted(self.state.compartments.values(), key=lambda c: c.id)
+                if c.state is CompartmentState.BLOCKED}
 
     def worklist(self, carrier: str) -> dict[str, list[dict[str, Any]]]:
         """What a carrier's courier should take away: refused/overdue deliveries and drop-offs."""

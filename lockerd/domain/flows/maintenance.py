@@ -1,23 +1,67 @@
-"""Door failures and maintenance: a door that failed mid-operation, blocking, unblocking and clearing."""
+"""Door failures and maintenance: a failed door, blocking, unblocking, clearing.
+
+The domain is the one owner of "blocked": the door controller reports what it saw (jammed,
+forced, left open) and reads the blocked set back.
+"""
 
 from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
 
 from lockerd.domain.decision import Decision, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, refuse
-from lockerd.domain.model import Change, CompartmentState, ParcelStatus, PendingOp, SetCompartment, SetParcel
+from lockerd.domain.model import (
+    Change,
+    Compartment,
+    CompartmentState,
+    ParcelStatus,
+    PendingOp,
+    SetCompartment,
+    SetParcel,
+)
 from lockerd.domain.requests import DoorFailure
+from lockerd.domain.timefmt import format_ts
+
+#: Who blocks a compartment after a door failure: the door controller saw it.
+DOORS_ACTOR = "doors"
+#: Longest blocked reason kept (staff text is cut, never refused for its length).
+REASON_MAX = 100
+
+_BLOCK_REASONS = {DoorFailure.JAMMED: "door_jammed", DoorFailure.NOT_CLOSED: "door_left_open",
+                  DoorFailure.ITEM_NOT_SEEN: "occupancy_mismatch"}
+
+
+def blocked_as(comp: Compartment, reason: str, by: str, now: datetime, **update: Any) -> Compartment:
+    """The compartment out of customer use: why, since when, by whom (a block already in place
+    keeps its first time and author, so the incident's age stays honest)."""
+    if comp.state is CompartmentState.BLOCKED and comp.blocked_since is not None:
+        since, by = comp.blocked_since, comp.blocked_by or by
+    else:
+        since = now
+    return comp.model_copy(update={"state": CompartmentState.BLOCKED, "pending": None,
+                                   "blocked_reason": reason[:REASON_MAX], "blocked_since": since,
+                                   "blocked_by": by, **update})
+
+
+def released(comp: Compartment, parcel_id: str | None) -> Compartment:
+    """Back in service: occupied while a parcel is inside, free otherwise."""
+    return comp.model_copy(update={
+        "state": CompartmentState.OCCUPIED if parcel_id else CompartmentState.FREE,
+        "parcel_id": parcel_id, "pending": None, "blocked_reason": None, "blocked_since": None,
+        "blocked_by": None})
 
 
 class MaintenanceFlow(CabinetCore):
-    """Roll back or block after a door failure; staff block, unblock and clear compartments."""
+    """Roll back or block after a door failure; staff block, unblock and clear."""
 
     def door_failed(self, compartment_id: int, failure: DoorFailure) -> Decision:
         """A begun operation whose door never opened, jammed or never closed.
 
         Deposits and drop-offs are rolled back (the parcel never counted as stored). For pickup,
-        return and collection the parcel keeps its status. A jammed door or one left open blocks
-        the compartment so no customer flow uses it until staff have looked.
+        return and collection the parcel keeps its status. A jammed door or one left
+        open blocks the compartment so no customer flow uses it until staff have looked.
         """
         comp = self.state.compartments.get(compartment_id)
         op = comp.pending.op.value if comp is not None and comp.pending is not None else "open"
@@ -29,44 +73,45 @@ class MaintenanceFlow(CabinetCore):
         now = self.now()
         # Nothing moved (not opened), or the parcel simply stayed (still inside): no block.
         # A deposit the sensor did not see may still be in there: staff must look.
-        block = failure not in (DoorFailure.NOT_OPENED, DoorFailure.ITEM_STILL_INSIDE)
-        blocked_reason = {DoorFailure.JAMMED: "door_jammed",
-                          DoorFailure.NOT_CLOSED: "door_left_open",
-                          DoorFailure.ITEM_NOT_SEEN: "occupancy_mismatch"}.get(failure)
+        reason = _BLOCK_REASONS.get(failure)
+        block = reason is not None
         body = {"failure": failure.value, "blocked": block}
         changes: tuple[Change, ...]
-        if pending.op in (PendingOp.DEPOSIT, PendingOp.DROPOFF):
+        rolled_back = pending.op in (PendingOp.DEPOSIT, PendingOp.DROPOFF)
+        if rolled_back:
             gone = parcel.model_copy(update={"status": ParcelStatus.ROLLED_BACK, "closed_at": now,
-                                             "reason": failure.value})
-            after = comp.model_copy(update={
-                "state": CompartmentState.BLOCKED if block else CompartmentState.FREE,
-                "parcel_id": None, "pending": None, "blocked_reason": blocked_reason})
+                                             "reason": failure.value, "code": None})
+            empty = comp.model_copy(update={"parcel_id": None, "pending": None})
+            after = blocked_as(empty, reason, DOORS_ACTOR, now) if reason is not None \
+                else released(empty, None)
             changes = (SetParcel(value=gone), SetCompartment(value=after))
-            result = {"parcel_id": parcel.id, "status": "rolled_back", "blocked": block}
+            status = ParcelStatus.ROLLED_BACK.value
         else:
-            after = comp.model_copy(update={
-                "state": CompartmentState.BLOCKED if block else CompartmentState.OCCUPIED,
-                "pending": None, "blocked_reason": blocked_reason})
+            after = blocked_as(comp, reason, DOORS_ACTOR, now) if reason is not None \
+                else comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
             changes = (SetCompartment(value=after),)
-            result = {"parcel_id": parcel.id, "status": parcel.status.value, "blocked": block}
+            status = parcel.status.value
         return Decision(Record(kind, pending.actor, body, comp.id, parcel.id), changes=changes,
-                        notify_operator=(f"compartment {comp.id} blocked: {blocked_reason}"
-                                         if block else None),
-                        result=result)
+                        notify_operator=f"compartment {comp.id} blocked: {reason}" if block else None,
+                        result={"parcel_id": parcel.id, "compartment": comp.id, "status": status,
+                                "failure": failure.value, "blocked": block})
 
     def block(self, compartment_id: int, reason: str, actor: str) -> Decision:
-        """Take a compartment out of customer use (fault, maintenance, forced door)."""
+        """Take a compartment out of customer use (a door fact, maintenance); a parcel inside
+        stays where it is. Refused while a door operation is under way."""
         kind = "compartment.block"
-        body = {"reason": reason[:100]}
+        body = {"reason": reason[:REASON_MAX]}
         comp = self.state.compartments.get(compartment_id)
         if comp is None:
             return refuse(kind, actor, ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", body)
-        if comp.state not in (CompartmentState.FREE, CompartmentState.OCCUPIED, CompartmentState.BLOCKED):
+        if comp.pending is not None:
             return refuse(kind, actor, ErrorCode.BAD_STATE, "a door operation is under way", body,
                           comp.id)
-        after = comp.model_copy(update={"state": CompartmentState.BLOCKED, "blocked_reason": reason[:100]})
+        after = blocked_as(comp, reason, actor, self.now())
         return Decision(Record(kind, actor, body, comp.id, comp.parcel_id),
-                        changes=(SetCompartment(value=after),), result={"compartment": comp.id})
+                        changes=(SetCompartment(value=after),),
+                        result={"compartment": comp.id, "reason": after.blocked_reason,
+                                "blocked_since": format_ts(after.blocked_since or self.now())})
 
     def unblock(self, compartment_id: int, actor: str) -> Decision:
         """Return a blocked compartment to service (occupied if a parcel is still inside)."""
@@ -76,11 +121,12 @@ class MaintenanceFlow(CabinetCore):
             return refuse(kind, actor, ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", {})
         if comp.state is not CompartmentState.BLOCKED:
             return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment is not blocked", {}, comp.id)
-        state = CompartmentState.OCCUPIED if comp.parcel_id else CompartmentState.FREE
-        after = comp.model_copy(update={"state": state, "blocked_reason": None})
-        return Decision(Record(kind, actor, {}, comp.id, comp.parcel_id),
+        after = released(comp, comp.parcel_id)
+        return Decision(Record(kind, actor, {"released": comp.blocked_reason}, comp.id,
+                               comp.parcel_id),
                         changes=(SetCompartment(value=after),),
-                        result={"compartment": comp.id, "state": state.value})
+                        result={"compartment": comp.id, "state": after.state.value,
+                                "released": comp.blocked_reason})
 
     def clear(self, compartment_id: int, actor: str) -> Decision:
         """Staff took the parcel out (e.g. a rejected drop-off): removed, compartment emptied."""
@@ -102,4 +148,3 @@ class MaintenanceFlow(CabinetCore):
                         changes=(SetParcel(value=removed), SetCompartment(value=after)),
                         notify_operator=f"parcel removed from compartment {comp.id} by staff",
                         result={"parcel_id": parcel.id, "from_status": parcel.status.value})
-
