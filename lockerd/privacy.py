@@ -161,8 +161,10 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "valuable", "agreement", "damaged", "declared_weight_g", "measured_weight_g", "accept",
     "ack_insured_value", "ack_prohibited_items", "insured_value_rules", "prohibited_items",
     "locker_name",
-    # Blocked compartments (issue 12): who blocked (an actor), since when, what was released.
-    "blocked_since", "blocked_by", "released",
+    # Blocked compartments and what staff did about them (issue 12): who blocked (an actor),
+    # since when, what was released or removed, the jammed doors a deposit moved past.
+    "blocked_since", "blocked_by", "keep_blocked", "released", "removed", "removed_at",
+    "since", "age_s",
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",

@@ -49,6 +49,7 @@ class ErrorCode(StrEnum):
     COMPARTMENT_BLOCKED = "compartment_blocked"
     CODE_SPACE_EXHAUSTED = "code_space_exhausted"
     BAD_REQUEST = "bad_request"
+    HOLDS_PARCEL = "holds_parcel"
     # the carrier-command envelope (checked before any handler runs; docs/mqtt.md)
     TOO_LARGE = "too_large"
     BAD_JSON = "bad_json"

@@ -50,7 +50,7 @@ class ParcelStatus(StrEnum):
     REJECTED = "rejected"
     RECALLED = "recalled"
     ROLLED_BACK = "rolled_back"
-    REMOVED = "removed"
+    REMOVED_BY_STAFF = "removed_by_staff"
 
 
 #: Statuses of a parcel that is physically in (or going into) a compartment.
@@ -119,6 +119,12 @@ class Parcel(Frozen):
     verification_ref: str | None = None
     reason: str | None = None
     fee_cents: int = 0
+
+
+def claimable_by_code(parcel: Parcel) -> bool:
+    """The parcel's code opens its door now: a delivery waiting for its recipient."""
+    return parcel.code is not None and parcel.kind is ParcelKind.DELIVERY \
+        and parcel.status in CODE_STATUSES
 
 
 class Courier(Frozen):

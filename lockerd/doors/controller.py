@@ -33,7 +33,7 @@ from lockerd.doors.events import (
     Outcome,
 )
 from lockerd.doors.ports import BlockedView, BlockNote, BoardSource
-from lockerd.doors.tracking import PolledBoard, TrackedDoor, block_fields
+from lockerd.doors.tracking import PolledBoard, TrackedDoor, block_fields, door_incidents
 from lockerd.drivers.base import DoorState
 from lockerd.drivers.errors import DriverError
 from lockerd.drivers.factory import BoardSet
@@ -196,6 +196,10 @@ class DoorController(Component):
         boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
         return {"doors": doors, "boards": boards}
 
+    def incidents(self) -> list[dict[str, Any]]:
+        """Boards offline and doors whose state is unknown, with ages (`incidents`)."""
+        return door_incidents(self._boards, self._doors.values(), self._clock())
+
     # Opening
 
     async def _open_locked(self, door: TrackedDoor) -> OpenResult:
@@ -302,6 +306,7 @@ class DoorController(Component):
                 b.failures += 1
                 if b.online is not False:
                     b.online = False
+                    b.offline_since = self._clock()
                     log.error("board %d offline: %s", addr, exc)
                     self._alert(AlertKind.BOARD_OFFLINE, Severity.CRITICAL, True,
                                 f"board {addr} does not answer", board=addr)
@@ -315,6 +320,7 @@ class DoorController(Component):
                             f"board {addr} answers again", board=addr)
             b.online = True
             b.failures = 0
+            b.offline_since = None
             b.occupied = snap.occupied
             self._apply(b, snap.doors)
             self._escalate(b)

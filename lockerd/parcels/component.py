@@ -5,12 +5,12 @@ start()  reads the pickup-code key and the live state from the encrypted log, re
          door state is unknown: deposits rolled back, compartments blocked) and records door
          faults reported before it started.
 run()    marks parcels past their storage period overdue, periodically.
-The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py) and the carrier
-commands (courier.grant, courier.revoke, parcel.expect, parcel.recall;
-lockerd/parcels/carrier_commands.py) are registered once, at build time. The component is also
-the cabinet view the sync component reports on the retained `state` topic, and the blocked set
-the door controller reads: one owner, so `doors.list`, the customer flows and `state` agree,
-before and after a restart.
+The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py; the technician's
+compartments.* and incidents: lockerd/parcels/tech_api.py) and the carrier commands
+(courier.grant, courier.revoke, parcel.expect, parcel.recall; lockerd/parcels/carrier_commands.py)
+are registered once, at build time. The component is also the cabinet view the sync component
+reports on the retained `state` topic, and the blocked set the door controller reads: one
+owner, so `doors.list`, the customer flows and `state` agree, before and after a restart.
 """
 
 from __future__ import annotations
@@ -26,12 +26,13 @@ from typing import Any
 from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
+from lockerd.camera.guard import IntakeChanged
 from lockerd.config import Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.model import LIVE_STATUSES, SetCompartment
 from lockerd.doors.events import DoorFault
-from lockerd.parcels import carrier_commands, panel_api
-from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
+from lockerd.parcels import carrier_commands, incidents, panel_api, tech_api
+from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
 from lockerd.sync.commands import CommandRegistry
@@ -60,7 +61,7 @@ class ParcelFlows(Component):
 
     name = "parcels"
 
-    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: Doors,
+    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: DoorWatch,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
                  clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
         super().__init__()
@@ -77,18 +78,22 @@ class ParcelFlows(Component):
         self._started = False
         self._full = False
         self._early_faults: list[DoorFault] = []
+        self._intake_closed_since: datetime | None = None
         self.cabinet = Cabinet(spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
         self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
         bus.listen(self._on_door_fault, DoorFault)
+        bus.listen(self._on_intake, IntakeChanged)
 
     # ---- wiring ------------------------------------------------------------------------------
 
     def register_api(self, api: ApiServer) -> None:
-        """panel.* and courier.login for kiosks (role panel)."""
+        """panel.* and courier.login for kiosks (role panel); compartments.* and incidents for
+        technicians (role tech)."""
         panel_api.register(api, self.service)
+        tech_api.register(api, self.service, self.incidents)
 
     def register_commands(self, registry: CommandRegistry) -> None:
         """The carrier commands that change the cabinet (docs/mqtt.md)."""
@@ -114,6 +119,14 @@ class ParcelFlows(Component):
         """Blocked compartments with why, since when and by whom."""
         return self.cabinet.blocks()
 
+    def incidents(self) -> list[dict[str, Any]]:
+        """What needs a person, each with its age (`lockerctl incidents`)."""
+        now = self.clock()
+        reason = None if self._gate.is_open() else self._gate.reason()
+        rows = [*incidents.cabinet_incidents(self.cabinet.state, now), *self._doors.incidents(),
+                *incidents.camera_incident(reason, self._intake_closed_since, now)]
+        return incidents.ordered(rows)
+
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
@@ -133,6 +146,8 @@ class ParcelFlows(Component):
         early, self._early_faults = self._early_faults, []
         for fault in early:
             await self.service.door_fault(fault.compartment, fault.fault)
+        if not self._gate.is_open() and self._intake_closed_since is None:
+            self._intake_closed_since = self.clock()
         self._carriers.state_changed()
         self._check_full()
 
@@ -202,3 +217,10 @@ class ParcelFlows(Component):
             self.service.door_fault(fault.compartment, fault.fault), name="parcels:door-fault")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _on_intake(self, event: IntakeChanged) -> None:
+        """Note since when intake has been closed (the camera_down incident's age)."""
+        if event.open:
+            self._intake_closed_since = None
+        elif self._intake_closed_since is None:
+            self._intake_closed_since = self.clock()

@@ -44,6 +44,15 @@ class Doors(Protocol):
         ...
 
 
+class DoorWatch(Doors, Protocol):
+    """The door controller as the parcel-flows component needs it: the doors, plus what on the
+    door side needs a person (the `incidents` list)."""
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Boards offline and doors in an unknown state, each with its age in seconds."""
+        ...
+
+
 class OperationLog(Protocol):
     """The encrypted operation log as the use cases need it: one transaction per call."""
 

@@ -331,9 +331,16 @@ class ParcelService:
         """A technician takes a compartment out of customer use (reason recorded)."""
         return await self._commit(lambda: self.cabinet.block(compartment_id, reason, actor))
 
-    async def unblock(self, compartment_id: int, actor: str) -> Decision:
-        """A technician returns a repaired compartment to service."""
-        return await self._commit(lambda: self.cabinet.unblock(compartment_id, actor))
+    async def unblock(self, compartment_id: int, actor: str, reason: str) -> Decision:
+        """A technician returns a repaired compartment to service (refused while it holds a
+        parcel its code cannot claim)."""
+        return await self._commit(lambda: self.cabinet.unblock(compartment_id, actor, reason))
+
+    async def clear(self, compartment_id: int, actor: str, reason: str, *,
+                    keep_blocked: bool = False) -> Decision:
+        """A technician removed what was inside: parcels `removed_by_staff`, carriers told."""
+        return await self._commit(lambda: self.cabinet.clear(compartment_id, actor, reason,
+                                                             keep_blocked=keep_blocked))
 
     async def sweep_overdue(self) -> Decision | None:
         """Mark parcels past their storage period overdue; recorded only when something changed."""

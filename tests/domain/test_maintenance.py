@@ -1,4 +1,4 @@
-"""Blocked compartments owned by the domain: why, since when, by whom; kept across a rebuild."""
+"""Blocked compartments owned by the domain: door failures and technicians' block/unblock/clear."""
 
 from __future__ import annotations
 
@@ -6,10 +6,14 @@ import json
 import random
 from datetime import timedelta
 
-from lockerd.domain import Cabinet, DoorFailure, ErrorCode
-from tests.domain.test_flows import SF, deposited, granted, parcel, refused_unchanged
+import pytest
+
+from lockerd.domain import Cabinet, CompartmentState, DoorFailure, ErrorCode, ParcelStatus
+from lockerd.domain.timefmt import format_ts
+from tests.domain.test_flows import SF, deposited, granted, parcel, refused_unchanged, sender
 from tests.fixtures.domain import SPEC, Harness
 
+# ---- door failures --------------------------------------------------------------------------
 
 def test_a_door_failure_block_says_why_since_when_and_by_whom(h: Harness) -> None:
     granted(h)
@@ -25,15 +29,69 @@ def test_a_door_failure_block_says_why_since_when_and_by_whom(h: Harness) -> Non
     again = h.cab.blocks()[cid]
     assert (again.blocked_reason, again.blocked_by, again.blocked_since) == (
         "latch replaced", "doors", comp.blocked_since)
-    back = h.run(h.cab.unblock(cid, "uid:1001"))
-    assert back.result == {"compartment": cid, "state": "occupied", "released": "latch replaced"}
+
+
+# ---- technicians: unblock, clear ---------------------------------------------------------------
+
+def test_unblock_with_a_claimable_parcel_lets_its_code_open_it(h: Harness) -> None:
+    granted(h)
+    cid, code, done = deposited(h)
+    h.run(h.cab.begin_pickup("k1", code))
+    h.run(h.cab.door_failed(cid, DoorFailure.JAMMED))
+    refused_unchanged(h, h.cab.begin_pickup("k2", code), ErrorCode.COMPARTMENT_BLOCKED)
+    back = h.run(h.cab.unblock(cid, "uid:1001", "latch replaced"))
+    assert back.result == {"compartment": cid, "state": "occupied", "released": "door_jammed",
+                           "parcel_id": done.result["parcel_id"]}
+    assert back.record.body == {"reason": "latch replaced", "released": "door_jammed"}
     assert h.cab.blocks() == {}
     assert h.run(h.cab.begin_pickup("k2", code)).ok
 
 
-def test_block_is_refused_during_a_door_operation(h: Harness) -> None:
+def test_unblock_is_refused_while_a_parcel_its_code_cannot_claim_is_inside(h: Harness) -> None:
+    granted(h)
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    pid = h.run(h.cab.confirm_dropoff(1)).result["parcel_id"]
+    assert h.run(h.cab.block(1, "door forced", "doors")).ok
+    refused = h.cab.unblock(1, "uid:1001", "looks fine")
+    refused_unchanged(h, refused, ErrorCode.HOLDS_PARCEL)
+    assert refused.result == {"parcel_id": pid, "status": "dropoff_received"}
+    refused_unchanged(h, h.cab.unblock(2, "uid:1001", "x"), ErrorCode.BAD_STATE)
+    refused_unchanged(h, h.cab.unblock(99, "uid:1001", "x"), ErrorCode.UNKNOWN_COMPARTMENT)
+
+
+@pytest.mark.parametrize("keep_blocked", [False, True])
+def test_clear_removes_each_live_parcel_and_tells_its_carrier(h: Harness, keep_blocked: bool) -> None:
+    granted(h)
+    cid, code, done = deposited(h)
+    pid = done.result["parcel_id"]
+    assert h.run(h.cab.block(cid, "door forced", "doors")).ok
+    cleared = h.run(h.cab.clear(cid, "uid:1001", "took it out", keep_blocked=keep_blocked))
+    [event] = cleared.events
+    assert (event.carrier, event.type) == ("sf", "parcel.removed_by_staff")
+    assert event.body == {"parcel_id": pid, "kind": "delivery", "waybill": "SF1000001",
+                          "compartment": cid, "from_status": "in_locker", "reason": "took it out",
+                          "removed_at": format_ts(h.clock.now)}
+    removed = h.cab.state.parcels[pid]
+    assert (removed.status, removed.code) == (ParcelStatus.REMOVED_BY_STAFF, None)
+    comp = h.cab.state.compartments[cid]
+    assert comp.parcel_id is None
+    assert comp.state is (CompartmentState.BLOCKED if keep_blocked else CompartmentState.FREE)
+    assert (comp.blocked_reason == "door forced") is keep_blocked
+    assert cleared.result["released"] == (None if keep_blocked else "door forced")
+    assert not h.cab.begin_pickup("k2", code).ok  # the code is gone with the parcel
+    # a second clear finds nothing; an empty blocked compartment is freed by clear too
+    if keep_blocked:
+        refused_unchanged(h, h.cab.clear(cid, "uid:1001", "x", keep_blocked=True),
+                          ErrorCode.BAD_STATE)
+        assert h.run(h.cab.clear(cid, "uid:1001", "x")).result["state"] == "free"
+    else:
+        refused_unchanged(h, h.cab.clear(cid, "uid:1001", "x"), ErrorCode.BAD_STATE)
+
+
+def test_clear_is_refused_during_a_door_operation(h: Harness) -> None:
     granted(h)
     h.run(h.cab.begin_deposit(SF, "k1", parcel()))
+    refused_unchanged(h, h.cab.clear(1, "uid:1001", "x"), ErrorCode.BAD_STATE)
     refused_unchanged(h, h.cab.block(1, "x", "uid:1001"), ErrorCode.BAD_STATE)
 
 

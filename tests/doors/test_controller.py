@@ -177,9 +177,14 @@ async def test_unplugged_board_goes_offline_quickly_others_keep_working(controll
     failed = await c.ctl.open(6, "t", "x")
     assert failed.outcome is Outcome.FAILED
     assert pulses(c, 2) == [0, 0, 0, 0]
+    [row] = c.ctl.incidents()  # its four doors are counted in the board's row, not listed
+    assert (row["kind"], row["board"]) == ("board_offline", 2)
+    assert row["age_s"] >= 0
+    assert "4 door(s) unknown" in row["detail"]
     c.rig.sim.faults.unplug("bus0", 2, False)
     await c.until(lambda: c.ctl.state(5) is DoorState.CLOSED, 15.0)
     assert [a.active for a in c.alerts(AlertKind.BOARD_OFFLINE)] == [True, False]
+    assert c.ctl.incidents() == []
 
 
 async def test_forced_door_raises_alert_and_is_reported(controller: Any) -> None:

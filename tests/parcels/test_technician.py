@@ -1,5 +1,5 @@
-"""The domain owns "blocked", through the real socket: doors.list, the customer flows and the retained
-MQTT `state` agree on a jam's block, also after a restart."""
+"""Technician recovery through the real socket: the domain owns "blocked", jams and rejected drop-offs
+never strand a parcel, a door operation that did not happen is never a success, restarts change nothing."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ import pytest
 from lockerd.cli import lockerctl
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
+from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery, dropoff, while_open
 
 
 def _mqtt(broker: LocalBroker) -> dict[str, Any]:
@@ -63,6 +63,55 @@ def _kinds(incidents: list[dict[str, Any]]) -> list[tuple[str, int | None]]:
     return [(r["kind"], r.get("compartment")) for r in incidents]
 
 
+async def test_jam_incident_unblock_then_the_parcel_is_picked_up_with_its_code(
+        cab: Cabinet, capsys: pytest.CaptureFixture[str]) -> None:
+    res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
+    cid, pid = res["compartment"], res["parcel_id"]
+    code = await cab.code_of(pid)
+    faults, bus, board, ch = cab.hw(cid)
+    faults.jam(bus, board, ch)
+    jam = await cab.call("panel.pickup", {"panel": "kiosk-1", "code": code})
+    assert jam == {"status": "in_locker", "parcel_id": pid, "compartment": cid,
+                   "failure": "jammed", "blocked": True}
+    assert (await cab.ops("pickup.rollback"))[0].body["failure"] == "jammed"
+    await cab.restart()
+    listed = (await cab.call("incidents"))["incidents"]
+    assert _kinds(listed) == [("compartment_blocked", cid), ("parcel_stuck", cid)]
+    assert listed[0]["reason"] == "door_jammed"
+    assert listed[0]["blocked_by"] == "doors"
+    assert listed[0]["age_s"] >= 0
+    assert listed[1]["parcel_id"] == pid
+    code_rc, out, _ = await _lockerctl(cab, capsys, "incidents")
+    assert code_rc == 0
+    assert "compartment_blocked" in out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    assert await _views(cab) == ([cid], [cid], [cid])
+    blocked = await cab.refused("panel.pickup", {"panel": "kiosk-1", "code": code})
+    assert blocked.code == "compartment_blocked"
+    # the latch is repaired (the restart gave the simulator a new one): back in service
+    rc, out, err = await _lockerctl(cab, capsys, "unblock", str(cid), "--reason",
+                                    "latch replaced, called 13812345678")
+    assert rc == 0, err
+    assert "occupied" in out
+    await cab.restart()
+    assert (await cab.call("incidents"))["incidents"] == []
+    assert await _views(cab) == ([], [], [])
+    done = await cab.call("panel.pickup", {"panel": "kiosk-1", "code": code})
+    assert (done["status"], done["parcel_id"]) == ("pickup.confirm", pid)
+    [unblock] = await cab.ops("compartment.unblock")
+    assert unblock.body["reason"] == "latch replaced, called 138****5678"  # redacted
+    assert unblock.body["released"] == "door_jammed"
+    assert unblock.actor.startswith("uid:")
+
+
+async def test_a_blank_reason_is_a_usage_error(
+        cab: Cabinet, capsys: pytest.CaptureFixture[str]) -> None:
+    await cab.call("compartments.block", {"compartment": 1, "reason": "hinge"})
+    rc, _, _ = await _lockerctl(cab, capsys, "unblock", "1", "--reason", " ")
+    assert rc == 2  # a blank reason is a usage error, nothing recorded
+    assert not await cab.ops("compartment.unblock")
+
+
 async def test_the_three_views_agree_after_a_restart(linked: Cabinet) -> None:
     """doors.list, the customer flows and the retained MQTT `state` agree on a jam's block."""
     cab = linked
@@ -90,3 +139,66 @@ async def test_the_three_views_agree_after_a_restart(linked: Cabinet) -> None:
     assert full.code == "no_free_compartment"
     [block] = await cab.ops("compartment.block")
     assert (block.compartment, block.actor, block.body["reason"]) == (cid, "doors", "door_jammed")
+
+
+async def test_clear_with_a_live_parcel_tells_its_carrier(linked: Cabinet) -> None:
+    cab = linked
+    async with CarrierClient("127.0.0.1", cab.cfg.mqtt.port, cab.cfg.cabinet.id, CARRIER) as carrier:
+        res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
+        cid, pid = res["compartment"], res["parcel_id"]
+        code = next(e["body"]["pickup_code"] for e in await carrier.wait_events(1)
+                    if e["type"] == "parcel.deposited")
+        # refused on the spot: a parcel its code can no longer claim
+        done = await while_open(cab, "panel.pickup", {"panel": "kiosk-1", "code": code},
+                                ("panel.refuse", {"panel": "kiosk-1", "reason": "damaged"}))
+        assert done["status"] == "refuse.confirm"
+        await cab.call("compartments.block", {"compartment": cid, "reason": "door bent"})
+        await cab.restart()
+        held = await cab.refused("compartments.unblock", {"compartment": cid, "reason": "fixed"})
+        assert held.code == "holds_parcel"
+        assert held.reply["result"] == {"parcel_id": pid, "status": "refused"}
+        cleared = await cab.call("compartments.clear", {"compartment": cid,
+                                                        "reason": "parcel to the depot"})
+        assert (cleared["removed"], cleared["state"]) == ([pid], "free")
+        await _until(lambda: any(e["type"] == "parcel.removed_by_staff"
+                                 for e in carrier.ledger.accepted), 30.0)
+        types = [e["type"] for e in carrier.ledger.accepted]
+    assert types[-3:] == ["parcel.deposited", "parcel.refused", "parcel.removed_by_staff"]
+    removed = carrier.ledger.accepted[-1]
+    assert removed["body"] == {**removed["body"], "parcel_id": pid, "compartment": cid,
+                               "kind": "delivery", "from_status": "refused",
+                               "reason": "parcel to the depot"}
+    await cab.restart()
+    status = await cab.store.read(lambda c: c.execute(
+        "SELECT status FROM parcels WHERE id = ?", (pid,)).fetchone()[0])
+    assert status == "removed_by_staff"
+    assert await _views(cab) == ([], [], [])
+    assert (await cab.call("incidents"))["incidents"] == []
+
+
+async def test_incidents_list_hardware_and_rejected_dropoffs_staff_can_clear(cab: Cabinet) -> None:
+    sent = await cab.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": dropoff()})
+    await while_open(cab, "panel.collect", {**courier(), "parcel_id": sent["parcel_id"]},
+                     ("panel.collect_verdict", {"panel": "kiosk-1", "accept": False,
+                                                "reason": "prohibited"}))
+    faults, bus, board, _ = cab.hw(cab.comp_of("L")[0])
+    faults.unplug(bus, board)
+    assert cab.d.camera is not None
+    cab.d.camera.source.set_mode("covered")  # type: ignore[attr-defined]
+    await _until(lambda: {"board_offline", "camera_down"} <= {
+        r["kind"] for r in cab.d.parcels.incidents()}, 20.0)
+    listed = (await cab.call("incidents"))["incidents"]
+    kinds = [r["kind"] for r in listed]
+    assert kinds == ["dropoff_rejected", "board_offline", "camera_down"]
+    assert all(r["age_s"] is not None and r["age_s"] >= 0 for r in listed)
+    cleared = await cab.call("compartments.clear", {"compartment": sent["compartment"],
+                                                    "reason": "returned at the counter",
+                                                    "keep_blocked": True})
+    assert cleared["state"] == "blocked"
+    [event] = await cab.events("parcel.removed_by_staff")
+    assert (event["body"]["kind"], event["body"]["from_status"]) == ("dropoff", "rejected")
+    faults.unplug(bus, board, False)
+    cab.d.camera.source.set_mode("normal")  # type: ignore[attr-defined]
+    await cab.wait_camera()
+    await _until(lambda: [r["kind"] for r in cab.d.parcels.incidents()] == ["compartment_blocked"],
+                 20.0)

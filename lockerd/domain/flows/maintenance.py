@@ -1,7 +1,7 @@
 """Door failures and maintenance: a failed door, blocking, unblocking, clearing.
 
 The domain is the one owner of "blocked": the door controller reports what it saw (jammed,
-forced, left open) and reads the blocked set back.
+forced, left open) and reads the blocked set back; technicians block, unblock and clear here.
 """
 
 from __future__ import annotations
@@ -9,10 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from lockerd.domain.decision import Decision, Record
+from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, refuse
 from lockerd.domain.model import (
+    LIVE_STATUSES,
     Change,
     Compartment,
     CompartmentState,
@@ -20,6 +21,7 @@ from lockerd.domain.model import (
     PendingOp,
     SetCompartment,
     SetParcel,
+    claimable_by_code,
 )
 from lockerd.domain.requests import DoorFailure
 from lockerd.domain.timefmt import format_ts
@@ -113,38 +115,70 @@ class MaintenanceFlow(CabinetCore):
                         result={"compartment": comp.id, "reason": after.blocked_reason,
                                 "blocked_since": format_ts(after.blocked_since or self.now())})
 
-    def unblock(self, compartment_id: int, actor: str) -> Decision:
-        """Return a blocked compartment to service (occupied if a parcel is still inside)."""
+    def unblock(self, compartment_id: int, actor: str, reason: str = "") -> Decision:
+        """Return a repaired compartment to service. Refused while it holds a live parcel that
+        its code cannot claim (a refused or collected-waiting parcel, a drop-off without a code):
+        staff clear those instead, so nothing stays behind a door nobody can open."""
         kind = "compartment.unblock"
+        body = {"reason": reason[:REASON_MAX]}
         comp = self.state.compartments.get(compartment_id)
         if comp is None:
-            return refuse(kind, actor, ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", {})
+            return refuse(kind, actor, ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", body)
         if comp.state is not CompartmentState.BLOCKED:
-            return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment is not blocked", {}, comp.id)
+            return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment is not blocked", body,
+                          comp.id)
+        parcel = self.state.parcels.get(comp.parcel_id) if comp.parcel_id else None
+        if parcel is not None and not claimable_by_code(parcel):
+            return refuse(kind, actor, ErrorCode.HOLDS_PARCEL,
+                          f"compartment holds a {parcel.status.value} parcel its code cannot "
+                          "claim; clear it instead", body, comp.id, parcel.id,
+                          result={"parcel_id": parcel.id, "status": parcel.status.value})
         after = released(comp, comp.parcel_id)
-        return Decision(Record(kind, actor, {"released": comp.blocked_reason}, comp.id,
+        return Decision(Record(kind, actor, {**body, "released": comp.blocked_reason}, comp.id,
                                comp.parcel_id),
                         changes=(SetCompartment(value=after),),
                         result={"compartment": comp.id, "state": after.state.value,
-                                "released": comp.blocked_reason})
+                                "released": comp.blocked_reason, "parcel_id": comp.parcel_id})
 
-    def clear(self, compartment_id: int, actor: str) -> Decision:
-        """Staff took the parcel out (e.g. a rejected drop-off): removed, compartment emptied."""
+    def clear(self, compartment_id: int, actor: str, reason: str = "", *,
+              keep_blocked: bool = False) -> Decision:
+        """Staff took out what was inside: each live parcel becomes `removed_by_staff` (its carrier
+        gets `parcel.removed_by_staff`); the compartment is free again, or stays (becomes)
+        blocked when `keep_blocked`."""
         kind = "compartment.clear"
         now = self.now()
+        body: dict[str, Any] = {"reason": reason[:REASON_MAX], "keep_blocked": keep_blocked}
         comp = self.state.compartments.get(compartment_id)
         if comp is None:
-            return refuse(kind, actor, ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", {})
-        if comp.pending is not None or comp.parcel_id is None:
-            return refuse(kind, actor, ErrorCode.BAD_STATE, "nothing to clear", {}, comp.id)
-        parcel = self.state.parcels[comp.parcel_id]
-        removed = parcel.model_copy(update={"status": ParcelStatus.REMOVED, "code": None,
-                                            "closed_at": now})
-        after = comp.model_copy(update={
-            "parcel_id": None,
-            "state": CompartmentState.BLOCKED if comp.state is CompartmentState.BLOCKED
-            else CompartmentState.FREE})
-        return Decision(Record(kind, actor, {"from_status": parcel.status.value}, comp.id, parcel.id),
-                        changes=(SetParcel(value=removed), SetCompartment(value=after)),
-                        notify_operator=f"parcel removed from compartment {comp.id} by staff",
-                        result={"parcel_id": parcel.id, "from_status": parcel.status.value})
+            return refuse(kind, actor, ErrorCode.UNKNOWN_COMPARTMENT, "no such compartment", body)
+        if comp.pending is not None:
+            return refuse(kind, actor, ErrorCode.BAD_STATE, "a door operation is under way", body,
+                          comp.id)
+        inside = [p for p in self.state.parcels.values() if p.status in LIVE_STATUSES
+                  and (p.id == comp.parcel_id or p.compartment == comp.id)]
+        if not inside and (keep_blocked or comp.state is not CompartmentState.BLOCKED):
+            return refuse(kind, actor, ErrorCode.BAD_STATE, "nothing to clear", body, comp.id)
+        changes: list[Change] = []
+        events: list[DomainEvent] = []
+        for parcel in sorted(inside, key=lambda p: p.id):
+            changes.append(SetParcel(value=parcel.model_copy(update={
+                "status": ParcelStatus.REMOVED_BY_STAFF, "code": None, "closed_at": now,
+                "reason": reason[:REASON_MAX] or None})))
+            events.append(DomainEvent(parcel.carrier, "parcel.removed_by_staff", {
+                "parcel_id": parcel.id, "kind": parcel.kind.value, "waybill": parcel.waybill,
+                "compartment": comp.id, "from_status": parcel.status.value,
+                "reason": reason[:REASON_MAX], "removed_at": format_ts(now)}))
+        empty = comp.model_copy(update={"parcel_id": None})
+        after = blocked_as(empty, comp.blocked_reason or reason or "cleared", actor, now) \
+            if keep_blocked else released(empty, None)
+        changes.append(SetCompartment(value=after))
+        removed = [p.id for p in inside]
+        body.update(removed=len(removed), from_status=[p.status.value for p in inside])
+        return Decision(Record(kind, actor, body, comp.id, removed[0] if removed else None),
+                        changes=tuple(changes), events=tuple(events),
+                        notify_operator=f"compartment {comp.id} cleared by staff "
+                                        f"({len(removed)} parcel(s) removed)",
+                        result={"compartment": comp.id, "removed": removed,
+                                "state": after.state.value,
+                                "released": None if keep_blocked else comp.blocked_reason,
+                                "from_status": [p.status.value for p in inside]})
