@@ -164,7 +164,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     # Blocked compartments and what staff did about them (issue 12): who blocked (an actor),
     # since when, what was released or removed, the jammed doors a deposit moved past.
     "blocked_since", "blocked_by", "keep_blocked", "released", "removed", "removed_at",
-    "since", "age_s",
+    "jammed_compartment", "jammed_compartments", "since", "age_s",
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",

@@ -31,7 +31,7 @@ class Cabinet(CourierFlow, DeliveryFlow, PickupFlow, DropoffFlow, ReturnFlow, Ma
     `expect_parcel`, `begin_deposit`, `confirm_deposit` (delivery); `begin_pickup`,
     `confirm_pickup`, `confirm_refusal` (pickup); `begin_dropoff`, `confirm_dropoff`,
     `begin_collect`, `confirm_collect` (dropoff); `sweep_overdue`,
-    `recall_parcel`, `begin_return`, `confirm_return` (returns); `door_failed`, `block`,
-    `unblock`, `clear` (maintenance); `blocks` (the blocked set with why, since when and by
-    whom).
+    `recall_parcel`, `begin_return`, `confirm_return` (returns); `door_failed`,
+    `redirect_after_jam`, `block`, `unblock`, `clear` (maintenance); `blocks` (the blocked set
+    with why, since when and by whom).
     """

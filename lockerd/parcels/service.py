@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from lockerd.domain import (
@@ -56,6 +58,10 @@ from lockerd.parcels.store import chain_body, plan_writes
 log = logging.getLogger(__name__)
 
 _OPENED = frozenset({"acknowledged", "opened", "already_open"})
+#: Operations that may move on to another compartment when their door jams (nothing is inside yet).
+_MOVABLE = frozenset({"deliver", "dropoff"})
+#: At most this many jammed doors in one operation before it is rolled back.
+MAX_REDIRECTS = 2
 _NO_OPERATION = "no matching door operation under way at this panel"
 
 
@@ -163,20 +169,39 @@ class ParcelService:
     async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]]
                             ) -> Decision:
         """Open the door the recorded `begin` decided on, wait for it to close, record the end
-        with the camera state and evidence at door open and door close."""
+        with the camera state and evidence at door open and door close.
+
+        A deposit or drop-off whose door jams moves on to another fitting compartment in the
+        same operation (recorded as `*.redirect`); the reply names the door that opened in the
+        end and the jammed ones, which are blocked.
+        """
         if not begin.ok or begin.open_door is None:
             return begin
-        cid = begin.open_door
         op = begin.record.kind.split(".", 1)[0]
-        evidence: dict[str, Any] = {}
-        failure = await self._door_phase(begin, cid, op, evidence)
-        if failure is not None:
-            self._intents.pop(cid, None)
-            done = await self._fail(cid, failure, {"evidence": evidence})
-        else:
-            done = await self._commit(finish(cid), extra={"evidence": evidence})
-        await self._after_door(cid)
-        return done
+        step, jammed = begin, list[int]()
+        while True:
+            cid = step.open_door
+            assert cid is not None
+            evidence: dict[str, Any] = {}
+            failure = await self._door_phase(step, cid, op, evidence)
+            if failure is DoorFailure.JAMMED and op in _MOVABLE and len(jammed) < MAX_REDIRECTS:
+                self._intents.pop(cid, None)
+                moved = await self._commit(partial(self.cabinet.redirect_after_jam, cid),
+                                           extra={"evidence": evidence})
+                if moved.ok:
+                    jammed.append(cid)
+                    await self._after_door(cid)
+                    step = moved
+                    continue
+            if failure is not None:
+                self._intents.pop(cid, None)
+                done = await self._fail(cid, failure, {"evidence": evidence})
+            else:
+                done = await self._commit(finish(cid), extra={"evidence": evidence})
+            await self._after_door(cid)
+            if jammed:
+                done = replace(done, result={**done.result, "jammed_compartments": jammed})
+            return done
 
     async def _door_phase(self, begin: Decision, cid: int, op: str, evidence: dict[str, Any]
                           ) -> DoorFailure | None:

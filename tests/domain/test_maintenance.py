@@ -1,4 +1,5 @@
-"""Blocked compartments owned by the domain: door failures and technicians' block/unblock/clear."""
+"""Blocked compartments owned by the domain: door failures, a jammed deposit moved on, technicians'
+block/unblock/clear."""
 
 from __future__ import annotations
 
@@ -29,6 +30,37 @@ def test_a_door_failure_block_says_why_since_when_and_by_whom(h: Harness) -> Non
     again = h.cab.blocks()[cid]
     assert (again.blocked_reason, again.blocked_by, again.blocked_since) == (
         "latch replaced", "doors", comp.blocked_since)
+
+
+# ---- a jammed deposit moves on to another compartment ------------------------------------------
+
+def test_a_jammed_deposit_moves_on_to_another_fitting_compartment(h: Harness) -> None:
+    granted(h)
+    begin = h.run(h.cab.begin_deposit(SF, "k1", parcel()))
+    pid = begin.result["parcel_id"]
+    moved = h.run(h.cab.redirect_after_jam(1))
+    assert moved.ok
+    assert moved.record.kind == "deposit.redirect"
+    assert (moved.open_door, moved.result["jammed_compartment"]) == (2, 1)
+    assert h.cab.state.compartments[1].state is CompartmentState.BLOCKED
+    assert h.cab.state.compartments[1].parcel_id is None
+    assert h.cab.state.compartments[2].parcel_id == pid
+    assert h.cab.state.parcels[pid].compartment == 2
+    done = h.run(h.cab.confirm_deposit(2))  # the same parcel, the same operation
+    assert done.result["parcel_id"] == pid
+    assert done.events[0].body["compartment"] == 2
+
+
+def test_a_jammed_deposit_with_nowhere_to_go_is_refused_then_rolled_back(h: Harness) -> None:
+    granted(h)
+    deposited(h, waybill="SF1000002")  # compartment 1
+    deposited(h, waybill="SF1000003")  # compartment 2
+    deposited(h, waybill="SF1000004")  # compartment 3 (M)
+    h.run(h.cab.begin_deposit(SF, "k1", parcel("SF1000005")))  # 4 (L)
+    moved = h.run(h.cab.redirect_after_jam(4))
+    assert moved.error is ErrorCode.NO_FREE_COMPARTMENT
+    h.run(h.cab.door_failed(4, DoorFailure.JAMMED))
+    assert h.cab.state.compartments[4].state is CompartmentState.BLOCKED
 
 
 # ---- technicians: unblock, clear ---------------------------------------------------------------

@@ -230,7 +230,7 @@ class CabinetMachine(RuleBasedStateMachine):
           fresh=often(False, True, percent=85), valuable=often(False, True, percent=85),
           agreement=st.booleans(),
           waybill=st.sampled_from(["SF1000001", "SF1000002", "SF1000003", "YT2000001", "YT2000002"]),
-          complete=often("done", "wait", "alt", "not_opened", "jammed", percent=60))
+          complete=often("done", "wait", "alt", "not_opened", "jammed", "redirect", percent=60))
     def deliver(self, carrier: str, courier_id: str, pin: str, known: int, index: int, panel: str,
                 size: Size, consent: bool, chose: bool, damaged: bool,
                 weights: tuple[int | None, int | None],
@@ -348,6 +348,20 @@ class CabinetMachine(RuleBasedStateMachine):
         assert comp.pending is not None
         assert comp.parcel_id is not None
         op, pid = comp.pending.op, comp.parcel_id
+        if outcome == "redirect" and op in (PendingOp.DEPOSIT, PendingOp.DROPOFF):
+            d = self.run(self.cab.redirect_after_jam(cid))
+            after = self.cab.state.compartments[cid]
+            if d.ok:
+                assert after.state is CompartmentState.BLOCKED
+                assert d.open_door is not None
+                assert self.cab.state.compartments[d.open_door].parcel_id == pid
+                self.finish(d.open_door, "done")
+            else:
+                assert d.error is ErrorCode.NO_FREE_COMPARTMENT
+                assert after.pending is not None  # still under way: the door reports next
+            return
+        if outcome == "redirect":
+            outcome = "jammed"
         if outcome not in ("done", "alt"):
             d = self.run(self.cab.door_failed(cid, DoorFailure(outcome)))
             assert d.ok
@@ -448,7 +462,7 @@ def test_zz_report_examples() -> None:
                    "return.confirm:ok", "dropoff.confirm:ok", "dropoff.rollback:ok", "collect.confirm:ok",
                    "pickup.rollback:ok", "courier.revoke:ok", "deliver.begin:courier_revoked",
                    "pickup.begin:locked_out", "compartment.clear:ok", "parcel.recall:ok",
-                   "parcel.expect:ok", "compartment.unblock:holds_parcel",
+                   "parcel.expect:ok", "deposit.redirect:ok", "compartment.unblock:holds_parcel",
                    "compartment.unblock:ok"]
         missing = [k for k in reached if not STATS[k]]
         assert not missing, f"the stateful test never reached {missing}: strategies too narrow"

@@ -176,6 +176,28 @@ async def test_clear_with_a_live_parcel_tells_its_carrier(linked: Cabinet) -> No
     assert (await cab.call("incidents"))["incidents"] == []
 
 
+async def test_a_jammed_deposit_opens_another_compartment_in_the_same_operation(
+        cab: Cabinet) -> None:
+    first = cab.comp_of("S")[0]
+    faults, bus, board, ch = cab.hw(first)
+    faults.jam(bus, board, ch)
+    res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
+    assert res["status"] == "deliver.confirm"
+    assert res["jammed_compartments"] == [first]
+    assert res["compartment"] == cab.comp_of("S")[1]
+    kinds = [o.kind for o in await cab.ops() if o.parcel_id == res["parcel_id"]]
+    assert kinds == ["deliver.begin", "deposit.redirect", "deliver.confirm"]
+    [event] = [e for e in await cab.events("parcel.deposited")]
+    assert event["body"]["compartment"] == res["compartment"]
+    await cab.restart()
+    assert _kinds((await cab.call("incidents"))["incidents"]) == [("compartment_blocked", first)]
+    code = await cab.code_of(res["parcel_id"])
+    done = await cab.call("panel.pickup", {"panel": "kiosk-1", "code": code})
+    assert (done["status"], done["parcel_id"]) == ("pickup.confirm", res["parcel_id"])
+    [opened] = [o for o in await cab.ops("pickup.begin") if o.body["ok"]]
+    assert opened.compartment == res["compartment"]
+
+
 async def test_incidents_list_hardware_and_rejected_dropoffs_staff_can_clear(cab: Cabinet) -> None:
     sent = await cab.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": dropoff()})
     await while_open(cab, "panel.collect", {**courier(), "parcel_id": sent["parcel_id"]},

@@ -158,14 +158,15 @@ async def deposited(rig: Rig, waybill: str = "SF1000001") -> tuple[int, str]:
 
 
 def assert_records_precede_pulses(calls: list[str]) -> None:
-    """Each pulse comes right after the recorded `*.begin` that chose its door, and no door is
-    pulsed again before the outcome of the last pulse is recorded."""
+    """Each pulse comes right after the recorded `*.begin` (or `*.redirect`, a jammed deposit
+    moving on) that chose its door, and no door is pulsed again before the outcome of the last
+    pulse is recorded."""
     awaiting_outcome = False
     for i, call in enumerate(calls):
         if call.startswith("pulse:"):
             assert i > 0, calls
             assert calls[i - 1].startswith("record:"), calls
-            assert calls[i - 1].endswith(".begin"), calls
+            assert calls[i - 1].endswith((".begin", ".redirect")), calls
             assert not awaiting_outcome, calls
             awaiting_outcome = True
         elif call.startswith("record:") and not call.endswith(".begin"):
@@ -234,21 +235,35 @@ async def test_a_refused_decision_is_recorded_and_moves_no_door(rig: Rig) -> Non
 
 # ---- the door's fate is recorded ---------------------------------------------------------------
 
-async def test_a_jam_becomes_a_recorded_door_failure(rig: Rig) -> None:
-    rig.doors.outcome = "jammed"
+async def test_a_jam_moves_the_deposit_on_in_the_same_operation(rig: Rig) -> None:
+    rig.doors.outcomes[1] = "jammed"
     decision = await rig.service.deliver(SF, "k1", parcel())
-    assert decision.record.kind == "deposit.rollback"
-    assert rig.log.kinds() == ["deliver.begin", "deposit.rollback"]
-    _, body, _ = rig.log.rows[-1]
-    assert body["failure"] == DoorFailure.JAMMED.value
-    assert body["blocked"] is True
-    cid = decision.record.compartment
-    assert cid is not None
-    comp = rig.cabinet.state.compartments[cid]
+    assert rig.log.kinds() == ["deliver.begin", "deposit.redirect", "deliver.confirm"]
+    assert rig.calls[1:4] == ["pulse:1", "record:deposit.redirect", "pulse:2"]
+    assert decision.ok
+    assert (decision.result["compartment"], decision.result["jammed_compartments"]) == (2, [1])
+    _, body, _ = rig.log.rows[1]
+    assert (body["failure"], body["jammed_compartment"]) == ("jammed", 1)
+    comp = rig.cabinet.state.compartments[1]
     assert (comp.state, comp.blocked_reason, comp.blocked_by) == (
         CompartmentState.BLOCKED, "door_jammed", "doors")
+    pid = decision.result["parcel_id"]
+    assert rig.cabinet.state.parcels[pid].status is ParcelStatus.IN_LOCKER
+    assert rig.cabinet.state.parcels[pid].compartment == 2
+    assert_records_precede_pulses(rig.calls)
+
+
+async def test_every_door_jammed_rolls_back_after_a_bounded_number_of_tries(rig: Rig) -> None:
+    rig.doors.outcome = "jammed"
+    decision = await rig.service.deliver(SF, "k1", parcel())
+    assert rig.log.kinds() == ["deliver.begin", "deposit.redirect", "deposit.redirect",
+                               "deposit.rollback"]
+    _, body, _ = rig.log.rows[-1]
+    assert (body["failure"], body["blocked"]) == (DoorFailure.JAMMED.value, True)
     assert rig.cabinet.state.parcels[decision.result["parcel_id"]].status is ParcelStatus.ROLLED_BACK
-    assert rig.doors.pulses == 1  # never retried
+    assert rig.cabinet.blocked() == [1, 2, 3]
+    assert rig.doors.pulses == 3  # each door once, never retried
+    assert_records_precede_pulses(rig.calls)
 
 
 async def test_a_jammed_pickup_keeps_its_parcel_in_place(rig: Rig) -> None:

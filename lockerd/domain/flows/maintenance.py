@@ -1,4 +1,4 @@
-"""Door failures and maintenance: a failed door, blocking, unblocking, clearing.
+"""Door failures and maintenance: a failed door, a jammed deposit moved on, blocking, unblocking, clearing.
 
 The domain is the one owner of "blocked": the door controller reports what it saw (jammed,
 forced, left open) and reads the blocked set back; technicians block, unblock and clear here.
@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
+from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, refuse
@@ -56,7 +57,7 @@ def released(comp: Compartment, parcel_id: str | None) -> Compartment:
 
 
 class MaintenanceFlow(CabinetCore):
-    """Roll back or block after a door failure; staff block, unblock and clear."""
+    """Roll back, move on or block after a door failure; staff block, unblock and clear."""
 
     def door_failed(self, compartment_id: int, failure: DoorFailure) -> Decision:
         """A begun operation whose door never opened, jammed or never closed.
@@ -97,6 +98,42 @@ class MaintenanceFlow(CabinetCore):
                         notify_operator=f"compartment {comp.id} blocked: {reason}" if block else None,
                         result={"parcel_id": parcel.id, "compartment": comp.id, "status": status,
                                 "failure": failure.value, "blocked": block})
+
+    def redirect_after_jam(self, compartment_id: int) -> Decision:
+        """A deposit or drop-off whose door jammed moves on to another free compartment of a
+        fitting size, in the same operation: the jammed one is blocked, the parcel (same id,
+        still depositing) is reserved in the new one, whose door is to open next.
+
+        Refused with `no_free_compartment` when none fits; the caller then rolls back.
+        """
+        comp = self.state.compartments.get(compartment_id)
+        op = comp.pending.op.value if comp is not None and comp.pending is not None else "deposit"
+        kind = f"{op}.redirect"
+        got = self._pending(kind, compartment_id, (PendingOp.DEPOSIT, PendingOp.DROPOFF))
+        if isinstance(got, Decision):
+            return got
+        comp, pending, parcel = got
+        now = self.now()
+        body: dict[str, Any] = {"failure": DoorFailure.JAMMED.value, "jammed_compartment": comp.id}
+        new = rules.allocate((c for c in self.state.compartments.values() if c.id != comp.id),
+                             parcel.size)
+        if new is None:
+            return refuse(kind, pending.actor, ErrorCode.NO_FREE_COMPARTMENT,
+                          f"no other free compartment of size {parcel.size.value} or larger",
+                          body, comp.id, parcel.id)
+        jammed = blocked_as(comp.model_copy(update={"parcel_id": None}), "door_jammed",
+                            DOORS_ACTOR, now)
+        moved = parcel.model_copy(update={"compartment": new.id, "size": new.size})
+        reserved = new.model_copy(update={"state": CompartmentState.RESERVED,
+                                          "parcel_id": parcel.id,
+                                          "pending": pending.model_copy(update={"since": now})})
+        return Decision(Record(kind, pending.actor, body, new.id, parcel.id),
+                        changes=(SetCompartment(value=jammed), SetParcel(value=moved),
+                                 SetCompartment(value=reserved)),
+                        open_door=new.id,
+                        notify_operator=f"compartment {comp.id} blocked: door_jammed",
+                        result={"parcel_id": parcel.id, "compartment": new.id,
+                                "size": new.size.value, "jammed_compartment": comp.id})
 
     def block(self, compartment_id: int, reason: str, actor: str) -> Decision:
         """Take a compartment out of customer use (a door fact, maintenance); a parcel inside
