@@ -51,6 +51,7 @@ class ParcelStatus(StrEnum):
     RECALLED = "recalled"
     ROLLED_BACK = "rolled_back"
     REMOVED_BY_STAFF = "removed_by_staff"
+    RETURNED_TO_SENDER = "returned_to_sender"
 
 
 #: Statuses of a parcel that is physically in (or going into) a compartment.
@@ -70,6 +71,7 @@ class PendingOp(StrEnum):
     PICKUP = "pickup"
     RETURN = "return"
     COLLECT = "collect"
+    RETRIEVE = "retrieve"
 
 
 class Pending(Frozen):
@@ -119,12 +121,17 @@ class Parcel(Frozen):
     verification_ref: str | None = None
     reason: str | None = None
     fee_cents: int = 0
+    rejected_at: datetime | None = None
 
 
 def claimable_by_code(parcel: Parcel) -> bool:
-    """The parcel's code opens its door now: a delivery waiting for its recipient."""
-    return parcel.code is not None and parcel.kind is ParcelKind.DELIVERY \
-        and parcel.status in CODE_STATUSES
+    """The parcel's code opens its door now: a delivery waiting for its recipient, or a drop-off
+    its carrier rejected, waiting for its sender to take it back (Art. 21)."""
+    if parcel.code is None:
+        return False
+    if parcel.kind is ParcelKind.DELIVERY:
+        return parcel.status in CODE_STATUSES
+    return parcel.status is ParcelStatus.REJECTED
 
 
 class Courier(Frozen):

@@ -51,8 +51,9 @@ def cabinet_incidents(state: CabinetState, now: datetime) -> list[dict[str, Any]
                               holder.blocked_since, now))
         elif p.status is ParcelStatus.REJECTED:
             rows.append(_aged({"kind": "dropoff_rejected", **base, "reason": p.reason,
-                               "detail": "rejected drop-off waiting for staff to clear it"},
-                              p.deposited_at, now))
+                               "detail": "rejected drop-off waiting for its sender or staff"
+                                         + ("" if p.code else " (no retrieval code: clear it)")},
+                              p.rejected_at or p.deposited_at, now))
         elif p.deadline is not None and p.status in (ParcelStatus.OVERDUE,
                                                      ParcelStatus.IN_LOCKER) \
                 and p.deadline < now:

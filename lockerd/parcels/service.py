@@ -259,7 +259,8 @@ class ParcelService:
         return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid))
 
     async def pickup(self, panel: str, code: str) -> Decision:
-        """Recipient opens with the code; on close: picked_up, or refused if `refuse` was called."""
+        """Recipient opens with the code; on close: picked_up, or refused if `refuse` was called.
+        A sender's retrieval code opens a rejected drop-off the same way (returned_to_sender)."""
         begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code))
 
         def finish(cid: int) -> Callable[[], Decision]:
@@ -267,6 +268,9 @@ class ParcelService:
             if intent is not None and intent[0] == "refuse":
                 reason: RefusalReason = intent[1]
                 return lambda: self.cabinet.confirm_refusal(cid, reason)
+            pending = self.cabinet.state.compartments[cid].pending
+            if pending is not None and pending.op is PendingOp.RETRIEVE:
+                return lambda: self.cabinet.confirm_retrieval(cid)
             return lambda: self.cabinet.confirm_pickup(cid)
 
         return await self._through_door(begin, finish)

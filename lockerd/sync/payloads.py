@@ -26,7 +26,7 @@ EventType = Literal[
     "parcel.deposited", "parcel.picked_up", "parcel.refused", "parcel.overdue",
     "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
     "courier.granted", "courier.revoked",
-    "parcel.removed_by_staff",
+    "parcel.removed_by_staff", "dropoff.returned_to_sender",
 ]
 
 

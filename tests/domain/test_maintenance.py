@@ -1,5 +1,5 @@
 """Blocked compartments owned by the domain: door failures, a jammed deposit moved on, technicians'
-block/unblock/clear."""
+block/unblock/clear, and the sender's retrieval code for a rejected drop-off (Art. 21)."""
 
 from __future__ import annotations
 
@@ -9,10 +9,22 @@ from datetime import timedelta
 
 import pytest
 
-from lockerd.domain import Cabinet, CompartmentState, DoorFailure, ErrorCode, ParcelStatus
+from lockerd.domain import Cabinet, CompartmentState, DoorFailure, ErrorCode, ParcelStatus, RejectReason
 from lockerd.domain.timefmt import format_ts
 from tests.domain.test_flows import SF, deposited, granted, parcel, refused_unchanged, sender
 from tests.fixtures.domain import SPEC, Harness
+
+
+def _rejected_dropoff(h: Harness) -> tuple[str, str]:
+    """A drop-off in compartment 1, rejected by its carrier's courier: (parcel id, retrieval code)."""
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    done = h.run(h.cab.confirm_dropoff(1))
+    code = done.result["retrieval_code"]
+    pid = done.result["parcel_id"]
+    h.run(h.cab.begin_collect(SF, "k1", pid))
+    h.run(h.cab.confirm_collect(1, accept=False, reason=RejectReason.MISMATCH))
+    return pid, code
+
 
 # ---- door failures --------------------------------------------------------------------------
 
@@ -125,6 +137,56 @@ def test_clear_is_refused_during_a_door_operation(h: Harness) -> None:
     h.run(h.cab.begin_deposit(SF, "k1", parcel()))
     refused_unchanged(h, h.cab.clear(1, "uid:1001", "x"), ErrorCode.BAD_STATE)
     refused_unchanged(h, h.cab.block(1, "x", "uid:1001"), ErrorCode.BAD_STATE)
+
+
+# ---- the sender takes a rejected drop-off back with its retrieval code (Art. 21) ----------------
+
+def test_retrieval_code_opens_a_rejected_dropoff_for_its_sender(h: Harness) -> None:
+    granted(h)
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    done = h.run(h.cab.confirm_dropoff(1))
+    code = done.result["retrieval_code"]
+    pid = done.result["parcel_id"]
+    assert len(code) == SPEC.policy.code_digits
+    # shown once: not in the record, not in the carrier's event, kept only as a digest
+    assert code not in json.dumps(done.record.body)
+    assert code not in json.dumps(done.events[0].body)
+    # before the rejection the code opens nothing (and counts as a wrong code)
+    refused_unchanged(h, h.cab.begin_pickup("k9", code), ErrorCode.WRONG_CODE)
+    h.run(h.cab.begin_collect(SF, "k1", pid))
+    h.run(h.cab.confirm_collect(1, accept=False, reason=RejectReason.MISMATCH))
+    assert h.cab.state.parcels[pid].rejected_at == h.clock.now
+    begin = h.run(h.cab.begin_pickup("k1", code))
+    assert begin.result == {"compartment": 1, "parcel_id": pid, "retrieval": True}
+    refused_unchanged(h, h.cab.confirm_pickup(1), ErrorCode.BAD_STATE)  # not a recipient's pickup
+    back = h.run(h.cab.confirm_retrieval(1))
+    [event] = back.events
+    assert (event.type, event.body["reason"]) == ("dropoff.returned_to_sender", "mismatch")
+    assert h.cab.state.parcels[pid].status is ParcelStatus.RETURNED_TO_SENDER
+    assert h.cab.state.parcels[pid].code is None
+    assert h.cab.state.compartments[1].state is CompartmentState.FREE
+    refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.WRONG_CODE)
+
+
+def test_a_rejected_dropoff_behind_a_jammed_door_can_be_unblocked_for_its_sender(h: Harness) -> None:
+    granted(h)
+    pid, code = _rejected_dropoff(h)
+    h.run(h.cab.begin_pickup("k1", code))
+    rb = h.run(h.cab.door_failed(1, DoorFailure.JAMMED))
+    assert rb.record.kind == "retrieve.rollback"
+    assert h.run(h.cab.unblock(1, "uid:1001", "fixed")).ok  # claimable by its code
+    assert h.run(h.cab.begin_pickup("k1", code)).ok
+    assert h.run(h.cab.confirm_retrieval(1)).ok
+    assert h.cab.state.parcels[pid].status is ParcelStatus.RETURNED_TO_SENDER
+
+
+def test_the_collected_dropoff_code_is_dropped(h: Harness) -> None:
+    granted(h)
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    done = h.run(h.cab.confirm_dropoff(1))
+    h.run(h.cab.begin_collect(SF, "k1", done.result["parcel_id"]))
+    h.run(h.cab.confirm_collect(1, accept=True))
+    assert h.cab.state.parcels[done.result["parcel_id"]].code is None
 
 
 def test_blocks_survive_a_rebuild_from_the_snapshot(h: Harness) -> None:

@@ -14,7 +14,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from lockerd.domain import (
     CHANGES,
-    CODE_STATUSES,
     LIVE_STATUSES,
     Cabinet,
     CompartmentState,
@@ -374,6 +373,10 @@ class CabinetMachine(RuleBasedStateMachine):
             d = self.run(self.cab.confirm_deposit(cid))
         elif op is PendingOp.DROPOFF:
             d = self.run(self.cab.confirm_dropoff(cid))
+            if d.ok:
+                self.codes[d.result["retrieval_code"]] = pid
+        elif op is PendingOp.RETRIEVE:
+            d = self.run(self.cab.confirm_retrieval(cid))
         elif op is PendingOp.PICKUP:
             d = self.run(self.cab.confirm_pickup(cid) if outcome == "done"
                          else self.cab.confirm_refusal(cid, reason))
@@ -432,7 +435,8 @@ class CabinetMachine(RuleBasedStateMachine):
         codes = [p.code for p in self.cab.state.parcels.values() if p.code is not None]
         assert len(codes) == len(set(codes))
         for p in self.cab.state.parcels.values():
-            assert (p.code is not None) == (p.status in CODE_STATUSES)
+            waiting = p.kind is ParcelKind.DROPOFF and p.status is ParcelStatus.DROPOFF_RECEIVED
+            assert (p.code is not None) == (claimable_by_code(p) or waiting)
             if p.code is not None:
                 assert self.codes[p.code] == p.id
 
@@ -463,6 +467,6 @@ def test_zz_report_examples() -> None:
                    "pickup.rollback:ok", "courier.revoke:ok", "deliver.begin:courier_revoked",
                    "pickup.begin:locked_out", "compartment.clear:ok", "parcel.recall:ok",
                    "parcel.expect:ok", "deposit.redirect:ok", "compartment.unblock:holds_parcel",
-                   "compartment.unblock:ok"]
+                   "compartment.unblock:ok", "retrieve.confirm:ok"]
         missing = [k for k in reached if not STATS[k]]
         assert not missing, f"the stateful test never reached {missing}: strategies too narrow"

@@ -4,6 +4,7 @@ never strand a parcel, a door operation that did not happen is never a success, 
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -196,6 +197,32 @@ async def test_a_jammed_deposit_opens_another_compartment_in_the_same_operation(
     assert (done["status"], done["parcel_id"]) == ("pickup.confirm", res["parcel_id"])
     [opened] = [o for o in await cab.ops("pickup.begin") if o.body["ok"]]
     assert opened.compartment == res["compartment"]
+
+
+async def test_a_rejected_dropoff_goes_back_to_its_sender_with_the_code(cab: Cabinet) -> None:
+    sent = await cab.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": dropoff()})
+    code, pid, cid = sent["retrieval_code"], sent["parcel_id"], sent["compartment"]
+    assert code.isdigit()
+    assert code not in json.dumps([o.body for o in await cab.ops()])
+    assert code not in json.dumps(await cab.events())
+    await cab.restart()
+    rejected = await while_open(cab, "panel.collect", {**courier(), "parcel_id": pid},
+                                ("panel.collect_verdict", {"panel": "kiosk-1", "accept": False,
+                                                           "reason": "mismatch"}))
+    assert rejected["status"] == "rejected"
+    await cab.restart()
+    waiting = (await cab.call("incidents"))["incidents"]
+    assert _kinds(waiting) == [("dropoff_rejected", cid)]
+    assert waiting[0]["reason"] == "mismatch"
+    back = await cab.call("panel.pickup", {"panel": "kiosk-2", "code": code})
+    assert (back["status"], back["parcel_id"]) == ("returned_to_sender", pid)
+    assert [o.body["ok"] for o in await cab.ops("retrieve.confirm")] == [True]
+    [event] = await cab.events("dropoff.returned_to_sender")
+    assert event["body"]["parcel_id"] == pid
+    await cab.restart()
+    assert (await cab.call("incidents"))["incidents"] == []
+    again = await cab.refused("panel.pickup", {"panel": "kiosk-2", "code": code})
+    assert again.code == "wrong_code"
 
 
 async def test_incidents_list_hardware_and_rejected_dropoffs_staff_can_clear(cab: Cabinet) -> None:

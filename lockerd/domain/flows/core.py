@@ -7,7 +7,7 @@ subclass, and `lockerd.domain.cabinet.Cabinet` combines them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Self
 
@@ -152,6 +152,12 @@ class CabinetCore:
             if pid not in self.state.parcels:
                 return pid
 
+    def _issue_code(self) -> str | None:
+        """A fresh door code (pickup or retrieval) no live parcel uses; None when none is found."""
+        taken = DigestedCodes({p.code for p in self.live_parcels() if p.code is not None},
+                              self._digest)
+        return rules.new_code(self._rng, self.spec.policy.code_digits, taken)
+
     def _limiter_success(self, panel: str) -> tuple[Change, ...]:
         cleared = limiter.record_success(self.state.limiters.get(panel))
         return () if cleared is None else (SetLimiter(value=cleared),)
@@ -237,6 +243,23 @@ class CabinetCore:
     def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
         return next((p for p in self.live_parcels() if p.carrier == carrier and p.waybill == waybill
                      and p.kind is ParcelKind.DELIVERY), None)
+
+
+class DigestedCodes(Collection[str]):
+    """Codes taken by live parcels, seen through the digest the state keeps them under."""
+
+    def __init__(self, digests: set[str], digest: CodeDigest) -> None:
+        self._digests = digests
+        self._digest = digest
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and self._digest(code) in self._digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
 
 
 #: Why a rule of `rules` refused, in the words the panel shows.

@@ -63,7 +63,7 @@ class MaintenanceFlow(CabinetCore):
         """A begun operation whose door never opened, jammed or never closed.
 
         Deposits and drop-offs are rolled back (the parcel never counted as stored). For pickup,
-        return and collection the parcel keeps its status. A jammed door or one left
+        return, collection and retrieval the parcel keeps its status. A jammed door or one left
         open blocks the compartment so no customer flow uses it until staff have looked.
         """
         comp = self.state.compartments.get(compartment_id)

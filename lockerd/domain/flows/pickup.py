@@ -1,4 +1,8 @@
-"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused."""
+"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused.
+
+The same code entry serves a sender whose drop-off was rejected (Art. 21): their retrieval code
+opens its compartment (a `retrieve` operation, confirmed in the drop-off flow).
+"""
 
 from __future__ import annotations
 
@@ -9,13 +13,14 @@ from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
 from lockerd.domain.model import (
-    CODE_STATUSES,
     CompartmentState,
+    ParcelKind,
     ParcelStatus,
     Pending,
     PendingOp,
     SetCompartment,
     SetParcel,
+    claimable_by_code,
 )
 from lockerd.domain.requests import RefusalReason
 from lockerd.domain.timefmt import format_ts
@@ -36,7 +41,7 @@ class PickupFlow(CabinetCore):
                           body, result={"locked_until": format_ts(until)})
         digest = self._digest(code)
         parcel = next((p for p in self.live_parcels()
-                       if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
+                       if p.code == digest and claimable_by_code(p)), None)
         if parcel is None:
             return self._wrong_credential(kind, actor, panel, code=ErrorCode.WRONG_CODE,
                                           message="unknown pickup code", body=body)
@@ -47,6 +52,16 @@ class PickupFlow(CabinetCore):
         if comp.state is not CompartmentState.OCCUPIED:
             return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment busy", body, comp.id,
                           parcel.id)
+        if parcel.kind is ParcelKind.DROPOFF:
+            # the sender takes back a drop-off its carrier rejected (Art. 21)
+            retrieving = comp.model_copy(update={
+                "state": CompartmentState.OPENING,
+                "pending": Pending(op=PendingOp.RETRIEVE, actor=actor, panel=panel, since=now)})
+            return Decision(Record(kind, actor, {**body, "retrieval": True}, comp.id, parcel.id),
+                            changes=(*self._limiter_success(panel), SetCompartment(value=retrieving)),
+                            open_door=comp.id,
+                            result={"compartment": comp.id, "parcel_id": parcel.id,
+                                    "retrieval": True})
         assert parcel.deadline is not None
         fee = rules.fee_cents(parcel.deadline, now, self.spec.policy)
         opening = comp.model_copy(update={
