@@ -26,7 +26,39 @@ def _rejected_dropoff(h: Harness) -> tuple[str, str]:
     return pid, code
 
 
-# ---- door failures --------------------------------------------------------------------------
+# ---- door failures are accepted records that say the operation did not happen -----------------
+
+@pytest.mark.parametrize(("failure", "failed"), [
+    (DoorFailure.JAMMED, ErrorCode.DOOR_JAMMED),
+    (DoorFailure.NOT_OPENED, ErrorCode.ROLLED_BACK),
+    (DoorFailure.NOT_CLOSED, ErrorCode.ROLLED_BACK),
+    (DoorFailure.ITEM_NOT_SEEN, ErrorCode.ROLLED_BACK),
+])
+def test_a_failed_deposit_is_recorded_but_never_a_success(h: Harness, failure: DoorFailure,
+                                                          failed: ErrorCode) -> None:
+    granted(h)
+    h.run(h.cab.begin_deposit(SF, "k1", parcel()))
+    rb = h.run(h.cab.door_failed(1, failure))
+    assert rb.ok  # the rollback itself is recorded and applied
+    assert rb.failed is failed
+    assert rb.message
+
+
+@pytest.mark.parametrize(("failure", "failed"), [
+    (DoorFailure.JAMMED, ErrorCode.DOOR_JAMMED),
+    (DoorFailure.NOT_OPENED, ErrorCode.DOOR_NOT_OPENED),
+    (DoorFailure.NOT_CLOSED, ErrorCode.DOOR_NOT_CLOSED),
+    (DoorFailure.ITEM_STILL_INSIDE, ErrorCode.ITEM_STILL_INSIDE),
+])
+def test_a_failed_pickup_keeps_the_parcel_and_says_so(h: Harness, failure: DoorFailure,
+                                                      failed: ErrorCode) -> None:
+    granted(h)
+    cid, code, done = deposited(h)
+    h.run(h.cab.begin_pickup("k1", code))
+    rb = h.run(h.cab.door_failed(cid, failure))
+    assert rb.failed is failed
+    assert h.cab.state.parcels[done.result["parcel_id"]].status is ParcelStatus.IN_LOCKER
+
 
 def test_a_door_failure_block_says_why_since_when_and_by_whom(h: Harness) -> None:
     granted(h)
@@ -71,7 +103,8 @@ def test_a_jammed_deposit_with_nowhere_to_go_is_refused_then_rolled_back(h: Harn
     h.run(h.cab.begin_deposit(SF, "k1", parcel("SF1000005")))  # 4 (L)
     moved = h.run(h.cab.redirect_after_jam(4))
     assert moved.error is ErrorCode.NO_FREE_COMPARTMENT
-    h.run(h.cab.door_failed(4, DoorFailure.JAMMED))
+    rb = h.run(h.cab.door_failed(4, DoorFailure.JAMMED))
+    assert rb.failed is ErrorCode.DOOR_JAMMED
     assert h.cab.state.compartments[4].state is CompartmentState.BLOCKED
 
 
@@ -173,7 +206,7 @@ def test_a_rejected_dropoff_behind_a_jammed_door_can_be_unblocked_for_its_sender
     pid, code = _rejected_dropoff(h)
     h.run(h.cab.begin_pickup("k1", code))
     rb = h.run(h.cab.door_failed(1, DoorFailure.JAMMED))
-    assert rb.record.kind == "retrieve.rollback"
+    assert (rb.record.kind, rb.failed) == ("retrieve.rollback", ErrorCode.DOOR_JAMMED)
     assert h.run(h.cab.unblock(1, "uid:1001", "fixed")).ok  # claimable by its code
     assert h.run(h.cab.begin_pickup("k1", code)).ok
     assert h.run(h.cab.confirm_retrieval(1)).ok

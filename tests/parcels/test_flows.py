@@ -165,9 +165,11 @@ async def test_door_faults_roll_back(cab: Cabinet) -> None:
     for cid in cid_list:
         faults, bus, board, ch = cab.hw(cid)
         faults.hold_open(bus, board, ch)
-    res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
-    assert res["status"] == "rolled_back"
-    assert res["blocked"] is True
+    err = await cab.refused("panel.deliver", {**courier(), "parcel": delivery()})
+    # the door operation did not happen: never reported as a success
+    assert err.code == "rolled_back"
+    assert err.reply["result"]["status"] == "rolled_back"
+    assert err.reply["result"]["blocked"] is True
     for cid in cid_list:
         faults, bus, board, ch = cab.hw(cid)
         faults.hold_open(bus, board, ch, held=False)
@@ -176,7 +178,7 @@ async def test_door_faults_roll_back(cab: Cabinet) -> None:
     assert rb.body["failure"] == "not_closed"
     assert rb.body["blocked"] is True
     blocked = cab.d.parcels.cabinet.blocked()
-    assert blocked == [res["compartment"]]
+    assert blocked == [err.reply["result"]["compartment"]]
     assert cab.d.parcels.cabinet.blocks()[blocked[0]].blocked_reason == "door_left_open"
 
 

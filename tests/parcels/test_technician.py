@@ -71,9 +71,11 @@ async def test_jam_incident_unblock_then_the_parcel_is_picked_up_with_its_code(
     code = await cab.code_of(pid)
     faults, bus, board, ch = cab.hw(cid)
     faults.jam(bus, board, ch)
-    jam = await cab.call("panel.pickup", {"panel": "kiosk-1", "code": code})
-    assert jam == {"status": "in_locker", "parcel_id": pid, "compartment": cid,
-                   "failure": "jammed", "blocked": True}
+    # a jammed pickup is a refusal with its code, in the API and in lockerctl (exit 1)
+    jam = await cab.refused("panel.pickup", {"panel": "kiosk-1", "code": code})
+    assert jam.code == "door_jammed"
+    assert jam.reply["result"] == {"parcel_id": pid, "compartment": cid, "status": "in_locker",
+                                   "failure": "jammed", "blocked": True}
     assert (await cab.ops("pickup.rollback"))[0].body["failure"] == "jammed"
     await cab.restart()
     listed = (await cab.call("incidents"))["incidents"]
@@ -103,6 +105,18 @@ async def test_jam_incident_unblock_then_the_parcel_is_picked_up_with_its_code(
     assert unblock.body["reason"] == "latch replaced, called 138****5678"  # redacted
     assert unblock.body["released"] == "door_jammed"
     assert unblock.actor.startswith("uid:")
+
+
+async def test_a_jammed_pickup_exits_1_in_lockerctl_panel(
+        cab: Cabinet, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
+    faults, bus, board, ch = cab.hw(res["compartment"])
+    faults.jam(bus, board, ch)
+    monkeypatch.setenv("TEST_CODE", await cab.code_of(res["parcel_id"]))
+    rc, out, err = await _lockerctl(cab, capsys, "panel", "pickup", "--code-env", "TEST_CODE")
+    assert rc == 1
+    assert "door_jammed" in err
+    assert "jammed" in out  # what happened is shown before the refusal
 
 
 async def test_a_blank_reason_is_a_usage_error(

@@ -26,6 +26,7 @@ from lockerd.domain import (
     Delivery,
     DoorFailure,
     Dropoff,
+    ErrorCode,
     ParcelStatus,
 )
 from lockerd.oplog import OutboxMessage
@@ -241,6 +242,7 @@ async def test_a_jam_moves_the_deposit_on_in_the_same_operation(rig: Rig) -> Non
     assert rig.log.kinds() == ["deliver.begin", "deposit.redirect", "deliver.confirm"]
     assert rig.calls[1:4] == ["pulse:1", "record:deposit.redirect", "pulse:2"]
     assert decision.ok
+    assert decision.failed is None
     assert (decision.result["compartment"], decision.result["jammed_compartments"]) == (2, [1])
     _, body, _ = rig.log.rows[1]
     assert (body["failure"], body["jammed_compartment"]) == ("jammed", 1)
@@ -258,6 +260,7 @@ async def test_every_door_jammed_rolls_back_after_a_bounded_number_of_tries(rig:
     decision = await rig.service.deliver(SF, "k1", parcel())
     assert rig.log.kinds() == ["deliver.begin", "deposit.redirect", "deposit.redirect",
                                "deposit.rollback"]
+    assert decision.failed is ErrorCode.DOOR_JAMMED
     _, body, _ = rig.log.rows[-1]
     assert (body["failure"], body["blocked"]) == (DoorFailure.JAMMED.value, True)
     assert rig.cabinet.state.parcels[decision.result["parcel_id"]].status is ParcelStatus.ROLLED_BACK
@@ -271,6 +274,7 @@ async def test_a_jammed_pickup_keeps_its_parcel_in_place(rig: Rig) -> None:
     rig.doors.outcome = "jammed"
     decision = await rig.service.pickup("k1", code)
     assert decision.record.kind == "pickup.rollback"
+    assert decision.failed is ErrorCode.DOOR_JAMMED
     assert rig.cabinet.state.compartments[cid].parcel_id == decision.result["parcel_id"]
 
 

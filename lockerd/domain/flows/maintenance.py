@@ -34,6 +34,18 @@ REASON_MAX = 100
 
 _BLOCK_REASONS = {DoorFailure.JAMMED: "door_jammed", DoorFailure.NOT_CLOSED: "door_left_open",
                   DoorFailure.ITEM_NOT_SEEN: "occupancy_mismatch"}
+_FAILED_CODES = {DoorFailure.JAMMED: ErrorCode.DOOR_JAMMED,
+                 DoorFailure.NOT_OPENED: ErrorCode.DOOR_NOT_OPENED,
+                 DoorFailure.NOT_CLOSED: ErrorCode.DOOR_NOT_CLOSED,
+                 DoorFailure.ITEM_STILL_INSIDE: ErrorCode.ITEM_STILL_INSIDE,
+                 DoorFailure.ITEM_NOT_SEEN: ErrorCode.ROLLED_BACK}
+_FAILED_MESSAGES = {
+    ErrorCode.DOOR_JAMMED: "the door did not open (jammed); the compartment is out of service",
+    ErrorCode.DOOR_NOT_OPENED: "the door did not open; nothing changed",
+    ErrorCode.DOOR_NOT_CLOSED: "the door was not closed in time; staff are notified",
+    ErrorCode.ITEM_STILL_INSIDE: "the parcel is still inside; nothing was taken",
+    ErrorCode.ROLLED_BACK: "the door operation did not complete; the parcel was not stored",
+}
 
 
 def blocked_as(comp: Compartment, reason: str, by: str, now: datetime, **update: Any) -> Compartment:
@@ -64,7 +76,9 @@ class MaintenanceFlow(CabinetCore):
 
         Deposits and drop-offs are rolled back (the parcel never counted as stored). For pickup,
         return, collection and retrieval the parcel keeps its status. A jammed door or one left
-        open blocks the compartment so no customer flow uses it until staff have looked.
+        open blocks the compartment so no customer flow uses it until staff have looked. The
+        decision is accepted (its changes are recorded) but `failed` says the door operation did
+        not happen, so no caller reports it as a success.
         """
         comp = self.state.compartments.get(compartment_id)
         op = comp.pending.op.value if comp is not None and comp.pending is not None else "open"
@@ -94,7 +108,11 @@ class MaintenanceFlow(CabinetCore):
                 else comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
             changes = (SetCompartment(value=after),)
             status = parcel.status.value
+        failed = _FAILED_CODES[failure]
+        if rolled_back and failed is not ErrorCode.DOOR_JAMMED:
+            failed = ErrorCode.ROLLED_BACK
         return Decision(Record(kind, pending.actor, body, comp.id, parcel.id), changes=changes,
+                        failed=failed, message=_FAILED_MESSAGES[failed],
                         notify_operator=f"compartment {comp.id} blocked: {reason}" if block else None,
                         result={"parcel_id": parcel.id, "compartment": comp.id, "status": status,
                                 "failure": failure.value, "blocked": block})
