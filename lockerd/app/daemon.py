@@ -21,7 +21,6 @@ from lockerd.config import Config, ConfigError, load_config
 from lockerd.doors.api import DoorsApi
 from lockerd.doors.commissioning import BoardCommissioning
 from lockerd.doors.controller import DoorController
-from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.drivers.factory import build_hardware
 from lockerd.gpio.monitor import GpioMonitor
 from lockerd.oplog.component import OplogComponent
@@ -99,8 +98,9 @@ class Daemon:
         self.parcels = self._parcel_flows(feed)
         self.sync = SyncComponent(self.cfg.mqtt, self.cfg.cabinet, self.cfg.carriers,
                                   log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
-        for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
-            self.events.listen(lambda _e: feed.state_changed(), kind)
+        self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
+        # the domain owns "blocked": the door controller reads it from the parcel flows
+        self.doors.attach_blocks(self.parcels)
         # --- parcel flows (issue 5): after doors, camera and sync; before the API server
         self.parcels.register_api(self.api)
         self.parcels.register_commands(self.sync.registry)

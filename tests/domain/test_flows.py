@@ -418,9 +418,10 @@ def test_dropoff_rejected_at_collection_stays_until_staff_clear_it(h: Harness) -
     assert h.cab.state.parcels[pid].status is ParcelStatus.REJECTED
     assert h.cab.state.compartments[1].state is CompartmentState.OCCUPIED
     refused_unchanged(h, h.cab.begin_collect(SF, "k1", pid), ErrorCode.BAD_STATE)
-    cleared = h.run(h.cab.clear(1, "tech:t1"))
-    assert cleared.result["from_status"] == "rejected"
-    assert h.cab.state.parcels[pid].status is ParcelStatus.REMOVED
+    cleared = h.run(h.cab.clear(1, "tech:t1", "took it to the counter"))
+    assert cleared.result["from_status"] == ["rejected"]
+    assert [e.type for e in cleared.events] == ["parcel.removed_by_staff"]
+    assert h.cab.state.parcels[pid].status is ParcelStatus.REMOVED_BY_STAFF
     assert h.cab.state.compartments[1].state is CompartmentState.FREE
 
 

@@ -14,7 +14,6 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, pr
 
 from lockerd.domain import (
     CHANGES,
-    CODE_STATUSES,
     LIVE_STATUSES,
     Cabinet,
     CompartmentState,
@@ -32,7 +31,7 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.ids import Size
-from lockerd.domain.model import SetCompartment, SetCourier, SetLimiter, SetParcel
+from lockerd.domain.model import SetCompartment, SetCourier, SetLimiter, SetParcel, claimable_by_code
 from tests.fixtures.domain import SPEC, FakeClock
 
 CARRIER_CHOICES = ["sf", "yto", "dhl"]          # dhl is not authorised in the spec (Art. 16)
@@ -61,7 +60,7 @@ class CabinetMachine(RuleBasedStateMachine):
         self.cab = Cabinet(SPEC, self.clock, random.Random(1234))
         self.journal: list[list[Any]] = []        # changes of every applied decision, as logged
         self.grants: dict[tuple[str, str], dict[str, Any]] = {}   # oracle of courier grants
-        self.codes: dict[str, str] = {}           # pickup code -> parcel id, learnt from events
+        self.codes: dict[str, str] = {}           # door code -> parcel id, learnt from events/replies
         self.stored: set[str] = set()             # parcels that ever reached the cabinet
         STATS["examples"] += 1
 
@@ -84,6 +83,8 @@ class CabinetMachine(RuleBasedStateMachine):
         self.journal.append(logged)
         self.cab.apply(decision)
         self.check_diff(before, decision)
+        # a code whose parcel no longer holds one is dead (taken, refused, removed ...)
+        self.codes = {c: p for c, p in self.codes.items() if self.cab.state.parcels[p].code}
         for event in decision.events:
             self.check_event(event.carrier, event.type, event.body)
         return decision
@@ -229,7 +230,7 @@ class CabinetMachine(RuleBasedStateMachine):
           fresh=often(False, True, percent=85), valuable=often(False, True, percent=85),
           agreement=st.booleans(),
           waybill=st.sampled_from(["SF1000001", "SF1000002", "SF1000003", "YT2000001", "YT2000002"]),
-          complete=often("done", "wait", "alt", "not_opened", "jammed", percent=60))
+          complete=often("done", "wait", "alt", "not_opened", "jammed", "redirect", percent=60))
     def deliver(self, carrier: str, courier_id: str, pin: str, known: int, index: int, panel: str,
                 size: Size, consent: bool, chose: bool, damaged: bool,
                 weights: tuple[int | None, int | None],
@@ -268,7 +269,7 @@ class CabinetMachine(RuleBasedStateMachine):
         if d.open_door is None:
             return
         parcel = self.cab.state.parcels[self.codes[code]]
-        assert parcel.status in CODE_STATUSES, "a code opened a door for a parcel that is not waiting"
+        assert claimable_by_code(parcel), "a code opened a door for a parcel that is not waiting"
         assert parcel.compartment == d.open_door
         self.maybe_finish(d.open_door, complete)
 
@@ -353,6 +354,20 @@ class CabinetMachine(RuleBasedStateMachine):
         assert comp.pending is not None
         assert comp.parcel_id is not None
         op, pid = comp.pending.op, comp.parcel_id
+        if outcome == "redirect" and op in (PendingOp.DEPOSIT, PendingOp.DROPOFF):
+            d = self.run(self.cab.redirect_after_jam(cid))
+            after = self.cab.state.compartments[cid]
+            if d.ok:
+                assert after.state is CompartmentState.BLOCKED
+                assert d.open_door is not None
+                assert self.cab.state.compartments[d.open_door].parcel_id == pid
+                self.finish(d.open_door, "done")
+            else:
+                assert d.error is ErrorCode.NO_FREE_COMPARTMENT
+                assert after.pending is not None  # still under way: the door reports next
+            return
+        if outcome == "redirect":
+            outcome = "jammed"
         if outcome not in ("done", "alt"):
             d = self.run(self.cab.door_failed(cid, DoorFailure(outcome)))
             assert d.ok
@@ -365,6 +380,10 @@ class CabinetMachine(RuleBasedStateMachine):
             d = self.run(self.cab.confirm_deposit(cid))
         elif op is PendingOp.DROPOFF:
             d = self.run(self.cab.confirm_dropoff(cid))
+            if d.ok:
+                self.codes[d.result["retrieval_code"]] = pid
+        elif op is PendingOp.RETRIEVE:
+            d = self.run(self.cab.confirm_retrieval(cid))
         elif op is PendingOp.PICKUP:
             d = self.run(self.cab.confirm_pickup(cid) if outcome == "done"
                          else self.cab.confirm_refusal(cid, reason))
@@ -423,7 +442,8 @@ class CabinetMachine(RuleBasedStateMachine):
         codes = [p.code for p in self.cab.state.parcels.values() if p.code is not None]
         assert len(codes) == len(set(codes))
         for p in self.cab.state.parcels.values():
-            assert (p.code is not None) == (p.status in CODE_STATUSES)
+            waiting = p.kind is ParcelKind.DROPOFF and p.status is ParcelStatus.DROPOFF_RECEIVED
+            assert (p.code is not None) == (claimable_by_code(p) or waiting)
             if p.code is not None:
                 assert self.codes[p.code] == p.id
 
@@ -453,6 +473,7 @@ def test_zz_report_examples() -> None:
                    "return.confirm:ok", "dropoff.confirm:ok", "dropoff.rollback:ok", "collect.confirm:ok",
                    "pickup.rollback:ok", "courier.revoke:ok", "deliver.begin:courier_revoked",
                    "pickup.begin:locked_out", "compartment.clear:ok", "parcel.recall:ok",
-                   "parcel.expect:ok"]
+                   "parcel.expect:ok", "deposit.redirect:ok", "compartment.unblock:holds_parcel",
+                   "compartment.unblock:ok", "retrieve.confirm:ok"]
         missing = [k for k in reached if not STATS[k]]
         assert not missing, f"the stateful test never reached {missing}: strategies too narrow"

@@ -1,4 +1,8 @@
-"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused."""
+"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused.
+
+The same code entry serves a sender whose drop-off was rejected (Art. 21): their retrieval code
+opens its compartment (a `retrieve` operation, confirmed in the drop-off flow).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
 from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
-    CODE_STATUSES,
     CompartmentState,
+    ParcelKind,
     ParcelStatus,
     Pending,
     PendingOp,
     SetCompartment,
     SetParcel,
+    claimable_by_code,
 )
 from lockerd.domain.requests import RefusalReason
 from lockerd.domain.timefmt import format_ts
@@ -43,7 +48,7 @@ class PickupFlow(CabinetCore):
                           body, result={"locked_until": format_ts(until)})
         digest = self._digest(code)
         parcel = next((p for p in self.live_parcels()
-                       if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
+                       if p.code == digest and claimable_by_code(p)), None)
         comp = None if parcel is None else self.state.compartments[parcel.compartment]
         if parcel is None or comp is None or comp.state is not CompartmentState.OCCUPIED:
             wrong = self._wrong_credential(kind, actor, panel, Credential.CODE,
@@ -58,6 +63,16 @@ class PickupFlow(CabinetCore):
                                                  parcel_id=parcel.id),
                            notify_operator=f"a valid pickup code was entered for compartment "
                                            f"{comp.id}, which is {comp.state.value}")
+        if parcel.kind is ParcelKind.DROPOFF:
+            # the sender takes back a drop-off its carrier rejected (Art. 21)
+            retrieving = comp.model_copy(update={
+                "state": CompartmentState.OPENING,
+                "pending": Pending(op=PendingOp.RETRIEVE, actor=actor, panel=panel, since=now)})
+            return Decision(Record(kind, actor, {**body, "retrieval": True}, comp.id, parcel.id),
+                            changes=(*self._limiter_success(panel), SetCompartment(value=retrieving)),
+                            open_door=comp.id,
+                            result={"compartment": comp.id, "parcel_id": parcel.id,
+                                    "retrieval": True})
         assert parcel.deadline is not None
         fee = self._fee(parcel, now)
         if fee > 0 and accept_fee_cents != fee:
