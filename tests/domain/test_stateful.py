@@ -253,12 +253,14 @@ class CabinetMachine(RuleBasedStateMachine):
         assert list(Size).index(comp.size) >= list(Size).index(size)
         self.maybe_finish(d.open_door, complete)
 
-    @rule(panel=st.sampled_from(["k1", "k2", "k3"]), known=often(True, False),
+    @rule(panel=st.sampled_from(["k1", "k2", "k3"]), known=often(True, False, percent=70),
           index=st.integers(0, 50),
           guess=st.integers(0, 999_999),
           complete=often("done", "alt", "wait", "not_closed", percent=50))
     def pickup(self, panel: str, known: bool, index: int, guess: int, complete: str) -> None:
-        code = self.pick(sorted(self.codes), index) if known and self.codes else f"{guess:06d}"
+        if known and not self.codes:
+            return  # a recipient comes with a code; guessers are the `known=False` draws
+        code = self.pick(sorted(self.codes), index) if known else f"{guess:06d}"
         d = self.run(self.cab.begin_pickup(panel, code))
         if d.error is ErrorCode.FEE_DUE:  # the recipient is shown the fee and accepts it
             assert d.result["fee_cents"] > 0
@@ -270,6 +272,25 @@ class CabinetMachine(RuleBasedStateMachine):
             return
         parcel = self.cab.state.parcels[self.codes[code]]
         assert claimable_by_code(parcel), "a code opened a door for a parcel that is not waiting"
+        assert parcel.compartment == d.open_door
+        self.maybe_finish(d.open_door, complete)
+
+    @rule(panel=st.sampled_from(["k1", "k2", "k3"]), index=st.integers(0, 50),
+          complete=often("done", "alt", "wait", "not_closed", percent=60))
+    def sender_retrieves(self, panel: str, index: int, complete: str) -> None:
+        """A sender comes back for a drop-off its carrier rejected (Art. 21), with the
+        retrieval code the screen showed at drop-off."""
+        rejected = sorted(c for c, pid in self.codes.items()
+                          if self.cab.state.parcels[pid].status is ParcelStatus.REJECTED)
+        if not rejected:
+            return
+        code = self.pick(rejected, index)
+        d = self.run(self.cab.begin_pickup(panel, code))
+        assert d.ok or d.error in (ErrorCode.WRONG_CODE, ErrorCode.LOCKED_OUT), d.error
+        if d.open_door is None:
+            return
+        parcel = self.cab.state.parcels[self.codes[code]]
+        assert parcel.kind is ParcelKind.DROPOFF
         assert parcel.compartment == d.open_door
         self.maybe_finish(d.open_door, complete)
 
@@ -400,7 +421,12 @@ class CabinetMachine(RuleBasedStateMachine):
 
     @rule(index=st.integers(0, 20), action=often("unblock", "clear", "block", percent=40))
     def staff(self, index: int, action: str) -> None:
-        cid = self.pick(sorted(self.cab.state.compartments), index)
+        # a technician is called to blocked compartments: unblock and clear mostly go there
+        blocked = sorted(c.id for c in self.cab.state.compartments.values()
+                         if c.state is CompartmentState.BLOCKED)
+        targets = blocked if blocked and action != "block" and index % 4 else sorted(
+            self.cab.state.compartments)
+        cid = self.pick(targets, index)
         if action == "block":
             self.run(self.cab.block(cid, "maintenance", "tech:t1"))
         elif action == "unblock":
