@@ -16,7 +16,6 @@ import base64
 import logging
 import time
 from collections.abc import Callable, Mapping
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -52,12 +51,11 @@ class AnchorKeeper:
     """Identity, start gate and periodic anchors of one cabinet (see the module docstring)."""
 
     def __init__(self, cabinet: str, directory: Path, *, every_ops: int, every_min: float,
-                 clock: Callable[[], datetime], owner_uid: int | None = None) -> None:
+                 owner_uid: int | None = None) -> None:
         self.cabinet = cabinet
         self.directory = directory
         self.every_ops = every_ops
         self.every_s = every_min * 60.0
-        self._clock = clock
         self._owner_uid = owner_uid
         self.identity: DeviceIdentity | None = None
         self.board = AnchorBoard()
@@ -89,10 +87,10 @@ class AnchorKeeper:
                                                            self.cabinet))
         if found is not None:
             raise LogRefused(
-                f"refusing to start: this cabinet published operation {state.seq} of log epoch "
-                f"{state.epoch} ({self.directory / anchor_state.STATE_FILE}), but {found}. "
-                "If this is intended, stop here and run `lockerctl reset-log --reason TEXT` "
-                "as root; the reset is recorded and anchored")
+                "refusing to start: the log does not extend what this cabinet published (anchor "
+                f"state {self.directory / anchor_state.STATE_FILE}: epoch {state.epoch}, "
+                f"operation {state.seq}): {found}. If this is intended, stop here and run "
+                "`lockerctl reset-log --reason TEXT` as root; the reset is recorded and anchored")
         return None
 
     async def begin(self, store: OpLog) -> Anchor:
@@ -129,7 +127,7 @@ class AnchorKeeper:
             raise OplogError("anchoring has not begun")
         seq, digest = await store.read(chain.read_head)
         anchor = anchors.make(self._identity(), self.cabinet, self._epoch, seq, digest,
-                              format_ts(self._clock()))
+                              format_ts(store.now()))
         await asyncio.to_thread(anchor_state.save_state, self.directory, anchor)
         self._last_at = time.monotonic()
         self.board.post(anchor)

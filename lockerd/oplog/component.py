@@ -104,7 +104,6 @@ class OplogComponent(Component):
         self.anchors = AnchorKeeper(cabinet.id, identity_dir(paths),
                                     every_ops=cfg.anchor_every_ops,
                                     every_min=cfg.anchor_every_min,
-                                    clock=lambda: self.store.now(),  # noqa: PLW0108 - open later
                                     owner_uid=owner_uid)
         if api is not None:
             self.register(api)
