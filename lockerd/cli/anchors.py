@@ -154,6 +154,24 @@ def cmd_verify_anchors(ctx: Ctx) -> int:
     return EXIT_OK if ok else EXIT_FAILED
 
 
+def _state(cfg: Config) -> anchors.Anchor | None:
+    try:
+        return anchor_state.load_state(identity_dir(cfg.paths))
+    except OplogError:
+        return None  # a damaged state is one more reason to reset
+
+
+def request_reset(cfg: Config, reason: str) -> Path:
+    """Leave the reset request the next start honours (also after `lockerctl restore`)."""
+    directory = identity_dir(cfg.paths)
+    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    state = _state(cfg)
+    request = anchor_state.ResetRequest(reason[:anchor_state.REASON_MAX], os.getuid(),
+                                        format_ts(datetime.now(UTC)),
+                                        None if state is None else state.to_json())
+    return anchor_state.save_reset(directory, request)
+
+
 def cmd_reset_log(ctx: Ctx) -> int:
     """Let the next start begin a new log where one was anchored (root, daemon stopped)."""
     if os.geteuid() != 0:
@@ -165,15 +183,9 @@ def cmd_reset_log(ctx: Ctx) -> int:
     sock = Path(ctx.args.socket) if ctx.args.socket else cfg.paths.socket
     if _daemon_answers(sock):
         raise _fail("daemon_running", f"the daemon answers on {sock}; stop it first")
-    directory = identity_dir(cfg.paths)
-    try:
-        state = anchor_state.load_state(directory)
-    except OplogError:
-        state = None  # a damaged state is one more reason to reset; the request says so
+    path = request_reset(cfg, reason)
+    state = _state(cfg)
     previous = None if state is None else state.to_json()
-    request = anchor_state.ResetRequest(reason, os.getuid(), format_ts(datetime.now(UTC)),
-                                        previous)
-    path = anchor_state.save_reset(directory, request)
     summary = {"request": str(path), "previous": previous, "reason": reason}
     if ctx.json:
         emit_json(summary)

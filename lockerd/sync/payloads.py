@@ -295,6 +295,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "StatusOffline": StatusOffline,
     "State": StatePayload,
     "Alert": AlertPayload,
+    "Anchor": AnchorPayload,
     "CommandEnvelope": Command,
     "ReplyEnvelope": Reply,
     "EventEnvelope": Event,

@@ -11,7 +11,6 @@ import asyncio
 import json
 import logging
 import shutil
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -67,12 +66,13 @@ async def _refused(cab: Cabinet, caplog: pytest.LogCaptureFixture, needle: str) 
         code = await asyncio.wait_for(Daemon(cab.cfg, cab.config_path).run(), 60)
     assert code == 1
     text = caplog.text
-    assert "refusing to start" in text and needle in text, text[-2000:]
+    assert "refusing to start" in text, text[-2000:]
+    assert needle in text, text[-2000:]
     assert "lockerctl reset-log" in text
 
 
 @pytest.fixture
-async def anchored(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[tuple[Cabinet, Path]]:
+async def anchored(tmp_path: Path, broker: LocalBroker) -> tuple[Cabinet, Path]:
     """A cabinet that delivered three parcels and handed one out, and the anchors sf holds."""
     workdir = tmp_path / "cab"
     workdir.mkdir()
@@ -109,7 +109,7 @@ async def anchored(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[tuple[C
     for event in events:  # each event's anchor covers its own operation: seq up to the head
         if event.get("anchor"):
             assert event["anchor"]["seq"] <= head
-    yield cab, col.write(tmp_path / "sf-anchors.jsonl")
+    return cab, col.write(tmp_path / "sf-anchors.jsonl")
 
 
 def _verify_args(cab: Cabinet, anchors_file: Path) -> list[str]:
@@ -144,17 +144,19 @@ async def test_cut_tail_is_detected(anchored: tuple[Cabinet, Path],
                            "ORDER BY seq LIMIT 1 OFFSET 1").fetchone()[0]
         # with the key in hand, everything that points at the cut rows goes too
         for table in ("outbox", "commands", "destructions"):
-            conn.execute(f"DELETE FROM {table} WHERE op_seq > ?", (cut,))  # noqa: S608
+            conn.execute(f"DELETE FROM {table} WHERE op_seq > ?", (cut,))
         conn.execute("DELETE FROM operations WHERE seq > ?", (cut,))
         kinds = [r[0] for r in conn.execute("SELECT kind FROM operations")]
     finally:
         conn.close()
-    assert "pickup.confirm" not in kinds and kinds.count("deliver.confirm") == 2
+    assert "pickup.confirm" not in kinds
+    assert kinds.count("deliver.confirm") == 2
     code, out = await _lockerctl(capsys, "verify-log", "-c", str(cab.config_path),
                                  "--anchors", str(file))
     assert code == 1
     assert "chain OK" in out  # the chain alone cannot tell
-    assert "TAIL WAS CUT" in out and f"ends at {cut}" in out
+    assert "TAIL WAS CUT" in out
+    assert f"ends at {cut}" in out
     await _refused(cab, caplog, "TAIL WAS CUT")
 
 
@@ -204,7 +206,8 @@ async def test_replaced_database_is_detected_refused_and_reset_is_recorded(
     async with await OpLog.open(state_dir / cab.cfg.oplog.db_name, key) as fresh:
         await fresh.append("daemon.started", actor="lockerd", body={"version": "0.1.0"})
     code, out = await _lockerctl(capsys, *_verify_args(cab, file))
-    assert code == 1 and "REPLACED" in out
+    assert code == 1
+    assert "REPLACED" in out
     await _refused(cab, caplog, "REPLACED")
 
     # the one way on: root's reset request, honoured at the next start
@@ -219,7 +222,8 @@ async def test_replaced_database_is_detected_refused_and_reset_is_recorded(
         first_reset = await cab.ops("oplog.reset")
         assert len(first_reset) == 1
         body = first_reset[0].body
-        assert body["previous_epoch"] == old.epoch and body["previous_seq"] == old.seq
+        assert body["previous_epoch"] == old.epoch
+        assert body["previous_seq"] == old.seq
         assert body["previous_hash"] == old.hash
         assert body["reason"] == "SD card replaced after water damage"
         new_epoch = await cab.store.read(anchors.chain_epoch)
@@ -257,6 +261,7 @@ async def test_reset_of_an_empty_log_is_its_first_record(
     assert code == 0, out
     await cab.start()
     ops = await cab.ops()
-    assert ops[0].seq == 1 and ops[0].kind == "oplog.reset"
+    assert ops[0].seq == 1
+    assert ops[0].kind == "oplog.reset"
     assert ops[0].actor == "uid:0"
     await cab.stop()

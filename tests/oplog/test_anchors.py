@@ -55,7 +55,7 @@ def test_known_vector_and_fingerprint() -> None:
     assert made.verifies(ident.public_raw)
 
 
-@pytest.mark.parametrize("field,value", [("cabinet", "CAB-0002"), ("epoch", "f" * 32),
+@pytest.mark.parametrize(("field", "value"), [("cabinet", "CAB-0002"), ("epoch", "f" * 32),
                                          ("seq", 43), ("hash", "cd" * 32),
                                          ("ts", "2026-03-01T08:00:00.124Z")])
 def test_any_changed_field_breaks_the_signature(field: str, value: object) -> None:
@@ -90,7 +90,8 @@ def test_identity_created_once_0600_and_checked(tmp_path: Path) -> None:
     path = tmp_path / "id" / IDENTITY_FILE
     assert path.stat().st_mode & 0o777 == 0o600
     again, created_again = load_or_create(tmp_path / "id")
-    assert not created_again and again.public_raw == ident.public_raw
+    assert not created_again
+    assert again.public_raw == ident.public_raw
     os.chmod(path, 0o644)
     with pytest.raises(KeyRefused, match="chmod 600"):
         load_identity(path)
