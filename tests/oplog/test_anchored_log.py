@@ -8,6 +8,7 @@ recorded as its first operation and anchored."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import logging
 import shutil
@@ -20,7 +21,7 @@ from lockerd.app.daemon import Daemon
 from lockerd.cli import lockerctl
 from lockerd.oplog import OpLog, anchor_state, anchors, sqlcipher
 from lockerd.oplog.canonical import row_hash
-from lockerd.oplog.identity import identity_dir
+from lockerd.oplog.identity import DeviceIdentity, identity_dir, load_identity
 from lockerd.oplog.keys import load_key
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
@@ -126,11 +127,27 @@ async def test_intact_log_extends_every_collected_anchor(
     cab, file = anchored
     lines = file.read_text().splitlines()
     assert len(lines) >= 4
-    code, out = await _lockerctl(capsys, *_verify_args(cab, file))
+    await cab.start()  # the daemon starts on it; its identity is what the operator enrols
+    try:
+        code, out = await _lockerctl(capsys, "--json", "identity", "-c", str(cab.config_path))
+    finally:
+        await cab.stop()
+    assert code == 0, out
+    info = json.loads(out)
+    local = load_identity(identity_dir(cab.cfg.paths) / "identity.key")
+    assert info["public_key_hex"] == local.public_raw.hex()
+    assert info["fingerprint_sha256"] == hashlib.sha256(local.public_raw).hexdigest()
+    assert info["latest_anchor"]["cabinet"] == cab.cfg.cabinet.id
+    # checked with the enrolled key, as a carrier or the regulator would
+    code, out = await _lockerctl(capsys, *_verify_args(cab, file), "--public-key",
+                                 info["public_key_b64"])
     assert code == 0, out
     assert f"the log extends all {len(lines)} anchors" in out
-    await cab.start()  # and the daemon starts on it
-    await cab.stop()
+    # another key (a cabinet whose identity was swapped) does not verify them
+    other = DeviceIdentity.generate().public_raw.hex()
+    code, out = await _lockerctl(capsys, *_verify_args(cab, file), "--public-key", other)
+    assert code == 1
+    assert "signature does not verify" in out
 
 
 async def test_cut_tail_is_detected(anchored: tuple[Cabinet, Path],

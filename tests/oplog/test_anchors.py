@@ -154,3 +154,40 @@ async def test_problem_names_cut_rewritten_replaced_and_reset(tmp_path: Path) ->
                                                         short))
     finally:
         conn.close()
+
+
+async def test_keeper_anchors_after_n_operations_and_after_m_minutes(tmp_path: Path) -> None:
+    from lockerd.oplog.anchoring import AnchorKeeper
+
+    keeper = AnchorKeeper(CAB, tmp_path / "id", every_ops=3, every_min=10)
+    async with await OpLog.open(tmp_path / "k.db", OplogKey.generate()) as store:
+        assert await keeper.gate(store) is None  # first start: no state, nothing to refuse
+        await store.append("test.op", actor="test", body={"count": 0})
+        first = await keeper.begin(store)
+        assert first.seq == 1
+        assert anchor_state.load_state(tmp_path / "id") == first
+        for i in range(2):
+            await store.append("test.op", actor="test", body={"count": i})
+        assert await keeper.tick(store) is None  # two operations, ten minutes not up
+        await store.append("test.op", actor="test", body={"count": 3})
+        after_ops = await keeper.tick(store)
+        assert after_ops is not None
+        assert after_ops.seq == 4
+        keeper._last_at -= 601  # ten minutes later, nothing happened: anchored again
+        after_time = await keeper.tick(store)
+        assert after_time is not None
+        assert after_time.seq == 4
+        assert keeper.board.latest == after_time
+        assert anchor_state.load_state(tmp_path / "id") == after_time
+        # a parcel event's envelope gets the signed head at its own operation
+        from lockerd.oplog import OutboxMessage
+
+        op = await store.append("deliver.confirm", actor="test", body={}, outbox=[
+            OutboxMessage("sf", "t/events", {"type": "parcel.deposited", "body": {}}),
+            OutboxMessage("sf", "t/events", {"type": "courier.granted", "body": {}})])
+        rows = await store.outbox_pending()
+        payloads = [json.loads(r.payload_bytes) for r in rows]
+        signed = anchors.from_json(payloads[0]["anchor"])
+        assert (signed.seq, signed.hash, signed.epoch) == (op.seq, op.hash, first.epoch)
+        assert signed.verifies(keeper.identity.public_raw)  # type: ignore[union-attr]
+        assert "anchor" not in payloads[1]
