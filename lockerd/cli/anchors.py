@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from lockerd.cli.backup import DEFAULT_CONFIG, _daemon_answers, _key
+from lockerd.cli.backup import DEFAULT_CONFIG, DEFAULT_KEY, _daemon_answers, _key
 from lockerd.cli.output import emit_json, key_values
 from lockerd.domain.timefmt import format_ts
 from lockerd.oplog import anchor_state, anchors, chain, sqlcipher
@@ -197,6 +197,17 @@ def cmd_reset_log(ctx: Ctx) -> int:
         ("next start", "records oplog.reset with this reason and the old head, then anchors it "
                        "and publishes the anchor")]))
     return EXIT_OK
+
+
+def add_verify_anchor_options(p: argparse.ArgumentParser) -> None:
+    """`verify-log --anchors FILE [--public-key KEY] [--key LOGKEY]`."""
+    p.add_argument("--anchors", metavar="FILE",
+                   help="JSON lines of anchors (or events carrying one) collected by a carrier "
+                        "or the regulator: prove the log extends each (root; reads the log)")
+    p.add_argument("--public-key", help="the enrolled public key (hex or base64); default: the "
+                                        "local identity's")
+    p.add_argument("--key", help=f"log key file (default: the config's paths.key_file, else "
+                                 f"{DEFAULT_KEY})")
 
 
 def add_anchor_commands(sub: Any, common: argparse.ArgumentParser) -> None:

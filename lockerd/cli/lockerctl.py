@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
-from lockerd.cli.anchors import add_anchor_commands
+from lockerd.cli.anchors import add_anchor_commands, add_verify_anchor_options, cmd_verify_anchors
 from lockerd.cli.backup import add_backup_commands
 from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import emit_json, key_values, table
@@ -187,8 +187,6 @@ def cmd_verify_log(ctx: Ctx) -> int:
     """Walk the hash chain; exit 1 at the first broken link. With --anchors, also prove the log
     extends every collected anchor (lockerd/cli/anchors.py; reads the log file itself)."""
     if ctx.args.anchors:
-        from lockerd.cli.anchors import cmd_verify_anchors
-
         return cmd_verify_anchors(ctx)
     result = ctx.call("log.verify")
     if ctx.json:
@@ -359,13 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--limit", type=int, default=100)
     p.set_defaults(func=cmd_log)
     p = sub.add_parser("verify-log", parents=[common], help="verify the log's hash chain")
-    p.add_argument("--anchors", metavar="FILE",
-                   help="JSON lines of anchors (or events carrying one) collected by a carrier "
-                        "or the regulator: prove the log extends each (root; reads the log)")
-    p.add_argument("--public-key", help="the enrolled public key (hex or base64); default: the "
-                                        "local identity's")
-    p.add_argument("--key", help="log key file (default: the config's paths.key_file, else "
-                                 "/etc/lockerd/credentials/oplog.key)")
+    add_verify_anchor_options(p)
     p.set_defaults(func=cmd_verify_log)
     p = sub.add_parser("export", parents=[common], help="export a range (recorded)")
     p.add_argument("--from", dest="since", type=_when, help="start (default: 30 days ago)")
