@@ -18,7 +18,6 @@ import json
 import sys
 import tempfile
 import threading
-import time
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -154,10 +153,13 @@ async def main(args: argparse.Namespace) -> None:
     print(f"\nfleet of {n:,} cabinets, {p} parcels/cabinet/day, {args.peak_share:.0%} of a day's "
           f"parcels in the peak hour, health every {interval:g} s:")
     print(f"  connections            {n:,} cabinets (+ carriers, operator)")
-    print(f"  health                 {n / interval:,.1f} msg/s, {n * health_wire / interval / 1e3:,.1f} kB/s")
-    print(f"  inbound to the broker  {avg:,.0f} msg/s average, {peak:,.0f} msg/s peak hour")
-    print(f"  bytes (one hop)        {n * (life['wire'] * p + health_wire * 86400 / interval) / 86400 / 1e3:,.0f} kB/s average, "
-          f"{n * (life['wire'] * p * args.peak_share + health_wire * 3600 / interval) / 3600 / 1e3:,.0f} kB/s peak hour")
+    print(f"  health                 {n / interval:,.1f} msg/s, "
+          f"{n * health_wire / interval / 1e3:,.1f} kB/s")
+    print(f"  through the broker     {avg:,.0f} msg/s average, {peak:,.0f} msg/s peak hour")
+    day_bytes = life["wire"] * p + health_wire * 86400 / interval
+    peak_bytes = life["wire"] * p * args.peak_share + health_wire * 3600 / interval
+    print(f"  bytes (one hop)        {n * day_bytes / 86400 / 1e3:,.0f} kB/s average, "
+          f"{n * peak_bytes / 3600 / 1e3:,.0f} kB/s peak hour")
     print(f"  per cabinet per day    {day_msgs:,.0f} messages, "
           f"{(life['wire'] * p + health_wire * 86400 / interval) / 1e3:,.0f} kB")
     print(f"  reconnect storm        {n:,} x {connect['msgs']:.0f} retained messages "
