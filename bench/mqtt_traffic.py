@@ -54,10 +54,14 @@ class Sniffer:
         self.ready = threading.Event()
         self.client = paho.Client(CallbackAPIVersion.VERSION2, client_id="bench-sniffer",
                                   protocol=paho.MQTTv5)
-        self.client.on_connect = lambda c, *_: (c.subscribe("lockers/#", 1), self.ready.set())
+        self.client.on_connect = self._connected
         self.client.on_message = self._message
         self.client.connect("127.0.0.1", port)
         self.client.loop_start()
+
+    def _connected(self, client: paho.Client, *_: Any) -> None:
+        client.subscribe("lockers/#", 1)
+        self.ready.set()
 
     def _message(self, _c: paho.Client, _ud: Any, msg: paho.MQTTMessage) -> None:
         kind = msg.topic.rsplit("/", 1)[-1]
