@@ -145,8 +145,12 @@ def load_or_create(directory: Path, owner_uid: int | None = None) -> tuple[Devic
     path = directory / IDENTITY_FILE
     if path.exists() or path.is_symlink():
         return load_identity(path, owner_uid), False
-    directory.mkdir(parents=True, exist_ok=True, mode=0o700)
     new = DeviceIdentity.generate()
     seed = new.private.private_bytes_raw()
-    write_private_file(path, (seed.hex() + "\n").encode("ascii"))
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+        write_private_file(path, (seed.hex() + "\n").encode("ascii"))
+    except OSError as exc:
+        raise KeyRefused(f"{path}: cannot create the device identity ({exc.strerror}); set "
+                         "paths.identity_dir to a directory the daemon may write") from None
     return DeviceIdentity(new.private, str(path)), True

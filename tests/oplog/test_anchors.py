@@ -191,3 +191,10 @@ async def test_keeper_anchors_after_n_operations_and_after_m_minutes(tmp_path: P
         assert (signed.seq, signed.hash, signed.epoch) == (op.seq, op.hash, first.epoch)
         assert signed.verifies(keeper.identity.public_raw)  # type: ignore[union-attr]
         assert "anchor" not in payloads[1]
+
+
+def test_identity_that_cannot_be_created_is_refused_clearly(tmp_path: Path) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("")
+    with pytest.raises(KeyRefused, match="identity_dir"):
+        load_or_create(blocker / "id")
