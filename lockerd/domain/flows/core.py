@@ -17,7 +17,6 @@ from lockerd.domain.errors import ErrorCode
 from lockerd.domain.ids import Size
 from lockerd.domain.model import (
     CHANGES,
-    LIVE_STATUSES,
     CabinetState,
     Change,
     Compartment,
@@ -113,8 +112,8 @@ class CabinetCore:
         return ts
 
     def live_parcels(self) -> list[Parcel]:
-        """Parcels physically in (or going into) a compartment."""
-        return [p for p in self.state.parcels.values() if p.status in LIVE_STATUSES]
+        """Parcels physically in (or going into) a compartment: the state keeps no others."""
+        return list(self.state.parcels.values())
 
     def free_counts(self) -> dict[str, int]:
         """Free compartments per size (for the retained `state` message)."""
@@ -230,8 +229,7 @@ class CabinetCore:
         return comp, comp.pending, self.state.parcels[comp.parcel_id]
 
     def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
-        return next((p for p in self.live_parcels() if p.carrier == carrier and p.waybill == waybill
-                     and p.kind is ParcelKind.DELIVERY), None)
+        return self.state.live_delivery(carrier, waybill)
 
 
 #: Why a rule of `rules` refused, in the words the panel shows.

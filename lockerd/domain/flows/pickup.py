@@ -34,9 +34,9 @@ class PickupFlow(CabinetCore):
         if until is not None:
             return refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                           body, result={"locked_until": format_ts(until)})
-        digest = self._digest(code)
-        parcel = next((p for p in self.live_parcels()
-                       if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
+        parcel = self.state.parcel_by_code(self._digest(code))
+        if parcel is not None and parcel.status not in CODE_STATUSES:
+            parcel = None
         if parcel is None:
             return self._wrong_credential(kind, actor, panel, code=ErrorCode.WRONG_CODE,
                                           message="unknown pickup code", body=body)
