@@ -104,6 +104,7 @@ class Daemon:
         # --- parcel flows (issue 5): after doors, camera and sync; before the API server
         self.parcels.register_api(self.api)
         self.parcels.register_commands(self.sync.registry)
+        self.sync.maintenance.register_api(self.api)
         # --- end parcel flows
         gpio: GpioMonitor | None = None
         if cfg.gpio.enabled:

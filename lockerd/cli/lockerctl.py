@@ -14,6 +14,8 @@ from pathlib import Path
 from typing import Any
 
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
+from lockerd.cli.backup import add_backup_commands
+from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
 from lockerd.config import ConfigError, load_config
@@ -365,6 +367,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rekey)
 
     add_panel_commands(sub, common)
+    add_backup_commands(sub, common)
+    add_maintenance_command(sub, common)
 
     p = sub.add_parser("commission", parents=[common],
                        help="map lock channels to doors interactively, write a TOML snippet")

@@ -33,9 +33,11 @@ class ErrorCode(StrEnum):
     FRESH = "fresh"
     VALUABLE = "valuable"
     NO_FREE_COMPARTMENT = "no_free_compartment"
+    NOT_EXPECTED = "not_expected"
     # pickup (Art. 25, 26)
     WRONG_CODE = "wrong_code"
     LOCKED_OUT = "locked_out"
+    FEE_DUE = "fee_due"
     # drop-off (Art. 11, 18, 19)
     INTAKE_CLOSED = "intake_closed"
     NO_VERIFICATION = "no_verification"

@@ -113,6 +113,8 @@ class Parcel(Frozen):
     verification_ref: str | None = None
     reason: str | None = None
     fee_cents: int = 0
+    #: Hours the carrier added to the storage period (`parcel.extend`), in total.
+    extended_hours: int = 0
 
 
 class Courier(Frozen):
@@ -144,6 +146,8 @@ class Expectation(Frozen):
     size: Size
     consent: bool = False
     sender_chose_locker: bool = False
+    damaged: bool = False
+    weight_mismatch: bool = False
     fresh: bool = False
     valuable: bool = False
     agreement: bool = False
@@ -162,12 +166,18 @@ def expectation_key(carrier: str, waybill: str) -> str:
 
 
 class Limiter(Frozen):
-    """Wrong-code limiter of one panel: recent failures and the lockout ladder."""
+    """Wrong-credential limiter of one caller (its panel, or `uid:<n>`) or of the whole cabinet
+    (`cabinet:codes`, `cabinet:pins`): recent failures and the lockout ladder."""
 
     panel: str
     failures: tuple[datetime, ...] = ()
     lockouts: int = 0
     locked_until: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to remember: a change to an empty limiter deletes it (how state is pruned)."""
+        return not self.failures and self.lockouts == 0 and self.locked_until is None
 
 
 class SetCompartment(Frozen):
@@ -192,7 +202,7 @@ class SetCourier(Frozen):
 
 
 class SetLimiter(Frozen):
-    """Change: the panel limiter now has this value."""
+    """Change: the limiter now has this value (an empty one is deleted)."""
 
     entity: Literal["limiter"] = "limiter"
     value: Limiter
@@ -249,7 +259,10 @@ class CabinetState(BaseModel):
             elif isinstance(change, SetCourier):
                 self.couriers[change.value.key] = change.value
             elif isinstance(change, SetLimiter):
-                self.limiters[change.value.panel] = change.value
+                if change.value.is_empty:
+                    self.limiters.pop(change.value.panel, None)
+                else:
+                    self.limiters[change.value.panel] = change.value
             elif change.value is None:
                 self.expected.pop(change.key, None)
             else:

@@ -2,13 +2,15 @@
 
 Modules: store (the OpLog facade), writer (group commit thread), checkpoint (WAL policy), chain
 (row insert, verify), outbox, readers (read pool), sqlcipher (connection helper), records (domain
-tables), schema, retention, audit (masked view, export, report), keys, component.
+tables), schema, retention, audit (masked view, export, report), keys, backup (backup and
+restore), component.
 """
 
 from lockerd.oplog.checkpoint import CheckpointPolicy
 from lockerd.oplog.errors import (
     DuplicateCommand,
     KeyRefused,
+    NewerSchema,
     OplogError,
     PersonalDataInChain,
     RekeyRefused,
@@ -35,6 +37,7 @@ __all__ = [
     "DuplicateCommand",
     "KeyRefused",
     "Mutation",
+    "NewerSchema",
     "OpLog",
     "Operation",
     "OplogError",

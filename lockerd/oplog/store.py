@@ -34,7 +34,7 @@ from lockerd.oplog.models import (
     VerifyResult,
 )
 from lockerd.oplog.readers import ReaderPool
-from lockerd.oplog.schema import migrate
+from lockerd.oplog.schema import SCHEMA_VERSION, migrate
 from lockerd.oplog.sqlcipher import Connection
 from lockerd.oplog.writer import Writer
 
@@ -70,6 +70,9 @@ class OpLog:
         self._cipher = cipher
         self._clock = clock
         self._closed = False
+        # The schema version the file had before this open migrated it (0: a new file); None
+        # when it was already current. The daemon records it at start (daemon.started).
+        self.migrated_from: int | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -96,7 +99,7 @@ class OpLog:
         conn = _open_conn(path, key, cipher=cipher, readonly=False)
         opened: list[Any] = [conn]
         try:
-            migrate(conn)
+            found = migrate(conn)
             head = chain.read_head(conn)
             checkpointer = _open_conn(path, key, cipher=cipher, readonly=False)
             opened.append(checkpointer)
@@ -111,8 +114,10 @@ class OpLog:
             raise
         writer.start()
         log.info("operation log open: %s (head seq %d)", path, head[0])
-        return cls(path, key, writer, ReaderPool(rconns),
-                   clock=clock or (lambda: datetime.now(UTC)), cipher=cipher)
+        store = cls(path, key, writer, ReaderPool(rconns),
+                    clock=clock or (lambda: datetime.now(UTC)), cipher=cipher)
+        store.migrated_from = None if found == SCHEMA_VERSION else found
+        return store
 
     async def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection. Idempotent."""

@@ -25,9 +25,12 @@ from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.config import Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
-from lockerd.domain.model import LIVE_STATUSES, SetCompartment
+from lockerd.domain.limiter import CABINET_KEYS, Credential, cabinet_ladder, locked_until
+from lockerd.domain.model import LIVE_STATUSES, Limiter, SetCompartment, SetLimiter
+from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
-from lockerd.parcels import carrier_commands, panel_api
+from lockerd.parcels import carrier_commands, panel_api, panel_v2
+from lockerd.parcels.panel_ops import PanelOps
 from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
@@ -73,18 +76,22 @@ class ParcelFlows(Component):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._full = False
+        # cabinet-wide limiters whose lockout raised a brute_force alert not yet cleared
+        self._brute_force: set[str] = set()
         self.cabinet = Cabinet(spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
         self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
         bus.listen(self._on_door_event, CompartmentBlocked, CompartmentUnblocked)
+        self.panel_ops = PanelOps(self.service, bus, gate)
 
     # ---- wiring ------------------------------------------------------------------------------
 
     def register_api(self, api: ApiServer) -> None:
-        """panel.* and courier.login for kiosks (role panel)."""
+        """panel.* and courier.login for kiosks (role panel); panel.v2.* for screens."""
         panel_api.register(api, self.service)
+        panel_v2.register(api, self.service, self.panel_ops)
 
     def register_commands(self, registry: CommandRegistry) -> None:
         """The carrier commands that change the cabinet (docs/mqtt.md)."""
@@ -137,10 +144,12 @@ class ParcelFlows(Component):
                 await self.service.sweep_overdue()
             except Exception as exc:
                 log.error("overdue sweep failed: %s", exc)
+            self.clear_brute_force()
             await asyncio.sleep(self._sweep_s)
 
     async def stop(self) -> None:
         self._started = False
+        await self.panel_ops.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -169,6 +178,36 @@ class ParcelFlows(Component):
             self._check_full()
         if decision.notify_operator:
             log.warning("operator: %s (%s)", decision.notify_operator, decision.record.kind)
+        for change in decision.changes:
+            if isinstance(change, SetLimiter) and change.value.panel in CABINET_KEYS.values():
+                self._raise_brute_force(change.value)
+
+    def _raise_brute_force(self, lim: Limiter) -> None:
+        """A cabinet-wide limiter that starts a lockout: every panel is locked out of that
+        credential, staff and carriers are told (a failure is only ever counted while no lockout
+        runs, so a lockout ending in the future has just begun)."""
+        if lim.locked_until is None or lim.locked_until <= self.cabinet.now():
+            return
+        what = "codes" if lim.panel == CABINET_KEYS[Credential.CODE] else "PINs"
+        self._brute_force.add(lim.panel)
+        ladder = cabinet_ladder(self.spec.policy)
+        detail = (f"{ladder.limit} wrong {what} within {ladder.window} from all panels: every panel "
+                  f"is locked out of {what} until {format_ts(lim.locked_until)} "
+                  f"(lockout {lim.lockouts})")
+        log.warning("brute force suspected: %s", detail)
+        self._bus.publish(Alert(AlertKind.BRUTE_FORCE, Severity.CRITICAL, True, detail))
+
+    def clear_brute_force(self) -> None:
+        """Clear the brute_force alert once no cabinet-wide lockout runs any more."""
+        if not self._brute_force:
+            return
+        now = self.cabinet.now()
+        ended = {key for key in self._brute_force
+                 if locked_until(self.cabinet.state.limiters.get(key), now) is None}
+        self._brute_force -= ended
+        if ended and not self._brute_force:
+            self._bus.publish(Alert(AlertKind.BRUTE_FORCE, Severity.INFO, False,
+                                    "cabinet-wide lockout over"))
 
     def _check_full(self) -> None:
         """storage_full while no compartment of any size is free (Art. 12: report anomalies)."""

@@ -58,6 +58,11 @@ _OPENED = frozenset({"acknowledged", "opened", "already_open"})
 _NO_OPERATION = "no matching door operation under way at this panel"
 
 
+#: Told each time a door operation's begin is recorded, just before its door is pulsed (the
+#: kiosk's asynchronous panel operations, lockerd/parcels/panel_ops.py, learn the compartment here).
+OnBegin = Callable[[Decision], None]
+
+
 class RecordFailed(Exception):
     """The operation log refused or failed an append: nothing changed, no door moved."""
 
@@ -157,13 +162,15 @@ class ParcelService:
 
     # ---- the door phase --------------------------------------------------------------------------
 
-    async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]]
-                            ) -> Decision:
+    async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]],
+                            on_begin: OnBegin | None = None) -> Decision:
         """Open the door the recorded `begin` decided on, wait for it to close, record the end
         with the camera state and evidence at door open and door close."""
         if not begin.ok or begin.open_door is None:
             return begin
         cid = begin.open_door
+        if on_begin is not None:
+            on_begin(begin)
         op = begin.record.kind.split(".", 1)[0]
         evidence: dict[str, Any] = {}
         if cid in self._doors.blocked:
@@ -227,14 +234,18 @@ class ParcelService:
         """Check a courier at a panel (recorded, failures count against the panel)."""
         return await self._commit(lambda: self.cabinet.courier_login(auth, panel), threaded=True)
 
-    async def deliver(self, auth: CourierAuth, panel: str, req: Delivery) -> Decision:
+    async def deliver(self, auth: CourierAuth, panel: str, req: Delivery, *,
+                      on_begin: OnBegin | None = None) -> Decision:
         """Courier deposits one parcel: rules, allocation, door, in_locker (or rolled back)."""
         begin = await self._commit(lambda: self.cabinet.begin_deposit(auth, panel, req), threaded=True)
-        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid))
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid),
+                                        on_begin)
 
-    async def pickup(self, panel: str, code: str) -> Decision:
-        """Recipient opens with the code; on close: picked_up, or refused if `refuse` was called."""
-        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code))
+    async def pickup(self, panel: str, code: str, accept_fee_cents: int | None = None, *,
+                     on_begin: OnBegin | None = None) -> Decision:
+        """Recipient opens with the code (and the fee shown, when one is due); on close:
+        picked_up, or refused if `refuse` was called."""
+        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents))
 
         def finish(cid: int) -> Callable[[], Decision]:
             intent = self._intents.pop(cid, None)
@@ -243,23 +254,28 @@ class ParcelService:
                 return lambda: self.cabinet.confirm_refusal(cid, reason)
             return lambda: self.cabinet.confirm_pickup(cid)
 
-        return await self._through_door(begin, finish)
+        return await self._through_door(begin, finish, on_begin)
 
     def refuse(self, panel: str, compartment_id: int, reason: RefusalReason) -> None:
         """Art. 26: while the pickup door is open, the recipient declares a refusal (recorded
         with the close). Raises Refused when no pickup is under way at that door and panel."""
         self._declare(panel, compartment_id, PendingOp.PICKUP, ("refuse", reason))
 
-    async def dropoff(self, panel: str, req: Dropoff) -> Decision:
-        """Sender drops a parcel off while intake is open."""
+    async def dropoff(self, panel: str, req: Dropoff, *, on_begin: OnBegin | None = None,
+                      terms_version: str | None = None) -> Decision:
+        """Sender drops a parcel off while intake is open; `terms_version` names the contract
+        text the sender was shown and acknowledged (Art. 11), recorded with the begin."""
         is_open, reason = self._gate.is_open(), self._gate.reason()
         camera = self._camera.camera_state() if self._camera is not None else None
         begin = await self._commit(lambda: self.cabinet.begin_dropoff(
             panel, req, intake_open=is_open, intake_reason=reason),
-            extra={"camera": camera, "intake_reason": reason})
-        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_dropoff(cid))
+            extra={"camera": camera, "intake_reason": reason,
+                   **({} if terms_version is None else {"terms_version": terms_version})})
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_dropoff(cid),
+                                        on_begin)
 
-    async def collect(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
+    async def collect(self, auth: CourierAuth, panel: str, parcel_id: str, *,
+                      on_begin: OnBegin | None = None) -> Decision:
         """Courier opens a drop-off; on close: collected, or rejected if `collect_verdict` said so."""
         begin = await self._commit(lambda: self.cabinet.begin_collect(auth, panel, parcel_id), threaded=True)
 
@@ -270,7 +286,7 @@ class ParcelService:
                 return lambda: self.cabinet.confirm_collect(cid, accept=False, reason=reason)
             return lambda: self.cabinet.confirm_collect(cid, accept=True)
 
-        return await self._through_door(begin, finish)
+        return await self._through_door(begin, finish, on_begin)
 
     def collect_verdict(self, panel: str, compartment_id: int, accept: bool,
                         reason: RejectReason | None) -> None:
@@ -279,10 +295,12 @@ class ParcelService:
         intent = ("accept", None) if accept else ("reject", reason or RejectReason.OTHER)
         self._declare(panel, compartment_id, PendingOp.COLLECT, intent)
 
-    async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
+    async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str, *,
+                            on_begin: OnBegin | None = None) -> Decision:
         """Courier takes back a refused or overdue parcel."""
         begin = await self._commit(lambda: self.cabinet.begin_return(auth, panel, parcel_id), threaded=True)
-        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_return(cid))
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_return(cid),
+                                        on_begin)
 
     async def grant_courier(self, carrier: str, courier_id: str, expires: datetime, committer: Committer,
                             *, pin: str | None = None, pin_hash: str | None = None) -> Decision:
@@ -301,6 +319,16 @@ class ParcelService:
     async def recall_parcel(self, carrier: str, waybill: str, committer: Committer) -> Decision:
         """Carrier command parcel.recall: drop an expectation or stop a waiting parcel's code."""
         return await self.command(lambda: self.cabinet.recall_parcel(carrier, waybill), committer)
+
+    async def notice_parcel(self, carrier: str, waybill: str, committer: Committer) -> Decision:
+        """Carrier command parcel.notice: the Art. 24 notice again, with the current deadline."""
+        return await self.command(lambda: self.cabinet.notice_parcel(carrier, waybill), committer)
+
+    async def extend_parcel(self, carrier: str, waybill: str, hours: int,
+                            committer: Committer) -> Decision:
+        """Carrier command parcel.extend: push the storage deadline back."""
+        return await self.command(lambda: self.cabinet.extend_parcel(carrier, waybill, hours),
+                                  committer)
 
     async def block(self, compartment_id: int, reason: str, actor: str) -> Decision | None:
         """Mirror a door-controller block (jam, forced door) into the cabinet; None when moot."""
@@ -340,6 +368,9 @@ class ParcelService:
 
     def _declare(self, panel: str, compartment_id: int, op: PendingOp,
                  intent: tuple[str, Any]) -> None:
+        """Note what the person at an open door declared. Only the caller that began the
+        operation may (`panel` is the kernel's caller identity, Caller.identity); anyone else
+        gets the same refusal as when no operation is under way."""
         comp = self.cabinet.state.compartments.get(compartment_id)
         if comp is None:
             raise Refused(ErrorCode.UNKNOWN_COMPARTMENT, _NO_OPERATION)

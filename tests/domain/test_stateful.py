@@ -30,6 +30,7 @@ from lockerd.domain import (
     PendingOp,
     RefusalReason,
     RejectReason,
+    limiter,
 )
 from lockerd.domain.ids import Size
 from lockerd.domain.model import Parcel, SetCompartment, SetCourier, SetLimiter, SetParcel
@@ -109,7 +110,8 @@ class CabinetMachine(RuleBasedStateMachine):
         assert parcel.carrier == carrier
         if etype == "parcel.deposited":
             assert set(body["notice"]) == {"locker_name", "address", "compartment_size",
-                                           "storage_deadline"}
+                                           "storage_deadline", "storage_deadline_local",
+                                           "time_zone"}
             assert body["pickup_code"] not in self.codes
             self.codes[body["pickup_code"]] = parcel.id
 
@@ -204,6 +206,8 @@ class CabinetMachine(RuleBasedStateMachine):
         assert not [p for p in self.cab.state.parcels.values()
                     if p.status is ParcelStatus.IN_LOCKER and p.deadline is not None
                     and p.deadline <= self.clock.now]
+        # the sweep also forgets limiters whose ladder has faded (issue 19: pruned on schedule)
+        assert not limiter.prune(self.cab.state.limiters, self.clock.now, SPEC.policy, frozenset())
 
     @rule(carrier=often("sf", "yto", "dhl", percent=50),
           waybill=st.sampled_from(["SF1000001", "SF1000002", "SF1000003", "YT2000001", "YT2000002"]),
@@ -263,10 +267,16 @@ class CabinetMachine(RuleBasedStateMachine):
     @rule(panel=st.sampled_from(["k1", "k2", "k3"]), known=often(True, False),
           index=st.integers(0, 50),
           guess=st.integers(0, 999_999),
-          complete=often("done", "alt", "alt", "wait", "not_closed", percent=50))
+          complete=often("done", "alt", "wait", "not_closed", percent=50))
     def pickup(self, panel: str, known: bool, index: int, guess: int, complete: str) -> None:
         code = self.pick(sorted(self.codes), index) if known and self.codes else f"{guess:06d}"
         d = self.run(self.cab.begin_pickup(panel, code))
+        if d.error is ErrorCode.FEE_DUE:  # the recipient is shown the fee and accepts it
+            assert d.result["fee_cents"] > 0
+            d = self.run(self.cab.begin_pickup(panel, code, d.result["fee_cents"]))
+        # no oracle: a refused code is wrong or locked out, whatever state its compartment is in
+        # (a fee is only ever quoted for a code whose door would open)
+        assert d.ok or d.error in (ErrorCode.WRONG_CODE, ErrorCode.LOCKED_OUT), d.error
         if d.open_door is None:
             return
         parcel = self.cab.state.parcels[self.codes[code]]
