@@ -121,6 +121,9 @@ PERSONAL: Mapping[str, PersonalField] = MappingProxyType({
     "verification_ref": PersonalField(mask_secret),
     "sender_verification": PersonalField(mask_secret),
     "code": _SECRET, "pickup_code": _SECRET,
+    # The sender's code that takes back a rejected drop-off (Art. 21): shown once at the kiosk,
+    # kept only as a keyed digest (in `code`), never anywhere in clear.
+    "retrieval_code": _SECRET,
     # The courier's PIN and its salted hash: `pin_hash` was masked and kept out of exports but
     # the chain guard let it pass; a PIN hash can be brute-forced offline (6-12 digits), so it is
     # a secret everywhere, and its salt with it.
@@ -164,6 +167,10 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "time_zone", "hours", "extended_hours", "starts_at", "ends_at", "had_plan", "duration_s",
     # The version of the contract terms a sender was shown and acknowledged (Art. 11).
     "terms_version",
+    # Blocked compartments and what staff did about them: who blocked (an actor), since when,
+    # what was released or removed, the jammed doors a deposit moved past.
+    "blocked_since", "blocked_by", "keep_blocked", "released", "removed", "removed_at",
+    "jammed_compartment", "jammed_compartments", "retrieval", "since", "age_s",
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",

@@ -32,8 +32,9 @@ class Cabinet(CourierFlow, DeliveryFlow, PickupFlow, DropoffFlow, ReturnFlow, St
     the flow modules: `grant_courier`, `revoke_courier`, `courier_login` (couriers);
     `expect_parcel`, `begin_deposit`, `confirm_deposit` (delivery); `begin_pickup`,
     `confirm_pickup`, `confirm_refusal` (pickup); `begin_dropoff`, `confirm_dropoff`,
-    `begin_collect`, `confirm_collect` (dropoff); `sweep_overdue`, `recall_parcel`,
-    `begin_return`, `confirm_return` (returns); `notice_parcel`, `extend_parcel` (storage);
-    `door_failed`, `block`, `unblock`, `clear`
-    (maintenance).
+    `begin_collect`, `confirm_collect`, `confirm_retrieval` (dropoff); `sweep_overdue`,
+    `recall_parcel`, `begin_return`, `confirm_return` (returns); `notice_parcel`,
+    `extend_parcel` (storage); `door_failed`, `redirect_after_jam`, `block`, `unblock`, `clear`
+    (maintenance); `blocks` (the blocked set with why, since when and by whom).
+
     """

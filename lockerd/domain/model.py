@@ -51,7 +51,8 @@ class ParcelStatus(StrEnum):
     REJECTED = "rejected"
     RECALLED = "recalled"
     ROLLED_BACK = "rolled_back"
-    REMOVED = "removed"
+    REMOVED_BY_STAFF = "removed_by_staff"
+    RETURNED_TO_SENDER = "returned_to_sender"
 
 
 #: Statuses of a parcel that is physically in (or going into) a compartment.
@@ -71,6 +72,7 @@ class PendingOp(StrEnum):
     PICKUP = "pickup"
     RETURN = "return"
     COLLECT = "collect"
+    RETRIEVE = "retrieve"
 
 
 class Pending(Frozen):
@@ -83,7 +85,12 @@ class Pending(Frozen):
 
 
 class Compartment(Frozen):
-    """One compartment's state; `parcel_id` is the single live parcel inside (or going in)."""
+    """One compartment's state; `parcel_id` is the single live parcel inside (or going in).
+
+    A blocked compartment keeps its parcel (state `blocked` with `parcel_id` set); the domain is
+    the one owner of "blocked": why, since when and by whom are persisted with the compartment,
+    and the door controller reads them (lockerd.doors.ports.BlockedView).
+    """
 
     id: int
     size: Size
@@ -91,6 +98,8 @@ class Compartment(Frozen):
     parcel_id: str | None = None
     pending: Pending | None = None
     blocked_reason: str | None = None
+    blocked_since: datetime | None = None
+    blocked_by: str | None = None
 
 
 class Parcel(Frozen):
@@ -115,6 +124,17 @@ class Parcel(Frozen):
     fee_cents: int = 0
     #: Hours the carrier added to the storage period (`parcel.extend`), in total.
     extended_hours: int = 0
+    rejected_at: datetime | None = None
+
+
+def claimable_by_code(parcel: Parcel) -> bool:
+    """The parcel's code opens its door now: a delivery waiting for its recipient, or a drop-off
+    its carrier rejected, waiting for its sender to take it back (Art. 21)."""
+    if parcel.code is None:
+        return False
+    if parcel.kind is ParcelKind.DELIVERY:
+        return parcel.status in CODE_STATUSES
+    return parcel.status is ParcelStatus.REJECTED
 
 
 class Courier(Frozen):

@@ -38,8 +38,6 @@ from lockerd.parcels.service import OnBegin, ParcelService, RecordFailed
 log = logging.getLogger(__name__)
 
 API_VERSION = 2
-#: A jammed deposit is moved to another compartment at most this many times.
-MAX_OFFERS = 2
 #: Finished operations remembered for `panel.v2.op` (a screen that reconnects catches up).
 KEEP_FINISHED = 200
 _OPENED = frozenset({"acknowledged", "opened", "already_open"})
@@ -88,7 +86,6 @@ class Operation:
     compartment: int | None = None
     parcel_id: str | None = None
     state: OpState = OpState.STARTING
-    offers: int = 0
     events: list[dict[str, Any]] = field(default_factory=list)
 
     def view(self) -> dict[str, Any]:
@@ -142,10 +139,10 @@ class PanelOps:
             raise Refused(ErrorCode.BAD_STATE, "no such operation at this panel")
         return op
 
-    async def start(self, kind: OpKind, panel: str, run: Runner,
-                    retry_jam: Runner | None = None) -> dict[str, Any]:
+    async def start(self, kind: OpKind, panel: str, run: Runner) -> dict[str, Any]:
         """Run a use case as an operation; return once its begin is recorded (or raise Refused
-        when it is refused). `retry_jam` begins the same deposit again after a jam."""
+        when it is refused). A deposit whose door jams is moved on by the service itself, which
+        calls `on_begin` again with the new compartment: that is the `offered` event."""
         op = Operation(secrets.token_hex(8), kind, panel)
         loop = asyncio.get_running_loop()
         begun: asyncio.Future[Decision] = loop.create_future()
@@ -155,7 +152,7 @@ class PanelOps:
             if not begun.done():
                 begun.set_result(decision)
 
-        task = loop.create_task(self._drive(op, run, on_begin, retry_jam), name=f"panel-op:{kind}")
+        task = loop.create_task(self._drive(op, run, on_begin), name=f"panel-op:{kind}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
         waiter: asyncio.Future[Decision | None] = asyncio.ensure_future(asyncio.shield(task))
@@ -203,23 +200,13 @@ class PanelOps:
         self._at_door[cid] = op
         self._remember(op)
         if offered:
-            op.offers += 1
             self._emit(op, "offered")
         self._emit(op, "pulse_sent")
 
-    async def _drive(self, op: Operation, run: Runner, on_begin: OnBegin,
-                     retry_jam: Runner | None) -> Decision | None:
+    async def _drive(self, op: Operation, run: Runner, on_begin: OnBegin) -> Decision | None:
         """Run the use case to its end; the last decision, None when it failed."""
         try:
             decision = await run(on_begin)
-            while (retry_jam is not None and op.offers < MAX_OFFERS and _jammed(decision)
-                   and op.compartment is not None):
-                decision = await retry_jam(on_begin)
-                if not decision.ok:
-                    # no other compartment could be begun: the deposit ends rolled back
-                    self._finish(op, OpState.ROLLED_BACK, "rolled_back",
-                                 failure="jammed", error=decision.error, message=decision.message)
-                    return decision
             self._ended(op, decision)
             return decision
         except RecordFailed as exc:
@@ -286,8 +273,3 @@ class PanelOps:
         for pusher in list(self._subscribers):
             pusher.push(line)
 
-
-def _jammed(decision: Decision) -> bool:
-    """A deposit rolled back because its door jammed (the compartment is blocked now)."""
-    return decision.record.kind.endswith(".rollback") \
-        and decision.record.body.get("failure") == "jammed"

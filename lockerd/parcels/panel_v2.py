@@ -109,7 +109,7 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
     async def deliver(p: DeliverParams, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:
             return service.deliver(p.auth(), c.identity, p.parcel, on_begin=on_begin)
-        return await ops.start(OpKind.DELIVER, c.identity, run, retry_jam=run)
+        return await ops.start(OpKind.DELIVER, c.identity, run)
 
     async def dropoff(p: DropoffV2Params, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:

@@ -53,6 +53,7 @@ EventType = Literal[
     "parcel.deposited", "parcel.picked_up", "parcel.refused", "parcel.overdue",
     "parcel.returned", "parcel.notice_resent", "parcel.extended", "dropoff.received",
     "dropoff.collected", "dropoff.rejected", "courier.granted", "courier.revoked",
+    "parcel.removed_by_staff", "dropoff.returned_to_sender",
 ]
 
 

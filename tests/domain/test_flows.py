@@ -26,19 +26,23 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.ids import Size
-from lockerd.domain.model import SetParcel
+from lockerd.domain.model import Parcel, SetParcel
 from lockerd.domain.pins import hash_pin
 from tests.fixtures.domain import PIN, SPEC, T0, Harness, in_days, make_harness
 
 
+def recorded(h: Harness, decision: Decision, pid: str) -> Parcel:
+    """The finished parcel `decision` recorded for `pid`, which has left the in-memory state."""
+    assert pid not in h.cab.state.parcels
+    values = [c.value for c in decision.changes if isinstance(c, SetParcel) and c.value.id == pid]
+    assert len(values) == 1
+    assert values[0].status not in LIVE_STATUSES
+    return values[0]
+
+
 def finished(h: Harness, decision: Decision, pid: str) -> ParcelStatus:
     """The terminal status `decision` recorded for `pid`, which has left the in-memory state."""
-    assert pid not in h.cab.state.parcels
-    statuses = [c.value.status for c in decision.changes
-                if isinstance(c, SetParcel) and c.value.id == pid]
-    assert len(statuses) == 1
-    assert statuses[0] not in LIVE_STATUSES
-    return statuses[0]
+    return recorded(h, decision, pid).status
 
 SF = CourierAuth(carrier="sf", courier_id="c1", pin=PIN)
 YTO = CourierAuth(carrier="yto", courier_id="y1", pin="730516")
@@ -430,9 +434,10 @@ def test_dropoff_rejected_at_collection_stays_until_staff_clear_it(h: Harness) -
     assert h.cab.state.parcels[pid].status is ParcelStatus.REJECTED
     assert h.cab.state.compartments[1].state is CompartmentState.OCCUPIED
     refused_unchanged(h, h.cab.begin_collect(SF, "k1", pid), ErrorCode.BAD_STATE)
-    cleared = h.run(h.cab.clear(1, "tech:t1"))
-    assert cleared.result["from_status"] == "rejected"
-    assert finished(h, cleared, pid) is ParcelStatus.REMOVED
+    cleared = h.run(h.cab.clear(1, "tech:t1", "took it to the counter"))
+    assert cleared.result["from_status"] == ["rejected"]
+    assert [e.type for e in cleared.events] == ["parcel.removed_by_staff"]
+    assert finished(h, cleared, pid) is ParcelStatus.REMOVED_BY_STAFF
     assert h.cab.state.compartments[1].state is CompartmentState.FREE
 
 

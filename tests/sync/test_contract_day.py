@@ -102,6 +102,29 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         res = await ctx.call("panel.collect", {**_courier(), "parcel_id": res["parcel_id"]})
         assert res.get("status") == "collected", res
 
+    async def reject_retrieve_and_clear(ctx: DemoContext) -> None:
+        # a drop-off the courier rejects goes back to its sender with the retrieval code (Art. 21)
+        res = await ctx.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": {
+            "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c23",
+            "declared_contents": "books", "ack_insured_value": True,
+            "ack_prohibited_items": True}})
+        retrieval = res["retrieval_code"]
+        rejected = await demo_flows.while_door_open(
+            ctx.daemon, ctx.call, "panel.collect", {**_courier(), "parcel_id": res["parcel_id"]},
+            ("panel.collect_verdict", {"panel": "kiosk-1", "accept": False,
+                                       "reason": "mismatch"}))
+        assert rejected["status"] == "rejected", rejected
+        back = await ctx.call("panel.pickup", {"panel": "kiosk-1", "code": retrieval})
+        assert back["status"] == "returned_to_sender", back
+        # staff clear a compartment with a parcel still inside
+        res = await ctx.call("panel.deliver", {**_courier(), "parcel": {"waybill": "SF7000000009",
+                                                                        "size": "S",
+                                                                        "consent": True}})
+        assert "compartment" in res, res
+        cleared = await ctx.call("compartments.clear", {"compartment": res["compartment"],
+                                                        "reason": "water damage, taken out"})
+        assert cleared["removed"] == [res["parcel_id"]], cleared
+
     async def keep(ctx: DemoContext) -> None:
         # every message of the day reached the broker and the carriers before the day ends
         deadline = asyncio.get_running_loop().time() + 30
@@ -111,7 +134,8 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         await asyncio.sleep(0.5)
         kept["clients"] = dict(ctx.carriers)
 
-    return [fast_doors, *demo.SCENES, announce_recall_state, collect_a_dropoff, keep]
+    return [fast_doors, *demo.SCENES, announce_recall_state, collect_a_dropoff,
+            reject_retrieve_and_clear, keep]
 
 
 def _fast_config(monkeypatch: pytest.MonkeyPatch) -> None:

@@ -7,7 +7,7 @@ subclass, and `lockerd.domain.cabinet.Cabinet` combines them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator, Set
 from datetime import datetime
 from typing import Any, Self
 
@@ -126,8 +126,13 @@ class CabinetCore:
 
     def blocked(self) -> list[int]:
         """Ids of blocked compartments."""
-        return sorted(c.id for c in self.state.compartments.values()
-                      if c.state is CompartmentState.BLOCKED)
+        return sorted(self.blocks())
+
+    def blocks(self) -> dict[int, Compartment]:
+        """Blocked compartments with why, since when and by whom (what the door controller,
+        the technician's door view and the retained `state` topic all read)."""
+        return {c.id: c for c in sorted(self.state.compartments.values(), key=lambda c: c.id)
+                if c.state is CompartmentState.BLOCKED}
 
     def worklist(self, carrier: str) -> dict[str, list[dict[str, Any]]]:
         """What a carrier's courier should take away: refused/overdue deliveries and drop-offs."""
@@ -156,6 +161,11 @@ class CabinetCore:
         ends = [limiter.locked_until(self.state.limiters.get(key), now)
                 for key in (panel, limiter.CABINET_KEYS[credential])]
         return max((end for end in ends if end is not None), default=None)
+
+    def _issue_code(self) -> str | None:
+        """A fresh door code (pickup or retrieval) no live parcel uses; None when none is found."""
+        taken = DigestedCodes(self.state.code_digests(), self._digest)
+        return rules.new_code(self._rng, self.spec.policy.code_digits, taken)
 
     def _limiter_success(self, panel: str) -> tuple[Change, ...]:
         cleared = limiter.record_success(self.state.limiters.get(panel))
@@ -267,6 +277,23 @@ class CabinetCore:
 
     def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
         return self.state.live_delivery(carrier, waybill)
+
+
+class DigestedCodes(Collection[str]):
+    """Codes taken by live parcels, seen through the digest the state keeps them under."""
+
+    def __init__(self, digests: Set[str], digest: CodeDigest) -> None:
+        self._digests = digests
+        self._digest = digest
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and self._digest(code) in self._digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
 
 
 #: Why a rule of `rules` refused, in the words the panel shows.

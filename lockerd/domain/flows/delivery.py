@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator, Set
 from typing import Any
 
 from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, CodeDigest, courier_actor, refuse
+from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, courier_actor, refuse
 from lockerd.domain.model import (
     Change,
     CompartmentState,
@@ -98,8 +97,7 @@ class DeliveryFlow(CabinetCore):
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
-        taken = _Digested(self.state.code_digests(), self._digest)
-        code = rules.new_code(self._rng, self.spec.policy.code_digits, taken)
+        code = self._issue_code()
         if code is None:
             return refuse(kind, pending.actor, ErrorCode.CODE_SPACE_EXHAUSTED,
                           "no unused pickup code found", {}, compartment_id, parcel.id)
@@ -123,21 +121,6 @@ class DeliveryFlow(CabinetCore):
                                 "storage_deadline": format_ts(deadline), "notice": note})
 
 
-class _Digested(Collection[str]):
-    """Codes taken by live parcels, seen through the digest the state keeps them under."""
-
-    def __init__(self, digests: Set[str], digest: CodeDigest) -> None:
-        self._digests = digests
-        self._digest = digest
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and self._digest(code) in self._digests
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._digests)
-
-    def __len__(self) -> int:
-        return len(self._digests)
 
 
 def _flags(req: Delivery) -> dict[str, Any]:

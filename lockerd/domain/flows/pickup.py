@@ -1,4 +1,8 @@
-"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused."""
+"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused.
+
+The same code entry serves a sender whose drop-off was rejected (Art. 21): their retrieval code
+opens its compartment (a `retrieve` operation, confirmed in the drop-off flow).
+"""
 
 from __future__ import annotations
 
@@ -11,13 +15,14 @@ from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
 from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
-    CODE_STATUSES,
     CompartmentState,
+    ParcelKind,
     ParcelStatus,
     Pending,
     PendingOp,
     SetCompartment,
     SetParcel,
+    claimable_by_code,
 )
 from lockerd.domain.requests import RefusalReason
 from lockerd.domain.timefmt import format_ts
@@ -42,7 +47,7 @@ class PickupFlow(CabinetCore):
             return refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                           body, result={"locked_until": format_ts(until)})
         parcel = self.state.parcel_by_code(self._digest(code))
-        if parcel is not None and parcel.status not in CODE_STATUSES:
+        if parcel is not None and not claimable_by_code(parcel):
             parcel = None
         comp = None if parcel is None else self.state.compartments[parcel.compartment]
         if parcel is None or comp is None or comp.state is not CompartmentState.OCCUPIED:
@@ -58,6 +63,16 @@ class PickupFlow(CabinetCore):
                                                  parcel_id=parcel.id),
                            notify_operator=f"a valid pickup code was entered for compartment "
                                            f"{comp.id}, which is {comp.state.value}")
+        if parcel.kind is ParcelKind.DROPOFF:
+            # the sender takes back a drop-off its carrier rejected (Art. 21)
+            retrieving = comp.model_copy(update={
+                "state": CompartmentState.OPENING,
+                "pending": Pending(op=PendingOp.RETRIEVE, actor=actor, panel=panel, since=now)})
+            return Decision(Record(kind, actor, {**body, "retrieval": True}, comp.id, parcel.id),
+                            changes=(*self._limiter_success(panel), SetCompartment(value=retrieving)),
+                            open_door=comp.id,
+                            result={"compartment": comp.id, "parcel_id": parcel.id,
+                                    "retrieval": True})
         assert parcel.deadline is not None
         fee = self._fee(parcel, now)
         if fee > 0 and accept_fee_cents != fee:
