@@ -18,7 +18,12 @@ class Camera(Strict):
                                     "ignored by the sim backend.")
     width: int = Field(default=640, ge=160, le=3840, description="Requested capture width.")
     height: int = Field(default=480, ge=120, le=2160, description="Requested capture height.")
-    sample_hz: float = Field(default=5.0, ge=1.0, le=30.0, description="Frames analysed per second.")
+    sample_hz: float = Field(default=5.0, ge=1.0, le=30.0,
+                             description="Frames decoded and analysed per second (the others are "
+                                         "grabbed and dropped undecoded).")
+    cv_threads: int = Field(default=1, ge=1, le=4,
+                            description="OpenCV worker threads (cv2.setNumThreads): the analysed "
+                                        "frame is small, a pool only adds hand-off CPU.")
     analysis_width: int = Field(default=160, ge=64, le=640,
                                 description="Width of the grayscale frame analysed (speed vs detail).")
     analysis_height: int = Field(default=120, ge=48, le=480, description="Height of the analysed frame.")

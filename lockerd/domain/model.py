@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
 from lockerd.domain.ids import Size
 
@@ -241,7 +242,16 @@ CHANGES = TypeAdapter(list[Change])
 
 
 class CabinetState(BaseModel):
-    """Everything the cabinet knows; rebuilt after a crash from a snapshot or by replaying changes."""
+    """What the cabinet knows now; rebuilt after a crash from the live state or by replaying changes.
+
+    `parcels` holds the live parcels only (LIVE_STATUSES: in, or going into, a compartment). A
+    parcel that reaches a terminal status (picked up, returned, collected, rolled back, removed)
+    leaves it when that change is applied: its record is in the log's tables, and keeping every
+    parcel ever handled made memory and every scan grow for the life of the cabinet. The lookups
+    the flows make per request are indexed: by code digest (`parcel_by_code`), by carrier and
+    waybill (`live_delivery`); a compartment names its parcel (`Compartment.parcel_id`). Change
+    state through `apply` only, which keeps the indexes.
+    """
 
     model_config = ConfigDict(extra="forbid")
     compartments: dict[int, Compartment] = Field(default_factory=dict)
@@ -249,6 +259,15 @@ class CabinetState(BaseModel):
     couriers: dict[str, Courier] = Field(default_factory=dict)
     limiters: dict[str, Limiter] = Field(default_factory=dict)
     expected: dict[str, Expectation] = Field(default_factory=dict)
+    _by_code: dict[str, str] = PrivateAttr(default_factory=dict)
+    _by_waybill: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
+
+    def model_post_init(self, context: Any, /) -> None:
+        """Drop finished parcels a snapshot may hold, index the rest."""
+        for pid in [pid for pid, p in self.parcels.items() if p.status not in LIVE_STATUSES]:
+            del self.parcels[pid]
+        for parcel in self.parcels.values():
+            self._index(parcel)
 
     def apply(self, changes: list[Change] | tuple[Change, ...]) -> None:
         """Apply recorded changes in order (the only way state changes)."""
@@ -256,7 +275,7 @@ class CabinetState(BaseModel):
             if isinstance(change, SetCompartment):
                 self.compartments[change.value.id] = change.value
             elif isinstance(change, SetParcel):
-                self.parcels[change.value.id] = change.value
+                self._set_parcel(change.value)
             elif isinstance(change, SetCourier):
                 self.couriers[change.value.key] = change.value
             elif isinstance(change, SetLimiter):
@@ -268,3 +287,38 @@ class CabinetState(BaseModel):
                 self.expected.pop(change.key, None)
             else:
                 self.expected[change.key] = change.value
+
+    def parcel_by_code(self, digest: str) -> Parcel | None:
+        """The live parcel whose pickup code has this digest."""
+        pid = self._by_code.get(digest)
+        return None if pid is None else self.parcels.get(pid)
+
+    def code_digests(self) -> Set[str]:
+        """Digests of the pickup codes live parcels hold (a view, for uniqueness checks)."""
+        return self._by_code.keys()
+
+    def live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
+        """The live delivery of this carrier's waybill."""
+        pid = self._by_waybill.get((carrier, waybill))
+        return None if pid is None else self.parcels.get(pid)
+
+    def _set_parcel(self, parcel: Parcel) -> None:
+        old = self.parcels.pop(parcel.id, None)
+        if old is not None:
+            self._unindex(old)
+        if parcel.status in LIVE_STATUSES:
+            self.parcels[parcel.id] = parcel
+            self._index(parcel)
+
+    def _index(self, parcel: Parcel) -> None:
+        if parcel.code is not None:
+            self._by_code[parcel.code] = parcel.id
+        if parcel.kind is ParcelKind.DELIVERY and parcel.waybill is not None:
+            self._by_waybill[(parcel.carrier, parcel.waybill)] = parcel.id
+
+    def _unindex(self, parcel: Parcel) -> None:
+        if parcel.code is not None and self._by_code.get(parcel.code) == parcel.id:
+            del self._by_code[parcel.code]
+        key = (parcel.carrier, parcel.waybill or "")
+        if self._by_waybill.get(key) == parcel.id:
+            del self._by_waybill[key]

@@ -159,11 +159,12 @@ def build_hardware(hw: Hardware, camera: Camera, gpio: Gpio, *, state_dir: Path)
         if sim:
             from lockerd.sim.camera import SimCamera
 
-            source = SimCamera(camera.width, camera.height)
+            source = SimCamera(camera.width, camera.height, decode_hz=camera.sample_hz)
         else:
             from lockerd.drivers.camera import OpenCVCamera
 
-            source = OpenCVCamera(camera.source, width=camera.width, height=camera.height)
+            source = OpenCVCamera(camera.source, width=camera.width, height=camera.height,
+                                  decode_hz=camera.sample_hz)
     pins: Any = None
     if gpio.enabled and sim:
         from gpiozero.pins.mock import MockFactory

@@ -58,10 +58,12 @@ class SimCamera:
     picture keeps arriving with new timestamps; in `unplugged` nothing arrives (latest() is None).
     """
 
-    def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0, *, seed: int = 7,
+    def __init__(self, width: int = 640, height: int = 480, fps: float = 15.0, *,
+                 decode_hz: float | None = None, seed: int = 7,
                  noise_sigma: float = 3.0, drift: float = 0.08, drift_period_s: float = 120.0,
                  clock: Callable[[], float] = time.monotonic) -> None:
         self.width, self.height, self.fps = width, height, fps
+        self._decode_period = 0.0 if decode_hz is None else 1.0 / decode_hz
         self._clock = clock
         self._drift, self._period = drift, drift_period_s
         self._rng = np.random.default_rng(seed)
@@ -79,6 +81,7 @@ class SimCamera:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames = 0
+        self.decoded = 0
         self.state = "stopped"
 
     @property
@@ -120,18 +123,27 @@ class SimCamera:
             return self._latest
 
     def _run(self) -> None:
+        """A frame arrives every 1/fps; like OpenCVCamera with `decode_hz`, only one per decode
+        period is rendered (the sim's decode), so the daemon's CPU on the sim is what it would be
+        on a camera."""
         period = 1.0 / self.fps
+        next_decode = 0.0
         while not self._stop.is_set():
             t0 = time.monotonic()
             mode = self._mode
             if mode == "unplugged":
                 self.state = "no_frames"
+                next_decode = 0.0
             else:
                 self.state = "streaming"
-                frame = self.render(mode, self._clock())
-                with self._lock:
-                    self._latest = (self._clock(), frame)
                 self.frames += 1
+                if t0 >= next_decode:
+                    frame = self.render(mode, self._clock())
+                    with self._lock:
+                        self._latest = (self._clock(), frame)
+                    self.decoded += 1
+                    next_decode = max(next_decode + self._decode_period, t0) \
+                        if next_decode else t0 + self._decode_period
             self._stop.wait(max(0.0, period - (time.monotonic() - t0)))
 
     def render(self, mode: str, now: float) -> Frame:

@@ -9,6 +9,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import cv2
 import pytest
 from pydantic import ValidationError
 
@@ -170,3 +171,23 @@ def test_config_keeps_close_within_one_second() -> None:
         Camera(analysis_width=160, analysis_height=100)
     with pytest.raises(ValidationError):
         Camera(fresh_s=5.0)  # regulation-driven bound: a verdict older than 2 s is no verdict
+
+
+@pytest.mark.parametrize("mode", ["covered", "frozen"])
+async def test_a_camera_decoding_only_the_sampled_frames_still_closes_intake_in_time(
+        fast_cfg: Camera, mode: str) -> None:
+    # issue 19: the source decodes sample_hz frames a second, not every frame it grabs, and
+    # OpenCV runs the configured number of threads; Art. 19's close time is unchanged
+    cam = SimCamera(320, 240, fps=30.0, decode_hz=fast_cfg.sample_hz)
+    bus = EventBus()
+    guard = CameraGuard(fast_cfg, cam, bus)
+    async with running(guard):
+        assert cv2.getNumThreads() == fast_cfg.cv_threads == 1
+        await wait_for(guard.is_open, 15)
+        cam.set_mode(mode)
+        detect = fast_cfg.frozen_after_s if mode == "frozen" else 0.0
+        limit = detect + fast_cfg.bad_hold_s + 2 / fast_cfg.sample_hz
+        took = await wait_for(lambda: not guard.is_open(), limit + 3.0)
+        assert took < limit + 3.0
+        assert guard.reason() == ("camera_down" if mode == "frozen" else "camera_obstructed")
+    assert 0 < cam.decoded < cam.frames * 0.85

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from lockerd.domain import (
+    LIVE_STATUSES,
     Cabinet,
     CabinetSpec,
     CompartmentState,
@@ -25,8 +26,23 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.ids import Size
+from lockerd.domain.model import Parcel, SetParcel
 from lockerd.domain.pins import hash_pin
 from tests.fixtures.domain import PIN, SPEC, T0, Harness, in_days, make_harness
+
+
+def recorded(h: Harness, decision: Decision, pid: str) -> Parcel:
+    """The finished parcel `decision` recorded for `pid`, which has left the in-memory state."""
+    assert pid not in h.cab.state.parcels
+    values = [c.value for c in decision.changes if isinstance(c, SetParcel) and c.value.id == pid]
+    assert len(values) == 1
+    assert values[0].status not in LIVE_STATUSES
+    return values[0]
+
+
+def finished(h: Harness, decision: Decision, pid: str) -> ParcelStatus:
+    """The terminal status `decision` recorded for `pid`, which has left the in-memory state."""
+    return recorded(h, decision, pid).status
 
 SF = CourierAuth(carrier="sf", courier_id="c1", pin=PIN)
 YTO = CourierAuth(carrier="yto", courier_id="y1", pin="730516")
@@ -235,7 +251,7 @@ def test_deposit_rollback(h: Harness, failure: DoorFailure, state: CompartmentSt
     rb = h.run(h.cab.door_failed(1, failure))
     assert rb.record.kind == "deposit.rollback"
     assert rb.events == ()
-    assert h.cab.state.parcels[begin.result["parcel_id"]].status is ParcelStatus.ROLLED_BACK
+    assert finished(h, rb, begin.result["parcel_id"]) is ParcelStatus.ROLLED_BACK
     comp = h.cab.state.compartments[1]
     assert comp.state is state
     assert comp.parcel_id is None
@@ -337,7 +353,7 @@ def test_refusal_on_the_spot_then_return(h: Harness) -> None:
     assert begin.open_door == cid
     back = h.run(h.cab.confirm_return(cid))
     assert (back.events[0].type, back.events[0].body["from_status"]) == ("parcel.returned", "refused")
-    assert h.cab.state.parcels[pid].status is ParcelStatus.RETURNED
+    assert finished(h, back, pid) is ParcelStatus.RETURNED
 
 
 def test_return_of_a_parcel_still_waiting_is_refused(h: Harness) -> None:
@@ -403,7 +419,7 @@ def test_dropoff_received_then_collected(h: Harness) -> None:
     assert h.run(h.cab.begin_collect(SF, "k1", pid)).open_door == 1
     got = h.run(h.cab.confirm_collect(1, accept=True))
     assert (got.events[0].type, got.events[0].body["courier_id"]) == ("dropoff.collected", "c1")
-    assert h.cab.state.parcels[pid].status is ParcelStatus.COLLECTED
+    assert finished(h, got, pid) is ParcelStatus.COLLECTED
     assert h.cab.state.compartments[1].state is CompartmentState.FREE
 
 
@@ -421,7 +437,7 @@ def test_dropoff_rejected_at_collection_stays_until_staff_clear_it(h: Harness) -
     cleared = h.run(h.cab.clear(1, "tech:t1", "took it to the counter"))
     assert cleared.result["from_status"] == ["rejected"]
     assert [e.type for e in cleared.events] == ["parcel.removed_by_staff"]
-    assert h.cab.state.parcels[pid].status is ParcelStatus.REMOVED_BY_STAFF
+    assert finished(h, cleared, pid) is ParcelStatus.REMOVED_BY_STAFF
     assert h.cab.state.compartments[1].state is CompartmentState.FREE
 
 
@@ -527,3 +543,55 @@ def test_recall(h: Harness) -> None:
     h.run(h.cab.begin_return(SF, "k1", done.result["parcel_id"]))
     back = h.run(h.cab.confirm_return(cid))
     assert back.events[0].body["from_status"] == "recalled"
+
+
+# ---- state size (issue 19): only live parcels are kept, looked up by index ---------------------
+
+def test_a_finished_parcel_leaves_memory_with_its_code_and_waybill(h: Harness) -> None:
+    granted(h)
+    cid, code, done = deposited(h)
+    pid = done.result["parcel_id"]
+    digest = h.cab.state.parcels[pid].code
+    assert digest is not None
+    assert h.cab.state.parcel_by_code(digest) == h.cab.state.parcels[pid]
+    assert h.cab.state.live_delivery("sf", "SF1000001") == h.cab.state.parcels[pid]
+    h.run(h.cab.begin_pickup("k1", code))
+    picked = h.run(h.cab.confirm_pickup(cid))
+    assert finished(h, picked, pid) is ParcelStatus.PICKED_UP
+    assert h.cab.live_parcels() == []
+    assert h.cab.to_dict()["parcels"] == {}
+    assert h.cab.state.parcel_by_code(digest) is None
+    assert h.cab.state.live_delivery("sf", "SF1000001") is None
+    assert digest not in h.cab.state.code_digests()
+    # the record is in the log's tables now: the cabinet answers as for any parcel not here
+    refused_unchanged(h, h.cab.begin_return(SF, "k1", pid), ErrorCode.UNKNOWN_PARCEL)
+    refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.WRONG_CODE)
+    # the waybill may come back (a parcel returned to the sender and sent again)
+    again_cid, _, again = deposited(h)
+    assert again.result["parcel_id"] != pid
+    assert h.cab.state.live_delivery("sf", "SF1000001") is not None
+    assert again_cid == cid
+
+
+def test_a_refused_parcel_keeps_its_waybill_index_but_not_its_code(h: Harness) -> None:
+    granted(h)
+    cid, code, done = deposited(h)
+    pid = done.result["parcel_id"]
+    h.run(h.cab.begin_pickup("k1", code))
+    h.run(h.cab.confirm_refusal(cid, RefusalReason.DAMAGED))
+    assert h.cab.state.code_digests() == set()
+    assert h.cab.state.live_delivery("sf", "SF1000001") == h.cab.state.parcels[pid]
+    assert h.cab.worklist("sf")["to_return"][0]["parcel_id"] == pid
+
+
+def test_a_snapshot_holding_finished_parcels_restores_only_live_ones(h: Harness) -> None:
+    granted(h)
+    cid, code, done = deposited(h)
+    snap = json.loads(json.dumps(h.cab.to_dict()))
+    pid = done.result["parcel_id"]
+    old = {**snap["parcels"][pid], "id": "p-00000000000000aa", "status": "picked_up",
+           "code": None}
+    snap["parcels"][old["id"]] = old
+    again = Cabinet.from_dict(SPEC, h.clock, random.Random(), snap)
+    assert set(again.state.parcels) == {pid}
+    assert again.begin_pickup("k1", code).open_door == cid

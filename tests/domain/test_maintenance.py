@@ -11,7 +11,15 @@ import pytest
 
 from lockerd.domain import Cabinet, CompartmentState, DoorFailure, ErrorCode, ParcelStatus, RejectReason
 from lockerd.domain.timefmt import format_ts
-from tests.domain.test_flows import SF, deposited, granted, parcel, refused_unchanged, sender
+from tests.domain.test_flows import (
+    SF,
+    deposited,
+    granted,
+    parcel,
+    recorded,
+    refused_unchanged,
+    sender,
+)
 from tests.fixtures.domain import SPEC, Harness
 
 
@@ -153,7 +161,7 @@ def test_clear_removes_each_live_parcel_and_tells_its_carrier(h: Harness, keep_b
                           if not isinstance(done.result["storage_deadline"], str)
                           else done.result["storage_deadline"],
                           "storage_deadline_local": event.body["storage_deadline_local"]}
-    removed = h.cab.state.parcels[pid]
+    removed = recorded(h, cleared, pid)
     assert (removed.status, removed.code) == (ParcelStatus.REMOVED_BY_STAFF, None)
     comp = h.cab.state.compartments[cid]
     assert comp.parcel_id is None
@@ -200,8 +208,9 @@ def test_retrieval_code_opens_a_rejected_dropoff_for_its_sender(h: Harness) -> N
     back = h.run(h.cab.confirm_retrieval(1))
     [event] = back.events
     assert (event.type, event.body["reason"]) == ("dropoff.returned_to_sender", "mismatch")
-    assert h.cab.state.parcels[pid].status is ParcelStatus.RETURNED_TO_SENDER
-    assert h.cab.state.parcels[pid].code is None
+    gone = recorded(h, back, pid)
+    assert (gone.status, gone.code) == (ParcelStatus.RETURNED_TO_SENDER, None)
+    assert not h.cab.state.code_digests()
     assert h.cab.state.compartments[1].state is CompartmentState.FREE
     refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.WRONG_CODE)
 
@@ -214,8 +223,8 @@ def test_a_rejected_dropoff_behind_a_jammed_door_can_be_unblocked_for_its_sender
     assert (rb.record.kind, rb.failed) == ("retrieve.rollback", ErrorCode.DOOR_JAMMED)
     assert h.run(h.cab.unblock(1, "uid:1001", "fixed")).ok  # claimable by its code
     assert h.run(h.cab.begin_pickup("k1", code)).ok
-    assert h.run(h.cab.confirm_retrieval(1)).ok
-    assert h.cab.state.parcels[pid].status is ParcelStatus.RETURNED_TO_SENDER
+    back = h.run(h.cab.confirm_retrieval(1))
+    assert recorded(h, back, pid).status is ParcelStatus.RETURNED_TO_SENDER
 
 
 def test_the_collected_dropoff_code_is_dropped(h: Harness) -> None:
@@ -223,8 +232,9 @@ def test_the_collected_dropoff_code_is_dropped(h: Harness) -> None:
     h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
     done = h.run(h.cab.confirm_dropoff(1))
     h.run(h.cab.begin_collect(SF, "k1", done.result["parcel_id"]))
-    h.run(h.cab.confirm_collect(1, accept=True))
-    assert h.cab.state.parcels[done.result["parcel_id"]].code is None
+    got = h.run(h.cab.confirm_collect(1, accept=True))
+    assert recorded(h, got, done.result["parcel_id"]).code is None
+    assert not h.cab.state.code_digests()
 
 
 def test_blocks_survive_a_rebuild_from_the_snapshot(h: Harness) -> None:

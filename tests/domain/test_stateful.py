@@ -29,9 +29,17 @@ from lockerd.domain import (
     PendingOp,
     RefusalReason,
     RejectReason,
+    limiter,
 )
 from lockerd.domain.ids import Size
-from lockerd.domain.model import SetCompartment, SetCourier, SetLimiter, SetParcel, claimable_by_code
+from lockerd.domain.model import (
+    Parcel,
+    SetCompartment,
+    SetCourier,
+    SetLimiter,
+    SetParcel,
+    claimable_by_code,
+)
 from tests.fixtures.domain import SPEC, FakeClock
 
 CARRIER_CHOICES = ["sf", "yto", "dhl"]          # dhl is not authorised in the spec (Art. 16)
@@ -62,6 +70,7 @@ class CabinetMachine(RuleBasedStateMachine):
         self.grants: dict[tuple[str, str], dict[str, Any]] = {}   # oracle of courier grants
         self.codes: dict[str, str] = {}           # door code -> parcel id, learnt from events/replies
         self.stored: set[str] = set()             # parcels that ever reached the cabinet
+        self.seen: dict[str, Parcel] = {}         # every parcel's last recorded value
         STATS["examples"] += 1
 
     # ---- plumbing ---------------------------------------------------------------------------
@@ -82,12 +91,20 @@ class CabinetMachine(RuleBasedStateMachine):
         logged = json.loads(json.dumps(decision.changes_json()))
         self.journal.append(logged)
         self.cab.apply(decision)
+        for change in decision.changes:
+            if isinstance(change, SetParcel):
+                self.seen[change.value.id] = change.value
         self.check_diff(before, decision)
         # a code whose parcel no longer holds one is dead (taken, refused, removed ...)
-        self.codes = {c: p for c, p in self.codes.items() if self.cab.state.parcels[p].code}
+        self.codes = {c: p for c, p in self.codes.items() if self.parcel(p).code}
         for event in decision.events:
             self.check_event(event.carrier, event.type, event.body)
         return decision
+
+    def parcel(self, pid: str) -> Parcel:
+        """A parcel as the cabinet holds it, or as last recorded once finished (the log's tables
+        hold finished parcels; the cabinet forgets them)."""
+        return self.cab.state.parcels.get(pid) or self.seen[pid]
 
     def check_event(self, carrier: str, etype: str, body: dict[str, Any]) -> None:
         """An event goes to the carrier owning its parcel/courier and carries no secrets."""
@@ -97,7 +114,7 @@ class CabinetMachine(RuleBasedStateMachine):
         if etype.startswith("courier."):
             assert f"{carrier}/{body['courier_id']}" in self.cab.state.couriers
             return
-        parcel = self.cab.state.parcels[body["parcel_id"]]
+        parcel = self.parcel(body["parcel_id"])
         assert parcel.carrier == carrier
         if etype == "parcel.deposited":
             assert set(body["notice"]) == {"locker_name", "address", "compartment_size",
@@ -136,7 +153,7 @@ class CabinetMachine(RuleBasedStateMachine):
     def was_expected_with(self, d: Decision, flag: str) -> bool:
         """The carrier announced this waybill with `flag` set (checked on the state before the
         decision was applied: the expectation is only consumed when the deposit is confirmed)."""
-        parcel = self.cab.state.parcels[d.result["parcel_id"]]
+        parcel = self.parcel(d.result["parcel_id"])
         exp = self.cab.state.expected.get(f"{parcel.carrier}/{parcel.waybill}")
         return exp is not None and bool(getattr(exp, flag))
 
@@ -197,6 +214,8 @@ class CabinetMachine(RuleBasedStateMachine):
         assert not [p for p in self.cab.state.parcels.values()
                     if p.status is ParcelStatus.IN_LOCKER and p.deadline is not None
                     and p.deadline <= self.clock.now]
+        # the sweep also forgets limiters whose ladder has faded (issue 19: pruned on schedule)
+        assert not limiter.prune(self.cab.state.limiters, self.clock.now, SPEC.policy, frozenset())
 
     @rule(carrier=often("sf", "yto", "dhl", percent=50),
           waybill=st.sampled_from(["SF1000001", "SF1000002", "SF1000003", "YT2000001", "YT2000002"]),
@@ -214,7 +233,7 @@ class CabinetMachine(RuleBasedStateMachine):
     def recall(self, carrier: str, waybill: str) -> None:
         d = self.run(self.cab.recall_parcel(carrier, waybill))
         if d.ok and d.result["recalled"] == "parcel":
-            parcel = self.cab.state.parcels[d.result["parcel_id"]]
+            parcel = self.parcel(d.result["parcel_id"])
             assert parcel.status is ParcelStatus.RECALLED
             assert parcel.carrier == carrier
             self.codes = {c: p for c, p in self.codes.items() if p != parcel.id}
@@ -270,7 +289,7 @@ class CabinetMachine(RuleBasedStateMachine):
         assert d.ok or d.error in (ErrorCode.WRONG_CODE, ErrorCode.LOCKED_OUT), d.error
         if d.open_door is None:
             return
-        parcel = self.cab.state.parcels[self.codes[code]]
+        parcel = self.parcel(self.codes[code])
         assert claimable_by_code(parcel), "a code opened a door for a parcel that is not waiting"
         assert parcel.compartment == d.open_door
         self.maybe_finish(d.open_door, complete)
@@ -303,7 +322,7 @@ class CabinetMachine(RuleBasedStateMachine):
         """A sender comes back for a drop-off its carrier rejected (Art. 21), with the
         retrieval code the screen showed at drop-off."""
         rejected = sorted(c for c, pid in self.codes.items()
-                          if self.cab.state.parcels[pid].status is ParcelStatus.REJECTED)
+                          if self.parcel(pid).status is ParcelStatus.REJECTED)
         if not rejected:
             return
         code = self.pick(rejected, index)
@@ -311,7 +330,7 @@ class CabinetMachine(RuleBasedStateMachine):
         assert d.ok or d.error in (ErrorCode.WRONG_CODE, ErrorCode.LOCKED_OUT), d.error
         if d.open_door is None:
             return
-        parcel = self.cab.state.parcels[self.codes[code]]
+        parcel = self.parcel(self.codes[code])
         assert parcel.kind is ParcelKind.DROPOFF
         assert parcel.compartment == d.open_door
         self.maybe_finish(d.open_door, complete)
@@ -345,14 +364,14 @@ class CabinetMachine(RuleBasedStateMachine):
           complete=often("done", "alt", "wait", "jammed", percent=50))
     def courier_takes(self, carrier: str, courier_id: str, pin: str, known: int, who: int, index: int,
                       collect: bool, complete: str) -> None:
-        parcels = sorted(self.cab.state.parcels)
+        parcels = sorted(self.seen)
         if not parcels:
             return
-        # mostly a parcel the courier could take, sometimes any parcel at all
+        # mostly a parcel the courier could take, sometimes any parcel at all (finished ones too)
         waiting = sorted(p.id for p in self.cab.state.parcels.values()
                          if p.status in (ParcelStatus.DROPOFF_RECEIVED, ParcelStatus.REFUSED,
                                          ParcelStatus.OVERDUE, ParcelStatus.RECALLED))
-        parcel = self.cab.state.parcels[self.pick(waiting if waiting and known else parcels, index)]
+        parcel = self.parcel(self.pick(waiting if waiting and known else parcels, index))
         auth = self.creds(known > 0, who, carrier, courier_id, pin)
         live = [k for k in sorted(self.grants) if k[0] == parcel.carrier
                 and self.courier_may_act(*k, self.grants[k]["pin"])]
@@ -417,7 +436,7 @@ class CabinetMachine(RuleBasedStateMachine):
             after = self.cab.state.compartments[cid]
             assert (after.state is CompartmentState.BLOCKED) == (outcome != "not_opened")
             if op in (PendingOp.DEPOSIT, PendingOp.DROPOFF):
-                assert self.cab.state.parcels[pid].status is ParcelStatus.ROLLED_BACK
+                assert self.parcel(pid).status is ParcelStatus.ROLLED_BACK
             return
         if op is PendingOp.DEPOSIT:
             d = self.run(self.cab.confirm_deposit(cid))
@@ -435,7 +454,7 @@ class CabinetMachine(RuleBasedStateMachine):
         else:
             d = self.run(self.cab.confirm_return(cid))
         assert d.ok
-        status = self.cab.state.parcels[pid].status
+        status = self.parcel(pid).status
         if status in STORED:
             self.stored.add(pid)
         if status in DOOR_CHANGING:
@@ -467,7 +486,22 @@ class CabinetMachine(RuleBasedStateMachine):
     @invariant()
     def no_parcel_lost(self) -> None:
         for pid in self.stored:
-            assert self.cab.state.parcels[pid].status in STORED
+            assert self.parcel(pid).status in STORED
+
+    @invariant()
+    def memory_holds_live_parcels_only_and_indexes_them(self) -> None:
+        state = self.cab.state
+        for pid, last in self.seen.items():
+            assert (pid in state.parcels) == (last.status in LIVE_STATUSES)
+            if pid in state.parcels:
+                assert state.parcels[pid] == last
+        codes = {p.code: p for p in state.parcels.values() if p.code is not None}
+        assert set(state.code_digests()) == set(codes)
+        for digest, p in codes.items():
+            assert state.parcel_by_code(digest) == p
+        for p in state.parcels.values():
+            if p.kind is ParcelKind.DELIVERY and p.waybill is not None:
+                assert state.live_delivery(p.carrier, p.waybill) == p
 
     @invariant()
     def one_live_parcel_per_compartment(self) -> None:

@@ -61,3 +61,24 @@ def test_source_parsing_and_redaction() -> None:
     assert parse_source("/dev/video2") == "/dev/video2"
     assert _redact("rtsp://admin:secret@10.0.0.5/stream") == "rtsp://***@10.0.0.5/stream"
     assert "secret" not in _redact("rtsp://admin:secret@cam/x")
+
+
+async def test_only_one_frame_per_decode_period_is_decoded(tmp_path: Path) -> None:
+    # issue 19: every frame is grabbed (the stream stays live), only the sampled ones decoded
+    video = tmp_path / "rec.avi"
+    write_video(video)
+    cam = OpenCVCamera(str(video), fps=60.0, decode_hz=10.0)
+    await cam.start()
+    try:
+        t0 = time.monotonic()
+        while cam.frames < 90 and time.monotonic() - t0 < 15:  # noqa: ASYNC110  (thread counter)
+            await asyncio.sleep(0.02)
+        seconds = time.monotonic() - t0
+        latest = cam.latest()
+        assert latest is not None
+        assert latest[1].shape == (240, 320, 3)
+        assert cam.frames >= 90
+        assert 1 <= cam.decoded <= 10.0 * seconds + 2
+        assert cam.decoded * 3 <= cam.frames
+    finally:
+        await cam.stop()

@@ -108,8 +108,7 @@ async def test_refusal_on_the_spot_then_return(cab: Cabinet) -> None:
     types = [e["type"] for e in await cab.events() if e["body"].get("parcel_id") == pid]
     assert types == ["parcel.deposited", "parcel.refused", "parcel.returned"]
     # the finished parcel left the live state; its record stays for retention
-    assert pid not in cab.d.parcels.cabinet.state.parcels or \
-        cab.d.parcels.cabinet.state.parcels[pid].status.value == "returned"
+    assert pid not in cab.d.parcels.cabinet.state.parcels
     live = await cab.store.read(lambda c: c.execute(
         "SELECT count(*) FROM live_state WHERE entity='parcel' AND key=?", (pid,)).fetchone()[0])
     assert live == 0
@@ -160,6 +159,7 @@ async def test_dropoff_camera_gate_and_collection(cab: Cabinet) -> None:
     assert types == ["dropoff.collected", "dropoff.received", "dropoff.received", "dropoff.rejected"]
     state = cab.d.parcels.cabinet.state.parcels
     assert state[first["parcel_id"]].status.value == "rejected"
+    assert second["parcel_id"] not in state  # collected: finished, only its record remains
 
 
 async def test_door_faults_roll_back(cab: Cabinet) -> None:

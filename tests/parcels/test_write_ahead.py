@@ -263,7 +263,9 @@ async def test_every_door_jammed_rolls_back_after_a_bounded_number_of_tries(rig:
     assert decision.failed is ErrorCode.DOOR_JAMMED
     _, body, _ = rig.log.rows[-1]
     assert (body["failure"], body["blocked"]) == (DoorFailure.JAMMED.value, True)
-    assert rig.cabinet.state.parcels[decision.result["parcel_id"]].status is ParcelStatus.ROLLED_BACK
+    # a finished parcel leaves the cabinet's memory; the log's record says how it ended
+    assert decision.result["parcel_id"] not in rig.cabinet.state.parcels
+    assert [c["status"] for c in body["changes"] if c["entity"] == "parcel"] == ["rolled_back"]
     assert rig.cabinet.blocked() == [1, 2, 3]
     assert rig.doors.pulses == 3  # each door once, never retried
     assert_records_precede_pulses(rig.calls)

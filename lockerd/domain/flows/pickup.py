@@ -46,9 +46,9 @@ class PickupFlow(CabinetCore):
         if until is not None:
             return refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                           body, result={"locked_until": format_ts(until)})
-        digest = self._digest(code)
-        parcel = next((p for p in self.live_parcels()
-                       if p.code == digest and claimable_by_code(p)), None)
+        parcel = self.state.parcel_by_code(self._digest(code))
+        if parcel is not None and not claimable_by_code(parcel):
+            parcel = None
         comp = None if parcel is None else self.state.compartments[parcel.compartment]
         if parcel is None or comp is None or comp.state is not CompartmentState.OCCUPIED:
             wrong = self._wrong_credential(kind, actor, panel, Credential.CODE,

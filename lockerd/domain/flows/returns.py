@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from lockerd.domain import limiter
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import RETURNABLE, CabinetCore, courier_of, emptied, refuse
@@ -26,9 +27,16 @@ class ReturnFlow(CabinetCore):
     """Sweep overdue parcels, recall one, begin and confirm a return."""
 
     def sweep_overdue(self) -> Decision:
-        """Parcels past their storage period become overdue (one event each to their carrier)."""
+        """Parcels past their storage period become overdue (one event each to their carrier);
+        stale wrong-credential limiters are dropped on the same round.
+
+        The state holds live parcels only, so this touches at most one parcel per compartment
+        however long the cabinet has run. Limiters are otherwise pruned only when a wrong
+        credential is counted; the periodic sweep forgets those whose ladder has faded even when
+        nobody guesses again (a lockout of a caller that never came back)."""
         now = self.now()
-        changes: list[Change] = []
+        changes: list[Change] = list(limiter.prune(self.state.limiters, now, self.spec.policy,
+                                                   frozenset()))
         ids: list[str] = []
         events: list[DomainEvent] = []
         for parcel in sorted(self.state.parcels.values(), key=lambda p: p.id):
