@@ -13,7 +13,7 @@ from lockerd.config.carriers import Carrier
 from lockerd.config.compartments import Compartment
 from lockerd.config.doors import Doors
 from lockerd.config.gpio import Gpio, GpioDoorSwitch, GpioInput
-from lockerd.config.hardware import Board, Hardware, SerialPort
+from lockerd.config.hardware import Board, Hardware, IdCardReader, SerialPort
 from lockerd.config.loading import (
     EXAMPLE_CONFIG_RESOURCE,
     ConfigError,
@@ -47,6 +47,7 @@ __all__ = [
     "GpioDoorSwitch",
     "GpioInput",
     "Hardware",
+    "IdCardReader",
     "Logging",
     "Mqtt",
     "Oplog",

@@ -27,6 +27,7 @@ from lockerd.api.client import ApiReplyError, AsyncApiClient
 from lockerd.app.daemon import Daemon
 from lockerd.config import Config, example_config_path, example_config_text, parse_config
 from lockerd.demo import flows as demo_flows
+from lockerd.demo.realname import DEMO_REALNAME_PUBLIC
 from lockerd.privacy import mask_waybill
 from lockerd.testing.broker import LocalBroker, local_broker, mosquitto_binary
 from lockerd.testing.carrier import CarrierClient, Received
@@ -73,8 +74,11 @@ Scene = Callable[[DemoContext], Awaitable[None]]
 
 def local_settings(workdir: Path) -> dict[str, Any]:
     """The example config as a dict, with state, socket and a fresh random key (0600) moved
-    into `workdir`: runs as any user, touches nothing outside it (demo and tests)."""
+    into `workdir`: runs as any user, touches nothing outside it (demo and tests). The carriers
+    trust the demo's real-name key, so a cabinet without a reader takes signed drop-offs."""
     data = tomllib.loads(example_config_text())
+    data["carriers"] = [{**c, "realname_public_key": DEMO_REALNAME_PUBLIC}
+                        for c in data.get("carriers", [])]
     key_file = workdir / "oplog.key"
     key_file.write_text(secrets.token_hex(32) + "\n")
     os.chmod(key_file, 0o600)

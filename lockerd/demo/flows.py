@@ -11,6 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lockerd.api.client import AsyncApiClient
+from lockerd.demo.realname import demo_token
 from lockerd.domain.timefmt import format_ts
 from lockerd.privacy import mask_secret, mask_waybill
 
@@ -163,7 +164,7 @@ async def scene_dropoff(ctx: DemoContext) -> None:
     if cam is None:
         return
     req = {"panel": "kiosk-1", "dropoff": {
-        "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c21",
+        "carrier": "sf", "size": "S", "verification_ref": demo_token("sf"),
         "declared_contents": "ceramic vase", "ack_insured_value": True,
         "ack_prohibited_items": True}}
     cam.source.set_mode("covered")  # type: ignore[attr-defined]

@@ -8,6 +8,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from lockerd.domain.identity import Handover, IdentityCheck
 from lockerd.domain.ids import Size
 
 SIZE_ORDER: dict[Size, int] = {Size.S: 0, Size.M: 1, Size.L: 2}
@@ -119,6 +120,13 @@ class Parcel(Frozen):
     closed_at: datetime | None = None
     declared_contents: str | None = None
     verification_ref: str | None = None
+    #: The sender's identity check (drop-offs, Art. 9, 18), masked.
+    identity: IdentityCheck | None = None
+    #: ID-checked handover (government documents): the carrier's keyed hash of the recipient's
+    #: ID number, and the check made at handover (recipient or proxy).
+    handover: Handover = Handover.STANDARD
+    recipient_id_hash: str | None = None
+    handover_check: IdentityCheck | None = None
     reason: str | None = None
     fee_cents: int = 0
     #: Hours the carrier added to the storage period (`parcel.extend`), in total.

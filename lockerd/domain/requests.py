@@ -71,9 +71,10 @@ class Dropoff(Request):
     carrier: str = Field(pattern=CARRIER_PATTERN)
     size: Size
     waybill: str | None = Field(default=None, pattern=WAYBILL_PATTERN)
-    verification_ref: str = Field(default="", max_length=64,
-                                  description="Reference issued by the real-name system; never the "
-                                              "ID number itself.")
+    verification_ref: str = Field(default="", max_length=512,
+                                  description="On a cabinet without an ID-card reader: the "
+                                              "carrier-signed real-name token the sender's app "
+                                              "shows (docs/idcard.md); never the ID number.")
     declared_contents: str = Field(default="", max_length=200)
     ack_insured_value: bool = Field(default=False,
                                     description="Sender acknowledged the insured-value rules.")

@@ -1,6 +1,7 @@
 """The parcel flows as a daemon component: rebuilds the cabinet from the log, serves kiosks and carriers.
 
-start()  reads the pickup-code key and the live state from the encrypted log, rebuilds the
+start()  reads the pickup-code and ID-number keys and the live state from the encrypted log,
+         opens the ID-card reader when configured (lockerd/drivers/factory.py), rebuilds the
          cabinet (blocked compartments included), closes operations a crash left open (their
          door state is unknown: deposits rolled back, compartments blocked) and records door
          faults reported before it started.
@@ -20,25 +21,30 @@ import hashlib
 import hmac
 import logging
 import secrets
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.camera.guard import IntakeChanged
-from lockerd.config import Size
+from lockerd.config import Carrier, Hardware, Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.limiter import CABINET_KEYS, Credential, cabinet_ladder, locked_until
 from lockerd.domain.model import LIVE_STATUSES, Limiter, SetCompartment, SetLimiter
 from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import DoorFault
+from lockerd.drivers.factory import IdReaderSet, open_id_reader
 from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
+from lockerd.parcels.identity import ID_KEY_NAME, IdentityChecks
 from lockerd.parcels.panel_ops import PanelOps
 from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
 from lockerd.sync.commands import CommandRegistry
+from lockerd.sync.signing import load_hmac_key
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +72,8 @@ class ParcelFlows(Component):
 
     def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: DoorWatch,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
-                 clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
+                 clock: Clock | None = None, sweep_interval_s: float = 30.0,
+                 hardware: Hardware | None = None, carrier_cfg: Sequence[Carrier] = ()) -> None:
         super().__init__()
         self.spec = spec
         self.clock: Clock = clock or AdjustableClock()
@@ -77,6 +84,10 @@ class ParcelFlows(Component):
         self._bus = bus
         self._sweep_s = sweep_interval_s
         self._code_key: bytes | None = None
+        self._id_key: bytes | None = None
+        self._hardware = hardware
+        self._carrier_cfg = tuple(carrier_cfg)
+        self.id_readers: IdReaderSet | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._full = False
@@ -139,6 +150,8 @@ class ParcelFlows(Component):
     async def start(self) -> None:
         store = self._log.store
         self._code_key = await store.secret(CODE_KEY_NAME)
+        self._id_key = await store.secret(ID_KEY_NAME)
+        await self._start_identity()
         data = await store.read(load_state)
         state = CabinetState.model_validate(data)
         for cid, size in self.spec.compartments:
@@ -168,8 +181,37 @@ class ParcelFlows(Component):
             self.clear_brute_force()
             await asyncio.sleep(self._sweep_s)
 
+    async def _start_identity(self) -> None:
+        """The identity checks: the reader (when configured), the carriers' real-name public
+        keys and shared ID-hash keys."""
+        if self.id_readers is None and self._hardware is not None:
+            self.id_readers = await open_id_reader(self._hardware)
+        hash_keys: dict[str, bytes] = {}
+        for carrier in self._carrier_cfg:
+            if carrier.id_hash_key_file is not None:
+                hash_keys[carrier.id] = await asyncio.to_thread(load_hmac_key,
+                                                                carrier.id_hash_key_file)
+        realname = {c.id: bytes.fromhex(c.realname_public_key) for c in self._carrier_cfg
+                    if c.realname_public_key is not None}
+        self.service.identity = IdentityChecks(
+            reader=None if self.id_readers is None else self.id_readers.reader,
+            realname_keys=realname, carrier_hash_keys=hash_keys, cabinet_key=self._id_key_bytes,
+            clock=self.clock, today=self._today)
+
+    def _id_key_bytes(self) -> bytes:
+        if self._id_key is None:
+            raise RuntimeError("ID-number key not loaded (parcel flows not started)")
+        return self._id_key
+
+    def _today(self) -> date:
+        """The cabinet's local date: an ID card is valid through its valid-to day there."""
+        return self.clock().astimezone(ZoneInfo(self.spec.timezone)).date()
+
     async def stop(self) -> None:
         self._started = False
+        if self.id_readers is not None:
+            await self.id_readers.close()
+            self.id_readers = None
         await self.panel_ops.stop()
         tasks = list(self._tasks)
         for task in tasks:

@@ -12,12 +12,12 @@ import pytest
 from lockerd.domain import Cabinet, CompartmentState, DoorFailure, ErrorCode, ParcelStatus, RejectReason
 from lockerd.domain.timefmt import format_ts
 from tests.domain.test_flows import SF, deposited, granted, parcel, refused_unchanged, sender
-from tests.fixtures.domain import SPEC, Harness
+from tests.fixtures.domain import PASSED, SPEC, Harness
 
 
 def _rejected_dropoff(h: Harness) -> tuple[str, str]:
     """A drop-off in compartment 1, rejected by its carrier's courier: (parcel id, retrieval code)."""
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     done = h.run(h.cab.confirm_dropoff(1))
     code = done.result["retrieval_code"]
     pid = done.result["parcel_id"]
@@ -127,7 +127,7 @@ def test_unblock_with_a_claimable_parcel_lets_its_code_open_it(h: Harness) -> No
 
 def test_unblock_is_refused_while_a_parcel_its_code_cannot_claim_is_inside(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     pid = h.run(h.cab.confirm_dropoff(1)).result["parcel_id"]
     assert h.run(h.cab.block(1, "door forced", "doors")).ok
     refused = h.cab.unblock(1, "uid:1001", "looks fine")
@@ -181,7 +181,7 @@ def test_clear_is_refused_during_a_door_operation(h: Harness) -> None:
 
 def test_retrieval_code_opens_a_rejected_dropoff_for_its_sender(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     done = h.run(h.cab.confirm_dropoff(1))
     code = done.result["retrieval_code"]
     pid = done.result["parcel_id"]
@@ -220,7 +220,7 @@ def test_a_rejected_dropoff_behind_a_jammed_door_can_be_unblocked_for_its_sender
 
 def test_the_collected_dropoff_code_is_dropped(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     done = h.run(h.cab.confirm_dropoff(1))
     h.run(h.cab.begin_collect(SF, "k1", done.result["parcel_id"]))
     h.run(h.cab.confirm_collect(1, accept=True))

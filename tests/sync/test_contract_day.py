@@ -17,6 +17,7 @@ from lockerd.config import Config
 from lockerd.demo import day as demo
 from lockerd.demo import flows as demo_flows
 from lockerd.demo.day import DemoContext, Timeline, demo_day
+from lockerd.demo.realname import demo_token
 from lockerd.domain.timefmt import format_ts
 from lockerd.testing.carrier import CarrierClient, Received
 from tests.fixtures.cabinet import FAST, speed_up_sim_doors
@@ -95,7 +96,7 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
 
     async def collect_a_dropoff(ctx: DemoContext) -> None:
         res = await ctx.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": {
-            "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c22",
+            "carrier": "sf", "size": "S", "verification_ref": demo_token("sf", "RN-7f3a9c22"),
             "declared_contents": "books", "ack_insured_value": True,
             "ack_prohibited_items": True}})
         assert "parcel_id" in res, res
@@ -105,7 +106,7 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
     async def reject_retrieve_and_clear(ctx: DemoContext) -> None:
         # a drop-off the courier rejects goes back to its sender with the retrieval code (Art. 21)
         res = await ctx.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": {
-            "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c23",
+            "carrier": "sf", "size": "S", "verification_ref": demo_token("sf", "RN-7f3a9c23"),
             "declared_contents": "books", "ack_insured_value": True,
             "ack_prohibited_items": True}})
         retrieval = res["retrieval_code"]
