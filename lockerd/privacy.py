@@ -182,7 +182,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "version", "schema", "migrated_from",
     # Identity checks as facts: how, with what outcome, when, on which reader, for what.
     "identity", "identity_check", "handover_check", "method", "id_method", "id_outcome",
-    "checked_at", "sam_id", "relation", "handover", "purpose",
+    "checked_at", "sam_id", "relation", "handover", "purpose", "collected_by", "cabinet",
     # Backups and restores (lockerd.oplog.backup): chain heads and file digests.
     "head_hash", "verified", "oplog_sha256", "evidence_sha256", "replaced_head_seq",
     # Results of decisions and carrier messages (docs/mqtt.md).

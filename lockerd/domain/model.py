@@ -179,6 +179,8 @@ class Expectation(Frozen):
     valuable: bool = False
     agreement: bool = False
     declared_weight_g: int | None = None
+    handover: Handover = Handover.STANDARD
+    recipient_id_hash: str | None = None
     expected_at: datetime
 
     @property

@@ -63,3 +63,5 @@ class CabinetSpec:
     timezone: str = "UTC"
     #: The cabinet has an ID-card reader (ID-checked handovers need one).
     id_reader: bool = False
+    #: The cabinet's id (topics, receipts).
+    cabinet_id: str = ""

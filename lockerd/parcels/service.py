@@ -42,6 +42,7 @@ from lockerd.domain import (
 )
 from lockerd.domain.errors import Refused
 from lockerd.domain.flows.maintenance import DOORS_ACTOR
+from lockerd.domain.identity import Relation
 from lockerd.oplog import OutboxMessage
 from lockerd.parcels.ports import (
     Camera,
@@ -272,11 +273,18 @@ class ParcelService:
                                         on_begin)
 
     async def pickup(self, panel: str, code: str, accept_fee_cents: int | None = None, *,
-                     on_begin: OnBegin | None = None) -> Decision:
+                     on_begin: OnBegin | None = None, relation: Relation | None = None) -> Decision:
         """Recipient opens with the code (and the fee shown, when one is due); on close:
         picked_up, or refused if `refuse` was called. A sender's retrieval code opens a rejected
-        drop-off the same way (returned_to_sender)."""
-        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents))
+        drop-off the same way (returned_to_sender). An ID-checked parcel first reads the card on
+        the reader (the recipient's, or a proxy's with `relation`)."""
+        check = None
+        carrier = self.cabinet.id_check_carrier(code)
+        if carrier is not None and self.identity is not None:
+            check = await self.identity.check_card(carrier=carrier,
+                                                   relation=relation or Relation.SELF)
+        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents,
+                                                                     check))
 
         def finish(cid: int) -> Callable[[], Decision]:
             intent = self._intents.pop(cid, None)

@@ -42,4 +42,5 @@ def cabinet_spec(cfg: Config) -> CabinetSpec:
         expectation_required=frozenset(c.id for c in cfg.carriers if c.require_expectation),
         timezone=cfg.cabinet.timezone,
         id_reader=cfg.hardware.idcard.enabled,
+        cabinet_id=cfg.cabinet.id,
     )

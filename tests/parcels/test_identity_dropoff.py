@@ -15,6 +15,7 @@ import pytest
 
 from lockerd.sim.idcard import EXPIRED_CARD, VALID_CARD, IdCardSim
 from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, dropoff
+from tests.parcels.test_identity_handover import scan
 
 pytestmark = pytest.mark.asyncio
 
@@ -87,13 +88,7 @@ async def test_dropoff_needs_a_card_and_keeps_the_masked_result(
     await cab.stop()
     # plaintext scan: state directory (log, evidence, WAL), text log records, stdout/stderr
     forms = _clear_forms()
-    scanned = 0
-    for path in (tmp_path / "state").rglob("*"):
-        if path.is_file():
-            data = path.read_bytes()
-            scanned += 1
-            assert not [f for f in forms if f in data], path
-    assert scanned >= 2
+    assert scan(tmp_path / "state") >= 2
     text = "\n".join(r.getMessage() for r in caplog.records).encode()
     out = capsys.readouterr()
     for blob in (text, out.out.encode(), out.err.encode()):

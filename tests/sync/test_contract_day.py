@@ -17,8 +17,10 @@ from lockerd.config import Config
 from lockerd.demo import day as demo
 from lockerd.demo import flows as demo_flows
 from lockerd.demo.day import DemoContext, Timeline, demo_day
+from lockerd.demo.identity import present
 from lockerd.demo.realname import demo_token
 from lockerd.domain.timefmt import format_ts
+from lockerd.sim.idcard import VALID_CARD
 from lockerd.testing.carrier import CarrierClient, Received
 from tests.fixtures.cabinet import FAST, speed_up_sim_doors
 from tests.sync.contract import errors, schema_of
@@ -95,6 +97,7 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         sf.publish_raw(sf.topics.cmd("sf"), b"not json")
 
     async def collect_a_dropoff(ctx: DemoContext) -> None:
+        assert present(ctx.daemon, VALID_CARD)  # the demo cabinet has a (simulated) reader
         res = await ctx.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": {
             "carrier": "sf", "size": "S", "verification_ref": demo_token("sf", "RN-7f3a9c22"),
             "declared_contents": "books", "ack_insured_value": True,
