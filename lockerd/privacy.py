@@ -183,6 +183,8 @@ NON_PERSONAL: frozenset[str] = frozenset({
     # Identity checks as facts: how, with what outcome, when, on which reader, for what.
     "identity", "identity_check", "handover_check", "method", "id_method", "id_outcome",
     "checked_at", "sam_id", "relation", "handover", "purpose", "collected_by", "cabinet",
+    # Escalated incidents: the incident's key (kind and where) and its tier.
+    "incident", "tier",
     # Backups and restores (lockerd.oplog.backup): chain heads and file digests.
     "head_hash", "verified", "oplog_sha256", "evidence_sha256", "replaced_head_seq",
     # Results of decisions and carrier messages (docs/mqtt.md).

@@ -12,6 +12,7 @@ from lockerd.config.camera import Camera
 from lockerd.config.carriers import Carrier
 from lockerd.config.compartments import Compartment
 from lockerd.config.doors import Doors
+from lockerd.config.escalation import Escalation
 from lockerd.config.gpio import Gpio, GpioDoorSwitch, GpioInput
 from lockerd.config.hardware import Board, Hardware, IdCardReader, SerialPort
 from lockerd.config.loading import (
@@ -43,6 +44,7 @@ __all__ = [
     "ConfigError",
     "ConfigErrorList",
     "Doors",
+    "Escalation",
     "Gpio",
     "GpioDoorSwitch",
     "GpioInput",

@@ -5,7 +5,8 @@ start()  reads the pickup-code and ID-number keys and the live state from the en
          cabinet (blocked compartments included), closes operations a crash left open (their
          door state is unknown: deposits rolled back, compartments blocked) and records door
          faults reported before it started.
-run()    marks parcels past their storage period overdue, periodically.
+run()    marks parcels past their storage period overdue and escalates incidents that stay
+         open (lockerd/parcels/escalation.py), periodically.
 The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py; the technician's
 compartments.* and incidents: lockerd/parcels/tech_api.py) and the carrier commands
 (courier.grant, courier.revoke, parcel.expect, parcel.recall; lockerd/parcels/carrier_commands.py)
@@ -19,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import secrets
 from collections.abc import Sequence
@@ -38,6 +40,7 @@ from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import DoorFault
 from lockerd.drivers.factory import IdReaderSet, open_id_reader
 from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
+from lockerd.parcels.escalation import Escalator
 from lockerd.parcels.identity import ID_KEY_NAME, IdentityChecks
 from lockerd.parcels.panel_ops import PanelOps
 from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
@@ -49,6 +52,13 @@ from lockerd.sync.signing import load_hmac_key
 log = logging.getLogger(__name__)
 
 CODE_KEY_NAME = "pickup-code.hmac"
+
+
+def _escalation_records(conn: Any) -> list[dict[str, Any]]:
+    """Bodies of the escalation alerts in the chain, in order (to rebuild published tiers)."""
+    rows = conn.execute("SELECT body FROM operations WHERE kind IN ('alert.raised', "
+                        "'alert.cleared') AND body LIKE '%incident_escalated%' ORDER BY seq")
+    return [json.loads(body) for (body,) in rows]
 
 
 class AdjustableClock:
@@ -73,7 +83,8 @@ class ParcelFlows(Component):
     def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: DoorWatch,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
                  clock: Clock | None = None, sweep_interval_s: float = 30.0,
-                 hardware: Hardware | None = None, carrier_cfg: Sequence[Carrier] = ()) -> None:
+                 hardware: Hardware | None = None, carrier_cfg: Sequence[Carrier] = (),
+                 escalation_hours: Sequence[float] = (24.0, 48.0, 72.0)) -> None:
         super().__init__()
         self.spec = spec
         self.clock: Clock = clock or AdjustableClock()
@@ -88,6 +99,7 @@ class ParcelFlows(Component):
         self._hardware = hardware
         self._carrier_cfg = tuple(carrier_cfg)
         self.id_readers: IdReaderSet | None = None
+        self.escalator = Escalator(escalation_hours, bus.publish)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._full = False
@@ -143,7 +155,13 @@ class ParcelFlows(Component):
         reason = None if self._gate.is_open() else self._gate.reason()
         rows = [*incidents.cabinet_incidents(self.cabinet.state, now), *self._doors.incidents(),
                 *incidents.camera_incident(reason, self._intake_closed_since, now)]
-        return incidents.ordered(rows)
+        return self.escalator.annotate(incidents.ordered(rows))
+
+    def escalate(self) -> None:
+        """Publish the tiers open incidents newly reached, close resolved ones (run loop; tests
+        call it after moving the clock)."""
+        if self._started:
+            self.escalator.check(self.incidents())
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -151,6 +169,7 @@ class ParcelFlows(Component):
         store = self._log.store
         self._code_key = await store.secret(CODE_KEY_NAME)
         self._id_key = await store.secret(ID_KEY_NAME)
+        self.escalator.restore(await store.read(_escalation_records))
         await self._start_identity()
         data = await store.read(load_state)
         state = CabinetState.model_validate(data)
@@ -179,6 +198,10 @@ class ParcelFlows(Component):
             except Exception as exc:
                 log.error("overdue sweep failed: %s", exc)
             self.clear_brute_force()
+            try:
+                self.escalate()
+            except Exception as exc:
+                log.error("incident escalation failed: %s", exc)
             await asyncio.sleep(self._sweep_s)
 
     async def _start_identity(self) -> None:

@@ -131,6 +131,8 @@ class AlertPayload(Message):
     compartment: int | None = None
     active: bool
     detail: str
+    incident: str | None = None
+    tier: int | None = None
 
 
 # ------------------------------------------------------------------ carrier topics

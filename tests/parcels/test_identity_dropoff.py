@@ -13,9 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from lockerd.sim.idcard import EXPIRED_CARD, VALID_CARD, IdCardSim
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, dropoff
+from lockerd.demo.identity import recipient_hash
+from lockerd.sim.idcard import EXPIRED_CARD, LONG_TERM_CARD, VALID_CARD, IdCardSim
+from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, dropoff
 from tests.parcels.test_identity_handover import scan
+from tests.parcels.test_technician import _lockerctl
 
 pytestmark = pytest.mark.asyncio
 
@@ -104,3 +106,33 @@ async def test_reader_fault_refuses(reader_cab: Cabinet) -> None:
     assert err.code == "no_verification"
     res = await cab.call("panel.dropoff", {"dropoff": dropoff(verification_ref="")})
     assert "parcel_id" in res
+
+
+async def test_lockerctl_panel_reader_flows(reader_cab: Cabinet,
+                                            capsys: pytest.CaptureFixture[str],
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """`lockerctl panel dropoff` checks the card on the reader; `panel pickup --relation` hands an
+    ID-checked parcel to a proxy."""
+    cab, sim = reader_cab, _sim(reader_cab)
+    sim.present(VALID_CARD)
+    rc, out, err = await _lockerctl(cab, capsys, "panel", "dropoff", "--carrier", CARRIER,
+                                    "--size", "S", "--contents", "books", "--ack-insured-value",
+                                    "--ack-prohibited-items")
+    assert rc == 0, err
+    assert "compartment" in out
+    digest = recipient_hash(cab.d, CARRIER, VALID_CARD.id_number)
+    reply = await cab.command(CARRIER, "parcel.expect", {
+        "waybill": "SF8300000001", "size": "S", "consent": True, "handover": "id_check",
+        "recipient_id_hash": digest})
+    assert reply["result"]["deliverable"], reply
+    res = await cab.call("panel.deliver", {**courier(), "parcel": {"waybill": "SF8300000001",
+                                                                   "size": "S"}})
+    monkeypatch.setenv("LOCKER_CODE", await cab.code_of(res["parcel_id"]))
+    sim.present(LONG_TERM_CARD)
+    rc, out, err = await _lockerctl(cab, capsys, "panel", "pickup")
+    assert rc == 1
+    assert "id_mismatch" in out + err
+    rc, out, err = await _lockerctl(cab, capsys, "panel", "pickup", "--relation", "colleague")
+    assert rc == 0, err
+    [receipt] = await cab.events("parcel.receipt")
+    assert (receipt["body"]["collected_by"], receipt["body"]["relation"]) == ("proxy", "colleague")
