@@ -66,6 +66,16 @@ def _cmd_config_example(_args: argparse.Namespace) -> int:
     return 0
 
 
+def _cmd_fleet_watch(args: argparse.Namespace) -> int:
+    from lockerd.sync import fleet
+
+    host, port = fleet.parse_broker(args.broker, tls=args.tls)
+    broker = fleet.Broker(host, port, tls=args.tls, ca_file=args.ca_file,
+                          cert_file=args.cert_file, key_file=args.key_file)
+    return fleet.run(broker, prefix=args.prefix, once_after_s=args.once, refresh_s=args.refresh,
+                     out=sys.stdout)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Subcommands of `lockerd`."""
     parser = argparse.ArgumentParser(prog="lockerd", description="Parcel-locker cabinet daemon.")
@@ -105,6 +115,19 @@ def build_parser() -> argparse.ArgumentParser:
     config_sub = p.add_subparsers(dest="config_command", required=True, metavar="ACTION")
     p = config_sub.add_parser("example", help="print the example config (runs as-is on the simulator)")
     p.set_defaults(func=_cmd_config_example)
+
+    p = sub.add_parser("fleet-watch", help="one line per cabinet from the retained health "
+                                           "telemetry (an operator's view; no daemon)")
+    p.add_argument("--broker", required=True, help="HOST[:PORT] of a regional or central broker")
+    p.add_argument("--prefix", default="lockers", help="topic prefix of the cabinets")
+    p.add_argument("--tls", action="store_true", help="connect with TLS (port 8883 by default)")
+    p.add_argument("--ca-file", help="CA bundle for --tls")
+    p.add_argument("--cert-file", help="client certificate for --tls")
+    p.add_argument("--key-file", help="client key for --tls")
+    p.add_argument("--once", type=float, metavar="SECONDS",
+                   help="collect this long, print the table once and exit")
+    p.add_argument("--refresh", type=float, default=2.0, help="seconds between redraws")
+    p.set_defaults(func=_cmd_fleet_watch)
 
     # Parsed by lockerd.camera.check itself (main() hands it the rest of the arguments).
     sub.add_parser("camera-check", add_help=False,

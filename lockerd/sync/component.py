@@ -19,6 +19,7 @@ from lockerd.oplog import OpLog
 from lockerd.sync.alerts import record_alert
 from lockerd.sync.commands import CommandContext, CommandProcessor, CommandRegistry
 from lockerd.sync.feed import CarrierFeed
+from lockerd.sync.health import HealthPublisher, HealthSource
 from lockerd.sync.link import LinkCallbacks, MqttLink, TlsFiles, Will
 from lockerd.sync.maintenance import Maintenance
 from lockerd.sync.payloads import FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
@@ -66,6 +67,8 @@ class SyncComponent(Component):
         self.link: MqttLink | None = None
         self.publisher: OutboxPublisher | None = None
         self.processor: CommandProcessor | None = None
+        #: fleet health telemetry, once the daemon attaches its snapshot source
+        self.health: HealthPublisher | None = None
         self._inbox: asyncio.Queue[tuple[str, bytes, int, int]] = asyncio.Queue()
         self._alerts: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -109,6 +112,16 @@ class SyncComponent(Component):
                             free=FreeCounts(**self._view.free_counts()),
                             blocked=self._view.blocked())
 
+    def attach_health(self, source: HealthSource) -> None:
+        """Publish the retained `health` topic from `source` (call before start)."""
+        self.health = HealthPublisher(source, lambda: self.link, self.topics.health,
+                                      interval_s=self._mqtt.health_interval_s,
+                                      min_gap_s=self._mqtt.health_min_interval_s)
+
+    def backlog(self) -> tuple[int, float]:
+        """Unsent outbox messages and the oldest one's age in seconds (as last measured)."""
+        return self._backlog
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
@@ -139,6 +152,8 @@ class SyncComponent(Component):
         if self.link is not None:
             await self.link.start()
         loop = asyncio.get_running_loop()
+        if self.health is not None:
+            self._tasks.append(loop.create_task(self.health.run(), name="sync:health"))
         for coro, name in ((self.publisher.run(), "drain"), (self._commands(), "commands"),
                            (self._forward_alerts(), "alerts"), (self._watch_backlog(), "backlog"),
                            (self._state_loop(), "state"), (self._prune_loop(), "prune"),
@@ -189,6 +204,7 @@ class SyncComponent(Component):
             "acked": pub.acked if pub else 0,
             "commands": self.processor.handled if self.processor else 0,
             "commands_refused": self.processor.refused if self.processor else 0,
+            "health_published": self.health.published if self.health else 0,
             "last_error": self.last_error or (link.last_error if link else None)
                           or (pub.last_error if pub else None),
         }
@@ -203,6 +219,8 @@ class SyncComponent(Component):
         link.publish(self.topics.status, self._birth(), 1, True)
         self._last_state = 0.0
         self.feed.state_changed()
+        if self.health is not None:
+            self.health.connected()
         if self.publisher is not None:
             self.publisher.on_connect()
 

@@ -94,7 +94,8 @@ class CarrierClient:
         self.link.subscribe(self.topics.events(self.carrier), 1)
         self.link.subscribe(self.topics.reply(self.carrier), 1)
         if self.watch_cabinet:
-            for topic in (self.topics.status, self.topics.state, self.topics.alerts):
+            for topic in (self.topics.status, self.topics.state, self.topics.alerts,
+                          self.topics.health):
                 self.link.subscribe(topic, 1)
         self._connected.set()
 
