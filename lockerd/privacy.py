@@ -120,6 +120,11 @@ PERSONAL: Mapping[str, PersonalField] = MappingProxyType({
     # masked whole like the contents, never in the chain.
     "verification_ref": PersonalField(mask_secret),
     "sender_verification": PersonalField(mask_secret),
+    # Identity checks (Art. 9, 18; docs/idcard.md): only masked forms are ever produced; they
+    # stay personal (a masked name and ID number with a time and place narrow a person down).
+    # The keyed hashes of the ID number are secrets: with the key, a number can be tested.
+    "name_masked": _NAME, "id_masked": _ID, "reference": PersonalField(mask_secret),
+    "id_hash": _SECRET, "carrier_id_hash": _SECRET, "recipient_id_hash": _SECRET,
     "code": _SECRET, "pickup_code": _SECRET,
     # The sender's code that takes back a rejected drop-off (Art. 21): shown once at the kiosk,
     # kept only as a keyed digest (in `code`), never anywhere in clear.
@@ -175,6 +180,11 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",
     "version", "schema", "migrated_from",
+    # Identity checks as facts: how, with what outcome, when, on which reader, for what.
+    "identity", "identity_check", "handover_check", "method", "id_method", "id_outcome",
+    "checked_at", "sam_id", "relation", "handover", "purpose", "collected_by", "cabinet",
+    # Escalated incidents: the incident's key (kind and where) and its tier.
+    "incident", "tier",
     # Backups and restores (lockerd.oplog.backup): chain heads and file digests.
     "head_hash", "verified", "oplog_sha256", "evidence_sha256", "replaced_head_seq",
     # Results of decisions and carrier messages (docs/mqtt.md).
@@ -184,7 +194,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     # Anchors (lockerd.oplog.anchors): signed chain heads in event envelopes, and the reset of
     # a log (its old head); the cabinet id, key ids and signatures are the device's, not a
     # person's.
-    "anchor", "cabinet", "key_id", "sig", "requested_at", "previous_epoch", "previous_seq",
+    "anchor", "key_id", "sig", "requested_at", "previous_epoch", "previous_seq",
     "previous_hash",
 })
 

@@ -133,7 +133,9 @@ class Daemon:
         return ParcelFlows(cabinet_spec(self.cfg),
                            close_timeout_s=self.cfg.doors.close_timeout_s, log=self.oplog,
                            doors=self.doors, gate=gate, camera=self.camera, carriers=feed,
-                           bus=self.events)
+                           bus=self.events, hardware=self.cfg.hardware,
+                           carrier_cfg=self.cfg.carriers,
+                           escalation_hours=self.cfg.escalation.tiers_hours)
     # --- end parcel flows
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:

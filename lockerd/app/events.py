@@ -28,6 +28,7 @@ class AlertKind(StrEnum):
     TAMPER = "tamper"
     POWER = "power"
     BRUTE_FORCE = "brute_force"
+    INCIDENT_ESCALATED = "incident_escalated"
 
 
 class Severity(StrEnum):
@@ -54,6 +55,9 @@ class Alert:
     compartment: int | None = None
     board: int | None = None
     ts: datetime = field(default_factory=utc_now)
+    #: incident_escalated: which incident (`lockerctl incidents` key) and its tier.
+    incident: str | None = None
+    tier: int | None = None
 
 
 Listener = Callable[[Any], None]

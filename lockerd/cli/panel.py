@@ -80,7 +80,10 @@ def cmd_deliver(ctx: Ctx) -> int:
 def cmd_pickup(ctx: Ctx) -> int:
     """Open with the recipient's code (read from --code-env, never echoed)."""
     code = os.environ.get(ctx.args.code_env, "")
-    result = _call(ctx, "panel.pickup", {"panel": ctx.args.panel, "code": code})
+    params: dict[str, Any] = {"panel": ctx.args.panel, "code": code}
+    if ctx.args.relation:
+        params["relation"] = ctx.args.relation
+    result = _call(ctx, "panel.pickup", params)
     if not ctx.json:
         print(f"code {mask_secret(code)}")
     return _show(ctx, result)
@@ -94,7 +97,8 @@ def cmd_refuse(ctx: Ctx) -> int:
 
 
 def cmd_dropoff(ctx: Ctx) -> int:
-    """A sender's drop-off (needs intake open)."""
+    """A sender's drop-off (needs intake open, and the sender's ID card on the reader, or on a
+    cabinet without one the carrier-signed real-name token in --verification-ref; Art. 18)."""
     a = ctx.args
     req: dict[str, Any] = {"carrier": a.carrier, "size": a.size, "verification_ref": a.verification_ref,
                            "declared_contents": a.contents, "ack_insured_value": a.ack_insured_value,
@@ -146,8 +150,11 @@ def add_panel_commands(subparsers: Any, common_parent: argparse.ArgumentParser) 
         p.add_argument(f"--{flag}", action="store_true")
     p.add_argument("--declared-weight", type=int)
     p.add_argument("--measured-weight", type=int)
-    p = add("pickup", cmd_pickup, "open with a pickup code")
+    p = add("pickup", cmd_pickup, "open with a pickup code (ID-checked parcels: card on the reader)")
     p.add_argument("--code-env", default="LOCKER_CODE", help="environment variable holding the code")
+    p.add_argument("--relation",
+                   choices=["self", "family", "colleague", "property_management", "other"],
+                   help="ID-checked parcels: whose card is on the reader (default: the recipient)")
     p = add("refuse", cmd_refuse, "refuse the parcel at the open door (Art. 26)")
     p.add_argument("compartment", type=int)
     p.add_argument("--reason", required=True,
@@ -156,7 +163,9 @@ def add_panel_commands(subparsers: Any, common_parent: argparse.ArgumentParser) 
     p.add_argument("--carrier", required=True)
     p.add_argument("--size", required=True, choices=["S", "M", "L"])
     p.add_argument("--waybill")
-    p.add_argument("--verification-ref", required=True)
+    p.add_argument("--verification-ref", default="",
+                   help="cabinet without a reader: the carrier-signed real-name token (QR code); "
+                        "with a reader the card on it is checked instead")
     p.add_argument("--contents", required=True)
     p.add_argument("--ack-insured-value", action="store_true")
     p.add_argument("--ack-prohibited-items", action="store_true")

@@ -69,7 +69,8 @@ def cmd_clear(ctx: Ctx) -> int:
 
 def cmd_incidents(ctx: Ctx) -> int:
     """Blocked compartments, stuck parcels, rejected drop-offs, overdue parcels, unknown doors,
-    boards offline, camera down; each with its age, the oldest first within a kind."""
+    boards offline, camera down; each with its age and escalation tier (24/48/72 h by default),
+    the oldest first within a kind."""
     rows: list[dict[str, Any]] = ctx.call("incidents")["incidents"]
     if ctx.json:
         emit_json({"incidents": rows})
@@ -78,9 +79,9 @@ def cmd_incidents(ctx: Ctx) -> int:
         print("no incidents")
         return EXIT_OK
     # 80 columns: the parcel ids and times are in --json
-    print(table(["incident", "where", "age", "detail"],
-                [[r["kind"], _what(r), human_age(r.get("age_s")),
-                  _short(str(r.get("detail", "")))] for r in rows]))
+    print(table(["incident", "where", "age", "tier", "detail"],
+                [[r["kind"], _what(r), human_age(r.get("age_s")), str(r.get("tier") or "-"),
+                  _short(str(r.get("detail", "")), 32)] for r in rows]))
     return EXIT_OK
 
 

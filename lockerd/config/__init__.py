@@ -12,8 +12,9 @@ from lockerd.config.camera import Camera
 from lockerd.config.carriers import Carrier
 from lockerd.config.compartments import Compartment
 from lockerd.config.doors import Doors
+from lockerd.config.escalation import Escalation
 from lockerd.config.gpio import Gpio, GpioDoorSwitch, GpioInput
-from lockerd.config.hardware import Board, Hardware, SerialPort
+from lockerd.config.hardware import Board, Hardware, IdCardReader, SerialPort
 from lockerd.config.loading import (
     EXAMPLE_CONFIG_RESOURCE,
     ConfigError,
@@ -43,10 +44,12 @@ __all__ = [
     "ConfigError",
     "ConfigErrorList",
     "Doors",
+    "Escalation",
     "Gpio",
     "GpioDoorSwitch",
     "GpioInput",
     "Hardware",
+    "IdCardReader",
     "Logging",
     "Mqtt",
     "Oplog",

@@ -19,6 +19,16 @@ class Carrier(Strict):
         default=None,
         description="File holding the HMAC-SHA256 key for command signatures; when set, "
                     "unsigned commands are refused.")
+    realname_public_key: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$",
+        description="Ed25519 public key (64 hex digits) of the carrier's real-name system: on "
+                    "a cabinet without an ID-card reader a drop-off needs a token signed with "
+                    "it (docs/idcard.md). Not a secret.")
+    id_hash_key_file: Path | None = Field(
+        default=None,
+        description="File holding the key (64 hex digits) shared with the carrier for keyed "
+                    "hashes of ID numbers: `recipient_id_hash` of ID-checked handovers "
+                    "(docs/idcard.md). A secret: 0600, like hmac_key_file.")
     require_expectation: bool = Field(
         default=False,
         description="Deliver only waybills this carrier announced with parcel.expect (the "

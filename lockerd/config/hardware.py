@@ -43,6 +43,22 @@ class Board(Strict):
         description="True when the door-input bit reads 0 for an open door (locks differ).")
 
 
+class IdCardReader(Strict):
+    """The second-generation ID-card reader (SAM module on a serial port; docs/idcard.md)."""
+
+    enabled: bool = Field(default=False,
+                          description="The cabinet has a reader: drop-offs need a card on it "
+                                      "(Art. 18) and ID-checked handovers are possible.")
+    port: str = Field(default="/dev/ttyUSB1",
+                      description="Device path of the reader; ignored by the sim backend, which "
+                                  "simulates the reader on a pseudo-terminal.")
+    baudrate: int = Field(default=115200, ge=9600, le=921600, description="Line speed in baud.")
+    timeout_ms: int = Field(default=500, ge=50, le=5000,
+                            description="Reply timeout for find/select/SAM commands.")
+    read_timeout_ms: int = Field(default=2000, ge=200, le=10000,
+                                 description="Reply timeout for reading a card.")
+
+
 class Hardware(Strict):
     """Which implementation runs the hardware, and the bus layout."""
 
@@ -51,6 +67,8 @@ class Hardware(Strict):
     buses: list[SerialPort] = Field(default_factory=lambda: [SerialPort()],
                                     description="RS-485 buses.")
     boards: list[Board] = Field(default_factory=list, description="Lock-control boards.")
+    idcard: IdCardReader = Field(default_factory=IdCardReader,
+                                 description="The ID-card reader, when the cabinet has one.")
 
     @model_validator(mode="after")
     def _boards_on_known_buses(self) -> Hardware:

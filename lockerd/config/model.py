@@ -11,6 +11,7 @@ from lockerd.config.camera import Camera
 from lockerd.config.carriers import Carrier
 from lockerd.config.compartments import Compartment
 from lockerd.config.doors import Doors
+from lockerd.config.escalation import Escalation
 from lockerd.config.gpio import Gpio
 from lockerd.config.hardware import Hardware
 from lockerd.config.logging import Logging
@@ -40,6 +41,8 @@ class Config(Strict):
     gpio: Gpio = Field(default_factory=Gpio)
     oplog: Oplog = Field(default_factory=Oplog)
     logging: Logging = Field(default_factory=Logging)
+    escalation: Escalation = Field(default_factory=Escalation,
+                                   description="Tiers of unresolved incidents.")
     camera: Camera = Field(default_factory=Camera, description="Camera guard and evidence.")
 
     @field_validator("compartments")

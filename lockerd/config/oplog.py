@@ -27,6 +27,10 @@ class Oplog(Strict):
     courier_days: int = Field(default=90, ge=1, le=3650,
                               description="Days after a courier grant expired or was revoked "
                                           "until it is deleted.")
+    identity_check_days: int = Field(
+        default=365, ge=30, le=3650,
+        description="Days identity-check results (masked; Art. 9 para. 2) are kept after the "
+                    "check, then destroyed with a destruction record.")
     outbox_sent_days: int = Field(default=7, ge=1, le=365,
                                   description="Days published outbox messages are kept.")
     command_days: int = Field(default=7, ge=7, le=365,

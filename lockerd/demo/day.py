@@ -27,6 +27,8 @@ from lockerd.api.client import ApiReplyError, AsyncApiClient
 from lockerd.app.daemon import Daemon
 from lockerd.config import Config, example_config_path, example_config_text, parse_config
 from lockerd.demo import flows as demo_flows
+from lockerd.demo.identity import scene_id_handover
+from lockerd.demo.realname import DEMO_REALNAME_PUBLIC
 from lockerd.privacy import mask_waybill
 from lockerd.testing.broker import LocalBroker, local_broker, mosquitto_binary
 from lockerd.testing.carrier import CarrierClient, Received
@@ -73,8 +75,17 @@ Scene = Callable[[DemoContext], Awaitable[None]]
 
 def local_settings(workdir: Path) -> dict[str, Any]:
     """The example config as a dict, with state, socket and a fresh random key (0600) moved
-    into `workdir`: runs as any user, touches nothing outside it (demo and tests)."""
+    into `workdir`: runs as any user, touches nothing outside it (demo and tests). The carriers
+    trust the demo's real-name key, so a cabinet without a reader takes signed drop-offs."""
     data = tomllib.loads(example_config_text())
+    data["carriers"] = []
+    for carrier in tomllib.loads(example_config_text()).get("carriers", []):
+        # the ID-number hash key this carrier shares with the cabinet (ID-checked handovers)
+        id_key = workdir / f"{carrier['id']}.idkey"
+        id_key.write_text(secrets.token_hex(32) + "\n")
+        os.chmod(id_key, 0o600)
+        data["carriers"].append({**carrier, "realname_public_key": DEMO_REALNAME_PUBLIC,
+                                 "id_hash_key_file": str(id_key)})
     key_file = workdir / "oplog.key"
     key_file.write_text(secrets.token_hex(32) + "\n")
     os.chmod(key_file, 0o600)
@@ -88,6 +99,8 @@ def demo_config(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int =
     data = local_settings(workdir)
     # A person closes a door within seconds in the demo, not minutes.
     data.setdefault("doors", {}).update({"close_timeout_s": 20.0})
+    # the demo cabinet has an ID-card reader (simulated): drop-offs show a card (Art. 18)
+    data.setdefault("hardware", {}).setdefault("idcard", {})["enabled"] = True
     if mqtt_host:
         data["mqtt"] = {**data.get("mqtt", {}), "enabled": True, "host": mqtt_host,
                         "port": mqtt_port, "tls": False, "reconnect_min_s": 1,
@@ -183,7 +196,7 @@ SCENES: list[Scene] = [
     scene_broker_down, demo_flows.scene_deliveries, demo_flows.scene_wrong_codes,
     scene_broker_back,
     demo_flows.scene_refusal, demo_flows.scene_revoked, demo_flows.scene_dropoff,
-    demo_flows.scene_overdue, demo_flows.scene_door_never_closes,
+    scene_id_handover, demo_flows.scene_overdue, demo_flows.scene_door_never_closes,
 ]
 
 

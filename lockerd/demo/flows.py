@@ -11,8 +11,10 @@ from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from lockerd.api.client import AsyncApiClient
+from lockerd.demo.realname import demo_token
 from lockerd.domain.timefmt import format_ts
 from lockerd.privacy import mask_secret, mask_waybill
+from lockerd.sim.idcard import VALID_CARD
 
 if TYPE_CHECKING:
     from lockerd.app.daemon import Daemon
@@ -163,9 +165,14 @@ async def scene_dropoff(ctx: DemoContext) -> None:
     if cam is None:
         return
     req = {"panel": "kiosk-1", "dropoff": {
-        "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c21",
+        "carrier": "sf", "size": "S", "verification_ref": demo_token("sf"),
         "declared_contents": "ceramic vase", "ack_insured_value": True,
         "ack_prohibited_items": True}}
+    readers = ctx.daemon.parcels.id_readers
+    if readers is not None and readers.sim is not None:
+        # the sender lays their ID card on the reader (Art. 18); a reader-less cabinet takes
+        # the signed token instead
+        readers.sim.present(VALID_CARD)
     cam.source.set_mode("covered")  # type: ignore[attr-defined]
     ctx.timeline.say("sim", "someone covers the camera")
     await _until(cam.is_open, want=False)

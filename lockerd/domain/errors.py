@@ -44,6 +44,11 @@ class ErrorCode(StrEnum):
     ID_NUMBER_NOT_ALLOWED = "id_number_not_allowed"
     NO_CONTENTS = "no_contents"
     NOT_ACKNOWLEDGED = "not_acknowledged"
+    # identity at the cabinet (Art. 9, 18; government documents: ID-checked handover)
+    ID_CARD_EXPIRED = "id_card_expired"
+    ID_CHECK_REQUIRED = "id_check_required"
+    ID_MISMATCH = "id_mismatch"
+    NO_ID_READER = "no_id_reader"
     # state
     BAD_STATE = "bad_state"
     UNKNOWN_COMPARTMENT = "unknown_compartment"

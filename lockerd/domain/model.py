@@ -9,6 +9,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, TypeAdapter
 
+from lockerd.domain.identity import Handover, IdentityCheck
 from lockerd.domain.ids import Size
 
 SIZE_ORDER: dict[Size, int] = {Size.S: 0, Size.M: 1, Size.L: 2}
@@ -120,6 +121,13 @@ class Parcel(Frozen):
     closed_at: datetime | None = None
     declared_contents: str | None = None
     verification_ref: str | None = None
+    #: The sender's identity check (drop-offs, Art. 9, 18), masked.
+    identity: IdentityCheck | None = None
+    #: ID-checked handover (government documents): the carrier's keyed hash of the recipient's
+    #: ID number, and the check made at handover (recipient or proxy).
+    handover: Handover = Handover.STANDARD
+    recipient_id_hash: str | None = None
+    handover_check: IdentityCheck | None = None
     reason: str | None = None
     fee_cents: int = 0
     #: Hours the carrier added to the storage period (`parcel.extend`), in total.
@@ -172,6 +180,8 @@ class Expectation(Frozen):
     valuable: bool = False
     agreement: bool = False
     declared_weight_g: int | None = None
+    handover: Handover = Handover.STANDARD
+    recipient_id_hash: str | None = None
     expected_at: datetime
 
     @property

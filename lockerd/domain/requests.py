@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lockerd.domain.identity import Handover
 from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, WAYBILL_PATTERN, Size
+
+ID_HASH_PATTERN = r"^hmac-sha256:[0-9a-f]{64}$"
 
 
 class Request(BaseModel):
@@ -63,6 +66,20 @@ class Expect(Request):
                             description="The sender's agreement to locker delivery of fresh "
                                         "produce or valuables (Art. 23 para. 2).")
     declared_weight_g: int | None = Field(default=None, ge=0, le=100_000)
+    handover: Handover = Field(default=Handover.STANDARD,
+                               description="id_check: handed over only against the recipient's "
+                                           "ID card or a proxy's with the relation (government "
+                                           "documents); needs a cabinet with a reader.")
+    recipient_id_hash: str | None = Field(
+        default=None, pattern=ID_HASH_PATTERN, repr=False,
+        description="With id_check: the carrier's keyed hash of the recipient's ID number "
+                    "(docs/idcard.md), never the number.")
+
+    @model_validator(mode="after")
+    def _hash_with_id_check(self) -> Expect:
+        if (self.handover is Handover.ID_CHECK) != (self.recipient_id_hash is not None):
+            raise ValueError("recipient_id_hash goes with handover id_check, and only with it")
+        return self
 
 
 class Dropoff(Request):
@@ -71,9 +88,10 @@ class Dropoff(Request):
     carrier: str = Field(pattern=CARRIER_PATTERN)
     size: Size
     waybill: str | None = Field(default=None, pattern=WAYBILL_PATTERN)
-    verification_ref: str = Field(default="", max_length=64,
-                                  description="Reference issued by the real-name system; never the "
-                                              "ID number itself.")
+    verification_ref: str = Field(default="", max_length=512,
+                                  description="On a cabinet without an ID-card reader: the "
+                                              "carrier-signed real-name token the sender's app "
+                                              "shows (docs/idcard.md); never the ID number.")
     declared_contents: str = Field(default="", max_length=200)
     ack_insured_value: bool = Field(default=False,
                                     description="Sender acknowledged the insured-value rules.")

@@ -9,6 +9,7 @@ from datetime import datetime
 from typing import Any
 
 from lockerd.domain.errors import ErrorCode
+from lockerd.domain.identity import IdentityCheck, IdOutcome
 from lockerd.domain.ids import Size
 from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState, Expectation
 from lockerd.domain.requests import Delivery, Dropoff
@@ -102,15 +103,18 @@ def looks_like_id_number(text: str) -> bool:
     return _ID_NUMBER.search(text) is not None
 
 
-def check_dropoff(req: Dropoff, intake_open: bool) -> ErrorCode | None:
-    """Art. 11, 18, 19: intake open (camera healthy), real-name reference (never the ID number),
-    declared contents, and both acknowledgements."""
+def check_dropoff(req: Dropoff, intake_open: bool, identity: IdentityCheck | None) -> ErrorCode | None:
+    """Art. 11, 18, 19: intake open (camera healthy), a passed identity check (Art. 18: 接受身份
+    查验; an expired card is its own refusal), no ID number typed anywhere, declared contents, and
+    both acknowledgements."""
     if not intake_open:
         return ErrorCode.INTAKE_CLOSED
-    if not req.verification_ref.strip():
-        return ErrorCode.NO_VERIFICATION
     if looks_like_id_number(req.verification_ref) or looks_like_id_number(req.declared_contents):
         return ErrorCode.ID_NUMBER_NOT_ALLOWED
+    if identity is not None and identity.outcome is IdOutcome.EXPIRED:
+        return ErrorCode.ID_CARD_EXPIRED
+    if identity is None or not identity.passed:
+        return ErrorCode.NO_VERIFICATION
     if not req.declared_contents.strip():
         return ErrorCode.NO_CONTENTS
     if not (req.ack_insured_value and req.ack_prohibited_items):

@@ -61,3 +61,7 @@ class CabinetSpec:
     expectation_required: frozenset[str] = frozenset()
     #: IANA zone of the cabinet: deadlines go to carriers in it as well as in UTC (Art. 24).
     timezone: str = "UTC"
+    #: The cabinet has an ID-card reader (ID-checked handovers need one).
+    id_reader: bool = False
+    #: The cabinet's id (topics, receipts).
+    cabinet_id: str = ""

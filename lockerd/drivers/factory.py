@@ -1,4 +1,4 @@
-"""Builds the hardware of a config: lock boards on their buses, the camera, the GPIO pins.
+"""Builds the hardware of a config: lock boards on their buses, the camera, the GPIO pins, the ID reader.
 
 This is the one place that chooses between the simulator and real hardware (`simulated()`);
 nothing else tests `backend == "sim"`. Which bus class and driver class a board needs comes
@@ -23,7 +23,9 @@ from lockerd.drivers.rawbus import RawSerialBus
 
 if TYPE_CHECKING:
     from lockerd.config import Board, Camera, Gpio, Hardware, SerialPort
+    from lockerd.drivers.idcard import SamSerialReader
     from lockerd.sim import SimHandle
+    from lockerd.sim.idcard import IdCardSim
 
 log = logging.getLogger(__name__)
 
@@ -171,3 +173,46 @@ def build_hardware(hw: Hardware, camera: Camera, gpio: Gpio, *, state_dir: Path)
 
         pins = MockFactory()  # the simulator has no pins: mock ones stand in
     return HardwareKit(simulated=sim, boards=boards, frame_source=source, pin_factory=pins)
+
+
+@dataclass
+class IdReaderSet:
+    """The opened ID-card reader and, on the simulator, the simulated reader behind it (tests
+    and the demo lay cards on it: `sim.present(card)`)."""
+
+    reader: SamSerialReader
+    sim: IdCardSim | None = None
+
+    async def close(self) -> None:
+        """Close the port, stop the simulated reader."""
+        await self.reader.close()
+        if self.sim is not None:
+            await asyncio.to_thread(self.sim.close)
+            self.sim = None
+
+
+async def open_id_reader(hw: Hardware) -> IdReaderSet | None:
+    """The [hardware.idcard] reader when enabled (the simulated one on the sim backend), opened.
+
+    A reader whose port is missing is logged and kept: each check then fails as unreadable and
+    no drop-off is accepted without one (Art. 18), until the port comes back.
+    """
+    spec = hw.idcard
+    if not spec.enabled:
+        return None
+    from lockerd.drivers.idcard import SamSerialReader
+
+    sim: IdCardSim | None = None
+    port = spec.port
+    if simulated(hw):
+        from lockerd.sim.idcard import IdCardSim
+
+        sim = await asyncio.to_thread(IdCardSim(baudrate=spec.baudrate).start)
+        port = sim.port
+    reader = SamSerialReader(port, baudrate=spec.baudrate, timeout_s=spec.timeout_ms / 1000,
+                             read_timeout_s=spec.read_timeout_ms / 1000)
+    try:
+        await reader.open()
+    except DriverError as exc:
+        log.error("id reader unavailable: %s", exc)
+    return IdReaderSet(reader, sim)

@@ -76,7 +76,7 @@ class Send(Form):
 
     carrier: str = Field(pattern=CARRIER_PATTERN)
     size: Size
-    verification_ref: str = Field(max_length=64)
+    verification_ref: str = Field(max_length=512)
     declared_contents: str = Field(max_length=200)
     ack_insured_value: bool
     ack_prohibited_items: bool

@@ -11,7 +11,7 @@ state, never against these tables.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -198,3 +198,15 @@ def get_courier(conn: Any, carrier: str, courier_id: str) -> CourierRow | None:
                       pin_salt=None if row[3] is None else bytes(row[3]),
                       expires=parse_ts(row[4]), revoked=bool(row[5]),
                       granted_at=parse_ts(row[6]), revoked_at=_dt(row[7]))
+
+
+def insert_identity_check(conn: Any, *, parcel_id: str, purpose: str, check: Mapping[str, Any]
+                          ) -> None:
+    """Keep one identity check's masked result (Art. 9 para. 2); `check` is the domain's
+    IdentityCheck as JSON data (its carrier-keyed hash is not kept: it only matches a handover)."""
+    conn.execute("INSERT INTO identity_checks (parcel_id, purpose, method, outcome, checked_at, "
+                 "name_masked, id_masked, id_hash, sam_id, reference, relation) "
+                 "VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                 (parcel_id, purpose, check["method"], check["outcome"], check["checked_at"],
+                  check.get("name_masked"), check.get("id_masked"), check.get("id_hash"),
+                  check.get("sam_id"), check.get("reference"), check.get("relation")))

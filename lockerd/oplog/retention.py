@@ -44,6 +44,9 @@ async def purge(store: OpLog, policy: OplogConfig, *, now: datetime | None = Non
     done["couriers"] = await store.destroy(
         "couriers", "couriers", "(revoked = 1 AND revoked_at < ?) OR expires < ?",
         (courier_cut, courier_cut), range_column="granted_at", actor=actor)
+    done["identity_checks"] = await store.destroy(
+        "identity_checks", "identity_checks", "checked_at < ?",
+        (cutoff(policy.identity_check_days),), range_column="checked_at", actor=actor)
     done["outbox_sent"] = await store.outbox_prune(at - timedelta(days=policy.outbox_sent_days),
                                                    actor=actor)
     done["command_ids"] = await store.commands_prune(at - timedelta(days=policy.command_days),

@@ -165,6 +165,26 @@ MIGRATIONS: tuple[str, ...] = (
         (SELECT s.epoch FROM outbox_streams s WHERE s.stream = outbox.stream)) AS BLOB)
         WHERE seq IS NOT NULL AND sent_at IS NULL;
     """,
+    # 6: identity checks (Art. 9 para. 2: keep the result of every sender check; government
+    #    documents: the ID check at handover). Masked only: never a clear name, number or
+    #    address. Their own retention class (oplog.identity_check_days).
+    """
+    CREATE TABLE identity_checks (
+        id          INTEGER PRIMARY KEY AUTOINCREMENT,
+        parcel_id   TEXT    NOT NULL,
+        purpose     TEXT    NOT NULL CHECK (purpose IN ('dropoff', 'handover')),
+        method      TEXT    NOT NULL,
+        outcome     TEXT    NOT NULL,
+        checked_at  TEXT    NOT NULL,
+        name_masked TEXT,                       -- personal (masked): 张*
+        id_masked   TEXT,                       -- personal (masked): 1****************X
+        id_hash     TEXT,                       -- personal: keyed hash of the ID number
+        sam_id      TEXT,
+        reference   TEXT,                       -- personal: the carrier's real-name reference
+        relation    TEXT
+    );
+    CREATE INDEX identity_checks_at ON identity_checks(checked_at);
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -13,6 +13,7 @@ from typing import Any
 from lockerd.config import Size
 from lockerd.domain import Decision, Expect
 from lockerd.domain.errors import refuse_unless_ok
+from lockerd.domain.identity import Handover
 from lockerd.parcels.service import ParcelService
 from lockerd.sync.commands import CommandContext, CommandRegistry, Handler
 from lockerd.sync.payloads import (
@@ -48,7 +49,8 @@ def handlers(service: ParcelService) -> dict[str, Handler]:
                      sender_chose_locker=body.sender_chose_locker, agreement=body.agreement,
                      declared_weight_g=body.declared_weight_g, damaged="damaged" in flags,
                      weight_mismatch="weight_mismatch" in flags, fresh="fresh" in flags,
-                     valuable="valuable" in flags)
+                     valuable="valuable" in flags, handover=Handover(body.handover),
+                     recipient_id_hash=body.recipient_id_hash)
         return _result(await service.expect_parcel(ctx.carrier, req, ctx.commit))
 
     async def recall(ctx: CommandContext, body: ParcelRecallBody) -> Any:

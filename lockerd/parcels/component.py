@@ -1,10 +1,12 @@
 """The parcel flows as a daemon component: rebuilds the cabinet from the log, serves kiosks and carriers.
 
-start()  reads the pickup-code key and the live state from the encrypted log, rebuilds the
+start()  reads the pickup-code and ID-number keys and the live state from the encrypted log,
+         opens the ID-card reader when configured (lockerd/drivers/factory.py), rebuilds the
          cabinet (blocked compartments included), closes operations a crash left open (their
          door state is unknown: deposits rolled back, compartments blocked) and records door
          faults reported before it started.
-run()    marks parcels past their storage period overdue, periodically.
+run()    marks parcels past their storage period overdue and escalates incidents that stay
+         open (lockerd/parcels/escalation.py), periodically.
 The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py; the technician's
 compartments.* and incidents: lockerd/parcels/tech_api.py) and the carrier commands
 (courier.grant, courier.revoke, parcel.expect, parcel.recall; lockerd/parcels/carrier_commands.py)
@@ -18,31 +20,45 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import logging
 import secrets
-from datetime import UTC, datetime, timedelta
+from collections.abc import Sequence
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.camera.guard import IntakeChanged
-from lockerd.config import Size
+from lockerd.config import Carrier, Hardware, Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.limiter import CABINET_KEYS, Credential, cabinet_ladder, locked_until
 from lockerd.domain.model import LIVE_STATUSES, Limiter, SetCompartment, SetLimiter
 from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import DoorFault
+from lockerd.drivers.factory import IdReaderSet, open_id_reader
 from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
+from lockerd.parcels.escalation import Escalator
+from lockerd.parcels.identity import ID_KEY_NAME, IdentityChecks
 from lockerd.parcels.panel_ops import PanelOps
 from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
 from lockerd.sync.commands import CommandRegistry
+from lockerd.sync.signing import load_hmac_key
 
 log = logging.getLogger(__name__)
 
 CODE_KEY_NAME = "pickup-code.hmac"
+
+
+def _escalation_records(conn: Any) -> list[dict[str, Any]]:
+    """Bodies of the escalation alerts in the chain, in order (to rebuild published tiers)."""
+    rows = conn.execute("SELECT body FROM operations WHERE kind IN ('alert.raised', "
+                        "'alert.cleared') AND body LIKE '%incident_escalated%' ORDER BY seq")
+    return [json.loads(body) for (body,) in rows]
 
 
 class AdjustableClock:
@@ -66,7 +82,9 @@ class ParcelFlows(Component):
 
     def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: DoorWatch,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
-                 clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
+                 clock: Clock | None = None, sweep_interval_s: float = 30.0,
+                 hardware: Hardware | None = None, carrier_cfg: Sequence[Carrier] = (),
+                 escalation_hours: Sequence[float] = (24.0, 48.0, 72.0)) -> None:
         super().__init__()
         self.spec = spec
         self.clock: Clock = clock or AdjustableClock()
@@ -77,6 +95,11 @@ class ParcelFlows(Component):
         self._bus = bus
         self._sweep_s = sweep_interval_s
         self._code_key: bytes | None = None
+        self._id_key: bytes | None = None
+        self._hardware = hardware
+        self._carrier_cfg = tuple(carrier_cfg)
+        self.id_readers: IdReaderSet | None = None
+        self.escalator = Escalator(escalation_hours, bus.publish)
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._full = False
@@ -132,13 +155,22 @@ class ParcelFlows(Component):
         reason = None if self._gate.is_open() else self._gate.reason()
         rows = [*incidents.cabinet_incidents(self.cabinet.state, now), *self._doors.incidents(),
                 *incidents.camera_incident(reason, self._intake_closed_since, now)]
-        return incidents.ordered(rows)
+        return self.escalator.annotate(incidents.ordered(rows))
+
+    def escalate(self) -> None:
+        """Publish the tiers open incidents newly reached, close resolved ones (run loop; tests
+        call it after moving the clock)."""
+        if self._started:
+            self.escalator.check(self.incidents())
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
     async def start(self) -> None:
         store = self._log.store
         self._code_key = await store.secret(CODE_KEY_NAME)
+        self._id_key = await store.secret(ID_KEY_NAME)
+        self.escalator.restore(await store.read(_escalation_records))
+        await self._start_identity()
         data = await store.read(load_state)
         state = CabinetState.model_validate(data)
         for cid, size in self.spec.compartments:
@@ -166,10 +198,43 @@ class ParcelFlows(Component):
             except Exception as exc:
                 log.error("overdue sweep failed: %s", exc)
             self.clear_brute_force()
+            try:
+                self.escalate()
+            except Exception as exc:
+                log.error("incident escalation failed: %s", exc)
             await asyncio.sleep(self._sweep_s)
+
+    async def _start_identity(self) -> None:
+        """The identity checks: the reader (when configured), the carriers' real-name public
+        keys and shared ID-hash keys."""
+        if self.id_readers is None and self._hardware is not None:
+            self.id_readers = await open_id_reader(self._hardware)
+        hash_keys: dict[str, bytes] = {}
+        for carrier in self._carrier_cfg:
+            if carrier.id_hash_key_file is not None:
+                hash_keys[carrier.id] = await asyncio.to_thread(load_hmac_key,
+                                                                carrier.id_hash_key_file)
+        realname = {c.id: bytes.fromhex(c.realname_public_key) for c in self._carrier_cfg
+                    if c.realname_public_key is not None}
+        self.service.identity = IdentityChecks(
+            reader=None if self.id_readers is None else self.id_readers.reader,
+            realname_keys=realname, carrier_hash_keys=hash_keys, cabinet_key=self._id_key_bytes,
+            clock=self.clock, today=self._today)
+
+    def _id_key_bytes(self) -> bytes:
+        if self._id_key is None:
+            raise RuntimeError("ID-number key not loaded (parcel flows not started)")
+        return self._id_key
+
+    def _today(self) -> date:
+        """The cabinet's local date: an ID card is valid through its valid-to day there."""
+        return self.clock().astimezone(ZoneInfo(self.spec.timezone)).date()
 
     async def stop(self) -> None:
         self._started = False
+        if self.id_readers is not None:
+            await self.id_readers.close()
+            self.id_readers = None
         await self.panel_ops.stop()
         tasks = list(self._tasks)
         for task in tasks:

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lockerd.api.server import ApiServer, Caller, Role
 from lockerd.domain import CourierAuth, Decision, Delivery, Dropoff, RefusalReason, RejectReason
 from lockerd.domain.errors import refuse_unless_ok
+from lockerd.domain.identity import Relation
 from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN, PARCEL_ID_PATTERN
 from lockerd.parcels.service import ParcelService
 
@@ -56,6 +57,10 @@ class PickupParams(PanelParams):
         default=None, ge=0, le=100_000,
         description="The fee the recipient was shown (a first try without it is refused fee_due "
                     "with the amount; Art. 25).")
+    relation: Relation | None = Field(
+        default=None,
+        description="ID-checked parcels: who holds the card on the reader, the recipient (self, "
+                    "the default) or a proxy and their relation (recorded masked).")
 
 
 class RefuseParams(PanelParams):
@@ -105,7 +110,8 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
         return _reply(await service.deliver(p.auth(), c.identity, p.parcel))
 
     async def pickup(p: PickupParams, c: Caller) -> Any:
-        return _reply(await service.pickup(c.identity, p.code, p.accept_fee_cents))
+        return _reply(await service.pickup(c.identity, p.code, p.accept_fee_cents,
+                                           relation=p.relation))
 
     async def refuse(p: RefuseParams, c: Caller) -> Any:
         service.refuse(c.identity, p.compartment, p.reason)

@@ -11,6 +11,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Protocol, TypeVar
 
 from lockerd.domain import Decision
+from lockerd.domain.identity import IdentityCheck, Relation
 from lockerd.oplog import OutboxMessage
 
 T = TypeVar("T")
@@ -163,4 +164,22 @@ class Observer(Protocol):
 
     def recorded(self, decision: Decision) -> None:
         """`decision` is in the log and applied to the cabinet."""
+        ...
+
+
+class Identity(Protocol):
+    """Identity checks at the cabinet (lockerd/parcels/identity.py `IdentityChecks`)."""
+
+    @property
+    def has_reader(self) -> bool:
+        """The cabinet has an ID-card reader."""
+        ...
+
+    async def for_dropoff(self, carrier: str, token: str) -> IdentityCheck:
+        """The sender's check: the card on the reader, else the carrier-signed token."""
+        ...
+
+    async def check_card(self, *, carrier: str | None = None,
+                         relation: Relation | None = None) -> IdentityCheck:
+        """Read the card on the reader (handover: with the carrier-keyed hash)."""
         ...

@@ -42,12 +42,14 @@ from lockerd.domain import (
 )
 from lockerd.domain.errors import Refused
 from lockerd.domain.flows.maintenance import DOORS_ACTOR
+from lockerd.domain.identity import Relation
 from lockerd.oplog import OutboxMessage
 from lockerd.parcels.ports import (
     Camera,
     CarrierEvents,
     Committer,
     Doors,
+    Identity,
     IntakeGate,
     LogHandle,
     Observer,
@@ -79,7 +81,8 @@ class ParcelService:
 
     def __init__(self, cabinet: Cabinet, *, log: LogHandle, doors: Doors, gate: IntakeGate,
                  events: CarrierEvents, camera: Camera | None = None,
-                 observer: Observer | None = None, close_timeout_s: float = 120.0) -> None:
+                 observer: Observer | None = None, close_timeout_s: float = 120.0,
+                 identity: Identity | None = None) -> None:
         self.cabinet = cabinet
         self._log_handle = log
         self._doors = doors
@@ -87,6 +90,8 @@ class ParcelService:
         self._events = events
         self._camera = camera
         self._observer = observer
+        # identity checks (reader or signed token); None: every drop-off is refused (Art. 18)
+        self.identity = identity
         # how long a flow waits for its door to be closed (the demo shortens it)
         self.close_timeout_s = close_timeout_s
         self._lock = asyncio.Lock()
@@ -268,11 +273,18 @@ class ParcelService:
                                         on_begin)
 
     async def pickup(self, panel: str, code: str, accept_fee_cents: int | None = None, *,
-                     on_begin: OnBegin | None = None) -> Decision:
+                     on_begin: OnBegin | None = None, relation: Relation | None = None) -> Decision:
         """Recipient opens with the code (and the fee shown, when one is due); on close:
         picked_up, or refused if `refuse` was called. A sender's retrieval code opens a rejected
-        drop-off the same way (returned_to_sender)."""
-        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents))
+        drop-off the same way (returned_to_sender). An ID-checked parcel first reads the card on
+        the reader (the recipient's, or a proxy's with `relation`)."""
+        check = None
+        carrier = self.cabinet.id_check_carrier(code)
+        if carrier is not None and self.identity is not None:
+            check = await self.identity.check_card(carrier=carrier,
+                                                   relation=relation or Relation.SELF)
+        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents,
+                                                                     check))
 
         def finish(cid: int) -> Callable[[], Decision]:
             intent = self._intents.pop(cid, None)
@@ -294,11 +306,15 @@ class ParcelService:
     async def dropoff(self, panel: str, req: Dropoff, *, on_begin: OnBegin | None = None,
                       terms_version: str | None = None) -> Decision:
         """Sender drops a parcel off while intake is open; `terms_version` names the contract
-        text the sender was shown and acknowledged (Art. 11), recorded with the begin."""
+        text the sender was shown and acknowledged (Art. 11), recorded with the begin. The
+        sender's identity is checked first, outside the lock (a card read takes up to a second):
+        the card on the reader, or the carrier-signed token on a cabinet without one."""
+        identity = None if self.identity is None else \
+            await self.identity.for_dropoff(req.carrier, req.verification_ref)
         is_open, reason = self._gate.is_open(), self._gate.reason()
         camera = self._camera.camera_state() if self._camera is not None else None
         begin = await self._commit(lambda: self.cabinet.begin_dropoff(
-            panel, req, intake_open=is_open, intake_reason=reason),
+            panel, req, intake_open=is_open, intake_reason=reason, identity=identity),
             extra={"camera": camera, "intake_reason": reason,
                    **({} if terms_version is None else {"terms_version": terms_version})})
         return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_dropoff(cid),

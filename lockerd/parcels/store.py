@@ -112,7 +112,9 @@ def plan_writes(before: CabinetState, changes: Sequence[Change], now: datetime) 
     steps: list[Mutation] = []
     for change in changes:
         if isinstance(change, SetParcel):
-            steps.append(_parcel_write(change.value, change.value.id not in before.parcels, now))
+            prior_parcel = before.parcels.get(change.value.id)
+            steps.append(_parcel_write(change.value, prior_parcel is None, now))
+            steps.extend(_identity_writes(change.value, prior_parcel))
         elif isinstance(change, SetCourier):
             prior = before.couriers.get(change.value.key)
             steps.append(_courier_write(change.value, prior, now))
@@ -155,6 +157,22 @@ def _parcel_write(p: Parcel, new: bool, now: datetime) -> Mutation:
                                   closed_at=closed)
 
     return write
+
+
+def _identity_writes(p: Parcel, prior: Parcel | None) -> list[Mutation]:
+    """A parcel's identity check, kept the first time it appears on it (Art. 9 para. 2)."""
+    out: list[Mutation] = []
+    for purpose, check, before in (
+            ("dropoff", p.identity, None if prior is None else prior.identity),
+            ("handover", p.handover_check, None if prior is None else prior.handover_check)):
+        if check is not None and check != before:
+            data = {**check.model_dump(mode="json"), "checked_at": format_ts(check.checked_at)}
+
+            def write(conn: Any, purpose: str = purpose, data: dict[str, Any] = data) -> None:
+                records.insert_identity_check(conn, parcel_id=p.id, purpose=purpose, check=data)
+
+            out.append(write)
+    return out
 
 
 def _courier_write(c: Courier, prior: Courier | None, now: datetime) -> Mutation:

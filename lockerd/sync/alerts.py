@@ -18,7 +18,8 @@ def alert_payload(alert: Alert) -> dict[str, object]:
     """Wire form of an alert (`compartment` only when there is one)."""
     return AlertPayload(id=uuid.uuid4().hex, ts=alert.ts, kind=alert.kind,
                         severity=alert.severity, compartment=alert.compartment,
-                        active=alert.active, detail=alert.detail[:500]
+                        active=alert.active, detail=alert.detail[:500],
+                        incident=alert.incident, tier=alert.tier
                         ).model_dump(mode="json", exclude_none=True)
 
 
@@ -30,7 +31,9 @@ async def record_alert(oplog: OpLog, topics: Topics, alert: Alert,
         "alert.raised" if alert.active else "alert.cleared", actor="lockerd",
         body={"alert_id": payload["id"], "kind": alert.kind.value,
               "severity": alert.severity.value, "active": alert.active,
-              "detail": payload["detail"], "board": alert.board},
+              "detail": payload["detail"], "board": alert.board,
+              **({} if alert.incident is None else {"incident": alert.incident,
+                                                     "tier": alert.tier})},
         compartment=alert.compartment,
         outbox=[OutboxMessage(stream=CABINET_STREAM, topic=topics.alerts, payload=payload,
                               qos=1, retain=False, event=False)])

@@ -53,7 +53,7 @@ EventType = Literal[
     "parcel.deposited", "parcel.picked_up", "parcel.refused", "parcel.overdue",
     "parcel.returned", "parcel.notice_resent", "parcel.extended", "dropoff.received",
     "dropoff.collected", "dropoff.rejected", "courier.granted", "courier.revoked",
-    "parcel.removed_by_staff", "dropoff.returned_to_sender",
+    "parcel.removed_by_staff", "dropoff.returned_to_sender", "parcel.receipt",
 ]
 
 
@@ -131,6 +131,8 @@ class AlertPayload(Message):
     compartment: int | None = None
     active: bool
     detail: str
+    incident: str | None = None
+    tier: int | None = None
 
 
 # ------------------------------------------------------------------ carrier topics
@@ -248,6 +250,14 @@ class ParcelExpectBody(_Strict):
                                         "or valuables (Art. 23 para. 2).")
     declared_weight_g: int | None = Field(default=None, ge=1, le=100_000,
                                           description="Weight on the waybill, grams.")
+    handover: Literal["standard", "id_check"] = Field(
+        default="standard", description="id_check: handed over only against the recipient's ID "
+                                        "card, or a proxy's with the relation (government "
+                                        "documents); refused on a cabinet without a reader.")
+    recipient_id_hash: str | None = Field(
+        default=None, pattern=r"^hmac-sha256:[0-9a-f]{64}$", repr=False,
+        description="With id_check: HMAC-SHA256 of the recipient's ID number under the key the "
+                    "carrier shares with the cabinet (docs/idcard.md).")
 
     @model_validator(mode="after")
     def _unique_flags(self) -> ParcelExpectBody:

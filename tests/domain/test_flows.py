@@ -28,7 +28,7 @@ from lockerd.domain import (
 from lockerd.domain.ids import Size
 from lockerd.domain.model import Parcel, SetParcel
 from lockerd.domain.pins import hash_pin
-from tests.fixtures.domain import PIN, SPEC, T0, Harness, in_days, make_harness
+from tests.fixtures.domain import PASSED, PIN, SPEC, T0, Harness, in_days, make_harness
 
 
 def recorded(h: Harness, decision: Decision, pid: str) -> Parcel:
@@ -395,7 +395,9 @@ def test_pickup_door_jam_keeps_the_parcel(h: Harness) -> None:
     ({"ack_prohibited_items": False}, True, ErrorCode.NOT_ACKNOWLEDGED),
 ])
 def test_dropoff_refusals(h: Harness, kw: dict[str, Any], intake: bool, code: ErrorCode) -> None:
-    d = h.cab.begin_dropoff("k1", sender(**kw), intake_open=intake, intake_reason="camera covered")
+    identity = None if kw.get("verification_ref") == "" else PASSED
+    d = h.cab.begin_dropoff("k1", sender(**kw), intake_open=intake, intake_reason="camera covered",
+                            identity=identity)
     refused_unchanged(h, d, code)
     assert "110101199003074512" not in json.dumps(d.record.body)
     if code is ErrorCode.INTAKE_CLOSED:
@@ -404,7 +406,7 @@ def test_dropoff_refusals(h: Harness, kw: dict[str, Any], intake: bool, code: Er
 
 def test_dropoff_received_then_collected(h: Harness) -> None:
     granted(h)
-    begin = h.run(h.cab.begin_dropoff("k1", sender(waybill="SF2000001"), intake_open=True))
+    begin = h.run(h.cab.begin_dropoff("k1", sender(waybill="SF2000001"), intake_open=True, identity=PASSED))
     assert begin.open_door == 1
     done = h.run(h.cab.confirm_dropoff(1))
     [event] = done.events
@@ -425,7 +427,7 @@ def test_dropoff_received_then_collected(h: Harness) -> None:
 
 def test_dropoff_rejected_at_collection_stays_until_staff_clear_it(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     pid = h.run(h.cab.confirm_dropoff(1)).result["parcel_id"]
     h.run(h.cab.begin_collect(SF, "k1", pid))
     rej = h.run(h.cab.confirm_collect(1, accept=False, reason=RejectReason.PROHIBITED))

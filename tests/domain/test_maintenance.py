@@ -20,12 +20,12 @@ from tests.domain.test_flows import (
     refused_unchanged,
     sender,
 )
-from tests.fixtures.domain import SPEC, Harness
+from tests.fixtures.domain import PASSED, SPEC, Harness
 
 
 def _rejected_dropoff(h: Harness) -> tuple[str, str]:
     """A drop-off in compartment 1, rejected by its carrier's courier: (parcel id, retrieval code)."""
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     done = h.run(h.cab.confirm_dropoff(1))
     code = done.result["retrieval_code"]
     pid = done.result["parcel_id"]
@@ -135,7 +135,7 @@ def test_unblock_with_a_claimable_parcel_lets_its_code_open_it(h: Harness) -> No
 
 def test_unblock_is_refused_while_a_parcel_its_code_cannot_claim_is_inside(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     pid = h.run(h.cab.confirm_dropoff(1)).result["parcel_id"]
     assert h.run(h.cab.block(1, "door forced", "doors")).ok
     refused = h.cab.unblock(1, "uid:1001", "looks fine")
@@ -189,7 +189,7 @@ def test_clear_is_refused_during_a_door_operation(h: Harness) -> None:
 
 def test_retrieval_code_opens_a_rejected_dropoff_for_its_sender(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     done = h.run(h.cab.confirm_dropoff(1))
     code = done.result["retrieval_code"]
     pid = done.result["parcel_id"]
@@ -229,7 +229,7 @@ def test_a_rejected_dropoff_behind_a_jammed_door_can_be_unblocked_for_its_sender
 
 def test_the_collected_dropoff_code_is_dropped(h: Harness) -> None:
     granted(h)
-    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True))
+    h.run(h.cab.begin_dropoff("k1", sender(), intake_open=True, identity=PASSED))
     done = h.run(h.cab.confirm_dropoff(1))
     h.run(h.cab.begin_collect(SF, "k1", done.result["parcel_id"]))
     got = h.run(h.cab.confirm_collect(1, accept=True))

@@ -70,7 +70,7 @@ def test_pickup_code_ok_and_masked() -> None:
     (DropoffParams, {"panel": "k1", "dropoff": {"carrier": "sf", "size": "S",
                                                 "declared_contents": "x" * 201}}),
     (DropoffParams, {"panel": "k1", "dropoff": {"carrier": "sf", "size": "S",
-                                                "verification_ref": "r" * 65}}),
+                                                "verification_ref": "r" * 513}}),
 ])
 def test_other_bad_params(model: type[Any], params: dict[str, Any]) -> None:
     with pytest.raises(ValidationError):

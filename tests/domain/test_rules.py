@@ -26,6 +26,7 @@ from lockerd.domain import (
 from lockerd.domain.ids import Size
 from lockerd.domain.model import SIZE_ORDER
 from lockerd.domain.pins import hash_pin, pin_hash_is_valid, pin_is_acceptable, verify_pin
+from tests.fixtures.domain import PASSED
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = Policy()
@@ -129,7 +130,8 @@ def test_weight_allowance_is_the_larger_of_absolute_and_relative(a: int, b: int)
     ({}, True, None),
 ])
 def test_dropoff_preconditions(kw: dict[str, object], intake: bool, code: ErrorCode | None) -> None:
-    assert rules.check_dropoff(dropoff(**kw), intake) is code
+    identity = None if not str(kw.get("verification_ref", "RN")).strip() else PASSED
+    assert rules.check_dropoff(dropoff(**kw), intake, identity) is code
 
 
 def test_id_number_detection() -> None:

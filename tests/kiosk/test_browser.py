@@ -24,6 +24,7 @@ import pytest_asyncio
 from lockerd.api.client import AsyncApiClient
 from lockerd.kiosk.app import Kiosk, KioskSettings
 from lockerd.kiosk.serve import serving
+from lockerd.sim.idcard import VALID_CARD
 from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
 from tests.kiosk.rig import (
     ARTIFACTS,
@@ -106,7 +107,7 @@ class Rig:
 async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     need_browser()
     started = time.monotonic()
-    cab = Cabinet(tmp_path_factory.mktemp("kiosk"),
+    cab = Cabinet(tmp_path_factory.mktemp("kiosk"), hardware={"idcard": {"enabled": True}},
                   storage={"overdue_fee_cents_per_day": 150},
                   doors={"close_timeout_s": 15.0, "left_open_prompt_s": 1.5,
                          "left_open_alert_s": 30.0, "left_open_incident_s": 60.0})
@@ -413,14 +414,22 @@ async def test_sending_then_the_courier_rejects_it_at_collection(rig: Rig) -> No
     await type_keys(page, "RN-7F3A9C21")
     await page.click("#contents-books")
     await snap(page, "18-send-form")
+    # this cabinet has a reader: the sender's card on it is the check (Art. 18), not the
+    # typed reference
+    readers = rig.cab.d.parcels.id_readers
+    assert readers is not None
+    assert readers.sim is not None
+    readers.sim.present(VALID_CARD)
     await page.click("#send-ok")
     await page.wait_for_selector("#door-number")
     door = int(str(await page.text_content("#door-number")))
     await door_text(page, "交寄完成")
     assert "p-" in str(await page.text_content("#parcel-ref"))
     await snap(page, "19-send-done")
+    readers.sim.remove()
     begin = (await rig.cab.ops("dropoff.begin"))[-1]
     assert begin.body["terms_version"] == rig.kiosk.settings.terms_version  # Art. 11
+    assert (begin.body["id_method"], begin.body["id_outcome"]) == ("reader", "passed")
     assert begin.compartment == door
     # the courier sees it in the worklist with the declared contents, opens it, rejects it
     await page.goto(rig.url)

@@ -12,6 +12,7 @@ from lockerd.oplog.records import (
     find_parcels,
     get_courier,
     get_parcel,
+    insert_identity_check,
     insert_parcel,
     revoke_courier,
     update_parcel,
@@ -28,7 +29,7 @@ async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
     now = [T0]
     log = await OpLog.open(db_path, key, clock=lambda: now[0])
     policy = OplogConfig(parcel_personal_days=30, parcel_days=60, courier_days=10,
-                         outbox_sent_days=7, command_days=7)
+                         outbox_sent_days=7, command_days=7, identity_check_days=30)
     try:
         def setup(conn: sqlite3.Connection) -> None:
             for pid, closed in (("old", True), ("mid", True), ("open", False)):
@@ -43,6 +44,12 @@ async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
             revoke_courier(conn, carrier="sf", courier_id="gone", now=T0)
             upsert_courier(conn, carrier="sf", courier_id="active", pin_hash=PIN_HASH, now=T0,
                            expires=T0 + timedelta(days=365))
+            # identity checks (their own class): one past its 30 days at the first purge
+            for pid, at in (("old", "2026-01-01T00:00:00.000Z"), ("mid", "2026-01-25T00:00:00.000Z")):
+                insert_identity_check(conn, parcel_id=pid, purpose="dropoff", check={
+                    "method": "reader", "outcome": "passed", "checked_at": at,
+                    "name_masked": "测*", "id_masked": "9****************9",
+                    "id_hash": "hmac-sha256:" + "0" * 64, "sam_id": "05.01-20240101-1-42"})
 
         await log.append("setup", actor="test", body={}, mutate=setup,
                          command=CommandRecord("sf", "cmd-1", {"ok": True}),
@@ -58,7 +65,10 @@ async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
         now[0] = T0 + timedelta(days=31)
         done = await purge(log, policy)
         assert done == {"parcel_personal": 1, "parcels": 0, "couriers": 1, "outbox_sent": 1,
-                        "command_ids": 1}
+                        "command_ids": 1, "identity_checks": 1}
+        left = await log.read(lambda c: c.execute(
+            "SELECT parcel_id FROM identity_checks").fetchall())
+        assert [r[0] for r in left] == ["mid"]
         old = await log.read(lambda c: get_parcel(c, "old"))
         assert old is not None
         assert old.purged_at == now[0]
@@ -76,8 +86,10 @@ async def test_purge_destroys_and_records(db_path: Path, key: OplogKey) -> None:
         assert await log.command_reply("sf", "cmd-1") is None
 
         records = await log.operations(after_seq=head_before)
-        assert [o.kind for o in records] == ["oplog.destroyed"] * 4
+        assert [o.kind for o in records] == ["oplog.destroyed"] * 5
         classes = {o.body["class"]: o.body for o in records}
+        assert classes["identity_checks"]["count"] == 1
+        assert classes["identity_checks"]["action"] == "deleted"
         assert classes["parcel_personal"]["count"] == 1
         assert classes["parcel_personal"]["action"] == "nulled"
         assert classes["parcel_personal"]["range_from"] == "2026-01-01T00:00:00.000Z"

@@ -7,6 +7,7 @@ import time
 from datetime import timedelta
 from typing import Any
 
+from lockerd.demo.realname import demo_token
 from tests.fixtures.cabinet import (
     CARRIER,
     OTHER,
@@ -119,6 +120,14 @@ async def test_refusal_on_the_spot_then_return(cab: Cabinet) -> None:
 
 async def test_dropoff_camera_gate_and_collection(cab: Cabinet) -> None:
     cases = [(dropoff(verification_ref=""), "no_verification"),
+             # a bare string is no real-name check; nor a token of another carrier, another
+             # key, or one that has expired (Art. 18)
+             (dropoff(verification_ref="x"), "no_verification"),
+             (dropoff(verification_ref=demo_token("yto")), "no_verification"),
+             (dropoff(verification_ref=demo_token("sf", secret=bytes(range(32)))),
+              "no_verification"),
+             (dropoff(verification_ref=demo_token("sf", valid_s=-1)), "no_verification"),
+             (dropoff(verification_ref=demo_token("sf")[:-2] + "AA"), "no_verification"),
              (dropoff(verification_ref="110101199003071234"), "id_number_not_allowed"),
              (dropoff(declared_contents=""), "no_contents"),
              (dropoff(ack_prohibited_items=False), "not_acknowledged"),

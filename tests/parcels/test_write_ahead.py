@@ -29,11 +29,12 @@ from lockerd.domain import (
     ErrorCode,
     ParcelStatus,
 )
+from lockerd.domain.identity import IdentityCheck, Relation
 from lockerd.oplog import OutboxMessage
 from lockerd.parcels.service import ParcelService, RecordFailed
 from lockerd.sync.feed import CarrierFeed
 from lockerd.sync.topics import Topics
-from tests.fixtures.domain import PIN, SPEC, FakeClock, in_days
+from tests.fixtures.domain import PASSED, PIN, SPEC, FakeClock, in_days
 
 SF = CourierAuth(carrier="sf", courier_id="c1", pin=PIN)
 
@@ -120,6 +121,19 @@ class Rig:
     calls: list[str]
 
 
+class PassingIdentity:
+    """Every sender's identity check passes (the checks themselves: test_identity_dropoff.py)."""
+
+    has_reader = False
+
+    async def for_dropoff(self, carrier: str, token: str) -> IdentityCheck:
+        return PASSED
+
+    async def check_card(self, *, carrier: str | None = None,
+                         relation: Relation | None = None) -> IdentityCheck:
+        return PASSED
+
+
 def make_rig(seed: int = 7) -> Rig:
     calls: list[str] = []
     log = FakeLog(calls)
@@ -129,7 +143,8 @@ def make_rig(seed: int = 7) -> Rig:
     assert decision.ok
     cabinet.apply(decision)
     service = ParcelService(cabinet, log=log, doors=doors, gate=OpenGate(),
-                            events=CarrierFeed(Topics("lockers", "CAB-T")), close_timeout_s=1.0)
+                            events=CarrierFeed(Topics("lockers", "CAB-T")), close_timeout_s=1.0,
+                            identity=PassingIdentity())
     return Rig(service, cabinet, log, doors, calls)
 
 

@@ -17,7 +17,10 @@ from lockerd.config import Config
 from lockerd.demo import day as demo
 from lockerd.demo import flows as demo_flows
 from lockerd.demo.day import DemoContext, Timeline, demo_day
+from lockerd.demo.identity import present
+from lockerd.demo.realname import demo_token
 from lockerd.domain.timefmt import format_ts
+from lockerd.sim.idcard import VALID_CARD
 from lockerd.testing.carrier import CarrierClient, Received
 from tests.fixtures.cabinet import FAST, speed_up_sim_doors
 from tests.sync.contract import errors, schema_of
@@ -94,8 +97,9 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
         sf.publish_raw(sf.topics.cmd("sf"), b"not json")
 
     async def collect_a_dropoff(ctx: DemoContext) -> None:
+        assert present(ctx.daemon, VALID_CARD)  # the demo cabinet has a (simulated) reader
         res = await ctx.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": {
-            "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c22",
+            "carrier": "sf", "size": "S", "verification_ref": demo_token("sf", "RN-7f3a9c22"),
             "declared_contents": "books", "ack_insured_value": True,
             "ack_prohibited_items": True}})
         assert "parcel_id" in res, res
@@ -105,7 +109,7 @@ def _extra_scenes(rec: Recorder, kept: dict[str, Any]) -> list[demo.Scene]:
     async def reject_retrieve_and_clear(ctx: DemoContext) -> None:
         # a drop-off the courier rejects goes back to its sender with the retrieval code (Art. 21)
         res = await ctx.call("panel.dropoff", {"panel": "kiosk-1", "dropoff": {
-            "carrier": "sf", "size": "S", "verification_ref": "RN-7f3a9c23",
+            "carrier": "sf", "size": "S", "verification_ref": demo_token("sf", "RN-7f3a9c23"),
             "declared_contents": "books", "ack_insured_value": True,
             "ack_prohibited_items": True}})
         retrieval = res["retrieval_code"]

@@ -305,7 +305,12 @@ RULE_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.VALUABLE: "valuables need an agreement for locker delivery (Art. 23)",
     ErrorCode.NOT_EXPECTED: "this carrier delivers only waybills it announced (parcel.expect)",
     ErrorCode.INTAKE_CLOSED: "drop-off intake is closed",
-    ErrorCode.NO_VERIFICATION: "real-name verification reference required (Art. 19)",
+    ErrorCode.NO_VERIFICATION: "a passed identity check is required: an ID card on the reader, "
+                               "or the carrier's signed real-name code (Art. 18)",
+    ErrorCode.ID_CARD_EXPIRED: "the ID card has expired",
+    ErrorCode.ID_CHECK_REQUIRED: "this parcel is handed over only against a valid ID card",
+    ErrorCode.ID_MISMATCH: "the ID card is not the recipient's; a proxy states the relation",
+    ErrorCode.NO_ID_READER: "ID-checked handover needs a cabinet with an ID-card reader",
     ErrorCode.ID_NUMBER_NOT_ALLOWED: "give the verification reference, not an ID number",
     ErrorCode.NO_CONTENTS: "declare the contents (Art. 18)",
     ErrorCode.NOT_ACKNOWLEDGED: "acknowledge the insured-value rules and prohibited items (Art. 11)",

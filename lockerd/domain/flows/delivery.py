@@ -8,6 +8,7 @@ from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, courier_actor, refuse
+from lockerd.domain.identity import Handover
 from lockerd.domain.model import (
     Change,
     CompartmentState,
@@ -43,6 +44,8 @@ class DeliveryFlow(CabinetCore):
         # Announced either way: a refused one is remembered too, so the courier cannot deliver
         # it (Art. 22-23); the reply says at once that it must go to the recipient in person.
         refusal = rules.check_expectation(exp, self.spec.policy)
+        if refusal is None and exp.handover is Handover.ID_CHECK and not self.spec.id_reader:
+            refusal = ErrorCode.NO_ID_READER  # 特投: the ID is checked at handover, here by card
         return Decision(Record(kind, actor, {**body, "deliverable": refusal is None}),
                         changes=(SetExpectation(key=exp.key, value=exp),),
                         result={"waybill": req.waybill, "expected": True,
@@ -64,6 +67,10 @@ class DeliveryFlow(CabinetCore):
         if expected is None and auth.carrier in self.spec.expectation_required:
             return refuse(kind, actor, ErrorCode.NOT_EXPECTED, RULE_MESSAGES[ErrorCode.NOT_EXPECTED],
                           body)
+        if expected is not None and expected.handover is Handover.ID_CHECK \
+                and not self.spec.id_reader:
+            return refuse(kind, actor, ErrorCode.NO_ID_READER,
+                          RULE_MESSAGES[ErrorCode.NO_ID_READER], body)
         if expected is not None:
             req = rules.with_announcement(req, expected)
         code = rules.check_delivery(req, expected, self.spec.policy)
@@ -78,7 +85,10 @@ class DeliveryFlow(CabinetCore):
                           f"no free compartment of size {req.size.value} or larger", body)
         parcel = Parcel(id=self._new_parcel_id(), kind=ParcelKind.DELIVERY, carrier=auth.carrier,
                         status=ParcelStatus.DEPOSITING, compartment=comp.id, size=comp.size,
-                        waybill=req.waybill, courier_id=auth.courier_id, created_at=now)
+                        waybill=req.waybill, courier_id=auth.courier_id, created_at=now,
+                        **({} if expected is None else {
+                            "handover": expected.handover,
+                            "recipient_id_hash": expected.recipient_id_hash}))
         reserved = comp.model_copy(update={
             "state": CompartmentState.RESERVED, "parcel_id": parcel.id,
             "pending": Pending(op=PendingOp.DEPOSIT, actor=actor, panel=panel, since=now)})

@@ -12,6 +12,7 @@ from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, courier_of, emptied, panel_actor, refuse
+from lockerd.domain.identity import IdentityCheck
 from lockerd.domain.model import (
     CompartmentState,
     Parcel,
@@ -30,8 +31,14 @@ class DropoffFlow(CabinetCore):
     """Begin and confirm a drop-off; begin and confirm its collection."""
 
     def begin_dropoff(self, panel: str, req: Dropoff, *, intake_open: bool,
-                      intake_reason: str | None = None) -> Decision:
-        """Preconditions, then allocation for a sender's parcel addressed to `req.carrier`."""
+                      intake_reason: str | None = None,
+                      identity: IdentityCheck | None = None) -> Decision:
+        """Preconditions, then allocation for a sender's parcel addressed to `req.carrier`.
+
+        `identity` is the sender's check made by the adapter (card or signed reference); without
+        a passed one nothing opens (Art. 18). The chain keeps its method and outcome, the parcel
+        the masked result (Art. 9 para. 2).
+        """
         kind = "dropoff.begin"
         actor = panel_actor(panel)
         now = self.now()
@@ -40,13 +47,15 @@ class DropoffFlow(CabinetCore):
                                 "declared_contents": req.declared_contents,
                                 "ack_insured_value": req.ack_insured_value,
                                 "ack_prohibited_items": req.ack_prohibited_items}
+        if identity is not None:
+            body.update(identity.facts())
         if rules.looks_like_id_number(req.verification_ref) \
                 or rules.looks_like_id_number(req.declared_contents):
             # never record what looks like an ID number, whatever else is refused (Art. 19)
             body["verification_ref"] = body["declared_contents"] = "<withheld>"
         if req.carrier not in self.spec.carriers:
             return refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
-        code = rules.check_dropoff(req, intake_open)
+        code = rules.check_dropoff(req, intake_open, identity)
         if code is not None:
             message = RULE_MESSAGES[code]
             if code is ErrorCode.INTAKE_CLOSED:
@@ -61,7 +70,8 @@ class DropoffFlow(CabinetCore):
         parcel = Parcel(id=self._new_parcel_id(), kind=ParcelKind.DROPOFF, carrier=req.carrier,
                         status=ParcelStatus.DEPOSITING, compartment=comp.id, size=comp.size,
                         waybill=req.waybill, created_at=now, declared_contents=req.declared_contents,
-                        verification_ref=req.verification_ref)
+                        verification_ref=None if identity is None else identity.reference,
+                        identity=identity)
         reserved = comp.model_copy(update={
             "state": CompartmentState.RESERVED, "parcel_id": parcel.id,
             "pending": Pending(op=PendingOp.DROPOFF, actor=actor, panel=panel, since=now)})
@@ -91,6 +101,7 @@ class DropoffFlow(CabinetCore):
             "size": comp.size.value, "received_at": format_ts(now),
             "declared_contents": parcel.declared_contents,
             "verification_ref": parcel.verification_ref,
+            "identity_check": None if parcel.identity is None else parcel.identity.masked(),
             "acknowledged": {"insured_value_rules": True, "prohibited_items": True}})
         return Decision(Record(kind, pending.actor, {}, comp.id, parcel.id),
                         changes=(SetParcel(value=received), SetCompartment(value=occupied)),

@@ -1,5 +1,9 @@
 """Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused.
 
+A government document the carrier marked `handover: id_check` opens only when the card on the
+reader is the recipient's (its carrier-keyed hash equals the announced one) or a proxy's with the
+relation stated (特投 spec, 投递 item 3); each such handover sends `parcel.receipt` (回执).
+
 The same code entry serves a sender whose drop-off was rejected (Art. 21): their retrieval code
 opens its compartment (a `retrieve` operation, confirmed in the drop-off flow).
 """
@@ -12,7 +16,8 @@ from typing import Any
 from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
+from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, emptied, panel_actor, refuse
+from lockerd.domain.identity import Handover, IdentityCheck, IdOutcome, Relation
 from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
     CompartmentState,
@@ -31,7 +36,32 @@ from lockerd.domain.timefmt import format_ts
 class PickupFlow(CabinetCore):
     """Begin a pickup, then confirm it or the refusal."""
 
-    def begin_pickup(self, panel: str, code: str, accept_fee_cents: int | None = None) -> Decision:
+    def id_check_carrier(self, code: str) -> str | None:
+        """The carrier of the live ID-checked parcel this code claims, None for any other code
+        (the use case reads the card only for those; the answer opens nothing)."""
+        digest = self._digest(code)
+        parcel = next((p for p in self.live_parcels()
+                       if p.code == digest and claimable_by_code(p)), None)
+        return parcel.carrier if parcel is not None and parcel.handover is Handover.ID_CHECK \
+            else None
+
+    def _handover_refusal(self, expected: str | None, check: IdentityCheck | None
+                          ) -> ErrorCode | None:
+        """Why an ID-checked parcel stays shut: no passed card check, or the recipient's own
+        card does not match. A proxy's card is taken with the stated relation."""
+        if check is None or check.outcome in (IdOutcome.NO_CARD, IdOutcome.NO_READER):
+            return ErrorCode.ID_CHECK_REQUIRED
+        if check.outcome is IdOutcome.EXPIRED:
+            return ErrorCode.ID_CARD_EXPIRED
+        if not check.passed:
+            return ErrorCode.ID_CHECK_REQUIRED
+        if check.relation in (None, Relation.SELF) and (
+                expected is None or check.carrier_id_hash != expected):
+            return ErrorCode.ID_MISMATCH
+        return None
+
+    def begin_pickup(self, panel: str, code: str, accept_fee_cents: int | None = None,
+                     handover_check: IdentityCheck | None = None) -> Decision:
         """A recipient's code opens its compartment; wrong codes count against the caller and the
         cabinet.
 
@@ -74,6 +104,14 @@ class PickupFlow(CabinetCore):
                             result={"compartment": comp.id, "parcel_id": parcel.id,
                                     "retrieval": True})
         assert parcel.deadline is not None
+        changes: tuple[SetParcel, ...] = ()
+        if parcel.handover is Handover.ID_CHECK:
+            if handover_check is not None:
+                body.update(handover_check.facts())
+            why = self._handover_refusal(parcel.recipient_id_hash, handover_check)
+            if why is not None:
+                return refuse(kind, actor, why, RULE_MESSAGES[why], body, comp.id, parcel.id)
+            changes = (SetParcel(value=parcel.model_copy(update={"handover_check": handover_check})),)
         fee = self._fee(parcel, now)
         if fee > 0 and accept_fee_cents != fee:
             return refuse(kind, actor, ErrorCode.FEE_DUE,
@@ -85,7 +123,8 @@ class PickupFlow(CabinetCore):
             "state": CompartmentState.OPENING,
             "pending": Pending(op=PendingOp.PICKUP, actor=actor, panel=panel, since=now)})
         return Decision(Record(kind, actor, {**body, "fee_cents": fee}, comp.id, parcel.id),
-                        changes=(*self._limiter_success(panel), SetCompartment(value=opening)),
+                        changes=(*self._limiter_success(panel), *changes,
+                                 SetCompartment(value=opening)),
                         open_door=comp.id,
                         result={"compartment": comp.id, "parcel_id": parcel.id, "fee_cents": fee,
                                 "overdue": parcel.status is ParcelStatus.OVERDUE})
@@ -108,9 +147,20 @@ class PickupFlow(CabinetCore):
             "picked_up_at": format_ts(now), "fee_cents": fee,
             "overdue": parcel.status is ParcelStatus.OVERDUE,
             **rules.deadline_fields(parcel.deadline, self.spec)})
+        events: tuple[DomainEvent, ...] = (event,)
+        check = parcel.handover_check
+        if parcel.handover is Handover.ID_CHECK and check is not None:
+            proxy = check.relation not in (None, Relation.SELF)
+            events += (DomainEvent(parcel.carrier, "parcel.receipt", {
+                "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
+                "cabinet": self.spec.cabinet_id, "collected_by": "proxy" if proxy else "recipient",
+                "relation": (check.relation or Relation.SELF).value,
+                "name_masked": check.name_masked, "id_masked": check.id_masked,
+                "checked_at": format_ts(check.checked_at), "sam_id": check.sam_id,
+                "picked_up_at": format_ts(now)}),)
         return Decision(Record(kind, pending.actor, {"fee_cents": fee}, comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
-                        events=(event,), result={"parcel_id": parcel.id, "fee_cents": fee})
+                        events=events, result={"parcel_id": parcel.id, "fee_cents": fee})
 
     def confirm_refusal(self, compartment_id: int, reason: RefusalReason) -> Decision:
         """Art. 26: the recipient put the parcel back and closed the door: refused, awaiting the courier."""

@@ -36,7 +36,8 @@ function sendForm(app) {
       h("div", {},
         h("div", { class: "row", role: "group", "aria-label": t("carrier") },
           app.state.info.carriers.map((c) => choice("carrier", c, carrierName(c), `carrier-${c}`))),
-        field("ref", t("ref"), flow.ref, { oninput: (v) => { flow.ref = v.toUpperCase(); } }),
+        // a scanned real-name token is case-sensitive (docs/idcard.md): kept as entered
+        field("ref", t("ref"), flow.ref, { oninput: (v) => { flow.ref = v.trim(); } }),
         h("div", { class: "row", role: "group", "aria-label": t("contents") },
           CONTENTS.map((c) => choice("contents", c, t(`c_${c}`), `contents-${c}`))),
         h("div", { class: "row", role: "group", "aria-label": t("size") },
@@ -45,7 +46,7 @@ function sendForm(app) {
           button(t("send_btn"), () => submit(app), { class: "primary", id: "send-ok", disabled: !app.state.intake.open || undefined }),
           button(t("back"), () => app.home(), { id: "back" }))),
       h("div", {},
-        keypad("full", (k) => { flow.ref = applyKey(flow.ref, k, 64); app.render(); }, labels),
+        keypad("full", (k) => { flow.ref = applyKey(flow.ref, k, 512); app.render(); }, labels),
         flow.error ? h("p", { class: "notice warn", role: "alert", id: "send-error" }, flow.error) : null)),
   ];
 }
