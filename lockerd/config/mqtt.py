@@ -39,6 +39,12 @@ class Mqtt(Strict):
                               description="Outbox poll period when nobody signals new rows.")
     max_command_bytes: int = Field(default=16384, ge=256, le=262144,
                                    description="Larger command payloads are refused (too_large).")
+    max_clock_skew_s: float = Field(default=300.0, ge=1, le=86400,
+                                    description="Commands whose ts is further ahead of the cabinet's "
+                                                "clock are refused (ts_in_future).")
+    refusal_window_s: int = Field(default=60, ge=1, le=86400,
+                                  description="Refused commands are chained as one row of counts "
+                                              "per carrier and window of this length.")
     backlog_alert_s: float = Field(default=300.0, ge=1, le=86400,
                                    description="Raise sync_backlog when the oldest unsent message "
                                                "is older than this.")

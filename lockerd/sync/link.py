@@ -77,7 +77,8 @@ class MqttLink:
                  tls: TlsFiles | None = None, will: Will | None = None,
                  protocol: str = "auto", session_expiry_s: int = 7 * 86400,
                  reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
-                 max_inflight: int = 100, callbacks: LinkCallbacks | None = None) -> None:
+                 max_inflight: int = 100, max_packet_bytes: int | None = None,
+                 callbacks: LinkCallbacks | None = None) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -88,6 +89,7 @@ class MqttLink:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.max_inflight = max_inflight
+        self.max_packet_bytes = max_packet_bytes
         self.callbacks = callbacks or LinkCallbacks()
         self._auto = protocol == "auto"
         self._protocol = MQTTProtocolVersion.MQTTv311 if protocol == "3.1.1" \
@@ -146,6 +148,10 @@ class MqttLink:
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry_s
+            if self.max_packet_bytes is not None:
+                # The broker must not send us a larger packet (MQTT 5 §3.1.2.11.4): it drops
+                # it instead, so an oversized command never enters this process whole.
+                props.MaximumPacketSize = self.max_packet_bytes
         client.connect_async(self.host, self.port, self.keepalive_s,
                              clean_start=False if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
                              properties=props)
