@@ -146,12 +146,15 @@ class SyncComponent(Component):
         if cfg.enabled:
             tls = TlsFiles(cfg.ca_file, cfg.cert_file, cfg.key_file) if cfg.tls else None
             will = Will(self.topics.status, _json(StatusOffline(ts=self.clock())))
+            auth = None if cfg.username is None else (
+                cfg.username, None if cfg.password_file is None
+                else (await asyncio.to_thread(cfg.password_file.read_text)).strip())
             self.link = MqttLink(
                 host=cfg.host, port=cfg.port, client_id=cfg.client_id or f"lockerd-{self._cabinet.id}",
                 keepalive_s=cfg.keepalive_s, tls=tls, will=will, protocol=cfg.protocol,
                 session_expiry_s=cfg.session_expiry_s, reconnect_min_s=cfg.reconnect_min_s,
                 reconnect_max_s=cfg.reconnect_max_s, max_inflight=cfg.inflight_window,
-                max_packet_bytes=cfg.max_command_bytes + PACKET_HEADROOM,
+                max_packet_bytes=cfg.max_command_bytes + PACKET_HEADROOM, auth=auth,
                 callbacks=LinkCallbacks(on_connect=self._on_connect,
                                         on_disconnect=self._on_disconnect,
                                         on_message=self._on_message, on_puback=self._on_puback))

@@ -78,6 +78,7 @@ class MqttLink:
                  protocol: str = "auto", session_expiry_s: int = 7 * 86400,
                  reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
                  max_inflight: int = 100, max_packet_bytes: int | None = None,
+                 auth: tuple[str, str | None] | None = None,
                  callbacks: LinkCallbacks | None = None) -> None:
         self.host = host
         self.port = port
@@ -90,6 +91,7 @@ class MqttLink:
         self.reconnect_max_s = reconnect_max_s
         self.max_inflight = max_inflight
         self.max_packet_bytes = max_packet_bytes
+        self._auth = auth
         self.callbacks = callbacks or LinkCallbacks()
         self._auto = protocol == "auto"
         self._protocol = MQTTProtocolVersion.MQTTv311 if protocol == "3.1.1" \
@@ -137,6 +139,8 @@ class MqttLink:
         client.max_queued_messages_set(0)
         if self._ssl is not None:
             client.tls_set_context(self._ssl)
+        if self._auth is not None:
+            client.username_pw_set(*self._auth)
         if self.will is not None:
             client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
         client.on_connect = self._t_connect
