@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import secrets
@@ -80,7 +81,7 @@ def _obviously_not_random(raw: bytes) -> bool:
     ff fe fd ...) is the other hand-typed shape."""
     if len(set(raw)) < MIN_DISTINCT:
         return True
-    steps = {(b - a) % 256 for a, b in zip(raw, raw[1:], strict=False)}
+    steps = {(b - a) % 256 for a, b in itertools.pairwise(raw)}
     return len(steps) == 1
 
 
