@@ -23,7 +23,17 @@ from lockerd.oplog import OpLog, OutboxMessage
 log = logging.getLogger(__name__)
 
 KIND = "sync.commands_refused"
-ENTITY = "sync_refusals"  # live_state rows: key "<carrier>|<window start>", value {code: count}
+# live_state rows: key "<carrier>|<window start>", value [{"error": code, "count": n}, ...]
+# (registered keys only: lockerd/privacy.py classifies every key of a live_state value)
+ENTITY = "sync_refusals"
+
+
+def _counts(value: str) -> dict[str, int]:
+    return {str(e["error"]): int(e["count"]) for e in json.loads(value)}
+
+
+def _value(counts: dict[str, int]) -> str:
+    return json.dumps([{"error": c, "count": n} for c, n in sorted(counts.items())])
 
 
 def _window_start(now: datetime, window_s: int) -> datetime:
@@ -50,12 +60,12 @@ class RefusalTally:
         def count(conn: Any) -> None:
             row = conn.execute("SELECT value FROM live_state WHERE entity = ? AND key = ?",
                                (ENTITY, key)).fetchone()
-            counts: dict[str, int] = json.loads(row[0]) if row else {}
+            counts = _counts(row[0]) if row else {}
             counts[code] = counts.get(code, 0) + 1
             conn.execute("INSERT INTO live_state (entity, key, value, updated_at) "
                          "VALUES (?, ?, ?, ?) ON CONFLICT(entity, key) DO UPDATE SET "
                          "value = excluded.value, updated_at = excluded.updated_at",
-                         (ENTITY, key, json.dumps(counts, sort_keys=True), stamp))
+                         (ENTITY, key, _value(counts), stamp))
 
         oplog = self._oplog()
         self.recorded += 1
@@ -82,7 +92,7 @@ class RefusalTally:
             end = start + timedelta(seconds=self.window_s)
             if end > now and not everything:
                 continue
-            counts: dict[str, int] = json.loads(value)
+            counts = _counts(value)
             body = {"carrier": carrier, "from": start_text, "to": format_ts(end),
                     "count": sum(counts.values()),
                     "refused": [{"error": c, "count": n} for c, n in sorted(counts.items())]}
