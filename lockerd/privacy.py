@@ -189,6 +189,8 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "head_hash", "verified", "oplog_sha256", "evidence_sha256", "replaced_head_seq",
     # Results of decisions and carrier messages (docs/mqtt.md).
     "ok", "error", "events", "type", "v", "event_id",
+    # Refused carrier commands counted per window (lockerd/sync/refusals.py): code and count.
+    "refused",
     # Audited exports (the chain record of each export).
     "from", "to", "rows", "operations", "masked",
     # Anchors (lockerd.oplog.anchors): signed chain heads in event envelopes, and the reset of

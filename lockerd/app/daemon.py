@@ -81,7 +81,7 @@ class Daemon:
         hardware = build_hardware(cfg.hardware, cfg.camera, cfg.gpio, state_dir=cfg.paths.state_dir)
         self.api.route("status", ALL_ROLES, None, self._api_status)
         self.oplog = OplogComponent(cfg.oplog, cfg.paths, self.api, cabinet=cfg.cabinet,
-                                    compartments=cfg.compartments)
+                                    compartments=cfg.compartments, bus=self.events)
         oplog = OplogPorts(self.oplog)
         self.doors = DoorController(cfg.doors, cfg.compartments, self.events, hardware.boards,
                                     door_switches=cfg.gpio.switched_compartments())
@@ -220,7 +220,10 @@ class Daemon:
     def _summary(self) -> str:
         states = self.supervisor.status()
         bad = [name for name, st in states.items() if st["state"] != "running"]
-        return "all components running" if not bad else "not running: " + ", ".join(bad)
+        reasons = self.supervisor.degraded_reasons()
+        if not bad and not reasons:
+            return "all components running"
+        return ", ".join(reasons + ([f"not running: {', '.join(bad)}"] if bad else []))
 
     async def _watchdog_loop(self) -> None:
         """WATCHDOG=1 at half WATCHDOG_USEC, only while every component makes progress."""

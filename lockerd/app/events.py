@@ -15,7 +15,7 @@ log = logging.getLogger(__name__)
 
 class AlertKind(StrEnum):
     """Alert kinds of docs/mqtt.md (plus GPIO tamper and power, and the cabinet-wide
-    wrong-code/PIN ceiling reached: `brute_force`)."""
+    wrong-code/PIN ceiling reached: `brute_force`, and a damaged log file: `oplog_corrupt`)."""
 
     CAMERA_DOWN = "camera_down"
     CAMERA_OBSTRUCTED = "camera_obstructed"
@@ -29,6 +29,7 @@ class AlertKind(StrEnum):
     POWER = "power"
     BRUTE_FORCE = "brute_force"
     INCIDENT_ESCALATED = "incident_escalated"
+    OPLOG_CORRUPT = "oplog_corrupt"
 
 
 class Severity(StrEnum):

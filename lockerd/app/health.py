@@ -47,6 +47,10 @@ class Supervised(Protocol):
         """Per component: state, restarts and its own status."""
         ...
 
+    def degraded_reasons(self) -> list[str]:
+        """Running components' own reasons for degraded (e.g. oplog_corrupt)."""
+        ...
+
 
 class Incidents(Protocol):
     """`lockerctl incidents`: rows with a `kind`."""
@@ -174,6 +178,7 @@ class HealthSnapshots:
         count, age = self._backlog.backlog()
         incidents = dict(Counter(str(row["kind"]) for row in self._incidents.incidents()))
         reasons = [f"{name} {c.state}" for name, c in components.items() if c.state != "running"]
+        reasons += self._supervisor.degraded_reasons()
         reasons += [f"board {b.address} offline" for b in boards if not b.online]
         if not camera.intake_open:
             reasons.append(f"intake closed: {camera.reason}")

@@ -46,6 +46,11 @@ class Component:
         """Status for people and scripts; no personal data."""
         return {}
 
+    def degraded(self) -> list[str]:
+        """Why a running component cannot do its whole job (e.g. `oplog_corrupt`); [] when it
+        can. Any reason makes the cabinet `degraded` though every component runs."""
+        return []
+
     def progress(self) -> None:
         """Mark that the component is making progress (feeds the watchdog)."""
         self._last_progress = time.monotonic()
@@ -223,10 +228,21 @@ class Supervisor:
             return CabinetState.SHUTDOWN
         states = {s.state for s in self._slots}
         if states <= {ComponentState.RUNNING}:
-            return CabinetState.READY
+            return CabinetState.DEGRADED if self.degraded_reasons() else CabinetState.READY
         if ComponentState.STARTING in states and len(states) == 1:
             return CabinetState.STARTING
         return CabinetState.DEGRADED
+
+    def degraded_reasons(self) -> list[str]:
+        """Every running component's own reasons for `degraded` (Component.degraded)."""
+        reasons: list[str] = []
+        for slot in self._slots:
+            if slot.state == ComponentState.RUNNING:
+                try:
+                    reasons += slot.component.degraded()
+                except Exception as exc:
+                    reasons.append(f"{slot.component.name}: degraded() failed: {exc}")
+        return reasons
 
     def healthy_for_watchdog(self) -> bool:
         """True while no running component has stalled; feeds the systemd watchdog."""

@@ -24,6 +24,11 @@ class Mqtt(Strict):
     ca_file: Path | None = Field(default=None, description="CA bundle for the broker.")
     cert_file: Path | None = Field(default=None, description="Client certificate.")
     key_file: Path | None = Field(default=None, description="Client private key.")
+    username: str | None = Field(
+        default=None, description="MQTT user name (the broker's dynamic-security client, which "
+                                  "pins this cabinet's client id: deploy/mosquitto/dynsec.conf).")
+    password_file: Path | None = Field(default=None,
+                                       description="File holding the MQTT password (mode 0600).")
     keepalive_s: int = Field(default=30, ge=5, le=600, description="MQTT keepalive.")
     protocol: Literal["auto", "5", "3.1.1"] = Field(
         default="auto", description="MQTT version: 'auto' tries 5 and falls back to 3.1.1.")
@@ -39,6 +44,12 @@ class Mqtt(Strict):
                               description="Outbox poll period when nobody signals new rows.")
     max_command_bytes: int = Field(default=16384, ge=256, le=262144,
                                    description="Larger command payloads are refused (too_large).")
+    max_clock_skew_s: float = Field(default=300.0, ge=1, le=86400,
+                                    description="Commands whose ts is further ahead of the cabinet's "
+                                                "clock are refused (ts_in_future).")
+    refusal_window_s: int = Field(default=60, ge=1, le=86400,
+                                  description="Refused commands are chained as one row of counts "
+                                              "per carrier and window of this length.")
     backlog_alert_s: float = Field(default=300.0, ge=1, le=86400,
                                    description="Raise sync_backlog when the oldest unsent message "
                                                "is older than this.")
@@ -59,6 +70,8 @@ class Mqtt(Strict):
             raise ValueError("tls = false is only allowed for a broker on loopback")
         if (self.cert_file is None) != (self.key_file is None):
             raise ValueError("cert_file and key_file go together (client certificate)")
+        if self.password_file is not None and self.username is None:
+            raise ValueError("password_file needs a username")
         if self.reconnect_min_s > self.reconnect_max_s:
             raise ValueError("reconnect_min_s must not exceed reconnect_max_s")
         return self

@@ -36,6 +36,10 @@ class Oplog(Strict):
     command_days: int = Field(default=7, ge=7, le=365,
                               description="Days carrier command ids are remembered (>= 7: "
                                           "docs/mqtt.md).")
+    integrity_check_h: float = Field(default=24.0, ge=0.1, le=24 * 30,
+                                     description="Hours between integrity checks of the log file "
+                                                 "(also at every start); a damaged page makes "
+                                                 "the cabinet degraded: oplog_corrupt.")
     max_export_rows: int = Field(default=50000, ge=100, le=1000000,
                                  description="Most lines one export may return (narrow the "
                                              "range for more).")

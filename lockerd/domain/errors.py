@@ -71,6 +71,7 @@ class ErrorCode(StrEnum):
     BAD_SIGNATURE = "bad_signature"
     REPLAYED_ID = "replayed_id"
     EXPIRED = "expired"
+    TS_IN_FUTURE = "ts_in_future"
     UNKNOWN_TYPE = "unknown_type"
     INTERNAL_ERROR = "internal_error"
 

@@ -16,10 +16,11 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validato
 
 from lockerd import __version__
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
+from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet, Compartment, Paths
 from lockerd.config import Oplog as OplogConfig
-from lockerd.oplog import audit, backup, keys, retention
+from lockerd.oplog import audit, backup, integrity, keys, retention
 from lockerd.oplog.anchoring import AnchorKeeper
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
@@ -85,7 +86,7 @@ class OplogComponent(Component):
     def __init__(self, cfg: OplogConfig, paths: Paths, api: ApiServer | None = None, *,
                  cabinet: Cabinet, compartments: Sequence[Compartment],
                  env: Mapping[str, str] | None = None, owner_uid: int | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None, bus: EventBus | None = None) -> None:
         super().__init__()
         self._cfg = cfg
         self._paths = paths
@@ -105,6 +106,10 @@ class OplogComponent(Component):
                                     every_ops=cfg.anchor_every_ops,
                                     every_min=cfg.anchor_every_min,
                                     owner_uid=owner_uid)
+        self._bus = bus
+        #: the last integrity check: (when, result); a failed one makes the cabinet degraded
+        self.integrity: tuple[str, integrity.IntegrityResult] | None = None
+        self._next_check = 0.0
         if api is not None:
             self.register(api)
 
@@ -144,13 +149,48 @@ class OplogComponent(Component):
             raise
         self._key_fp = store.key_fingerprint
         head = store.head
-        await store.append("oplog.opened", actor="lockerd",
-                           body={"pid": os.getpid(), "head_seq": head[0],
-                                 "key_fingerprint": self._key_fp})
-        await store.append("daemon.started", actor="lockerd",
-                           body={"version": __version__, "schema": SCHEMA_VERSION,
-                                 "migrated_from": store.migrated_from})
-        await self.anchors.begin(store)
+        ok = await self.check_integrity()
+        try:
+            await store.append("oplog.opened", actor="lockerd",
+                               body={"pid": os.getpid(), "head_seq": head[0],
+                                     "key_fingerprint": self._key_fp})
+            await store.append("daemon.started", actor="lockerd",
+                               body={"version": __version__, "schema": SCHEMA_VERSION,
+                                     "migrated_from": store.migrated_from})
+            await self.anchors.begin(store)
+        except Exception as exc:
+            if ok:
+                raise
+            # A damaged file may refuse the append too: the cabinet still starts, degraded,
+            # so status, the alert and lockerctl restore remain reachable.
+            log.error("operation log: start not recorded (the file is damaged): %s", exc)
+
+    async def check_integrity(self) -> bool:
+        """Run the integrity checks now; a failure is logged and alerted once per finding."""
+        store = self.store
+        cipher = store.key_fingerprint is not None
+        result = await store.read(lambda c: integrity.check(c, cipher=cipher))
+        before = self.integrity[1] if self.integrity is not None else None
+        self.integrity = (format_ts(store.now()), result)
+        self._next_check = time.monotonic() + self._cfg.integrity_check_h * 3600
+        if not result.ok and (before is None or before.ok):
+            log.critical("operation log %s is DAMAGED (%s): restore a backup "
+                         "(lockerctl restore)", self.path, result.summary)
+            if self._bus is not None:
+                self._bus.publish(Alert(AlertKind.OPLOG_CORRUPT, Severity.CRITICAL, True,
+                                        f"integrity check failed: {result.summary[:200]}"))
+        elif result.ok and before is not None and not before.ok:
+            log.warning("operation log integrity check passes again")
+            if self._bus is not None:
+                self._bus.publish(Alert(AlertKind.OPLOG_CORRUPT, Severity.INFO, False,
+                                        "integrity check passes"))
+        return result.ok
+
+    def degraded(self) -> list[str]:
+        """`oplog_corrupt` while the last integrity check failed."""
+        if self.integrity is not None and not self.integrity[1].ok:
+            return ["oplog_corrupt"]
+        return []
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file
@@ -193,6 +233,12 @@ class OplogComponent(Component):
                 await self.anchors.tick(store)
             except (OplogError, OSError) as exc:
                 log.error("cannot anchor the log head: %s", exc)
+            if time.monotonic() >= self._next_check:
+                try:
+                    await self.check_integrity()
+                except Exception as exc:
+                    log.error("integrity check could not run: %s", exc)
+                    self._next_check = time.monotonic() + 60.0
             now = store.now()
             if now >= self._next_purge:
                 await self.purge_now()
@@ -233,6 +279,9 @@ class OplogComponent(Component):
                 "head_seq": seq, "head_hash": digest[:16],
                 "writer_alive": self._store.writer_alive, "key": self._key_fp,
                 "last_purge": self._last_purge,
+                "integrity": None if self.integrity is None else {
+                    "at": self.integrity[0], "ok": self.integrity[1].ok,
+                    "problems": list(self.integrity[1].problems)},
                 "next_purge": format_ts(self._next_purge) if self._next_purge else None}
 
     # ----------------------------------------------------------------- API

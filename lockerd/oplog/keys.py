@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import itertools
 import logging
 import os
 import secrets
@@ -19,6 +20,8 @@ log = logging.getLogger(__name__)
 
 CREDENTIAL_NAME = "oplog.key"
 KEY_BYTES = RAW_KEY_BYTES
+#: Fewer distinct byte values than this in a 32-byte key means a pattern (see parse_key_text).
+MIN_DISTINCT = 16
 
 # The key printed in the documentation and examples. Anyone can read it, so a database keyed
 # with it is not encrypted at rest in any useful sense: the daemon refuses to start with it.
@@ -64,7 +67,22 @@ def parse_key_text(text: str, source: str) -> OplogKey:
     raw = bytes.fromhex(cleaned)
     if len(set(raw)) == 1:
         raise KeyRefused(f"{source}: key is a single repeated byte; generate a random one")
+    if _obviously_not_random(raw):
+        raise KeyRefused(f"{source}: key has obviously low entropy (a pattern, not random "
+                         "bytes); generate one with: openssl rand -hex 32")
     return OplogKey(raw, source)
+
+
+def _obviously_not_random(raw: bytes) -> bool:
+    """A repeated pattern or a counting sequence, never a random key.
+
+    32 random bytes have about 30 distinct values; fewer than MIN_DISTINCT happens with a
+    probability far below 1e-9, so no real key is refused. A constant step (00 01 02 ...,
+    ff fe fd ...) is the other hand-typed shape."""
+    if len(set(raw)) < MIN_DISTINCT:
+        return True
+    steps = {(b - a) % 256 for a, b in itertools.pairwise(raw)}
+    return len(steps) == 1
 
 
 def key_path(key_file: Path | None, env: Mapping[str, str] | None = None) -> Path:
@@ -88,8 +106,11 @@ def load_key(key_file: Path | None, env: Mapping[str, str] | None = None,
     """
     path = key_path(key_file, env)
     uid = os.geteuid() if owner_uid is None else owner_uid
+    _refuse_symlinked_parent(path)
     try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        # O_NONBLOCK: opening a FIFO with no writer would block start-up forever (a device
+        # might too); with it the open returns at once and fstat below refuses the file.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
     except FileNotFoundError:
         raise KeyRefused(f"{path}: operation-log key file is missing") from None
     except OSError as exc:
@@ -97,7 +118,7 @@ def load_key(key_file: Path | None, env: Mapping[str, str] | None = None,
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
-            raise KeyRefused(f"{path}: key is not a regular file")
+            raise KeyRefused(f"{path}: key is not a regular file ({_file_kind(info.st_mode)})")
         if info.st_mode & 0o077:
             raise KeyRefused(f"{path}: key file mode {stat.S_IMODE(info.st_mode):04o} lets group "
                              "or others access it; chmod 600 it")
@@ -112,6 +133,25 @@ def load_key(key_file: Path | None, env: Mapping[str, str] | None = None,
     except UnicodeDecodeError:
         raise KeyRefused(f"{path}: key must be hex text") from None
     return parse_key_text(text, str(path))
+
+
+def _refuse_symlinked_parent(path: Path) -> None:
+    """O_NOFOLLOW guards only the last component: a directory on the way that is a symlink
+    lets whoever can change that link point the daemon at a key of their choosing."""
+    absolute = Path(os.path.abspath(path))
+    for parent in absolute.parents:
+        if parent.is_symlink():
+            raise KeyRefused(f"{path}: directory {parent} on the way to the key is a symbolic "
+                             f"link (to {os.readlink(parent)}); use the real path")
+
+
+def _file_kind(mode: int) -> str:
+    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
+                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
+                       (stat.S_ISSOCK, "a socket")):
+        if test(mode):
+            return name
+    return "not a regular file"
 
 
 def pending_path(path: Path) -> Path:

@@ -15,6 +15,8 @@ T = TypeVar("T")
 class ReaderPool:
     """One read-only connection per executor thread; WAL lets them read while the writer commits.
 
+    Each `run` is one read transaction (one consistent snapshot of the log).
+
     A rekey drains every connection (waiting for running reads), then refills the pool with
     connections opened under the new key.
     """
@@ -34,7 +36,17 @@ class ReaderPool:
     def _with_conn(self, fn: Callable[[Any], T]) -> T:
         conn = self._idle.get()
         try:
-            return fn(conn)
+            # One read transaction per call: every statement of `fn` sees the same snapshot.
+            # In autocommit each statement took its own, so verify walked the chain in one and
+            # read the outbox in a later one, and reported "outbox refers to operation N beyond
+            # the head" on a live cabinet (60 of 64 runs): a false tamper alarm. Export and
+            # report had the same split between their counts and their rows.
+            conn.execute("BEGIN")
+            try:
+                return fn(conn)
+            finally:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")  # read-only: ends the snapshot, keeps nothing
         finally:
             self._idle.put(conn)
 

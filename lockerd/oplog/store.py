@@ -232,6 +232,25 @@ class OpLog:
 
         return await self._submit(job)
 
+    async def enqueue(self, outbox: Sequence[OutboxMessage], *,
+                      mutate: Mutation | None = None) -> None:
+        """Queue messages without a chain row of their own (they name the current head).
+
+        For replies whose cause is aggregated rather than chained one by one (refused carrier
+        commands: lockerd/sync/refusals.py); the aggregate row is appended later with append().
+        """
+        msgs = list(outbox)
+        outbox_table.validate(msgs)
+
+        def job(conn: Any) -> None:
+            now = self._clock()
+            for msg in msgs:
+                outbox_table.enqueue(conn, msg, self._writer.head[0], now, ts=format_ts(now))
+            if mutate is not None:
+                mutate(conn)
+
+        await self._submit(job)
+
     async def operations(self, *, since: datetime | None = None, until: datetime | None = None,
                          kinds: Iterable[str] | None = None, compartment: int | None = None,
                          after_seq: int = 0, limit: int = 1000) -> list[Operation]:

@@ -194,6 +194,9 @@ def load_state(conn: Any) -> dict[str, Any]:
                                        "limiters": {}, "expected": {}}
     table = {"compartment": "compartments", "parcel": "parcels", "courier": "couriers",
              "limiter": "limiters", "expectation": "expected"}
-    for entity, key, value in conn.execute("SELECT entity, key, value FROM live_state"):
+    # Other packages keep rows of their own here (sync: refused-command counts): only ours.
+    for entity, key, value in conn.execute(
+            f"SELECT entity, key, value FROM live_state WHERE entity IN ({','.join('?' * len(table))})",  # noqa: S608
+            list(table)):
         data[table[entity]][key] = json.loads(value)
     return data

@@ -15,6 +15,7 @@ from lockerd.domain.errors import ErrorCode, Refused
 from lockerd.oplog import CommandRecord, DuplicateCommand, Mutation, Operation, OpLog, OutboxMessage
 from lockerd.sync import signing
 from lockerd.sync.payloads import COMMAND_BODIES, Command, ErrorInfo, Reply
+from lockerd.sync.refusals import RefusalTally
 from lockerd.sync.topics import Topics
 
 log = logging.getLogger(__name__)
@@ -121,20 +122,25 @@ def _error(cmd_id: str | None, code: ErrorCode, message: str) -> dict[str, Any]:
 class CommandProcessor:
     """Turns one inbound command message into exactly one recorded outcome and one reply.
 
-    Order of checks: size, carrier (Art. 16), JSON, version, schema, signature, remembered id,
-    expiry, type, body. Refusals before the signature check are recorded without remembering
-    the id (an unauthenticated sender must not be able to burn a carrier's future ids).
+    Order of checks: size, carrier (Art. 16), JSON, version, schema, signature, time skew,
+    remembered id, expiry, type, body. Refusals up to the time skew are not remembered (an
+    unauthenticated sender must not be able to burn a carrier's future ids) and are counted per
+    carrier and window (lockerd/sync/refusals.py), as are redeliveries: neither adds a chain
+    row of its own, so a flood cannot grow the chain.
     """
 
     def __init__(self, oplog: OpLog, topics: Topics, registry: CommandRegistry, *,
                  carrier_keys: Mapping[str, bytes | None], max_bytes: int,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], max_skew: timedelta = timedelta(minutes=5),
+                 tally: RefusalTally | None = None) -> None:
         self._oplog = oplog
         self._topics = topics
         self._registry = registry
         self._keys = dict(carrier_keys)
         self._max_bytes = max_bytes
         self._clock = clock
+        self._max_skew = max_skew
+        self.tally = tally or RefusalTally(lambda: oplog, window_s=60, clock=clock)
         self.handled = 0
         self.refused = 0
 
@@ -179,6 +185,12 @@ class CommandProcessor:
             if not signing.verify(key, topic, raw, cmd.sig):
                 return await self._refuse(carrier, cmd.id, ErrorCode.BAD_SIGNATURE,
                                           "signature does not match")
+        if cmd.ts > self._clock() + self._max_skew:
+            # A future ts would outlive the 7-day id memory: a copy replayed once the id is
+            # forgotten would pass the age check and run twice.
+            return await self._refuse(carrier, cmd.id, ErrorCode.TS_IN_FUTURE,
+                                      f"command ts is more than {self._max_skew.total_seconds():.0f}"
+                                      " s ahead of the cabinet's clock")
         digest = signing.command_digest(raw)
         stored = await self._oplog.command_reply(carrier, cmd.id)
         if stored is not None:
@@ -239,11 +251,9 @@ class CommandProcessor:
         if stored.get("digest") != digest or not isinstance(first, dict):
             return await self._refuse(carrier, cmd.id, ErrorCode.REPLAYED_ID,
                                       "this command id was already used for another command")
-        await self._oplog.append(
-            "sync.command_repeated", actor=f"carrier:{carrier}",
-            body={"carrier": carrier, "command": {"id": cmd.id, "type": cmd.type},
-                  "ok": bool(first.get("ok"))},
-            outbox=[_reply_message(carrier, self._topics.reply(carrier), first)])
+        # Counted, not chained: a captured command replayed in a loop must not grow the chain.
+        await self.tally.record(carrier, "repeated",
+                                _reply_message(carrier, self._topics.reply(carrier), first))
         return first
 
     async def _remember_error(self, carrier: str, cmd: Command, digest: str, code: ErrorCode,
@@ -263,14 +273,9 @@ class CommandProcessor:
                       size: int | None = None) -> dict[str, Any]:
         self.refused += 1
         reply = _error(cmd_id, code, message)
-        body: dict[str, Any] = {"carrier": carrier, "command": {"id": cmd_id}, "ok": False,
-                                "error": code.value}
-        if size is not None:
-            body["size"] = size
-        await self._oplog.append(
-            "sync.command_refused", actor=f"carrier:{carrier}", body=body,
-            outbox=[_reply_message(carrier, self._topics.reply(carrier), reply)])
-        log.info("carrier %s command refused: %s", carrier, code)
+        await self.tally.record(carrier, code.value,
+                                _reply_message(carrier, self._topics.reply(carrier), reply))
+        log.debug("carrier %s command refused: %s (%s bytes)", carrier, code, size)
         return reply
 
 

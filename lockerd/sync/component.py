@@ -26,12 +26,16 @@ from lockerd.sync.maintenance import Maintenance
 from lockerd.sync.payloads import AnchorPayload, FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
 from lockerd.sync.ports import CabinetView, LogHandle
 from lockerd.sync.publisher import OutboxPublisher
+from lockerd.sync.refusals import RefusalTally
 from lockerd.sync.signing import load_hmac_key
 from lockerd.sync.topics import Topics
 
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+#: Topic, fixed header and properties of a command PUBLISH on top of its payload: a command at
+#: max_command_bytes still arrives (and gets too_large above it); anything larger never does.
+PACKET_HEADROOM = 1024
 #: While an interruption is planned, the status is rechecked this often (a wall-clock step, as
 #: at a Pi's first NTP sync, must not leave a stale notice up); with none planned, never.
 MAINTENANCE_RECHECK_S = 1.0
@@ -137,15 +141,24 @@ class SyncComponent(Component):
                 await asyncio.to_thread(load_hmac_key, carrier.hmac_key_file)
         self.processor = CommandProcessor(self.oplog, self.topics, self.registry,
                                           carrier_keys=keys, max_bytes=cfg.max_command_bytes,
-                                          clock=self.clock)
+                                          clock=self.clock,
+                                          max_skew=timedelta(seconds=cfg.max_clock_skew_s),
+                                          tally=RefusalTally(lambda: self.oplog,
+                                                             window_s=cfg.refusal_window_s,
+                                                             clock=self.clock))
+        await self.processor.tally.flush()
         if cfg.enabled:
             tls = TlsFiles(cfg.ca_file, cfg.cert_file, cfg.key_file) if cfg.tls else None
             will = Will(self.topics.status, _json(StatusOffline(ts=self.clock())))
+            auth = None if cfg.username is None else (
+                cfg.username, None if cfg.password_file is None
+                else (await asyncio.to_thread(cfg.password_file.read_text)).strip())
             self.link = MqttLink(
                 host=cfg.host, port=cfg.port, client_id=cfg.client_id or f"lockerd-{self._cabinet.id}",
                 keepalive_s=cfg.keepalive_s, tls=tls, will=will, protocol=cfg.protocol,
                 session_expiry_s=cfg.session_expiry_s, reconnect_min_s=cfg.reconnect_min_s,
                 reconnect_max_s=cfg.reconnect_max_s, max_inflight=cfg.inflight_window,
+                max_packet_bytes=cfg.max_command_bytes + PACKET_HEADROOM, auth=auth,
                 callbacks=LinkCallbacks(on_connect=self._on_connect,
                                         on_disconnect=self._on_disconnect,
                                         on_message=self._on_message, on_puback=self._on_puback))
@@ -162,7 +175,8 @@ class SyncComponent(Component):
                            (self._forward_alerts(), "alerts"), (self._watch_backlog(), "backlog"),
                            (self._state_loop(), "state"), (self._prune_loop(), "prune"),
                            (self._maintenance_loop(), "maintenance"),
-                           (self._chain_loop(), "chain")):
+                           (self._chain_loop(), "chain"),
+                           (self._refusals_loop(), "refusals")):
             self._tasks.append(loop.create_task(coro, name=f"sync:{name}"))
 
     async def run(self) -> None:
@@ -185,6 +199,9 @@ class SyncComponent(Component):
         if self._alerts is not None:
             self._alerts.close()
             self._alerts = None
+        if self.processor is not None:
+            with contextlib.suppress(Exception):
+                await self.processor.tally.flush(everything=True)
         if self.publisher is not None:
             with contextlib.suppress(Exception):
                 await self.publisher.flush_marks()
@@ -380,6 +397,17 @@ class SyncComponent(Component):
             except Exception as exc:
                 log.error("outbox prune failed: %s", exc)
             await asyncio.sleep(PRUNE_EVERY_S)
+
+    async def _refusals_loop(self) -> None:
+        """Chain each closed window of refused commands soon after it closes."""
+        assert self.processor is not None
+        tally = self.processor.tally
+        while True:
+            await asyncio.sleep(min(60.0, tally.window_s / 2))
+            try:
+                await tally.flush()
+            except Exception as exc:
+                log.error("refused commands not chained yet: %s", exc)
 
     async def _state_get(self, _ctx: CommandContext, _body: Any) -> Any:
         return self.current_state().model_dump(mode="json")

@@ -77,7 +77,9 @@ class MqttLink:
                  tls: TlsFiles | None = None, will: Will | None = None,
                  protocol: str = "auto", session_expiry_s: int = 7 * 86400,
                  reconnect_min_s: float = 1.0, reconnect_max_s: float = 30.0,
-                 max_inflight: int = 100, callbacks: LinkCallbacks | None = None) -> None:
+                 max_inflight: int = 100, max_packet_bytes: int | None = None,
+                 auth: tuple[str, str | None] | None = None,
+                 callbacks: LinkCallbacks | None = None) -> None:
         self.host = host
         self.port = port
         self.client_id = client_id
@@ -88,6 +90,8 @@ class MqttLink:
         self.reconnect_min_s = reconnect_min_s
         self.reconnect_max_s = reconnect_max_s
         self.max_inflight = max_inflight
+        self.max_packet_bytes = max_packet_bytes
+        self._auth = auth
         self.callbacks = callbacks or LinkCallbacks()
         self._auto = protocol == "auto"
         self._protocol = MQTTProtocolVersion.MQTTv311 if protocol == "3.1.1" \
@@ -135,6 +139,8 @@ class MqttLink:
         client.max_queued_messages_set(0)
         if self._ssl is not None:
             client.tls_set_context(self._ssl)
+        if self._auth is not None:
+            client.username_pw_set(*self._auth)
         if self.will is not None:
             client.will_set(self.will.topic, self.will.payload, self.will.qos, self.will.retain)
         client.on_connect = self._t_connect
@@ -146,6 +152,10 @@ class MqttLink:
         if self._v5:
             props = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             props.SessionExpiryInterval = self.session_expiry_s
+            if self.max_packet_bytes is not None:
+                # The broker must not send us a larger packet (MQTT 5 §3.1.2.11.4): it drops
+                # it instead, so an oversized command never enters this process whole.
+                props.MaximumPacketSize = self.max_packet_bytes
         client.connect_async(self.host, self.port, self.keepalive_s,
                              clean_start=False if self._v5 else paho.MQTT_CLEAN_START_FIRST_ONLY,
                              properties=props)

@@ -44,6 +44,9 @@ def load_hmac_key(path: Path) -> bytes:
 
     Blocking file I/O: call it from a thread.
     """
+    # A FIFO or device would block start-up in read_bytes(): only a regular file is read.
+    if not path.is_file():
+        raise ValueError(f"{path}: HMAC key is not a regular file")
     raw = path.read_bytes()
     text = raw.strip()
     try:

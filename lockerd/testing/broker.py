@@ -63,14 +63,19 @@ class Bridge:
 class LocalBroker:
     """mosquitto bound to 127.0.0.1 only, anonymous, optional persistence; stop()/start() again
     on the same port to stage an outage; `bridges` link it to other brokers (a regional broker
-    bridged to a central one)."""
+    bridged to a central one); `extra` adds conf lines (a deployment example's limits or its
+    dynamic-security plugin, then usually with `anonymous=False`)."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, persistence: bool = True,
-                 binary: str | None = None, bridges: Sequence[Bridge] = ()) -> None:
+                 binary: str | None = None, bridges: Sequence[Bridge] = (),
+                 extra: Sequence[str] = (), anonymous: bool = True) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.persistence = persistence
         self.bridges = tuple(bridges)
+        #: further mosquitto.conf lines for the listener (the deployment examples' settings)
+        self.extra = tuple(extra)
+        self.anonymous = anonymous
         self.binary = binary or mosquitto_binary()
         if self.binary is None:
             raise FileNotFoundError("mosquitto is not installed")
@@ -89,7 +94,7 @@ class LocalBroker:
             # Started as root, mosquitto would switch to user "mosquitto" and then silently
             # fail to write persistence into our directory: stay the user who started it.
             f"user {getpass.getuser()}",
-            "allow_anonymous true",
+            f"allow_anonymous {'true' if self.anonymous else 'false'}",
             f"persistence {'true' if self.persistence else 'false'}",
             f"persistence_location {self.workdir}/",
             "autosave_interval 1",
@@ -100,6 +105,7 @@ class LocalBroker:
             "log_type error",
             "log_type warning",
         ]
+        lines += self.extra
         for bridge in self.bridges:
             lines += bridge.conf_lines()
         self.conf.write_text("\n".join(lines) + "\n")

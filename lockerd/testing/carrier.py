@@ -56,7 +56,7 @@ class CarrierClient:
     def __init__(self, host: str, port: int, cabinet: str, carrier: str, *,
                  prefix: str = "lockers", key: bytes | None = None,
                  client_id: str | None = None, watch_cabinet: bool = True,
-                 protocol: str = "auto") -> None:
+                 protocol: str = "auto", auth: tuple[str, str] | None = None) -> None:
         self.topics = Topics(prefix, cabinet)
         self.carrier = carrier
         self.key = key
@@ -69,7 +69,7 @@ class CarrierClient:
         self._connected = asyncio.Event()
         self.link = MqttLink(host=host, port=port,
                              client_id=client_id or f"carrier-{carrier}-{uuid.uuid4().hex[:8]}",
-                             reconnect_min_s=1, reconnect_max_s=2, protocol=protocol,
+                             reconnect_min_s=1, reconnect_max_s=2, protocol=protocol, auth=auth,
                              callbacks=LinkCallbacks(on_connect=self._on_connect,
                                                      on_message=self._on_message))
 

@@ -112,3 +112,67 @@ async def test_rekey_recorded_and_old_key_refused(db_path: Path, key: OplogKey) 
         assert result.head_seq == 3
     finally:
         await log.close()
+
+
+def test_fifo_key_refused_at_once(tmp_path: Path) -> None:
+    """Before: open() of a FIFO with no writer blocked start-up forever. The load runs in a
+    child thread here so a regression fails the test instead of hanging it."""
+    import threading
+
+    fifo = tmp_path / "oplog.key"
+    os.mkfifo(fifo, 0o600)
+    outcome: list[BaseException | None] = []
+
+    def load() -> None:
+        try:
+            load_key(fifo)
+            outcome.append(None)
+        except BaseException as exc:
+            outcome.append(exc)
+
+    thread = threading.Thread(target=load, daemon=True)
+    thread.start()
+    thread.join(2.0)
+    if thread.is_alive():
+        # unblock the hung open() so the thread ends, then fail
+        with open(fifo, "w"):
+            pass
+        thread.join(2.0)
+        pytest.fail("load_key blocked on a FIFO")
+    assert isinstance(outcome[0], KeyRefused)
+    assert "FIFO" in str(outcome[0])
+
+
+def test_device_key_refused() -> None:
+    with pytest.raises(KeyRefused, match="character device"):
+        load_key(Path("/dev/zero"), owner_uid=0)
+
+
+@pytest.mark.parametrize("text", ["deadbeef" * 8, "0011223344556677" * 4,
+                                  bytes(range(32)).hex(), bytes(range(255, 223, -1)).hex(),
+                                  ("a1b2c3d4e5f60718" * 4)])
+def test_low_entropy_key_refused(tmp_path: Path, text: str) -> None:
+    path = tmp_path / "k"
+    path.write_text(text + "\n")
+    os.chmod(path, 0o600)
+    with pytest.raises(KeyRefused, match="low entropy"):
+        load_key(path)
+
+
+def test_random_keys_are_never_taken_for_patterns(tmp_path: Path) -> None:
+    path = tmp_path / "k"
+    for _ in range(2000):
+        write_key_file(path, OplogKey.generate())
+        load_key(path)
+
+
+def test_symlinked_parent_directory_refused(tmp_path: Path, key: OplogKey) -> None:
+    real = tmp_path / "real"
+    real.mkdir()
+    write_key_file(real / "oplog.key", key)
+    (tmp_path / "linked").symlink_to(real)
+    assert load_key(real / "oplog.key").raw == key.raw
+    with pytest.raises(KeyRefused, match="symbolic link"):
+        load_key(tmp_path / "linked" / "oplog.key")
+    with pytest.raises(KeyRefused, match="symbolic link"):
+        load_key(None, env={"CREDENTIALS_DIRECTORY": str(tmp_path / "linked")})
