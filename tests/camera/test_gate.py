@@ -7,9 +7,10 @@ from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from lockerd.camera.analyser import Analyser
 from lockerd.camera.analysis import Verdict
 from lockerd.camera.gate import GateLogic
-from lockerd.camera.guard import Analyser
+from lockerd.camera.regimes import Regime
 from lockerd.config import Camera
 from lockerd.sim.camera import SimCamera
 
@@ -108,7 +109,7 @@ def test_benign_sequence_with_injected_clock_never_flaps() -> None:
     gate = GateLogic(bad_hold_s=cfg.bad_hold_s, good_hold_s=cfg.good_hold_s, fresh_s=cfg.fresh_s)
     rng = np.random.default_rng(5)
     t, changes = 0.0, []
-    modes = ["normal"] * 20 + ["person", "shadow", "dim", "normal"] * 10
+    modes = ["normal"] * 20 + ["person", "shadow", "dim", "shake", "night", "ir", "normal"] * 6
     for step, mode in enumerate(modes * 2):
         for _ in range(int(rng.integers(1, 4))):
             t += 1 / cfg.sample_hz
@@ -136,7 +137,10 @@ def test_reference_is_not_relearnt_while_tampered() -> None:
         verdict, _ = analyser.analyse(cam.render("turned", t), t, gate.open)
         gate.update(t, verdict)
     assert not gate.open
-    assert np.array_equal(before, analyser.ref.gray)
+    assert analyser.bank.learnt == [Regime.DAY]
+    day = analyser.bank.get(Regime.DAY)
+    assert day is not None
+    assert np.array_equal(before, day.gray)
 
 
 def test_reference_follows_daylight_while_healthy() -> None:
@@ -151,9 +155,13 @@ def test_reference_follows_daylight_while_healthy() -> None:
     assert gate.open
     assert analyser.ref is not None
     start = float(analyser.ref.gray.mean())
-    for _ in range(150):  # 30 s of dusk: the scene at 60 % light
+    for _ in range(150):  # 30 s of a passing cloud: the scene at 85 % light, still "day"
         t += 0.2
-        verdict, _ = analyser.analyse(cam.render("dim", t), t, gate.open)
+        verdict, _ = analyser.analyse(np.asarray(cam.render("normal", t) * 0.85, np.uint8), t,
+                                      gate.open)
         gate.update(t, verdict)
         assert gate.open
-    assert float(analyser.ref.gray.mean()) < start * 0.8
+    day = analyser.bank.get(Regime.DAY)
+    assert day is not None
+    assert analyser.bank.learnt == [Regime.DAY]
+    assert float(day.gray.mean()) < start * 0.9
