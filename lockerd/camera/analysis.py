@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+import cv2
 import numpy as np
 
 from lockerd.camera.frames import FrameStats, Gray, frame_stats
@@ -112,7 +113,7 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
     rs = ref.stats
     change = -1.0
     if previous is not None and previous.shape == gray.shape:
-        change = float(np.abs(gray - previous).mean())
+        change = float(cv2.mean(cv2.absdiff(gray, previous))[0])
     motion: Motion = IDENTITY if bounds is None else register(ref.reg, gray, bounds)
     compared, valid = gray, None
     if motion.within and not motion.negligible:

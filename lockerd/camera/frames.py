@@ -11,9 +11,9 @@ import numpy.typing as npt
 
 Gray = npt.NDArray[np.float32]
 
-# Frames are sampled on this stride for the colour measure: 640x480 gives 80x60 samples, plenty for
-# a mean, at a fraction of a full-frame colour conversion's cost.
-_CHROMA_STRIDE = 8
+# The colour measure reads an 80x60 nearest-neighbour sample of the frame: plenty for a mean, at a
+# fraction of a full-frame colour conversion's cost.
+_CHROMA_SAMPLE = (80, 60)
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,8 +46,8 @@ def as_u8(img: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
 
 
 def _chroma(frame: npt.NDArray[Any]) -> float:
-    sample = np.ascontiguousarray(frame[::_CHROMA_STRIDE, ::_CHROMA_STRIDE, :3])
-    b, g, r = cv2.split(sample)
+    sample = cv2.resize(frame, _CHROMA_SAMPLE, interpolation=cv2.INTER_NEAREST)
+    b, g, r = cv2.split(sample)[:3]
     spread = cv2.add(cv2.absdiff(b, g), cv2.absdiff(g, r), dtype=cv2.CV_16U)
     return float(cv2.mean(spread)[0]) / 2.0
 
@@ -86,8 +86,7 @@ def frame_stats(gray: Gray) -> FrameStats:
     """Reference-free statistics of an analysis frame."""
     mean_m, std_m = cv2.meanStdDev(gray)
     mean, std = float(mean_m[0, 0]), float(std_m[0, 0])
-    u8 = as_u8(np.clip(gray, 0, 255))
-    hist = cv2.calcHist([u8], [0], None, [256], [0, 256]).ravel()
+    hist = cv2.calcHist([gray], [0], None, [256], [0, 256]).ravel()  # values are 0..255 already
     p = hist[hist > 0] / gray.size
     entropy = float(-(p * np.log2(p)).sum())
     saturated = float(hist[250:].sum()) / gray.size

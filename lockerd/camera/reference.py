@@ -125,7 +125,7 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     level = (_tile_mean(gray, ref.tiles) + 2.0) / (ref.tile_level + 2.0)
     seen = (tile_s >= _SEEN) & judged
     if seen.any():
-        gain = float(np.median(level[seen]))
+        gain = float(level[seen].mean())
     else:
         gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
     contrast = _tile_mean(np.sqrt(s2).astype(np.float32), ref.tiles)
