@@ -26,7 +26,7 @@ log = logging.getLogger(__name__)
 
 
 class Role(StrEnum):
-    """Roles of DESIGN section 5; root and the daemon's own user hold all of them."""
+    """Roles of docs/local-api.md; root and the daemon's own user hold all of them."""
 
     PANEL = "panel"
     TECH = "tech"

@@ -14,7 +14,7 @@ log = logging.getLogger(__name__)
 
 
 class AlertKind(StrEnum):
-    """Alert kinds of DESIGN section 4 (plus GPIO tamper and power)."""
+    """Alert kinds of docs/mqtt.md (plus GPIO tamper and power)."""
 
     CAMERA_DOWN = "camera_down"
     CAMERA_OBSTRUCTED = "camera_obstructed"

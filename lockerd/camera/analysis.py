@@ -42,7 +42,7 @@ class Verdict(StrEnum):
 
     @property
     def alert_reason(self) -> str | None:
-        """Intake-closed reason (alert kind of DESIGN section 4) for this verdict."""
+        """Intake-closed reason (alert kind of docs/mqtt.md) for this verdict."""
         if self is Verdict.OK:
             return None
         if self is Verdict.LEARNING:

@@ -1,6 +1,6 @@
 """lockerctl: the technician's and kiosk's command line; talks to the daemon over the local socket.
 
-Exit codes: 0 ok, 1 refused or failed, 2 usage (DESIGN section 5).
+Exit codes: 0 ok, 1 refused or failed, 2 usage (docs/local-api.md).
 """
 
 from __future__ import annotations

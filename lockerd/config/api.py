@@ -10,7 +10,7 @@ from lockerd.config.base import Strict
 
 
 class Api(Strict):
-    """Local API: Unix groups that carry each role (DESIGN section 5)."""
+    """Local API: Unix groups that carry each role (docs/local-api.md)."""
 
     panel_group: str = Field(default="lockerd-panel", description="Kiosk: customer flows.")
     tech_group: str = Field(default="lockerd-tech", description="Technicians: diagnostics.")

@@ -9,7 +9,7 @@ from lockerd.drivers.profiles import MAX_PULSE_MS
 
 
 class Doors(Strict):
-    """Door-control timing (DESIGN section 3, door faults)."""
+    """Door-control timing (docs/lifecycle.md, door faults)."""
 
     open_confirm_s: float = Field(default=2.0, gt=0, le=10,
                                   description="A pulsed door must read open within this time.")

@@ -35,7 +35,7 @@ class Board(Strict):
                          ge=0, le=MAX_ADDRESS)
     bus: str = Field(default="bus0", description="Name of the serial bus the board hangs on.")
     profile: BoardProfile = Field(default="modbus-waveshare",
-                                  description="Wire protocol of the board (DESIGN section 2).")
+                                  description="Wire protocol of the board (docs/boards.md).")
     channels: int = Field(default=8, description="Number of lock channels (at most the "
                                                  "profile's).", ge=1, le=MAX_CHANNELS)
     inputs_active_low: bool = Field(

@@ -11,7 +11,7 @@ from lockerd.config.base import Strict
 
 
 class Mqtt(Strict):
-    """Carrier sync over MQTT (DESIGN section 4)."""
+    """Carrier sync over MQTT (docs/mqtt.md)."""
 
     enabled: bool = Field(default=False, description="Connect to the broker at all.")
     host: str = Field(default="127.0.0.1", description="Broker host name.")

@@ -8,7 +8,7 @@ from lockerd.config.base import Strict
 
 
 class Oplog(Strict):
-    """Operation log: file name and retention per record class (Art. 26; DESIGN section 6)."""
+    """Operation log: file name and retention per record class (Art. 26; docs/oplog.md)."""
 
     db_name: str = Field(default="oplog.db", pattern=r"^[A-Za-z0-9_.-]{1,64}$",
                          description="Database file name inside paths.state_dir.")
@@ -31,7 +31,7 @@ class Oplog(Strict):
                                   description="Days published outbox messages are kept.")
     command_days: int = Field(default=7, ge=7, le=365,
                               description="Days carrier command ids are remembered (>= 7: "
-                                          "DESIGN section 4).")
+                                          "docs/mqtt.md).")
     max_export_rows: int = Field(default=50000, ge=100, le=1000000,
                                  description="Most lines one export may return (narrow the "
                                              "range for more).")

@@ -22,7 +22,7 @@ class Record:
 
 @dataclass(frozen=True, slots=True)
 class DomainEvent:
-    """An event of DESIGN section 4 for one carrier's `events` stream (only its own parcels/couriers)."""
+    """An event of docs/mqtt.md for one carrier's `events` stream (only its own parcels/couriers)."""
 
     carrier: str
     type: str

@@ -20,7 +20,7 @@ class Frozen(BaseModel):
 
 
 class CompartmentState(StrEnum):
-    """DESIGN section 3: free -> reserved -> occupied -> (opening) -> free, plus blocked."""
+    """docs/lifecycle.md: free -> reserved -> occupied -> (opening) -> free, plus blocked."""
 
     FREE = "free"
     RESERVED = "reserved"

@@ -42,7 +42,7 @@ class Delivery(Request):
 
 
 class Expect(Request):
-    """A carrier's pre-announcement of a delivery (`parcel.expect`, DESIGN section 4)."""
+    """A carrier's pre-announcement of a delivery (`parcel.expect`, docs/mqtt.md)."""
 
     waybill: str = Field(pattern=WAYBILL_PATTERN)
     size: Size

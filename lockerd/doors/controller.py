@@ -2,7 +2,7 @@
 
 Opening = one relay pulse, then watching the sensor until the door reads open. No open within
 `open_confirm_s`: read the state, fire one new pulse, still closed -> jammed, compartment
-blocked (DESIGN section 3). A silent board makes its doors unknown and raises board_offline;
+blocked (docs/lifecycle.md). A silent board makes its doors unknown and raises board_offline;
 it is retried with backoff while the other boards keep being polled. A compartment whose door
 switch is wired to GPIO (`[[gpio.door_switches]]`) takes its door state from that switch (the
 GPIO monitor reports it through `door_switch()`), not from its board's input.

@@ -12,7 +12,7 @@ from lockerd.drivers.base import DoorState
 
 
 class Outcome(StrEnum):
-    """Result of an open command (DESIGN section 2): distinct, never collapsed."""
+    """Result of an open command (docs/boards.md): distinct, never collapsed."""
 
     ACKNOWLEDGED = "acknowledged"  # the board took the pulse; the sensor could not confirm
     OPENED = "opened"              # the sensor saw the door open
@@ -38,7 +38,7 @@ class OpenResult:
 
 
 class LeftOpenLevel(StrEnum):
-    """Escalation of a door left open (DESIGN section 3)."""
+    """Escalation of a door left open (docs/lifecycle.md)."""
 
     PROMPT = "prompt"
     ALERT = "alert"

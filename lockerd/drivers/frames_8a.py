@@ -1,6 +1,6 @@
 """Generic 8-50 channel "0x8A" boards (`rs485-8a`) as pure functions: encode, decode, BCC, echo checks.
 
-Wire format (DESIGN section 2), 9600 8N1, BCC = XOR of every byte before it:
+Wire format (docs/boards.md), 9600 8N1, BCC = XOR of every byte before it:
 - open lock:  `8A BRD LOCK 11 BCC` (board 1 lock 1: `8A 01 01 11 9B`); after the pulse (about
   500 ms) the board answers `8A BRD LOCK ST BCC`, ST = 0x11 lock open, 0x00 lock still closed.
 - read board: `80 BRD 00 33 BCC` (`80 01 00 33 B2`); answer `80 BRD Sn..S1 33 BCC` with

@@ -1,6 +1,6 @@
 """Kerong CU16 (`kerong-cu16`) frames as pure functions: encode, decode, checksum, echo checks.
 
-Wire format (DESIGN section 2): `02 ADDR CMD 03 SUM`, SUM = low byte of the sum of the bytes
+Wire format (docs/boards.md): `02 ADDR CMD 03 SUM`, SUM = low byte of the sum of the bytes
 before it, ADDR = board << 4 | (lock - 1), 19200 8N1.
 - open lock:  CMD 0x31, e.g. board 0 lock 1 `02 00 31 03 36`; the board answers with the same
   five bytes (its echo carries board and lock, and is checked against the request).

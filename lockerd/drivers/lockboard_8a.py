@@ -13,7 +13,7 @@ from lockerd.drivers.rawbus import RawSerialBus
 log = logging.getLogger(__name__)
 
 UNLOCK_REPLY_S = 0.5
-"""The board pulses the lock first and answers afterwards (DESIGN section 2: about 500 ms)."""
+"""The board pulses the lock first and answers afterwards (docs/boards.md: about 500 ms)."""
 
 
 class Board8A(RawLockBoard):

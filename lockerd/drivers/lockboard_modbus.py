@@ -1,4 +1,4 @@
-"""Modbus RTU lock boards (`modbus-waveshare`, `modbus-coil` profiles of DESIGN section 2) on pymodbus.
+"""Modbus RTU lock boards (`modbus-waveshare`, `modbus-coil` profiles of docs/boards.md) on pymodbus.
 
 pymodbus 3.16.1 `AsyncModbusSerialClient` with the RTU framer does the framing and CRC; this
 module decides timeouts and retries (pymodbus's defaults, 3 s and 3 re-sends, are wrong for
@@ -187,7 +187,7 @@ class ModbusLockBoard(LockBoardBase[ModbusBus]):
         return BoardSnapshot(self._doors(bits))
 
     async def start(self) -> None:
-        """Force every relay off (best effort; DESIGN section 2)."""
+        """Force every relay off (best effort; docs/boards.md)."""
 
     async def stop(self) -> None:
         """Leave relays off."""

@@ -12,7 +12,7 @@ class RawLockBoard(LockBoardBase[RawSerialBus]):
     """A board on a `RawSerialBus`; subclasses implement `_pulse()` and `read()`.
 
     Both profiles time the relay pulse on the board itself, so no relay can be left energised
-    by a lost "off" command: `start()` (relays forced off, DESIGN section 2) has nothing to send.
+    by a lost "off" command: `start()` (relays forced off, docs/boards.md) has nothing to send.
     """
 
     async def start(self) -> None:

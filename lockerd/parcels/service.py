@@ -1,6 +1,6 @@
 """Parcel use cases: decide in the domain, record write-ahead in the operation log, then move the door.
 
-Order for every step (DESIGN section 1, write-ahead rule):
+Order for every step (docs/lifecycle.md, write-ahead):
   1. under the cabinet lock: the domain decides, the decision (its changes and its carrier events
      for the outbox) is appended to the operation log in one transaction, then applied in memory;
   2. only then the door is pulsed (outside the lock: a door may take minutes to close, and the
@@ -63,7 +63,7 @@ class RecordFailed(Exception):
 
 
 class ParcelService:
-    """The use cases of DESIGN section 3 over the pure Cabinet, the doors, the log and the gate."""
+    """The use cases of docs/lifecycle.md over the pure Cabinet, the doors, the log and the gate."""
 
     def __init__(self, cabinet: Cabinet, *, log: LogHandle, doors: Doors, gate: IntakeGate,
                  events: CarrierEvents, camera: Camera | None = None,
@@ -205,7 +205,7 @@ class ParcelService:
         return failure
 
     def _occupancy_check(self, op: str, cid: int) -> DoorFailure | None:
-        """Where the board sees occupancy (DESIGN section 3): a deposit or drop-off needs the
+        """Where the board sees occupancy (docs/lifecycle.md): a deposit or drop-off needs the
         item seen, a plain pickup the compartment seen empty (a refusal puts it back)."""
         seen = self._doors.occupied(cid)
         if seen is None:

@@ -24,9 +24,9 @@ def notify_socket(tmp_path: Path) -> Iterator[tuple[socket.socket, Path]]:
     sock.close()
 
 
-def collect(sock: socket.socket, until: float) -> list[str]:
+def collect(sock: socket.socket, until: float, stop_at: str | None = None) -> list[str]:
     messages: list[str] = []
-    while time.monotonic() < until:
+    while time.monotonic() < until and (stop_at is None or stop_at not in messages):
         try:
             messages.extend(sock.recv(4096).decode().splitlines())
         except TimeoutError:
@@ -60,7 +60,9 @@ def test_ready_status_and_watchdog(tmp_path: Path,
     started = time.monotonic()
     proc = start_daemon(config, env={"NOTIFY_SOCKET": str(path), "WATCHDOG_USEC": "400000"})
     try:
-        messages = collect(sock, started + 5.0)
+        # READY may take a while on a loaded CI machine; then watch the watchdog for 2.5 s.
+        messages = collect(sock, started + 30.0, stop_at="READY=1")
+        messages += collect(sock, time.monotonic() + 2.5)
         proc.send_signal(signal.SIGTERM)
         proc.communicate(timeout=30)
         messages += collect(sock, time.monotonic() + 0.6)

@@ -129,7 +129,7 @@ async def test_unplugged_board_goes_offline_quickly_others_keep_working(controll
     c.rig.sim.faults.unplug("bus0", 2)
     t0 = loop.time()
     await c.until(lambda: bool(c.alerts(AlertKind.BOARD_OFFLINE)), 5.0)
-    assert loop.time() - t0 < 1.5  # DESIGN: within 1 s; slack for a loaded CI machine
+    assert loop.time() - t0 < 1.5  # an unlock lands within 1 s; slack for a loaded CI machine
     assert c.ctl.state(5) is DoorState.UNKNOWN
     assert c.ctl.state(1) is DoorState.CLOSED
     assert (await c.ctl.open(1, "t", "x")).outcome is Outcome.OPENED

@@ -1,4 +1,4 @@
-"""Golden vectors of DESIGN section 2 for Kerong and 0x8A frames: encode, decode, checksum, echo rejects."""
+"""Golden vectors of docs/boards.md for Kerong and 0x8A frames: encode, decode, checksum, echo rejects."""
 
 from __future__ import annotations
 

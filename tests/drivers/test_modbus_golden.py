@@ -1,4 +1,4 @@
-"""The bytes the Modbus driver puts on the wire equal the golden frames of DESIGN section 2."""
+"""The bytes the Modbus driver puts on the wire equal the golden frames of docs/boards.md."""
 
 from __future__ import annotations
 

@@ -95,3 +95,15 @@ def test_compartments_may_use_every_channel_a_profile_has() -> None:
 def test_the_example_config_names_every_profile() -> None:
     text = example_config_text()
     assert [name for name in PROFILES if name not in text] == []
+
+
+def test_the_boards_doc_lists_the_registry() -> None:
+    """docs/boards.md's limits table is the registry, row for row (one source, checked)."""
+    from tests.fixtures.paths import REPO
+
+    text = (REPO / "docs" / "boards.md").read_text(encoding="utf-8")
+    for name, spec in PROFILES.items():
+        row = (f"| `{name}` | {spec.native_baud} | {spec.min_address}-{spec.max_address} | "
+               f"{spec.max_channels} | {spec.max_pulse_ms} | "
+               f"{'board' if spec.board_timed else 'driver'} |")
+        assert row in text, row

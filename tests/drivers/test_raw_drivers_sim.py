@@ -37,7 +37,7 @@ async def test_kerong_driver_puts_golden_frames_on_the_wire(raw_rig: Any) -> Non
     assert snap.doors[0] in (DoorState.OPEN, DoorState.CLOSED)
     await wait_for(lambda: rig.sim.board("bus0", 0).door_open(rig.sim.now())[0])
     assert (await board.read()).doors[0] is DoorState.OPEN
-    # The simulator's reply is the 9-byte status frame of DESIGN section 2.
+    # The simulator's reply is the 9-byte status frame of docs/boards.md.
     reply = rig.sim.bus("bus0").tx_frames[-1][1]
     assert reply[:3] == H("02 00 35")
     assert len(reply) == 9

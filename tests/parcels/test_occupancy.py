@@ -1,5 +1,5 @@
 """Kerong boards see occupancy: a deposit counts only with the item seen, a pickup only once the
-compartment is seen empty (DESIGN section 3)."""
+compartment is seen empty (docs/lifecycle.md)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""TLS with client certificates against a real mosquitto: the production transport (DESIGN §4)."""
+"""TLS with client certificates against a real mosquitto: the production transport (docs/mqtt.md)."""
 
 from __future__ import annotations
 
