@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import numpy.typing as npt
 
-from lockerd.camera.analysis import Scores, Thresholds, Verdict, classify_absolute, decide, score
+from lockerd.camera.analysis import Scores, Thresholds, Verdict, blinded, decide, score
 from lockerd.camera.frames import Gray, blur, frame_stats, prepare_frame
 from lockerd.camera.reference import Reference
 from lockerd.camera.regimes import Bands, Regime, RegimeBank
@@ -21,9 +21,9 @@ log = logging.getLogger(__name__)
 
 # A scene is learnt only when part of it has structure well above the sensor noise: a uniform
 # cloth in front of the lens at start-up must not become "the empty scene".
-_LEARN_TEXTURED_SHARE = 0.05
+_LEARN_TEXTURED_SHARE = 0.02
 _LEARN_NOISE_FACTOR = 3.0
-_LEARN_MIN_CONTRAST = 1.5
+_LEARN_MIN_CONTRAST = 1.0
 
 
 def thresholds_from(cfg: CameraConfig) -> Thresholds:
@@ -162,19 +162,18 @@ class Analyser:
 
     def _learning(self, gray: Gray, chroma: float | None) -> Verdict:
         """No reference yet: collect `learn_frames` plain frames, then learn them."""
-        absolute = classify_absolute(frame_stats(gray), self.t)
-        if absolute is not Verdict.OK:
+        if blinded(frame_stats(gray), self.t):
             self._learn.clear()
-            return absolute
+            return Verdict.BLINDED
         self._learn.append(gray)
         self._prev = gray
         if len(self._learn) < self.cfg.learn_frames:
             return Verdict.LEARNING
         frames, self._learn = self._learn, []
+        mean = np.mean(np.stack(frames), axis=0).astype(np.float32)
         if not has_structure(frames):
             log.warning("camera start-up: the picture shows no structure (lens covered?); not learnt")
-            return Verdict.COVERED
-        mean = np.mean(np.stack(frames), axis=0).astype(np.float32)
+            return Verdict.DARK if float(mean.mean()) <= self.t.dark_brightness else Verdict.COVERED
         regime = self.bank.regime_of(float(mean.mean()), chroma)
         self._ref = self.bank.learn(regime, mean)
         log.info("camera reference of the empty scene (%s) learnt from %d frames", regime.value,

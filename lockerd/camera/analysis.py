@@ -1,9 +1,10 @@
 """Pure frame analysis for the camera guard: scores of one frame against a reference, and a verdict.
 
 A frame is first aligned to the reference within bounds (`registration`), then compared with it
-structurally, globally and tile by tile (`reference`). Darkness, flatness and saturation are judged
-against the reference of the frame's light regime, not on an absolute scale, except for floors
-below which no scene can be seen at all.
+structurally, globally and tile by tile (`reference`). Whether the scene can still be seen is
+decided by its structure, against the reference of the frame's light regime; brightness and
+uniformity only name the reason (dark, covered) once the structure is gone, so a scene dark or
+flat by nature stays OK while a cover in front of it does not.
 """
 
 from __future__ import annotations
@@ -19,11 +20,13 @@ from lockerd.camera.reference import Reference, compare
 from lockerd.camera.registration import IDENTITY, Bounds, Motion, align, register
 
 _EPS = 1e-6
-_MOVED_MIN = 0.5
+_MOVED_MIN, _MOVED_MARGIN, _MOVED_FAR = 0.5, 0.1, 3.0
 """A movement found beyond the bounds counts as the camera turned when compensating it explains
-the picture (similarity at least this): the scene is there, only too far off. Registration picks
-the best-matching displacement, so on a repetitive scene (a grid of doors that looks alike one
-door further) it still tells the turned camera from the one in place."""
+the picture (similarity at least _MOVED_MIN): the scene is there, only too far off. A person close
+to the lens pulls the fit a little beyond the bounds while the unmoved picture explains the frame
+as well, so a movement up to _MOVED_FAR times the shift bound must explain it clearly better than
+none (by _MOVED_MARGIN). A larger displacement is no such artefact: it counts even when the scene
+repeats itself (a row of identical doors one door further looks alike)."""
 
 
 class Verdict(StrEnum):
@@ -81,7 +84,7 @@ class Scores:
     entropy: float
     saturated: float
     brightness_ratio: float  # vs reference, 0..10
-    sharpness_ratio: float  # vs reference, 0..10
+    sharpness_ratio: float  # fine detail vs reference, median over the tiles, light-corrected, 0..10
     edge_ratio: float       # vs reference, 0..10
     contrast_ratio: float   # coefficient of variation vs reference, 0..10
     similarity: float       # texture-weighted SSIM structure term vs reference (aligned), -1..1
@@ -91,6 +94,7 @@ class Scores:
     rotation: float         # degrees, -180..180
     aligned: float          # 1 when the movement was within bounds and compensated, else 0
     moved_similarity: float  # similarity had a movement beyond the bounds been compensated (-1: none)
+    beyond: float           # the movement's shift in multiples of the shift bound (0: within), 0..1e4
     change: float           # mean absolute difference to the previous sample, 0..255 (-1: none)
 
     def as_dict(self) -> dict[str, float]:
@@ -120,9 +124,11 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         compared = align(gray, motion)
         valid = align(np.ones_like(gray), motion)
     structure = compare(ref, compared, valid, tile_min)
-    moved = -1.0
+    moved, beyond = -1.0, 0.0
     if not motion.within:  # rare: would the scene be there, had the camera not moved this far?
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
+        if bounds is not None and bounds.max_shift > 0:
+            beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
     cv_now = st.std / (st.brightness + 10.0)
     cv_ref = rs.std / (rs.brightness + 10.0)
     return Scores(
@@ -131,7 +137,7 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         entropy=st.entropy,
         saturated=st.saturated,
         brightness_ratio=_ratio(st.brightness + 1.0, rs.brightness + 1.0),
-        sharpness_ratio=_ratio(st.sharpness, rs.sharpness),
+        sharpness_ratio=structure.sharpness,
         edge_ratio=_ratio(st.edge_density, rs.edge_density),
         contrast_ratio=_ratio(cv_now, cv_ref),
         similarity=structure.similarity,
@@ -141,22 +147,14 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         rotation=float(motion.rotation_deg),
         aligned=1.0 if motion.within else 0.0,
         moved_similarity=moved,
+        beyond=beyond,
         change=change,
     ), compared
 
 
-def classify_absolute(st: FrameStats, t: Thresholds) -> Verdict:
-    """The floors that need no reference: nothing can be seen in such a frame, whatever the scene.
-
-    Also what a frame must pass to be learnt as a reference.
-    """
-    if st.saturated >= t.saturated_fraction or st.brightness >= t.blinded_brightness:
-        return Verdict.BLINDED
-    if st.brightness <= t.dark_brightness:
-        return Verdict.DARK
-    if st.std <= t.covered_std or st.entropy <= t.covered_entropy:
-        return Verdict.COVERED
-    return Verdict.OK
+def blinded(st: FrameStats, t: Thresholds) -> bool:
+    """Saturated or too bright to show anything, whatever the scene (also refuses learning)."""
+    return st.saturated >= t.saturated_fraction or st.brightness >= t.blinded_brightness
 
 
 def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
@@ -164,25 +162,27 @@ def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
     that decided it."""
     structure_gone = (s.flat >= t.covered_lost or s.lost >= t.redirected_lost
                       or s.similarity <= t.similarity_min)
-    if s.brightness >= t.blinded_brightness:
+    if s.brightness >= t.blinded_brightness and ref.brightness < t.blinded_brightness:
         return Verdict.BLINDED, "brightness"
     if s.saturated >= t.saturated_fraction and s.saturated - ref.saturated >= t.saturated_fraction / 2:
         return Verdict.BLINDED, "saturation"
-    if s.brightness <= t.dark_brightness:
-        return Verdict.DARK, "black"
-    if s.std <= t.covered_std or s.entropy <= t.covered_entropy:
-        return Verdict.COVERED, "uniform"
-    if structure_gone and s.brightness_ratio <= t.dark_ratio:
-        return Verdict.DARK, "darker_than_regime"
-    if s.flat >= t.covered_lost:
-        return Verdict.COVERED, "tiles_flattened"
+    if structure_gone:  # the scene cannot be seen: say why, the light first
+        if s.brightness <= t.dark_brightness:
+            return Verdict.DARK, "black"
+        if s.brightness_ratio <= t.dark_ratio:
+            return Verdict.DARK, "darker_than_regime"
+        if s.std <= t.covered_std or s.entropy <= t.covered_entropy:
+            return Verdict.COVERED, "uniform"
+        if s.flat >= t.covered_lost:
+            return Verdict.COVERED, "tiles_flattened"
     if s.sharpness_ratio <= t.sharpness_ratio_min:
         return Verdict.DEFOCUSED, "sharpness"
     if s.edge_ratio <= t.edge_ratio_min:
         return Verdict.DEFOCUSED, "edges"
     if s.contrast_ratio <= t.contrast_ratio_min:
         return Verdict.SPRAYED, "contrast"
-    if s.moved_similarity >= _MOVED_MIN:
+    if s.moved_similarity >= _MOVED_MIN and (s.beyond >= _MOVED_FAR
+                                             or s.moved_similarity >= s.similarity + _MOVED_MARGIN):
         return Verdict.REDIRECTED, "moved"
     if s.lost >= t.redirected_lost:
         return Verdict.REDIRECTED, "tiles_lost"

@@ -93,5 +93,7 @@ def frame_stats(gray: Gray) -> FrameStats:
     lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
     lap_var = float(cv2.meanStdDev(lap)[1][0, 0]) ** 2
     sharpness = min(lap_var / (std * std + 1.0), 1e3)
-    edge_density = float(np.count_nonzero(np.abs(lap) > max(2.0 * std, 8.0))) / gray.size
+    # relative to the frame's own contrast (a floor of 2 only against quantisation): the same scene
+    # in less light must not lose its "edges"
+    edge_density = float(np.count_nonzero(np.abs(lap) > max(2.0 * std, 2.0))) / gray.size
     return FrameStats(mean, std, max(0.0, entropy), saturated, sharpness, edge_density)

@@ -25,6 +25,7 @@ _FLAT = 0.2            # local contrast below this share of the reference's (lig
 _MIN_VALID = 0.5       # a tile needs this share of pixels seen after alignment to be judged
 _SEEN = 0.6            # a textured tile this similar is plainly the scene (light gain read there)
 _C3_SHARE = 0.12       # SSIM's (0.03 * range): the range taken as four standard deviations
+_C3_FLOOR = 1e-2       # keeps the structure term defined on a frame without any contrast
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +44,7 @@ class Reference:
     tile_weight: npt.NDArray[np.float32]   # mean texture weight per tile
     tile_contrast: npt.NDArray[np.float32]  # mean local standard deviation per tile
     tile_level: npt.NDArray[np.float32]    # mean gray per tile
+    tile_energy: npt.NDArray[np.float32]   # mean squared Laplacian per tile (fine detail)
     textured: npt.NDArray[np.bool_]        # tiles with enough texture to be judged
 
 
@@ -53,6 +55,7 @@ class Structure:
     similarity: float  # texture-weighted SSIM structure term, -1..1
     lost: float        # share of the judged tiles whose structure is gone, 0..1
     flat: float        # share of the judged tiles flattened (something uniform in front), 0..1
+    sharpness: float   # median over the judged tiles of fine detail kept (light-corrected), 0..10
     judged: int        # number of tiles judged
 
 
@@ -64,6 +67,11 @@ def tile_grid(shape: tuple[int, ...]) -> tuple[int, int]:
 
 def _tile_mean(img: npt.NDArray[np.float32], tiles: tuple[int, int]) -> npt.NDArray[np.float32]:
     return np.asarray(cv2.resize(img, tiles, interpolation=cv2.INTER_AREA), dtype=np.float32)
+
+
+def _energy(gray: Gray, tiles: tuple[int, int]) -> npt.NDArray[np.float32]:
+    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
+    return _tile_mean(np.asarray(lap * lap, np.float32), tiles)
 
 
 def make_reference(gray: Gray) -> Reference:
@@ -83,7 +91,8 @@ def make_reference(gray: Gray) -> Reference:
     if not textured.any():  # a featureless scene: judge every tile rather than none
         textured = np.ones_like(textured)
     return Reference(gray.copy(), centred, mu, sigma2, weight, stats, c3, registration_ref(gray), tiles,
-                     _tile_mean(weight, tiles), tile_contrast, _tile_mean(gray, tiles), textured)
+                     _tile_mean(weight, tiles), tile_contrast, _tile_mean(gray, tiles),
+                     _energy(gray, tiles), textured)
 
 
 def blend_reference(ref: Reference, gray: Gray, alpha: float) -> Reference:
@@ -107,7 +116,13 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     mu = blur(centred)
     s2 = np.maximum(blur(centred * centred) - mu * mu, 0.0)
     sxy = blur(centred * ref.centred) - mu * ref.mu
-    s_map = (sxy + ref.c3) / (np.sqrt(s2 * ref.sigma2) + ref.c3)
+    # the stabiliser follows the frame's contrast (the light's gain): sized for the reference alone,
+    # it makes a frame with almost no contrast (black, a cloth) "match" any structure, as
+    # (0 + c3) / (0 + c3) = 1
+    level = float(cv2.meanStdDev(gray)[1][0, 0])
+    c3 = ref.c3 * min(1.0, level / max(ref.stats.std, 4.0))
+    c3 = max(c3, _C3_FLOOR)
+    s_map = (sxy + c3) / (np.sqrt(s2 * ref.sigma2) + c3)
     weight = ref.weight if valid is None else ref.weight * valid
     weighted = np.asarray(s_map * weight, dtype=np.float32)
     wsum = float(weight.sum()) + _EPS
@@ -119,16 +134,20 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
         judged = judged & (_tile_mean(valid, ref.tiles) >= _MIN_VALID)
     n = int(judged.sum())
     if n == 0:
-        return Structure(similarity, 0.0, 0.0, 0)
-    # the light's gain, read where the scene is plainly still seen (tiles that match); the whole
-    # frame's mean would follow a cover over most of the view and hide it
-    level = (_tile_mean(gray, ref.tiles) + 2.0) / (ref.tile_level + 2.0)
-    seen = (tile_s >= _SEEN) & judged
-    if seen.any():
-        gain = float(level[seen].mean())
-    else:
-        gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
+        return Structure(similarity, 0.0, 0.0, 1.0, 0)
+    # the light's contrast gain, read where the scene is plainly still seen (tiles that match);
+    # the whole frame would follow a cover over most of the view and hide it
     contrast = _tile_mean(np.sqrt(s2).astype(np.float32), ref.tiles)
+    ratio = contrast / (ref.tile_contrast + _EPS)
+    seen = (tile_s >= _SEEN) & judged
+    if seen.sum() >= max(2, n // 4):
+        gain = float(np.median(ratio[seen]))
+    else:  # too little of the scene left to read the light from: its mean level must do
+        gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
     flat = (contrast < _FLAT * gain * ref.tile_contrast) & judged
     lost = ((tile_s < tile_min) & judged) | flat
-    return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, n)
+    # fine detail per tile against the reference's, at the same contrast: a turned focus ring or
+    # grease lowers it everywhere, a person in front only where they stand (the median ignores them)
+    detail = _energy(gray, ref.tiles) / (gain * gain * ref.tile_energy + _EPS)
+    sharpness = float(np.clip(np.median(detail[judged]), 0.0, 10.0))
+    return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n)
