@@ -20,6 +20,7 @@ from lockerd.camera.reference import Reference, compare
 from lockerd.camera.registration import IDENTITY, Bounds, Motion, align, register
 
 _EPS = 1e-6
+_CV_OFFSET = 2.0
 _MOVED_MIN, _MOVED_MARGIN, _MOVED_FAR = 0.5, 0.1, 3.0
 """A movement found beyond the bounds counts as the camera turned when compensating it explains
 the picture (similarity at least _MOVED_MIN): the scene is there, only too far off. A person close
@@ -129,8 +130,10 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
         if bounds is not None and bounds.max_shift > 0:
             beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
-    cv_now = st.std / (st.brightness + 10.0)
-    cv_ref = rs.std / (rs.brightness + 10.0)
+    # contrast over level: a veil of paint adds light and takes contrast, less light takes both
+    # alike (the offset only keeps a black frame's ratio defined)
+    cv_now = st.std / (st.brightness + _CV_OFFSET)
+    cv_ref = rs.std / (rs.brightness + _CV_OFFSET)
     return Scores(
         brightness=st.brightness,
         std=st.std,
@@ -175,9 +178,11 @@ def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
             return Verdict.COVERED, "uniform"
         if s.flat >= t.covered_lost:
             return Verdict.COVERED, "tiles_flattened"
-    if s.sharpness_ratio <= t.sharpness_ratio_min:
+    # a lens out of focus loses fine detail everywhere and its strong edges with it; either alone
+    # also follows the scene (a plain figure in front, infrared light that flattens some textures)
+    if s.sharpness_ratio <= t.sharpness_ratio_min and s.edge_ratio <= t.edge_ratio_min * 2:
         return Verdict.DEFOCUSED, "sharpness"
-    if s.edge_ratio <= t.edge_ratio_min:
+    if s.edge_ratio <= t.edge_ratio_min and s.sharpness_ratio <= t.sharpness_ratio_min * 2:
         return Verdict.DEFOCUSED, "edges"
     if s.contrast_ratio <= t.contrast_ratio_min:
         return Verdict.SPRAYED, "contrast"

@@ -25,6 +25,8 @@ _FLAT = 0.2            # local contrast below this share of the reference's (lig
 _MIN_VALID = 0.5       # a tile needs this share of pixels seen after alignment to be judged
 _SEEN = 0.6            # a textured tile this similar is plainly the scene (light gain read there)
 _C3_SHARE = 0.12       # SSIM's (0.03 * range): the range taken as four standard deviations
+_DETAIL_QUANTILE = 0.75  # the tiles' fine detail is read at their upper quartile
+_DETAIL_FLOOR = 0.25     # contrast² floor of a tile's detail measure (quantisation, not structure)
 _C3_FLOOR = 1e-2       # keeps the structure term defined on a frame without any contrast
 
 
@@ -146,8 +148,12 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
         gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
     flat = (contrast < _FLAT * gain * ref.tile_contrast) & judged
     lost = ((tile_s < tile_min) & judged) | flat
-    # fine detail per tile against the reference's, at the same contrast: a turned focus ring or
-    # grease lowers it everywhere, a person in front only where they stand (the median ignores them)
-    detail = _energy(gray, ref.tiles) / (gain * gain * ref.tile_energy + _EPS)
-    sharpness = float(np.clip(np.median(detail[judged]), 0.0, 10.0))
+    # fine detail per tile relative to the tile's own contrast, against the reference's: blind to
+    # the light's gain, so no estimate of it is needed (a person in front would bias one). A turned
+    # focus ring or grease lowers it everywhere, a person in front only where they stand (the upper
+    # quartile ignores up to three quarters of the view that something plain stands in front of)
+    own = _energy(gray, ref.tiles) / (contrast * contrast + _DETAIL_FLOOR)
+    ref_own = ref.tile_energy / (ref.tile_contrast * ref.tile_contrast + _DETAIL_FLOOR)
+    detail = (own + 1e-3) / (ref_own + 1e-3)  # a tile without detail in either matches itself
+    sharpness = float(np.clip(np.quantile(detail[judged], _DETAIL_QUANTILE), 0.0, 10.0))
     return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n)

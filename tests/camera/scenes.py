@@ -75,3 +75,18 @@ def gray_noise(img: npt.NDArray[np.float32], rng: np.random.Generator, noise: fl
     """Expose an infrared (gray) picture: the same noise in every channel, as such cameras give."""
     n = rng.normal(0.0, noise, img.shape[:2]).astype(np.float32)[:, :, None]
     return np.clip(img + n, 0, 255).astype(np.uint8)
+
+
+def tape(img: npt.NDArray[np.float32], share: float, side: str,
+         colour: tuple[float, float, float] = (200, 190, 170)) -> npt.NDArray[np.float32]:
+    """Translucent tape over `share` of the view: the scene behind blurred and veiled 70 %."""
+    veiled = cv2.GaussianBlur(img, (0, 0), 3.0) * 0.3 + np.asarray(colour, np.float32) * 0.7
+    mask = cover(np.zeros_like(img), share, side, (1.0, 1.0, 1.0)) > 0
+    return np.where(mask, veiled, img).astype(np.float32)
+
+
+def jpeg(img: Img, quality: int) -> Img:
+    """A compressing IP camera: JPEG round trip."""
+    ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
+    assert ok
+    return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
