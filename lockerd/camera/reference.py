@@ -38,6 +38,7 @@ class Reference:
     centred: Gray                          # gray minus its mean: local statistics keep float precision
     mu: Gray                               # local mean of `centred`
     sigma2: Gray
+    sigma: Gray                            # local standard deviation (square root of sigma2)
     weight: Gray
     stats: FrameStats
     c3: float                              # SSIM structure stabiliser, sized to this scene's contrast
@@ -84,7 +85,7 @@ def make_reference(gray: Gray) -> Reference:
     centred = np.asarray(gray - np.float32(stats.brightness), np.float32)
     mu = blur(centred)
     sigma2 = np.maximum(blur(centred * centred) - mu * mu, 0.0).astype(np.float32)
-    local = np.sqrt(sigma2)
+    local = np.sqrt(sigma2).astype(np.float32)
     weight = (local + 0.05 * level).astype(np.float32)
     c3 = (_C3_SHARE * level) ** 2 / 2.0
     tiles = tile_grid(gray.shape)
@@ -92,8 +93,8 @@ def make_reference(gray: Gray) -> Reference:
     textured = tile_contrast >= _TEXTURED * level
     if not textured.any():  # a featureless scene: judge every tile rather than none
         textured = np.ones_like(textured)
-    return Reference(gray.copy(), centred, mu, sigma2, weight, stats, c3, registration_ref(gray), tiles,
-                     _tile_mean(weight, tiles), tile_contrast, _tile_mean(gray, tiles),
+    return Reference(gray.copy(), centred, mu, sigma2, local, weight, stats, c3, registration_ref(gray),
+                     tiles, _tile_mean(weight, tiles), tile_contrast, _tile_mean(gray, tiles),
                      _energy(gray, tiles), textured)
 
 
@@ -118,13 +119,14 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     mu = blur(centred)
     s2 = np.maximum(blur(centred * centred) - mu * mu, 0.0)
     sxy = blur(centred * ref.centred) - mu * ref.mu
-    # the stabiliser follows the frame's contrast (the light's gain): sized for the reference alone,
-    # it makes a frame with almost no contrast (black, a cloth) "match" any structure, as
-    # (0 + c3) / (0 + c3) = 1
-    level = float(cv2.meanStdDev(gray)[1][0, 0])
-    c3 = ref.c3 * min(1.0, level / max(ref.stats.std, 4.0))
-    c3 = max(c3, _C3_FLOOR)
-    s_map = (sxy + c3) / (np.sqrt(s2 * ref.sigma2) + c3)
+    local = np.sqrt(s2).astype(np.float32)
+    contrast = _tile_mean(local, ref.tiles)
+    # the stabiliser follows the frame's local contrast (the light's gain): sized for the reference
+    # alone, it makes a frame with almost no local contrast (black, a cloth, a smooth gradient of
+    # an illuminator on one) "match" any structure, as (0 + c3) / (0 + c3) = 1
+    level = float(contrast.mean()) / (float(ref.tile_contrast.mean()) + _EPS)
+    c3 = max(ref.c3 * min(1.0, level), _C3_FLOOR)
+    s_map = (sxy + c3) / (local * ref.sigma + c3)
     weight = ref.weight if valid is None else ref.weight * valid
     weighted = np.asarray(s_map * weight, dtype=np.float32)
     wsum = float(weight.sum()) + _EPS
@@ -139,7 +141,6 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
         return Structure(similarity, 0.0, 0.0, 1.0, 0)
     # the light's contrast gain, read where the scene is plainly still seen (tiles that match);
     # the whole frame would follow a cover over most of the view and hide it
-    contrast = _tile_mean(np.sqrt(s2).astype(np.float32), ref.tiles)
     ratio = contrast / (ref.tile_contrast + _EPS)
     seen = (tile_s >= _SEEN) & judged
     if seen.sum() >= max(2, n // 4):

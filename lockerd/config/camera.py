@@ -37,17 +37,18 @@ class Camera(Strict):
                                description="Mean gray-level change between samples below which a "
                                            "sample counts as still.")
     dark_brightness: float = Field(default=6.0, ge=0, le=128,
-                                   description="Mean gray at or below: dark, whatever the scene "
-                                               "(nothing can be seen).")
+                                   description="Mean gray at or below, once the scene's structure "
+                                               "is gone: dark (black), not covered.")
     dark_ratio: float = Field(default=0.35, gt=0, le=1,
                               description="Mean gray at or below this share of the light regime's "
                                           "reference, with the scene's structure gone: dark "
                                           "(covered lens); a scene dim by nature stays OK.")
     covered_std: float = Field(default=2.0, ge=0, le=64,
-                               description="Gray-level standard deviation at or below: covered, "
-                                           "whatever the scene (only sensor noise left).")
+                               description="Gray-level standard deviation at or below, once the "
+                                           "scene's structure is gone: covered (uniform).")
     covered_entropy: float = Field(default=2.0, ge=0, le=8,
-                                   description="Histogram entropy (bits) at or below: covered.")
+                                   description="Histogram entropy (bits) at or below, once the "
+                                               "scene's structure is gone: covered.")
     covered_lost: float = Field(default=0.5, gt=0, le=1,
                                 description="Share of the scene's textured tiles flattened (a hand, "
                                             "cloth or tape over part of the lens) at or above: "
@@ -64,9 +65,12 @@ class Camera(Strict):
     blinded_brightness: float = Field(default=235.0, ge=128, le=255,
                                       description="Mean gray at or above: blinded.")
     sharpness_ratio_min: float = Field(default=0.25, ge=0, le=1,
-                                       description="Laplacian energy vs reference at or below: defocused.")
+                                       description="Fine detail over local contrast vs reference "
+                                                   "(tiles' upper quartile) at or below, edges below "
+                                                   "twice edge_ratio_min: defocused.")
     edge_ratio_min: float = Field(default=0.25, ge=0, le=1,
-                                  description="Edge density vs reference at or below: defocused.")
+                                  description="Edge density vs reference at or below, fine detail "
+                                              "below twice sharpness_ratio_min: defocused.")
     contrast_ratio_min: float = Field(default=0.45, ge=0, le=1,
                                       description="Contrast vs reference at or below: sprayed.")
     similarity_min: float = Field(default=0.25, ge=-1, le=1,
