@@ -121,6 +121,9 @@ PERSONAL: Mapping[str, PersonalField] = MappingProxyType({
     "verification_ref": PersonalField(mask_secret),
     "sender_verification": PersonalField(mask_secret),
     "code": _SECRET, "pickup_code": _SECRET,
+    # The sender's code that takes back a rejected drop-off (Art. 21): shown once at the kiosk,
+    # kept only as a keyed digest (in `code`), never anywhere in clear.
+    "retrieval_code": _SECRET,
     # The courier's PIN and its salted hash: `pin_hash` was masked and kept out of exports but
     # the chain guard let it pass; a PIN hash can be brute-forced offline (6-12 digits), so it is
     # a secret everywhere, and its salt with it.
@@ -141,7 +144,7 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "command", "snapshot", "camera", "acknowledged", "door_open", "door_close", "pending",
     # Rows of the log (lockerd.oplog.schema): chain, outbox, commands, destructions, streams.
     "id", "seq", "ts", "kind", "prev_hash", "hash", "stream", "topic", "qos", "retain",
-    "created_at", "sent_at", "op_seq", "last_seq", "cmd_id", "digest", "received_at",
+    "created_at", "sent_at", "op_seq", "last_seq", "epoch", "cmd_id", "digest", "received_at",
     "updated_at", "record_class", "count", "range_from", "range_to", "at", "class", "action",
     # Who did it: carrier-assigned courier ids, panel names, actors built from them, Unix uids of
     # staff, process ids. Every door operation must be attributable in the chain (Art. 16, 37);
@@ -160,10 +163,20 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "lockouts", "locked_until", "attempts_left", "consent", "sender_chose_locker", "fresh",
     "valuable", "agreement", "damaged", "declared_weight_g", "measured_weight_g", "accept",
     "ack_insured_value", "ack_prohibited_items", "insured_value_rules", "prohibited_items",
-    "locker_name",
+    "locker_name", "weight_mismatch", "deliverable", "refusal", "storage_deadline_local",
+    "time_zone", "hours", "extended_hours", "starts_at", "ends_at", "had_plan", "duration_s",
+    # The version of the contract terms a sender was shown and acknowledged (Art. 11).
+    "terms_version",
+    # Blocked compartments and what staff did about them: who blocked (an actor), since when,
+    # what was released or removed, the jammed doors a deposit moved past.
+    "blocked_since", "blocked_by", "keep_blocked", "released", "removed", "removed_at",
+    "jammed_compartment", "jammed_compartments", "retrieval", "since", "age_s",
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",
+    "version", "schema", "migrated_from",
+    # Backups and restores (lockerd.oplog.backup): chain heads and file digests.
+    "head_hash", "verified", "oplog_sha256", "evidence_sha256", "replaced_head_seq",
     # Results of decisions and carrier messages (docs/mqtt.md).
     "ok", "error", "events", "type", "v", "event_id",
     # Audited exports (the chain record of each export).

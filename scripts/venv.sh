@@ -1,5 +1,8 @@
 # Sourced by scripts/demo and scripts/test: create .venv and install the project (again only
-# when pyproject.toml changed). $1: the extras to install, e.g. "[dev]" or "".
+# when pyproject.toml or requirements.lock changed). $1: the extras to install, e.g. "[dev]" or "".
+# The runtime dependencies come first from requirements.lock, hash-checked and as wheels only:
+# the set the cabinets run. lockerd and its extras' tools (pytest, mypy ...) follow, resolved
+# with the lock's pins as constraints, so they can never move a runtime dependency.
 ensure_venv() {
   local extras=${1:-}
   local py=${PYTHON:-python3}
@@ -7,11 +10,14 @@ ensure_venv() {
     "$py" -m venv .venv
   fi
   local stamp=".venv/.lockerd-installed${extras//[^a-z]/-}"
-  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
+  if [ ! -f "$stamp" ] || [ pyproject.toml -nt "$stamp" ] || [ requirements.lock -nt "$stamp" ]; then
     echo "installing lockerd${extras} into .venv (log: .venv/install.log)"
-    if ! { .venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip &&
-           .venv/bin/python -m pip install -q --disable-pip-version-check -e ".${extras}"; } \
-         >.venv/install.log 2>&1; then
+    local pip=(.venv/bin/python -m pip install -q --disable-pip-version-check)
+    # pip takes no hashes in a constraints file: the pins alone hold the locked set fixed.
+    sed -n 's/^\([A-Za-z0-9._-]*==[^ ;\\]*\).*/\1/p' requirements.lock >.venv/lock-pins.txt
+    if ! { "${pip[@]}" --upgrade pip &&
+           "${pip[@]}" --require-hashes --only-binary=:all: -r requirements.lock &&
+           "${pip[@]}" -c .venv/lock-pins.txt -e ".${extras}"; } >.venv/install.log 2>&1; then
       cat .venv/install.log >&2
       echo "installing lockerd failed" >&2
       return 1

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import grp
 import json
 import logging
 import os
+import pwd
 import socket
 import struct
 from collections.abc import Awaitable, Callable
@@ -18,6 +20,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from lockerd.api.limits import ConnectionLimits, ThrottledLog, TokenBucket
+from lockerd.api.wire import encode_reply, hostile, strict_params
 from lockerd.app.supervisor import Component
 from lockerd.config import Api as ApiConfig
 from lockerd.domain.errors import Refused
@@ -44,11 +48,19 @@ class Caller:
     uid: int
     gid: int
     roles: frozenset[Role]
+    #: The physical panel configured for this uid (`[[api.panels]]`), None when unbound.
+    panel: str | None = None
 
     @property
     def is_root(self) -> bool:
         """uid 0: may do what needs root (unmasked export)."""
         return self.uid == 0
+
+    @property
+    def identity(self) -> str:
+        """What wrong-code limits and open door operations are keyed on: the configured panel,
+        else `uid:<n>`; never anything the client sends."""
+        return self.panel or f"uid:{self.uid}"
 
 
 class ApiError(Exception):
@@ -132,6 +144,87 @@ class RoleMap:
         return frozenset(roles)
 
 
+PUSH_BUFFER_LIMIT = 1 << 20
+"""A subscriber that lets this many unread bytes pile up is cut off (a stuck screen)."""
+
+
+class Pusher:
+    """Lines the server sends on one connection without a request: subscriptions' events.
+
+    A pushed line is one JSON object with an `event` key and no `id`; it is written whole, so
+    it never splits a reply, and may arrive between replies. Handlers reach the pusher of the
+    connection they serve with `current_pusher()`, and register what to undo when it closes.
+    """
+
+    def __init__(self, writer: asyncio.StreamWriter) -> None:
+        self._writer = writer
+        self._on_close: list[Callable[[], None]] = []
+        self.closed = False
+
+    def push(self, event: dict[str, Any]) -> bool:
+        """Queue one event line; False (and the connection closed) when the peer stopped reading."""
+        if self.closed:
+            return False
+        if self._writer.transport.get_write_buffer_size() > PUSH_BUFFER_LIMIT:
+            log.warning("API subscriber does not read its events; closing its connection")
+            self._writer.transport.abort()
+            self.close()
+            return False
+        self._writer.write(json.dumps(event, ensure_ascii=False).encode() + b"\n")
+        return True
+
+    @property
+    def subscribed(self) -> bool:
+        """Whether a subscription waits for events on this connection."""
+        return bool(self._on_close) and not self.closed
+
+    def on_close(self, callback: Callable[[], None]) -> None:
+        """Run `callback` when the connection ends (unsubscribe)."""
+        self._on_close.append(callback)
+
+    def close(self) -> None:
+        """The connection ended: run the close callbacks once."""
+        if self.closed:
+            return
+        self.closed = True
+        callbacks, self._on_close = self._on_close, []
+        for callback in callbacks:
+            try:
+                callback()
+            except Exception:
+                log.exception("API subscription close callback failed")
+
+
+_PUSHER: contextvars.ContextVar[Pusher | None] = contextvars.ContextVar("api_pusher", default=None)
+
+
+def current_pusher() -> Pusher | None:
+    """The pusher of the connection whose request is being handled (None outside a request)."""
+    return _PUSHER.get()
+
+
+class PanelMap:
+    """uid -> configured physical panel; user names resolved per connection (like groups), so
+    a user created after start-up is bound at once."""
+
+    def __init__(self, cfg: ApiConfig) -> None:
+        self._bindings = [(b.user, b.panel) for b in cfg.panels]
+
+    def panel_for(self, uid: int) -> str | None:
+        """The panel bound to `uid`, None when none is."""
+        for user, panel in self._bindings:
+            if isinstance(user, int):
+                if user == uid:
+                    return panel
+                continue
+            try:
+                if pwd.getpwnam(user).pw_uid == uid:
+                    return panel
+            except KeyError:
+                continue
+        return None
+
+
 class ApiServer(Component):
     """The local socket server. Other components register methods with `route()`."""
 
@@ -143,9 +236,12 @@ class ApiServer(Component):
         self._cfg = cfg
         self._path = socket_path
         self._roles = RoleMap(cfg)
+        self._panels = PanelMap(cfg)
         self._routes: dict[str, Route] = {}
         self._server: asyncio.Server | None = None
         self._conns: set[asyncio.Task[None]] = set()
+        self._limits = ConnectionLimits(cfg)
+        self._throttled = ThrottledLog(log)
         self.requests = 0
         self.refusals = 0
 
@@ -160,6 +256,10 @@ class ApiServer(Component):
     def methods(self) -> list[str]:
         """Registered method names."""
         return sorted(self._routes)
+
+    def params_model(self, method: str) -> type[BaseModel]:
+        """The model a registered method's params are validated with (tests feed it hostile input)."""
+        return self._routes[method].params or NoParams
 
     async def start(self) -> None:
         """Bind the socket (replacing a stale one) with the configured mode."""
@@ -187,23 +287,37 @@ class ApiServer(Component):
     def status(self) -> dict[str, Any]:
         """Socket path and counters."""
         return {"socket": str(self._path), "requests": self.requests, "refusals": self.refusals,
-                "connections": len(self._conns)}
+                "connections": self._limits.total, "refused_connections": self._limits.refused}
 
     async def _on_connection(self, reader: asyncio.StreamReader,
                              writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
             self._conns.add(task)
+        uid: int | None = None
         try:
-            sock = writer.get_extra_info("socket")
-            pid, uid, gid = peer_credentials(sock)
-            caller = Caller(pid, uid, gid, self._roles.roles_for(pid, uid, gid))
+            pid, peer_uid, gid = peer_credentials(writer.get_extra_info("socket"))
+            refused = self._limits.admit(peer_uid, privileged=peer_uid in (0, os.geteuid()))
+            if refused is not None:
+                self._throttled.log(logging.WARNING, "connections",
+                                    "API refused a connection of uid %d: %s", peer_uid, refused)
+                await self._send(writer, None, error=("too_many_connections", refused))
+                return
+            uid = peer_uid
+            caller = Caller(pid, uid, gid, self._roles.roles_for(pid, uid, gid),
+                            self._panels.panel_for(uid))
             await self._serve(caller, reader, writer)
-        except (ConnectionError, asyncio.IncompleteReadError):
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        except asyncio.CancelledError:
+            # stop(): end this connection's task normally; a cancelled one makes asyncio's stream
+            # callback log a traceback per open connection
             pass
         except Exception:
-            log.exception("API connection failed")
+            self._throttled.log(logging.ERROR, "failed", "API connection failed", exc_info=True)
         finally:
+            if uid is not None:
+                self._limits.release(uid)
             if task is not None:
                 self._conns.discard(task)
             writer.close()
@@ -212,9 +326,25 @@ class ApiServer(Component):
 
     async def _serve(self, caller: Caller, reader: asyncio.StreamReader,
                      writer: asyncio.StreamWriter) -> None:
+        pusher = Pusher(writer)
+        _PUSHER.set(pusher)
+        try:
+            await self._serve_lines(caller, reader, writer, pusher)
+        finally:
+            pusher.close()
+
+    async def _serve_lines(self, caller: Caller, reader: asyncio.StreamReader,
+                           writer: asyncio.StreamWriter, pusher: Pusher) -> None:
+        """Answer requests in order until the peer closes, idles out (TimeoutError, closed without
+        a reply) or sends too long a line; beyond the request rate a request gets rate_limited."""
+        privileged = caller.uid in (0, os.geteuid())
+        bucket = TokenBucket(self._cfg.max_requests_per_s, 2 * self._cfg.max_requests_per_s)
         while True:
             try:
-                line = await reader.readuntil(b"\n")
+                # A subscribed screen waits for pushed events, not for its own requests: the idle
+                # timeout is for connections that neither ask nor listen.
+                idle = None if pusher.subscribed else self._cfg.idle_timeout_s
+                line = await asyncio.wait_for(reader.readuntil(b"\n"), idle)
             except asyncio.LimitOverrunError:
                 await self._send(writer, None, error=("too_large", "request line too long"))
                 return
@@ -224,8 +354,14 @@ class ApiServer(Component):
                 line = exc.partial
             if not line.strip():
                 continue
-            reply = await self.dispatch(line, caller)
-            writer.write(json.dumps(reply, ensure_ascii=False).encode() + b"\n")
+            if not privileged and not bucket.take():
+                self._throttled.log(logging.WARNING, f"rate:{caller.uid}",
+                                    "API rate-limited uid %d (over %s requests/s)", caller.uid,
+                                    self._cfg.max_requests_per_s)
+                reply = _error(None, "rate_limited", "too many requests; slow down")
+            else:
+                reply = await self.dispatch(line, caller)
+            writer.write(encode_reply(reply))
             await writer.drain()
 
     async def _send(self, writer: asyncio.StreamWriter, req_id: Any,
@@ -240,8 +376,11 @@ class ApiServer(Component):
         self.progress()
         try:
             raw = json.loads(line)
-            req = Request.model_validate(raw)
-        except (ValueError, ValidationError):
+            problem = hostile(raw)
+            if problem is not None:
+                return _error(None, "bad_request", problem)
+            req = Request.model_validate(raw, strict=True)
+        except (ValueError, ValidationError, RecursionError):
             return _error(None, "bad_request", "request is not a JSON object with a method")
         route = self._routes.get(req.method)
         if route is None:
@@ -249,11 +388,12 @@ class ApiServer(Component):
         if not route.roles & caller.roles:
             self.refusals += 1
             needed = " or ".join(sorted(r.value for r in route.roles))
-            log.warning("API refused %s to uid %d (needs role %s)", req.method, caller.uid,
-                        needed)
+            self._throttled.log(logging.WARNING, f"forbidden:{caller.uid}",
+                                "API refused %s to uid %d (needs role %s)", req.method,
+                                caller.uid, needed)
             return _error(req.id, "forbidden", f"{req.method} needs role {needed}")
         try:
-            params = (route.params or NoParams).model_validate(req.params)
+            params = strict_params(route.params or NoParams, req.params)
         except ValidationError as exc:
             return _error(req.id, "bad_params", _describe(exc))
         try:
@@ -279,6 +419,6 @@ def _error(req_id: Any, code: str, message: str, result: Any = None) -> dict[str
 def _describe(exc: ValidationError) -> str:
     parts = []
     for err in exc.errors()[:5]:
-        loc = ".".join(str(p) for p in err["loc"]) or "params"
+        loc = ".".join(str(p)[:64] for p in err["loc"]) or "params"
         parts.append(f"{loc}: {err['msg']}")
     return "; ".join(parts)

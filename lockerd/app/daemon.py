@@ -13,6 +13,7 @@ from typing import Any
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
 from lockerd.app.events import EventBus
+from lockerd.app.health import HealthSnapshots
 from lockerd.app.oplog_ports import OplogPorts
 from lockerd.app.sdnotify import Notifier, watchdog_interval
 from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
@@ -21,7 +22,6 @@ from lockerd.config import Config, ConfigError, load_config
 from lockerd.doors.api import DoorsApi
 from lockerd.doors.commissioning import BoardCommissioning
 from lockerd.doors.controller import DoorController
-from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
 from lockerd.drivers.factory import build_hardware
 from lockerd.gpio.monitor import GpioMonitor
 from lockerd.oplog.component import OplogComponent
@@ -99,11 +99,20 @@ class Daemon:
         self.parcels = self._parcel_flows(feed)
         self.sync = SyncComponent(self.cfg.mqtt, self.cfg.cabinet, self.cfg.carriers,
                                   log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
-        for kind in (IntakeChanged, CompartmentBlocked, CompartmentUnblocked):
-            self.events.listen(lambda _e: feed.state_changed(), kind)
+        self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
+        # fleet health telemetry: the snapshot is built here, where every owner is reachable
+        self.health = HealthSnapshots(
+            supervisor=self.supervisor, boards=lambda: self.doors.status()["boards"],
+            camera=self.camera, incidents=self.parcels, backlog=self.sync,
+            log_path=self.oplog.path, version=__version__, bus=self.events,
+            clock=lambda: self.sync.clock())  # noqa: PLW0108 - the demo moves the clock
+        self.sync.attach_health(self.health)
+        # the domain owns "blocked": the door controller reads it from the parcel flows
+        self.doors.attach_blocks(self.parcels)
         # --- parcel flows (issue 5): after doors, camera and sync; before the API server
         self.parcels.register_api(self.api)
         self.parcels.register_commands(self.sync.registry)
+        self.sync.maintenance.register_api(self.api)
         # --- end parcel flows
         gpio: GpioMonitor | None = None
         if cfg.gpio.enabled:

@@ -14,7 +14,8 @@ log = logging.getLogger(__name__)
 
 
 class AlertKind(StrEnum):
-    """Alert kinds of docs/mqtt.md (plus GPIO tamper and power)."""
+    """Alert kinds of docs/mqtt.md (plus GPIO tamper and power, and the cabinet-wide
+    wrong-code/PIN ceiling reached: `brute_force`)."""
 
     CAMERA_DOWN = "camera_down"
     CAMERA_OBSTRUCTED = "camera_obstructed"
@@ -26,6 +27,7 @@ class AlertKind(StrEnum):
     SYNC_BACKLOG = "sync_backlog"
     TAMPER = "tamper"
     POWER = "power"
+    BRUTE_FORCE = "brute_force"
 
 
 class Severity(StrEnum):

@@ -14,8 +14,11 @@ from pathlib import Path
 from typing import Any
 
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
+from lockerd.cli.backup import add_backup_commands
+from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
+from lockerd.cli.tech import add_tech_commands
 from lockerd.config import ConfigError, load_config
 from lockerd.domain.timefmt import format_ts
 
@@ -340,6 +343,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("compartment", type=int, help="compartment number")
     p.add_argument("--reason", required=True, help="why (recorded in the operation log)")
     p.set_defaults(func=cmd_open)
+    add_tech_commands(sub, common)
 
     p = sub.add_parser("log", parents=[common], help="the operation log (masked)")
     p.add_argument("--from", dest="since", type=_when, help="start (RFC 3339)")
@@ -365,6 +369,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_rekey)
 
     add_panel_commands(sub, common)
+    add_backup_commands(sub, common)
+    add_maintenance_command(sub, common)
 
     p = sub.add_parser("commission", parents=[common],
                        help="map lock channels to doors interactively, write a TOML snippet")

@@ -1,5 +1,9 @@
 """`lockerctl panel …`: the customer flows for kiosks and tests (login, deliver, pickup, refuse,
-dropoff, collect, return); every output masks personal data."""
+dropoff, collect, return); every output masks personal data.
+
+A door operation that did not happen (jammed, rolled back …) is a refusal: exit 1 with its code,
+and what the daemon knows of it (which door, which failure) printed first.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ import argparse
 import os
 from typing import TYPE_CHECKING, Any
 
+from lockerd.api.client import ApiReplyError
 from lockerd.cli.output import emit_json, key_values
 from lockerd.privacy import mask_record, mask_secret
 
@@ -29,6 +34,18 @@ def _courier(args: argparse.Namespace) -> dict[str, Any]:
             "pin": _pin(args)}
 
 
+def _call(ctx: Ctx, method: str, params: dict[str, Any]) -> Any:
+    """Call a panel method; a refusal that carries a result (a door failure) shows it, masked,
+    before the refusal itself ends the command with exit 1."""
+    try:
+        return ctx.call(method, params)
+    except ApiReplyError as exc:
+        result = exc.reply.get("result")
+        if isinstance(result, dict) and not ctx.json:
+            _show(ctx, result)
+        raise
+
+
 def _show(ctx: Ctx, result: Any) -> int:
     masked = mask_record(result) if isinstance(result, dict) else result
     if ctx.json:
@@ -44,7 +61,7 @@ def _show(ctx: Ctx, result: Any) -> int:
 
 def cmd_login(ctx: Ctx) -> int:
     """Check a courier; lists what it should collect and return here."""
-    return _show(ctx, ctx.call("courier.login", _courier(ctx.args)))
+    return _show(ctx, _call(ctx, "courier.login", _courier(ctx.args)))
 
 
 def cmd_deliver(ctx: Ctx) -> int:
@@ -57,13 +74,13 @@ def cmd_deliver(ctx: Ctx) -> int:
         parcel["declared_weight_g"] = a.declared_weight
     if a.measured_weight is not None:
         parcel["measured_weight_g"] = a.measured_weight
-    return _show(ctx, ctx.call("panel.deliver", {**_courier(a), "parcel": parcel}))
+    return _show(ctx, _call(ctx, "panel.deliver", {**_courier(a), "parcel": parcel}))
 
 
 def cmd_pickup(ctx: Ctx) -> int:
     """Open with the recipient's code (read from --code-env, never echoed)."""
     code = os.environ.get(ctx.args.code_env, "")
-    result = ctx.call("panel.pickup", {"panel": ctx.args.panel, "code": code})
+    result = _call(ctx, "panel.pickup", {"panel": ctx.args.panel, "code": code})
     if not ctx.json:
         print(f"code {mask_secret(code)}")
     return _show(ctx, result)
@@ -84,7 +101,7 @@ def cmd_dropoff(ctx: Ctx) -> int:
                            "ack_prohibited_items": a.ack_prohibited_items}
     if a.waybill:
         req["waybill"] = a.waybill
-    return _show(ctx, ctx.call("panel.dropoff", {"panel": a.panel, "dropoff": req}))
+    return _show(ctx, _call(ctx, "panel.dropoff", {"panel": a.panel, "dropoff": req}))
 
 
 def cmd_collect(ctx: Ctx) -> int:
@@ -94,12 +111,12 @@ def cmd_collect(ctx: Ctx) -> int:
         return _show(ctx, ctx.call("panel.collect_verdict", {
             "panel": a.panel, "compartment": a.compartment, "accept": a.verdict == "accept",
             "reason": a.reason}))
-    return _show(ctx, ctx.call("panel.collect", {**_courier(a), "parcel_id": a.parcel_id}))
+    return _show(ctx, _call(ctx, "panel.collect", {**_courier(a), "parcel_id": a.parcel_id}))
 
 
 def cmd_return(ctx: Ctx) -> int:
     """Courier takes back a refused, overdue or recalled parcel."""
-    return _show(ctx, ctx.call("panel.return", {**_courier(ctx.args), "parcel_id": ctx.args.parcel_id}))
+    return _show(ctx, _call(ctx, "panel.return", {**_courier(ctx.args), "parcel_id": ctx.args.parcel_id}))
 
 
 def _courier_args(p: argparse.ArgumentParser) -> None:

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from pydantic import Field
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import Field, field_validator
 
 from lockerd.config.base import Strict
 from lockerd.domain.ids import CABINET_ID_PATTERN
@@ -22,4 +24,15 @@ class Cabinet(Strict):
     registration_number: str = Field(
         description="Registration number with the postal administration (Art. 8).", min_length=1,
         max_length=64)
-    timezone: str = Field(default="Asia/Shanghai", description="Local time zone for reports.")
+    timezone: str = Field(default="Asia/Shanghai",
+                          description="IANA time zone of the cabinet: reports, and the local "
+                                      "storage deadline carriers get next to the UTC one.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value

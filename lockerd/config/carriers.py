@@ -19,3 +19,7 @@ class Carrier(Strict):
         default=None,
         description="File holding the HMAC-SHA256 key for command signatures; when set, "
                     "unsigned commands are refused.")
+    require_expectation: bool = Field(
+        default=False,
+        description="Deliver only waybills this carrier announced with parcel.expect (the "
+                    "announcement carries the recipient's consent and the Art. 23 flags).")

@@ -46,6 +46,12 @@ class Mqtt(Strict):
                                     description="Sent outbox rows are pruned after this long.")
     state_min_interval_s: float = Field(default=2.0, ge=0, le=600,
                                         description="Least time between two retained state messages.")
+    health_interval_s: float = Field(default=300.0, ge=5, le=86400,
+                                     description="Retained health telemetry is republished this often "
+                                                 "(and on change).")
+    health_min_interval_s: float = Field(default=10.0, ge=0, le=3600,
+                                         description="Least time between two health messages (a "
+                                                     "flapping board is reported once per gap).")
 
     @model_validator(mode="after")
     def _tls_off_only_on_loopback(self) -> Mqtt:

@@ -120,8 +120,14 @@ async def scene_maintenance(ctx: DemoContext) -> None:
     res = await ctx.call("doors.open", {"compartment": 8, "reason": "demo: open a jammed door"})
     ctx.timeline.say("doors", f"open compartment 8: {res.get('refused') or res.get('outcome')} "
                               "(one new pulse after reading the state, then blocked)")
-    doors = await ctx.call("doors.list")
-    blocked = [d["compartment"] for d in doors["doors"] if d["blocked"]]
+    # the domain records the block a moment after the controller reported the jam (write-ahead)
+    deadline = time.monotonic() + 10.0
+    while True:
+        doors = await ctx.call("doors.list")
+        blocked = [d["compartment"] for d in doors["doors"] if d["blocked"]]
+        if 8 in blocked or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
     ctx.timeline.say("doors", f"blocked compartments: {blocked}")
     sim.faults.jam(bus, comp.board, comp.channel, jammed=False)
 

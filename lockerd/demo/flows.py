@@ -123,10 +123,15 @@ async def scene_deliveries(ctx: DemoContext) -> None:
 
 
 async def scene_wrong_codes(ctx: DemoContext) -> None:
-    """Someone tries codes at kiosk-2: five wrong ones, then the panel locks."""
+    """Someone tries codes at the kiosk: five wrong ones, then the panel locks for a minute."""
     for attempt in range(6):
         res = await ctx.call("panel.pickup", {"panel": "kiosk-2", "code": f"{attempt:06d}"})
         ctx.timeline.say("kiosk-2", f"wrong code #{attempt + 1}: {res.get('refused')}")
+    # the lockout is per caller (the demo's one uid): let its minute pass before the next scene
+    advance = getattr(ctx.daemon.parcels.clock, "advance", None)
+    if advance is not None:
+        advance(timedelta(minutes=1, seconds=1))
+        ctx.timeline.say("kiosk-2", "a minute later the lockout is over")
 
 
 async def scene_refusal(ctx: DemoContext) -> None:

@@ -18,11 +18,13 @@ from lockerd.domain.flows.dropoff import DropoffFlow
 from lockerd.domain.flows.maintenance import MaintenanceFlow
 from lockerd.domain.flows.pickup import PickupFlow
 from lockerd.domain.flows.returns import ReturnFlow
+from lockerd.domain.flows.storage import StorageFlow
 
 __all__ = ["Cabinet", "Clock", "CodeDigest", "courier_actor", "initial_state", "panel_actor"]
 
 
-class Cabinet(CourierFlow, DeliveryFlow, PickupFlow, DropoffFlow, ReturnFlow, MaintenanceFlow):
+class Cabinet(CourierFlow, DeliveryFlow, PickupFlow, DropoffFlow, ReturnFlow, StorageFlow,
+              MaintenanceFlow):
     """Pure decisions over a CabinetState; clock and random source are injected.
 
     Persistence (`to_dict`, `from_dict`, `replay`, `apply`) and queries (`now`, `live_parcels`,
@@ -30,7 +32,9 @@ class Cabinet(CourierFlow, DeliveryFlow, PickupFlow, DropoffFlow, ReturnFlow, Ma
     the flow modules: `grant_courier`, `revoke_courier`, `courier_login` (couriers);
     `expect_parcel`, `begin_deposit`, `confirm_deposit` (delivery); `begin_pickup`,
     `confirm_pickup`, `confirm_refusal` (pickup); `begin_dropoff`, `confirm_dropoff`,
-    `begin_collect`, `confirm_collect` (dropoff); `sweep_overdue`, `recall_parcel`,
-    `begin_return`, `confirm_return` (returns); `door_failed`, `block`, `unblock`, `clear`
-    (maintenance).
+    `begin_collect`, `confirm_collect`, `confirm_retrieval` (dropoff); `sweep_overdue`,
+    `recall_parcel`, `begin_return`, `confirm_return` (returns); `notice_parcel`,
+    `extend_parcel` (storage); `door_failed`, `redirect_after_jam`, `block`, `unblock`, `clear`
+    (maintenance); `blocks` (the blocked set with why, since when and by whom).
+
     """

@@ -31,10 +31,15 @@ class DomainEvent:
 
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """Outcome of a command. Refusals may still carry changes (a wrong code counts against the panel)."""
+    """Outcome of a command. Refusals may still carry changes (a wrong code counts against the panel).
+
+    `failed` marks an accepted decision that records a door operation which did not happen (a
+    jam, a rollback): its changes apply, but the caller is told it failed, with that code.
+    """
 
     record: Record
     error: ErrorCode | None = None
+    failed: ErrorCode | None = None
     message: str = ""
     changes: tuple[Change, ...] = ()
     events: tuple[DomainEvent, ...] = ()

@@ -33,9 +33,11 @@ class ErrorCode(StrEnum):
     FRESH = "fresh"
     VALUABLE = "valuable"
     NO_FREE_COMPARTMENT = "no_free_compartment"
+    NOT_EXPECTED = "not_expected"
     # pickup (Art. 25, 26)
     WRONG_CODE = "wrong_code"
     LOCKED_OUT = "locked_out"
+    FEE_DUE = "fee_due"
     # drop-off (Art. 11, 18, 19)
     INTAKE_CLOSED = "intake_closed"
     NO_VERIFICATION = "no_verification"
@@ -49,6 +51,13 @@ class ErrorCode(StrEnum):
     COMPARTMENT_BLOCKED = "compartment_blocked"
     CODE_SPACE_EXHAUSTED = "code_space_exhausted"
     BAD_REQUEST = "bad_request"
+    HOLDS_PARCEL = "holds_parcel"
+    # a door operation that did not happen (recorded, but never reported as success)
+    DOOR_JAMMED = "door_jammed"
+    DOOR_NOT_OPENED = "door_not_opened"
+    DOOR_NOT_CLOSED = "door_not_closed"
+    ITEM_STILL_INSIDE = "item_still_inside"
+    ROLLED_BACK = "rolled_back"
     # the carrier-command envelope (checked before any handler runs; docs/mqtt.md)
     TOO_LARGE = "too_large"
     BAD_JSON = "bad_json"
@@ -81,6 +90,11 @@ class Outcome(Protocol):
         ...
 
     @property
+    def failed(self) -> ErrorCode | None:
+        """Accepted and recorded, but the door operation did not happen (jam, rollback ...)."""
+        ...
+
+    @property
     def message(self) -> str:
         """Human-readable reason of a refusal."""
         ...
@@ -92,6 +106,9 @@ class Outcome(Protocol):
 
 
 def refuse_unless_ok(outcome: Outcome) -> None:
-    """Raise `Refused` for a refused decision: the one place a decision becomes a refusal."""
-    if outcome.error is not None:
-        raise Refused(outcome.error, outcome.message, outcome.result or None)
+    """Raise `Refused` for a refused decision, or for a recorded door failure (a door operation
+    that did not happen is never reported as success): the one place a decision becomes a
+    refusal."""
+    code = outcome.error or outcome.failed
+    if code is not None:
+        raise Refused(code, outcome.message, outcome.result or None)

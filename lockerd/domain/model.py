@@ -50,7 +50,8 @@ class ParcelStatus(StrEnum):
     REJECTED = "rejected"
     RECALLED = "recalled"
     ROLLED_BACK = "rolled_back"
-    REMOVED = "removed"
+    REMOVED_BY_STAFF = "removed_by_staff"
+    RETURNED_TO_SENDER = "returned_to_sender"
 
 
 #: Statuses of a parcel that is physically in (or going into) a compartment.
@@ -70,6 +71,7 @@ class PendingOp(StrEnum):
     PICKUP = "pickup"
     RETURN = "return"
     COLLECT = "collect"
+    RETRIEVE = "retrieve"
 
 
 class Pending(Frozen):
@@ -82,7 +84,12 @@ class Pending(Frozen):
 
 
 class Compartment(Frozen):
-    """One compartment's state; `parcel_id` is the single live parcel inside (or going in)."""
+    """One compartment's state; `parcel_id` is the single live parcel inside (or going in).
+
+    A blocked compartment keeps its parcel (state `blocked` with `parcel_id` set); the domain is
+    the one owner of "blocked": why, since when and by whom are persisted with the compartment,
+    and the door controller reads them (lockerd.doors.ports.BlockedView).
+    """
 
     id: int
     size: Size
@@ -90,6 +97,8 @@ class Compartment(Frozen):
     parcel_id: str | None = None
     pending: Pending | None = None
     blocked_reason: str | None = None
+    blocked_since: datetime | None = None
+    blocked_by: str | None = None
 
 
 class Parcel(Frozen):
@@ -112,6 +121,19 @@ class Parcel(Frozen):
     verification_ref: str | None = None
     reason: str | None = None
     fee_cents: int = 0
+    #: Hours the carrier added to the storage period (`parcel.extend`), in total.
+    extended_hours: int = 0
+    rejected_at: datetime | None = None
+
+
+def claimable_by_code(parcel: Parcel) -> bool:
+    """The parcel's code opens its door now: a delivery waiting for its recipient, or a drop-off
+    its carrier rejected, waiting for its sender to take it back (Art. 21)."""
+    if parcel.code is None:
+        return False
+    if parcel.kind is ParcelKind.DELIVERY:
+        return parcel.status in CODE_STATUSES
+    return parcel.status is ParcelStatus.REJECTED
 
 
 class Courier(Frozen):
@@ -143,6 +165,8 @@ class Expectation(Frozen):
     size: Size
     consent: bool = False
     sender_chose_locker: bool = False
+    damaged: bool = False
+    weight_mismatch: bool = False
     fresh: bool = False
     valuable: bool = False
     agreement: bool = False
@@ -161,12 +185,18 @@ def expectation_key(carrier: str, waybill: str) -> str:
 
 
 class Limiter(Frozen):
-    """Wrong-code limiter of one panel: recent failures and the lockout ladder."""
+    """Wrong-credential limiter of one caller (its panel, or `uid:<n>`) or of the whole cabinet
+    (`cabinet:codes`, `cabinet:pins`): recent failures and the lockout ladder."""
 
     panel: str
     failures: tuple[datetime, ...] = ()
     lockouts: int = 0
     locked_until: datetime | None = None
+
+    @property
+    def is_empty(self) -> bool:
+        """Nothing to remember: a change to an empty limiter deletes it (how state is pruned)."""
+        return not self.failures and self.lockouts == 0 and self.locked_until is None
 
 
 class SetCompartment(Frozen):
@@ -191,7 +221,7 @@ class SetCourier(Frozen):
 
 
 class SetLimiter(Frozen):
-    """Change: the panel limiter now has this value."""
+    """Change: the limiter now has this value (an empty one is deleted)."""
 
     entity: Literal["limiter"] = "limiter"
     value: Limiter
@@ -230,7 +260,10 @@ class CabinetState(BaseModel):
             elif isinstance(change, SetCourier):
                 self.couriers[change.value.key] = change.value
             elif isinstance(change, SetLimiter):
-                self.limiters[change.value.panel] = change.value
+                if change.value.is_empty:
+                    self.limiters.pop(change.value.panel, None)
+                else:
+                    self.limiters[change.value.panel] = change.value
             elif change.value is None:
                 self.expected.pop(change.key, None)
             else:

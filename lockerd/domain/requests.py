@@ -42,15 +42,26 @@ class Delivery(Request):
 
 
 class Expect(Request):
-    """A carrier's pre-announcement of a delivery (`parcel.expect`, docs/mqtt.md)."""
+    """A carrier's pre-announcement of a delivery (`parcel.expect`, docs/mqtt.md).
+
+    What the carrier knows from the waybill and the recipient decides the deposit: its consent
+    (Art. 22) cannot be overridden at the panel, and each of its Art. 23 flags refuses the
+    delivery (fresh produce and valuables only without the sender's agreement).
+    """
 
     waybill: str = Field(pattern=WAYBILL_PATTERN)
     size: Size
-    consent: bool = False
-    sender_chose_locker: bool = False
+    consent: bool = Field(default=False, description="The recipient agreed to locker delivery.")
+    sender_chose_locker: bool = Field(default=False,
+                                      description="The sender named this locker as the address.")
+    damaged: bool = Field(default=False, description="Packaging noted damaged on the way.")
+    weight_mismatch: bool = Field(default=False,
+                                  description="Weight noted different from the waybill on the way.")
     fresh: bool = False
     valuable: bool = False
-    agreement: bool = False
+    agreement: bool = Field(default=False,
+                            description="The sender's agreement to locker delivery of fresh "
+                                        "produce or valuables (Art. 23 para. 2).")
     declared_weight_g: int | None = Field(default=None, ge=0, le=100_000)
 
 

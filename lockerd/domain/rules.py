@@ -5,15 +5,15 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Collection, Iterable
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any
 
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.ids import Size
-from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState
+from lockerd.domain.model import SIZE_ORDER, Compartment, CompartmentState, Expectation
 from lockerd.domain.requests import Delivery, Dropoff
 from lockerd.domain.spec import CabinetSpec, Policy, Rng
-from lockerd.domain.timefmt import format_ts
+from lockerd.domain.timefmt import format_local, format_ts
 
 # Mainland resident ID (18 chars) and 15-digit legacy form: must never be recorded (Art. 19 uses a
 # reference from the real-name system instead).
@@ -57,6 +57,44 @@ def check_acceptance(req: Delivery, policy: Policy) -> ErrorCode | None:
     if req.valuable and not req.agreement:
         return ErrorCode.VALUABLE
     return None
+
+
+def with_announcement(req: Delivery, exp: Expectation) -> Delivery:
+    """The delivery as the carrier announced it: the carrier decides consent, the sender's choice,
+    the agreement and the declared weight (they come from the recipient, the sender and the
+    waybill, which the courier cannot vouch for: Art. 22 `consent: false` is not overridden at
+    the panel); the courier can only add what it sees (damage, fresh produce, valuables)."""
+    return req.model_copy(update={
+        "consent": exp.consent,
+        "sender_chose_locker": exp.sender_chose_locker,
+        "agreement": exp.agreement,
+        "damaged": req.damaged or exp.damaged,
+        "fresh": req.fresh or exp.fresh,
+        "valuable": req.valuable or exp.valuable,
+        "declared_weight_g": exp.declared_weight_g if exp.declared_weight_g is not None
+        else req.declared_weight_g,
+    })
+
+
+def check_delivery(req: Delivery, exp: Expectation | None, policy: Policy) -> ErrorCode | None:
+    """Art. 22 then Art. 23 for one deposit, with the carrier's announcement when there is one
+    (`req` already merged by `with_announcement`): a weight mismatch the carrier noted on the way
+    refuses as one measured at the panel does."""
+    code = check_consent(req)
+    if code is not None:
+        return code
+    if req.damaged:
+        return ErrorCode.DAMAGED
+    if exp is not None and exp.weight_mismatch:
+        return ErrorCode.WEIGHT_MISMATCH
+    return check_acceptance(req, policy)
+
+
+def check_expectation(exp: Expectation, policy: Policy) -> ErrorCode | None:
+    """Would a deposit of this announced waybill be refused whatever the courier declares?
+    (`parcel.expect` answers it, so the carrier learns at once that it must deliver in person.)"""
+    probe = Delivery(waybill=exp.waybill, size=exp.size)
+    return check_delivery(with_announcement(probe, exp), exp, policy)
 
 
 def looks_like_id_number(text: str) -> bool:
@@ -108,19 +146,29 @@ def storage_deadline(deposited_at: datetime, policy: Policy) -> datetime:
     return deposited_at + policy.storage_period
 
 
-def fee_cents(deadline: datetime, now: datetime, policy: Policy) -> int:
-    """Art. 25: nothing inside the storage period; after it, the configured fee per started day."""
-    if now <= deadline:
+def fee_cents(deposited_at: datetime, deadline: datetime, at: datetime, policy: Policy) -> int:
+    """Art. 25: nothing until the later of the storage deadline (extensions included) and the
+    free period; then the fee per started fee period, capped per parcel."""
+    free_until = max(deadline, deposited_at + (policy.free_period or policy.storage_period))
+    if at <= free_until or policy.fee_cents_per_period <= 0:
         return 0
-    days = math.ceil((now - deadline) / timedelta(days=1))
-    return days * policy.overdue_fee_cents_per_day
+    periods = math.ceil((at - free_until) / policy.fee_period)
+    fee = periods * policy.fee_cents_per_period
+    return fee if policy.fee_cap_cents is None else min(fee, policy.fee_cap_cents)
+
+
+def deadline_fields(deadline: datetime, spec: CabinetSpec) -> dict[str, str]:
+    """The storage deadline in UTC and in the cabinet's zone, as every parcel event carries it."""
+    return {"storage_deadline": format_ts(deadline),
+            "storage_deadline_local": format_local(deadline, spec.timezone)}
 
 
 def notice(spec: CabinetSpec, size: Size, deadline: datetime) -> dict[str, Any]:
-    """Art. 24 notice: locker name, address, compartment size and storage deadline."""
+    """Art. 24 notice: locker name, address, compartment size and storage deadline (UTC and local)."""
     return {
         "locker_name": spec.name,
         "address": spec.address,
         "compartment_size": size.value,
-        "storage_deadline": format_ts(deadline),
+        **deadline_fields(deadline, spec),
+        "time_zone": spec.timezone,
     }

@@ -9,6 +9,7 @@ operation log's range queries rely on.
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 #: Length of every `format_ts` result (`2026-03-01T08:00:00.000Z`).
 TS_LENGTH = 24
@@ -34,3 +35,11 @@ def parse_ts(text: str) -> datetime:
     if value.tzinfo is None:
         value = value.replace(tzinfo=UTC)
     return value.astimezone(UTC)
+
+
+def format_local(when: datetime, zone: str) -> str:
+    """`when` in the IANA zone `zone` as RFC 3339 with milliseconds and the zone's offset
+    (`2026-03-01T16:00:00.000+08:00`): the same instant as `format_ts`, as a recipient reads it."""
+    if when.tzinfo is None:
+        raise ValueError("timestamps must be timezone-aware")
+    return when.astimezone(ZoneInfo(zone)).isoformat(timespec="milliseconds")

@@ -22,10 +22,9 @@ from lockerd.app.supervisor import Component
 from lockerd.config import Compartment
 from lockerd.config import Doors as DoorsConfig
 from lockerd.doors.events import (
-    CompartmentBlocked,
-    CompartmentUnblocked,
     DoorClosed,
     DoorCommanded,
+    DoorFault,
     DoorLeftOpen,
     DoorOpened,
     DoorStateChanged,
@@ -33,8 +32,8 @@ from lockerd.doors.events import (
     OpenResult,
     Outcome,
 )
-from lockerd.doors.ports import BoardSource
-from lockerd.doors.tracking import PolledBoard, TrackedDoor
+from lockerd.doors.ports import BlockedView, BlockNote, BoardSource
+from lockerd.doors.tracking import PolledBoard, TrackedDoor, block_fields, door_incidents
 from lockerd.drivers.base import DoorState
 from lockerd.drivers.errors import DriverError
 from lockerd.drivers.factory import BoardSet
@@ -76,7 +75,7 @@ class DoorController(Component):
             raise UnknownCompartment(f"door switches on unknown compartments {unknown}")
         self._switched = frozenset(door_switches)
         self._boards: dict[int, PolledBoard] = {}
-        self._blocked: dict[int, str] = {}
+        self._blocks: BlockedView | None = None
         self._changed = asyncio.Event()
         self.commands = 0
 
@@ -112,7 +111,7 @@ class DoorController(Component):
         states = [d.state.value for d in self._doors.values()]
         return {"boards": {str(a): {"online": b.online, "failures": b.failures}
                            for a, b in self._boards.items()},
-                "blocked": sorted(self._blocked), "commands": self.commands,
+                "blocked": sorted(self.blocked), "commands": self.commands,
                 "open": states.count("open"), "unknown": states.count("unknown")}
 
     # Public API for flows
@@ -129,39 +128,26 @@ class DoorController(Component):
         """Last known sensor state."""
         return self._door(compartment_id).state
 
+    def attach_blocks(self, view: BlockedView) -> None:
+        """Read blocked compartments from `view` (the domain); without one nothing is blocked."""
+        self._blocks = view
+
+    def _notes(self) -> dict[int, BlockNote]:
+        return {} if self._blocks is None else dict(self._blocks.blocks())
+
     @property
     def blocked(self) -> dict[int, str]:
-        """Blocked compartments and why."""
-        return dict(self._blocked)
-
-    def block(self, compartment_id: int, reason: str) -> None:
-        """Take a compartment out of customer use."""
-        self._door(compartment_id)
-        if compartment_id not in self._blocked:
-            self._blocked[compartment_id] = reason
-            log.warning("compartment %d blocked: %s", compartment_id, reason)
-            self._events.publish(CompartmentBlocked(compartment_id, reason))
-
-    def unblock(self, compartment_id: int) -> None:
-        """Release a blocked compartment (technician); clears its jam/forced alerts."""
-        self._door(compartment_id)
-        reason = self._blocked.pop(compartment_id, None)
-        if reason is None:
-            return
-        log.info("compartment %d unblocked", compartment_id)
-        for kind in (AlertKind.DOOR_JAMMED, AlertKind.DOOR_FORCED):
-            if reason == kind.value:
-                self._alert(kind, Severity.INFO, False, "compartment released",
-                            compartment=compartment_id)
-        self._events.publish(CompartmentUnblocked(compartment_id))
+        """Blocked compartments and why, as the domain keeps them."""
+        return {cid: note.blocked_reason or "blocked" for cid, note in self._notes().items()}
 
     async def open(self, compartment_id: int, reason: str, actor: str, *,
                    allow_blocked: bool = False) -> OpenResult:
         """Pulse the lock and confirm by the sensor; one new pulse after reading the state."""
         door = self._door(compartment_id)
-        if compartment_id in self._blocked and not allow_blocked:
+        blocked = self.blocked
+        if compartment_id in blocked and not allow_blocked:
             raise CompartmentIsBlocked(f"compartment {compartment_id} is blocked "
-                                       f"({self._blocked[compartment_id]})")
+                                       f"({blocked[compartment_id]})")
         async with door.lock:
             self.commands += 1
             result = await self._open_locked(door)
@@ -199,16 +185,20 @@ class DoorController(Component):
     def describe(self) -> dict[str, Any]:
         """Every door and board as JSON-able rows (doors.list); no personal data."""
         now = self._clock()
+        notes = self._notes()
         doors = [{"compartment": d.comp.id, "size": d.comp.size.value, "board": d.comp.board,
                   "channel": d.comp.channel, "state": d.state.value,
                   "sensor": "gpio" if d.comp.id in self._switched else "board",
-                  "blocked": d.comp.id in self._blocked,
-                  "blocked_reason": self._blocked.get(d.comp.id),
+                  **block_fields(notes.get(d.comp.id)),
                   "open_for_s": None if d.opened_at is None else round(now - d.opened_at, 1),
                   "occupied": self.occupied(d.comp.id)}
                  for d in sorted(self._doors.values(), key=lambda d: d.comp.id)]
         boards = [{**b.board.info(), "online": b.online} for b in self._boards.values()]
         return {"doors": doors, "boards": boards}
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Boards offline and doors whose state is unknown, with ages (`incidents`)."""
+        return door_incidents(self._boards, self._doors.values(), self._clock())
 
     # Opening
 
@@ -242,7 +232,7 @@ class DoorController(Component):
                 return self._result(door, Outcome.OPENED, pulses, t0, "opened on the second pulse")
             if state is DoorState.CLOSED and acked:
                 cid = door.comp.id
-                self.block(cid, AlertKind.DOOR_JAMMED.value)
+                self._fault(cid, AlertKind.DOOR_JAMMED)
                 self._alert(AlertKind.DOOR_JAMMED, Severity.WARNING, True,
                             f"door stayed closed after {pulses} pulses", compartment=cid)
                 return self._result(door, Outcome.JAMMED, pulses, t0,
@@ -316,6 +306,7 @@ class DoorController(Component):
                 b.failures += 1
                 if b.online is not False:
                     b.online = False
+                    b.offline_since = self._clock()
                     log.error("board %d offline: %s", addr, exc)
                     self._alert(AlertKind.BOARD_OFFLINE, Severity.CRITICAL, True,
                                 f"board {addr} does not answer", board=addr)
@@ -329,6 +320,7 @@ class DoorController(Component):
                             f"board {addr} answers again", board=addr)
             b.online = True
             b.failures = 0
+            b.offline_since = None
             b.occupied = snap.occupied
             self._apply(b, snap.doors)
             self._escalate(b)
@@ -375,7 +367,7 @@ class DoorController(Component):
                 self._events.publish(DoorOpened(cid, commanded))
                 if not commanded:
                     log.warning("compartment %d opened without a command", cid)
-                    self.block(cid, AlertKind.DOOR_FORCED.value)
+                    self._fault(cid, AlertKind.DOOR_FORCED)
                     self._alert(AlertKind.DOOR_FORCED, Severity.CRITICAL, True,
                                 "door opened without a command", compartment=cid)
         elif new is DoorState.CLOSED:
@@ -411,7 +403,12 @@ class DoorController(Component):
                 elif level is LeftOpenLevel.INCIDENT:
                     self._alert(AlertKind.DOOR_LEFT_OPEN, Severity.CRITICAL, True,
                                 f"incident: door open for {open_for:.0f} s", compartment=cid)
-                    self.block(cid, AlertKind.DOOR_LEFT_OPEN.value)
+                    self._fault(cid, AlertKind.DOOR_LEFT_OPEN)
+
+    def _fault(self, compartment_id: int, kind: AlertKind) -> None:
+        """Report a door fact; the domain decides and records the block."""
+        log.warning("compartment %d: %s", compartment_id, kind.value)
+        self._events.publish(DoorFault(compartment_id, kind.value))
 
     def _notify(self) -> None:
         changed, self._changed = self._changed, asyncio.Event()
@@ -426,3 +423,4 @@ class DoorController(Component):
         if door is None:
             raise UnknownCompartment(f"no compartment {compartment_id}")
         return door
+

@@ -95,17 +95,12 @@ class DoorLeftOpen:
 
 
 @dataclass(frozen=True, slots=True)
-class CompartmentBlocked:
-    """No customer flow may use this compartment until a technician unblocks it."""
+class DoorFault:
+    """A fact the controller saw on a door: it jammed, was forced open, or was left open past the
+    incident threshold. The controller does not block anything itself: the domain (the parcel
+    flows) records the block and the controller reads the blocked set back (ports.BlockedView)."""
 
     compartment: int
-    reason: str
-    ts: datetime = field(default_factory=utc_now)
-
-
-@dataclass(frozen=True, slots=True)
-class CompartmentUnblocked:
-    """A technician released a blocked compartment."""
-
-    compartment: int
+    fault: str
+    """The alert kind that goes with it: door_jammed, door_forced or door_left_open."""
     ts: datetime = field(default_factory=utc_now)

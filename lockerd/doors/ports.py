@@ -6,6 +6,8 @@ operation log); tests hand the simulator's boards or a log that refuses.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -45,4 +47,33 @@ class OperationRecorder(Protocol):
     async def record(self, kind: str, *, actor: str, body: dict[str, Any],
                      compartment: int | None) -> None:
         """Append one record (no personal data in `body`)."""
+        ...
+
+
+class BlockNote(Protocol):
+    """Why, since when and by whom a compartment is blocked (the domain's compartment)."""
+
+    @property
+    def blocked_reason(self) -> str | None:
+        """Why (door_jammed, door_forced, a technician's reason ...)."""
+        ...
+
+    @property
+    def blocked_since(self) -> datetime | None:
+        """Since when (UTC)."""
+        ...
+
+    @property
+    def blocked_by(self) -> str | None:
+        """Who blocked it (doors, uid:N ...)."""
+        ...
+
+
+class BlockedView(Protocol):
+    """The blocked compartments as the domain keeps them (the parcel flows in the daemon). The
+    controller refuses customer opens of these and shows them in `doors.list`; it never keeps a
+    blocked set of its own, so after a restart both read the same persisted state."""
+
+    def blocks(self) -> Mapping[int, BlockNote]:
+        """Blocked compartment id -> why, since when, by whom."""
         ...

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 from lockerd.config import Compartment
+from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import LeftOpenLevel
+from lockerd.doors.ports import BlockNote
 from lockerd.drivers.base import DoorState, ManagedBoard
 
 
@@ -34,6 +38,35 @@ class PolledBoard:
     doors: dict[int, TrackedDoor]
     online: bool | None = None
     failures: int = 0
+    offline_since: float | None = None
+    """Controller clock time of the first failed poll of the current outage (for incidents)."""
     kick: asyncio.Event = field(default_factory=asyncio.Event)
     occupied: tuple[bool, ...] | None = None
     """Infrared occupancy bits (Kerong boards), None where the board has none."""
+
+
+def door_incidents(boards: Mapping[int, PolledBoard], doors: Iterable[TrackedDoor],
+                   now: float) -> list[dict[str, Any]]:
+    """What needs a person on the door side: boards offline, doors whose state is unknown (on
+    boards that answer; an offline board's doors are counted in its row), with ages in seconds."""
+    rows: list[dict[str, Any]] = []
+    for addr, b in sorted(boards.items()):
+        if b.online is False:
+            rows.append({"kind": "board_offline", "board": addr,
+                         "age_s": None if b.offline_since is None else round(now - b.offline_since, 1),
+                         "detail": f"board {addr} does not answer; {len(b.doors)} door(s) unknown"})
+    offline = {a for a, b in boards.items() if b.online is False}
+    for d in sorted(doors, key=lambda d: d.comp.id):
+        if d.state is DoorState.UNKNOWN and d.comp.board not in offline:
+            rows.append({"kind": "door_unknown", "compartment": d.comp.id,
+                         "age_s": round(now - d.changed_at, 1) if d.changed_at else None,
+                         "detail": "door sensor state unknown"})
+    return rows
+
+
+def block_fields(note: BlockNote | None) -> dict[str, Any]:
+    """The `doors.list` columns of a compartment's block (the domain's, read through the port)."""
+    since = None if note is None or note.blocked_since is None else format_ts(note.blocked_since)
+    return {"blocked": note is not None,
+            "blocked_reason": None if note is None else note.blocked_reason,
+            "blocked_since": since, "blocked_by": None if note is None else note.blocked_by}

@@ -13,6 +13,7 @@ import asyncio
 import heapq
 import itertools
 import logging
+import math
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -22,8 +23,8 @@ from typing import Protocol
 log = logging.getLogger(__name__)
 
 
-GAP_SPIN_S = 0.0015
-"""The end of an inter-frame gap shorter than this is waited by yielding, not by a timer."""
+SPIN_MAX_S = 0.001
+"""An urgent exchange waits the last fraction of a millisecond of a gap by yielding, not by a timer."""
 
 
 class Priority(IntEnum):
@@ -61,6 +62,7 @@ class BusScheduler:
         self._gap = gap_s
         self._clock = clock
         self._waiters: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._gap_wait: asyncio.Future[None] | None = None  # a poll sleeping out the gap
         self._seq = itertools.count()
         self._busy = False
         self._dirty = False
@@ -97,7 +99,7 @@ class BusScheduler:
                     self._dirty = False
                     self.settles += 1
                     await self._line.settle()
-                await self._keep_gap()
+                await self._keep_gap(priority)
                 if not self._more_urgent_than(priority):
                     break
                 self.preemptions += 1
@@ -114,18 +116,45 @@ class BusScheduler:
                     self._last_end = self._clock()
                 self._release()
 
-    async def _keep_gap(self) -> None:
-        """Wait until t3.5 after the last exchange, to a fraction of a millisecond.
+    async def _keep_gap(self, priority: Priority) -> None:
+        """Wait until t3.5 after the last exchange, or until a more urgent exchange queues.
 
-        The event loop's selector rounds timeouts up to whole milliseconds (a 4 ms gap
-        became 5); the last stretch is waited by yielding to the loop instead.
+        The loop's timers fire on whole milliseconds, rounded up (epoll), so a timer alone may
+        overshoot the gap by up to a millisecond. A poll accepts that (no CPU spent waiting) and
+        is woken early when an unlock queues, to hand the line over at once. An unlock or a
+        control exchange sleeps the whole milliseconds and yields to the loop for the rest
+        (at most SPIN_MAX_S), so it goes out at the end of the gap, not up to 1 ms later.
+        Yielding in a loop for the whole gap cost a poll about 10-25 % of its CPU.
         """
-        deadline = self._last_end + self._gap
-        wait = deadline - self._clock()
-        if wait > GAP_SPIN_S:
-            await asyncio.sleep(wait - GAP_SPIN_S)
-        while self._clock() < deadline:  # noqa: ASYNC110 - sub-ms wait; no event to await
+        while True:
+            deadline = self._last_end + self._gap
+            remaining = deadline - self._clock()
+            if remaining <= 0:
+                return
+            if priority is not Priority.POLL:
+                await self._sleep_precisely(deadline, remaining)
+                return
+            if self._more_urgent_than(priority):
+                return  # the caller hands the line over; the gap is kept by the next holder
+            await self._sleep_or_preempted(remaining)
+
+    async def _sleep_precisely(self, deadline: float, remaining: float) -> None:
+        whole_ms = math.floor(remaining * 1000) / 1000
+        if whole_ms > 0:
+            await asyncio.sleep(whole_ms)
+        while self._clock() < deadline:  # noqa: ASYNC110 - under SPIN_MAX_S; no event to await
             await asyncio.sleep(0)
+
+    async def _sleep_or_preempted(self, remaining: float) -> None:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[None] = loop.create_future()
+        timer = loop.call_later(remaining, _wake, fut)
+        self._gap_wait = fut
+        try:
+            await fut
+        finally:
+            timer.cancel()
+            self._gap_wait = None
 
     def _more_urgent_than(self, priority: Priority) -> bool:
         return any(p < priority and not f.done() for p, _, f in self._waiters)
@@ -136,6 +165,8 @@ class BusScheduler:
             return
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         heapq.heappush(self._waiters, (int(priority), seq, fut))
+        if priority is not Priority.POLL and self._gap_wait is not None:
+            _wake(self._gap_wait)  # a poll sleeping out the gap hands the line over now
         self.max_queue = max(self.max_queue, len(self._waiters))
         try:
             await fut
@@ -151,3 +182,8 @@ class BusScheduler:
                 fut.set_result(None)
                 return
         self._busy = False
+
+
+def _wake(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)

@@ -5,21 +5,25 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
+from lockerd import __version__
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet, Compartment, Paths
 from lockerd.config import Oplog as OplogConfig
-from lockerd.oplog import audit, keys, retention
+from lockerd.oplog import audit, backup, keys, retention
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
+from lockerd.oplog.keys import OplogKey
+from lockerd.oplog.schema import SCHEMA_VERSION
 from lockerd.oplog.store import OpLog
 
 log = logging.getLogger(__name__)
@@ -34,19 +38,19 @@ class _Params(BaseModel):
 class ViewParams(_Params):
     """log.view: masked operations, filtered."""
 
-    since: datetime | None = Field(default=None, alias="from", description="Inclusive start.")
-    until: datetime | None = Field(default=None, alias="to", description="Exclusive end.")
+    since: AwareDatetime | None = Field(default=None, alias="from", description="Inclusive start.")
+    until: AwareDatetime | None = Field(default=None, alias="to", description="Exclusive end.")
     kind: list[str] | None = Field(default=None, max_length=32, description="Operation kinds.")
     compartment: int | None = Field(default=None, ge=1, le=9999, description="Compartment.")
-    after_seq: int = Field(default=0, ge=0, description="Page after this seq.")
+    after_seq: int = Field(default=0, ge=0, le=2**63 - 1, description="Page after this seq.")
     limit: int = Field(default=100, ge=1, le=1000, description="Most operations returned.")
 
 
 class RangeParams(_Params):
     """A required [from, to) time range."""
 
-    since: datetime = Field(alias="from", description="Inclusive start (RFC 3339).")
-    until: datetime = Field(alias="to", description="Exclusive end (RFC 3339).")
+    since: AwareDatetime = Field(alias="from", description="Inclusive start (RFC 3339).")
+    until: AwareDatetime = Field(alias="to", description="Exclusive end (RFC 3339).")
 
     @model_validator(mode="after")
     def _ordered(self) -> RangeParams:
@@ -89,6 +93,7 @@ class OplogComponent(Component):
         self._owner_uid = owner_uid
         self._clock = clock
         self._store: OpLog | None = None
+        self._key: OplogKey | None = None  # the open log's key: backups are copied with it
         self._key_fp: str | None = None
         self._last_purge: dict[str, Any] | None = None
         self._next_purge: datetime | None = None
@@ -111,7 +116,12 @@ class OplogComponent(Component):
     # ----------------------------------------------------------------- lifecycle
 
     async def start(self) -> None:
-        """Load the key (refusing unsafe ones), open the log, record the opening."""
+        """Load the key (refusing unsafe ones), open the log, record the opening and the release.
+
+        `daemon.started` names the release and the schema at every start, so the chain itself
+        says which release wrote which records and when a migration ran (`migrated_from`: the
+        schema the file had before, 0 for a new file, null when it was already current).
+        """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._store = await self._open()
         self._key_fp = self._store.key_fingerprint
@@ -119,13 +129,18 @@ class OplogComponent(Component):
         await self._store.append("oplog.opened", actor="lockerd",
                                  body={"pid": os.getpid(), "head_seq": head[0],
                                        "key_fingerprint": self._key_fp})
+        await self._store.append("daemon.started", actor="lockerd",
+                                 body={"version": __version__, "schema": SCHEMA_VERSION,
+                                       "migrated_from": self._store.migrated_from})
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file
         key = await asyncio.to_thread(keys.load_key, key_file, self._env, self._owner_uid)
         readers = self._cfg.readers
         try:
-            return await OpLog.open(self.path, key, readers=readers, clock=self._clock)
+            store = await OpLog.open(self.path, key, readers=readers, clock=self._clock)
+            self._key = key
+            return store
         except WrongKey:
             # A rekey that crashed after PRAGMA rekey but before the key file was replaced
             # leaves the new key staged next to the old one: finish it.
@@ -134,6 +149,7 @@ class OplogComponent(Component):
             staged = await asyncio.to_thread(keys.load_key, keys.pending_path(key_file),
                                              self._env, self._owner_uid)
             store = await OpLog.open(self.path, staged, readers=readers, clock=self._clock)
+            self._key = staged
             await asyncio.to_thread(keys.commit_new_key, key_file)
             log.warning("finished an interrupted rekey: %s now holds the new key", key_file)
             return store
@@ -186,7 +202,8 @@ class OplogComponent(Component):
         if self._store is None:
             return {"open": False}
         seq, digest = self._store.head
-        return {"open": True, "path": str(self.path), "head_seq": seq, "head_hash": digest[:16],
+        return {"open": True, "path": str(self.path), "schema": SCHEMA_VERSION,
+                "head_seq": seq, "head_hash": digest[:16],
                 "writer_alive": self._store.writer_alive, "key": self._key_fp,
                 "last_purge": self._last_purge,
                 "next_purge": format_ts(self._next_purge) if self._next_purge else None}
@@ -194,12 +211,13 @@ class OplogComponent(Component):
     # ----------------------------------------------------------------- API
 
     def register(self, api: ApiServer) -> None:
-        """Register log.view, log.verify, log.export, log.report and log.rekey."""
+        """Register log.view, log.verify, log.export, log.report, log.rekey and log.backup."""
         api.route("log.view", {Role.AUDIT, Role.TECH}, ViewParams, self._api_view)
         api.route("log.verify", {Role.AUDIT, Role.TECH}, None, self._api_verify)
         api.route("log.export", {Role.AUDIT}, ExportParams, self._api_export)
         api.route("log.report", {Role.AUDIT}, RangeParams, self._api_report)
         api.route("log.rekey", {Role.AUDIT}, None, self._api_rekey)
+        api.route("log.backup", {Role.AUDIT}, None, self._api_backup)
 
     def _api_store(self) -> OpLog:
         if self._store is None:
@@ -246,6 +264,38 @@ class OplogComponent(Component):
         except RekeyRefused as exc:
             raise ApiError("refused", str(exc)) from None
 
+    async def _api_backup(self, params: Any, caller: Caller) -> dict[str, Any]:
+        # Root only: the copy holds every record unmasked (encrypted with the log's key, which
+        # root holds) and is what a restore, itself root-only, rolls the cabinet back to.
+        if not caller.is_root:
+            raise ApiError("forbidden", "backup is for root only")
+        result = await self.backup(actor=f"uid:{caller.uid}")
+        log.info("log backup by uid %d: head %d, staged in %s (record %d)", caller.uid,
+                 result["manifest"]["head_seq"], result["stage"], result["record_seq"])
+        return result
+
+    async def backup(self, actor: str) -> dict[str, Any]:
+        """Stage a consistent copy of the log and the evidence store; record it in the chain.
+
+        The stage (a directory under the state directory) is packed and removed by
+        `lockerctl backup`; see lockerd.oplog.backup.
+        """
+        store = self.store
+        assert self._key is not None
+        evidence_path = self._paths.state_dir / backup.EVIDENCE_FILE
+        evidence = None
+        if await asyncio.to_thread(evidence_path.exists):
+            evidence = (evidence_path, await store.secret(backup.EVIDENCE_SECRET))
+        stage, manifest = await asyncio.to_thread(backup.stage, self.path, self._key, evidence,
+                                                  self._paths.state_dir)
+        try:
+            op = await store.append("oplog.backup", actor=actor,
+                                    body=backup.record_body(manifest))
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, stage, True)
+            raise
+        return {"stage": str(stage), "manifest": manifest, "record_seq": op.seq}
+
     async def rekey(self, actor: str) -> dict[str, Any]:
         """Rotate the key: stage the new key file, PRAGMA rekey, then swap the key file.
 
@@ -260,5 +310,5 @@ class OplogComponent(Component):
             await asyncio.to_thread(keys.discard_new_key, key_file)
             raise
         await asyncio.to_thread(keys.commit_new_key, key_file)
-        self._key_fp = new_key.fingerprint
+        self._key, self._key_fp = new_key, new_key.fingerprint
         return {"record_seq": op.seq, "key": new_key.fingerprint, "key_file": str(key_file)}

@@ -15,6 +15,10 @@ class WrongKey(OplogError):
     """The database cannot be decrypted with this key (or is not an operation log)."""
 
 
+class NewerSchema(OplogError, RuntimeError):
+    """The log was written by a newer lockerd (a higher schema version): never downgraded."""
+
+
 class WriterStopped(OplogError):
     """The store is closed or its writer thread has died; nothing more can be recorded."""
 

@@ -2,7 +2,8 @@
 
 A message is inserted in the same transaction as its chain row, so it exists exactly when the
 operation does; the publisher sends rows in id (commit) order and marks them once the broker
-acknowledged them. Event messages get the next per-stream `seq` and an `event_id` here.
+acknowledged them. Event messages get the next per-stream `seq`, the stream's `epoch` and an
+`event_id` here.
 """
 
 from __future__ import annotations
@@ -38,12 +39,16 @@ def enqueue(conn: Any, msg: OutboxMessage, op_seq: int, now: datetime, *, ts: st
     payload = dict(msg.payload)
     stream_seq: int | None = None
     if msg.event:
-        row = conn.execute("SELECT last_seq FROM outbox_streams WHERE stream = ?",
+        row = conn.execute("SELECT last_seq, epoch FROM outbox_streams WHERE stream = ?",
                            (msg.stream,)).fetchone()
         stream_seq = (int(row[0]) if row else 0) + 1
-        conn.execute("INSERT INTO outbox_streams (stream, last_seq) VALUES (?, ?) "
-                     "ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq",
-                     (msg.stream, stream_seq))
+        # A stream's epoch is drawn once, when its first event is written: a recreated log has
+        # new streams, so its events (seq from 1 again) come with a new epoch.
+        epoch = str(row[1]) if row and row[1] else uuid.uuid4().hex
+        conn.execute("INSERT INTO outbox_streams (stream, last_seq, epoch) VALUES (?, ?, ?) "
+                     "ON CONFLICT(stream) DO UPDATE SET last_seq = excluded.last_seq, "
+                     "epoch = excluded.epoch", (msg.stream, stream_seq, epoch))
+        payload["epoch"] = epoch
         payload["seq"] = stream_seq
         payload.setdefault("event_id", uuid.uuid4().hex)
         payload.setdefault("v", 1)

@@ -5,7 +5,19 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from lockerd import __version__
+from lockerd.oplog.errors import NewerSchema
+
 log = logging.getLogger(__name__)
+
+# Rules for a new migration (tests/oplog/test_migration_kill.py and test_schema.py hold them):
+# - append it, never edit a released one: a cabinet may be at any version in between;
+# - only statements SQLite rolls back (CREATE, DROP, ALTER, INSERT, UPDATE, DELETE): migrate()
+#   runs each migration and its user_version bump in one transaction, so a SIGKILL at any
+#   point leaves the previous version, which the next start migrates again. No VACUUM, ATTACH
+#   or journal/foreign-key PRAGMAs (no-ops or errors inside a transaction);
+# - never rewrite the operations table's rows or columns: their hashes are the chain;
+# - before it lands, commit the current release's fixture (scripts/make_release_fixture).
 
 # Personal columns (nulled by retention) are marked "personal" in comments; the chain itself
 # (operations) never holds personal data, so purging them never breaks a hash.
@@ -142,6 +154,17 @@ MIGRATIONS: tuple[str, ...] = (
     ALTER TABLE parcels DROP COLUMN code_hash;
     ALTER TABLE parcels DROP COLUMN code_salt;
     """,
+    # 5: sequence epochs (docs/mqtt.md): each carrier stream has a random id fixed when it
+    #    starts, sent with every event next to `seq`, so a consumer tells a recreated log (seq
+    #    from 1 again, new epoch) from a repeat. Streams of an older log get theirs now, and its
+    #    unsent events carry it when they go out.
+    """
+    ALTER TABLE outbox_streams ADD COLUMN epoch TEXT;
+    UPDATE outbox_streams SET epoch = lower(hex(randomblob(16))) WHERE epoch IS NULL;
+    UPDATE outbox SET payload = CAST(json_set(CAST(payload AS TEXT), '$.epoch',
+        (SELECT s.epoch FROM outbox_streams s WHERE s.stream = outbox.stream)) AS BLOB)
+        WHERE seq IS NOT NULL AND sent_at IS NULL;
+    """,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -154,8 +177,11 @@ def migrate(conn: Any) -> int:
     """
     found = int(conn.execute("PRAGMA user_version").fetchone()[0])
     if found > SCHEMA_VERSION:
-        raise RuntimeError(f"operation log schema {found} is newer than this lockerd "
-                           f"({SCHEMA_VERSION}); refusing to touch it")
+        raise NewerSchema(
+            f"the operation log has schema version {found}, written by a newer lockerd; "
+            f"lockerd {__version__} knows versions up to {SCHEMA_VERSION} and will not downgrade "
+            "it (that would lose records). Reinstall the release that wrote it, or restore a "
+            "backup made by this one (lockerctl restore); the file was not changed")
     for version in range(found + 1, SCHEMA_VERSION + 1):
         conn.execute("BEGIN IMMEDIATE")
         try:

@@ -22,6 +22,7 @@ from lockerd.oplog import chain, sqlcipher
 from lockerd.oplog import outbox as outbox_table
 from lockerd.oplog.canonical import dumps, format_ts
 from lockerd.oplog.chain import ChainBody
+from lockerd.oplog.checkpoint import CheckpointPolicy
 from lockerd.oplog.errors import DuplicateCommand, OplogError, WriterStopped
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.models import (
@@ -33,7 +34,7 @@ from lockerd.oplog.models import (
     VerifyResult,
 )
 from lockerd.oplog.readers import ReaderPool
-from lockerd.oplog.schema import migrate
+from lockerd.oplog.schema import SCHEMA_VERSION, migrate
 from lockerd.oplog.sqlcipher import Connection
 from lockerd.oplog.writer import Writer
 
@@ -69,29 +70,36 @@ class OpLog:
         self._cipher = cipher
         self._clock = clock
         self._closed = False
+        # The schema version the file had before this open migrated it (0: a new file); None
+        # when it was already current. The daemon records it at start (daemon.started).
+        self.migrated_from: int | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
     @classmethod
     async def open(cls, path: Path | str, key: OplogKey | bytes | None, *, readers: int = 2,
-                   clock: Callable[[], datetime] | None = None, cipher: bool = True) -> OpLog:
+                   clock: Callable[[], datetime] | None = None, cipher: bool = True,
+                   checkpoints: CheckpointPolicy | None = None) -> OpLog:
         """Open (or create) the log; raises WrongKey without touching an existing file.
 
         `cipher=False` uses plain sqlite3 with the same schema: for the benchmark only.
+        `checkpoints` overrides when the WAL is folded into the file (tests).
         """
         p = Path(path)
         k = OplogKey(key) if isinstance(key, bytes) else key
         if cipher and k is None:
             raise OplogError("an encrypted operation log needs a key")
-        return await asyncio.to_thread(cls._open_sync, p, k, readers, clock, cipher)
+        return await asyncio.to_thread(cls._open_sync, p, k, readers, clock, cipher,
+                                       checkpoints=checkpoints)
 
     @classmethod
     def _open_sync(cls, path: Path, key: OplogKey | None, readers: int,
-                   clock: Callable[[], datetime] | None, cipher: bool) -> OpLog:
+                   clock: Callable[[], datetime] | None, cipher: bool, *,
+                   checkpoints: CheckpointPolicy | None) -> OpLog:
         conn = _open_conn(path, key, cipher=cipher, readonly=False)
         opened: list[Any] = [conn]
         try:
-            migrate(conn)
+            found = migrate(conn)
             head = chain.read_head(conn)
             checkpointer = _open_conn(path, key, cipher=cipher, readonly=False)
             opened.append(checkpointer)
@@ -99,15 +107,17 @@ class OpLog:
             for _ in range(max(1, readers)):
                 rconns.append(_open_conn(path, key, cipher=cipher, readonly=True))
                 opened.append(rconns[-1])
-            writer = Writer(conn, head, checkpointer)
+            writer = Writer(conn, head, checkpointer, checkpoints)
         except BaseException:
             for c in opened:
                 c.close()
             raise
         writer.start()
         log.info("operation log open: %s (head seq %d)", path, head[0])
-        return cls(path, key, writer, ReaderPool(rconns),
-                   clock=clock or (lambda: datetime.now(UTC)), cipher=cipher)
+        store = cls(path, key, writer, ReaderPool(rconns),
+                    clock=clock or (lambda: datetime.now(UTC)), cipher=cipher)
+        store.migrated_from = None if found == SCHEMA_VERSION else found
+        return store
 
     async def close(self) -> None:
         """Finish queued writes, stop the writer, close every connection. Idempotent."""
@@ -150,11 +160,13 @@ class OpLog:
 
     # ----------------------------------------------------------------- plumbing
 
-    async def _submit(self, fn: Callable[[Any], T], *, exclusive: bool = False) -> T:
+    async def _submit(self, fn: Callable[[Any], T], *, exclusive: bool = False,
+                      ride_s: float | None = None) -> T:
         if self._closed or not self._writer.is_alive():
             raise WriterStopped("operation log is closed" if self._closed
                                 else f"operation log writer died: {self._writer.failed}")
-        result: T = await asyncio.wrap_future(self._writer.submit(fn, exclusive=exclusive))
+        result: T = await asyncio.wrap_future(self._writer.submit(fn, exclusive=exclusive,
+                                                                  ride_s=ride_s))
         return result
 
     async def write(self, fn: Callable[[Connection], T]) -> T:
@@ -248,13 +260,30 @@ class OpLog:
         """Unsent outbox rows in id order (commit order), after `after_id` when given."""
         return await self.read(lambda c: outbox_table.pending(c, limit, after_id))
 
-    async def outbox_mark_sent(self, ids: Sequence[int]) -> int:
-        """Mark rows as published (broker acknowledged); returns how many changed."""
+    async def outbox_mark_sent(self, ids: Sequence[int], *, within_s: float | None = None) -> int:
+        """Mark rows as published (broker acknowledged); returns how many changed.
+
+        With `within_s` the update rides the next operation's transaction when one commits
+        within that time, and commits on its own after it otherwise: an acknowledgement costs
+        no fsync of its own while the cabinet is busy. A mark lost in a crash only means the
+        row is published again (at-least-once; carriers keep the last seq).
+        """
         id_list = [int(i) for i in ids]
         if not id_list:
             return 0
         ts = format_ts(self._clock())
-        return await self._submit(lambda c: outbox_table.mark_sent(c, id_list, ts))
+        return await self._submit(lambda c: outbox_table.mark_sent(c, id_list, ts),
+                                  ride_s=within_s)
+
+    @property
+    def checkpoints(self) -> int:
+        """Completed background WAL checkpoints since the log was opened."""
+        return self._writer.checkpointer.checkpoints
+
+    @property
+    def commits(self) -> int:
+        """Write transactions committed since the log was opened."""
+        return self._writer.commits
 
     async def outbox_stats(self) -> tuple[int, datetime | None]:
         """(pending count, created_at of the oldest pending row)."""

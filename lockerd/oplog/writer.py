@@ -1,9 +1,12 @@
-"""The operation log's writer thread: the only write connection, group commit, background checkpoints.
+"""The operation log's writer thread: the only write connection, group commit, riding jobs.
 
 Each queued job runs in its own SAVEPOINT inside one BEGIN IMMEDIATE ... COMMIT per group, so a
 failing job rolls back alone while the others of its group still commit with one fsync; a job's
 future resolves only after COMMIT returned (synchronous = FULL), which is what the write-ahead
-rule waits for.
+rule waits for. A job submitted with `ride_s` (bookkeeping that may wait, such as marking
+outbox rows sent) joins the next group that commits anyway, or commits alone once `ride_s`
+has passed: it costs no transaction and no fsync of its own while the cabinet is busy. WAL
+checkpoints run on their own thread (lockerd.oplog.checkpoint).
 """
 
 from __future__ import annotations
@@ -19,16 +22,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from lockerd.oplog.chain import Head
+from lockerd.oplog.checkpoint import Checkpointer, CheckpointPolicy
 from lockerd.oplog.errors import OplogError, WriterStopped
 
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 64
-# Checkpoints (copying WAL pages into the database: decrypt + re-encrypt with SQLCipher) run on
-# a separate thread so commits do not pay for them; the writer checkpoints itself only if the
-# WAL grows past WRITER_AUTOCHECKPOINT pages (the checkpointer is stuck or readers pin the WAL).
-CHECKPOINT_EVERY_S = 0.25
-WRITER_AUTOCHECKPOINT = 8192
+HEARTBEAT_S = 0.5  # the queue wait: the watchdog sees the thread alive at least this often
 
 
 @dataclass(slots=True)
@@ -38,6 +38,7 @@ class Job:
     fn: Callable[[Any], Any]
     future: concurrent.futures.Future[Any]
     exclusive: bool = False  # runs outside a transaction (rekey, checkpoint)
+    ride_until: float | None = None  # monotonic deadline of a job that rides the next group
 
 
 STOP = object()
@@ -50,26 +51,34 @@ class Writer(threading.Thread):
     appends moves it, and a job (or group) that rolls back restores it.
     """
 
-    def __init__(self, conn: Any, head: Head, checkpointer: Any) -> None:
+    def __init__(self, conn: Any, head: Head, checkpointer: Any,
+                 policy: CheckpointPolicy | None = None) -> None:
         super().__init__(name="oplog-writer", daemon=True)
         self.conn = conn
-        conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
-        self._ckpt_conn = checkpointer
-        self._ckpt_stop = threading.Event()
-        self.ckpt_lock = threading.Lock()  # held while checkpointing; rekey swaps the conn
-        self._ckpt = threading.Thread(target=self._checkpoint_loop, name="oplog-checkpoint",
-                                      daemon=True)
+        policy = policy or CheckpointPolicy()
+        # the writer folds the WAL in itself only if the checkpoint thread falls far behind
+        conn.execute(f"PRAGMA wal_autocheckpoint = {policy.backstop_pages}")
+        self.checkpointer = Checkpointer(checkpointer, policy)
+        self.ckpt_lock = self.checkpointer.lock  # rekey holds it while it swaps the key
+        self._riders: list[Job] = []
         self.head = head
         self.queue: queue.SimpleQueue[Job | object] = queue.SimpleQueue()
         self.heartbeat = time.monotonic()
         self.commits = 0
         self.failed: BaseException | None = None
 
-    def submit(self, fn: Callable[[Any], Any], *, exclusive: bool = False
-               ) -> concurrent.futures.Future[Any]:
-        """Queue `fn(conn)`; the future resolves after its group committed (or failed)."""
+    def submit(self, fn: Callable[[Any], Any], *, exclusive: bool = False,
+               ride_s: float | None = None) -> concurrent.futures.Future[Any]:
+        """Queue `fn(conn)`; the future resolves after its group committed (or failed).
+
+        With `ride_s` the job waits up to that long for another group to join (see the module
+        docstring); it never delays anyone else's commit.
+        """
+        if exclusive and ride_s is not None:
+            raise ValueError("an exclusive job cannot ride another group")
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.queue.put(Job(fn, fut, exclusive))
+        ride_until = None if ride_s is None else time.monotonic() + ride_s
+        self.queue.put(Job(fn, fut, exclusive, ride_until))
         return fut
 
     def stop(self) -> None:
@@ -78,7 +87,7 @@ class Writer(threading.Thread):
 
     def run(self) -> None:
         """Start the checkpointer, commit groups until stopped, fail whatever is left."""
-        self._ckpt.start()
+        self.checkpointer.start()
         try:
             self._loop()
         except BaseException as exc:  # the thread must report why it died
@@ -86,45 +95,25 @@ class Writer(threading.Thread):
             log.critical("operation log writer died: %s", exc, exc_info=True)
         finally:
             self._fail_queued()
-            self._ckpt_stop.set()
-            self._ckpt.join()
+            self.checkpointer.stop()
+            self.checkpointer.join()
             with contextlib.suppress(Exception):
                 self.conn.close()
 
     def replace_checkpointer(self, conn: Any) -> None:
         """Swap in a connection opened with a new key (after PRAGMA rekey)."""
-        with self.ckpt_lock:
-            old, self._ckpt_conn = self._ckpt_conn, conn
-        with contextlib.suppress(Exception):
-            old.close()
-
-    def _checkpoint_loop(self) -> None:
-        failing = False
-        try:
-            while not self._ckpt_stop.wait(CHECKPOINT_EVERY_S):
-                try:
-                    with self.ckpt_lock:
-                        self._ckpt_conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except Exception as exc:
-                    if not failing:
-                        log.warning("background WAL checkpoint failed: %s", exc)
-                    failing = True
-                    continue
-                if failing:
-                    log.info("background WAL checkpoint works again")
-                failing = False
-        finally:
-            with contextlib.suppress(Exception):
-                self._ckpt_conn.close()
+        self.checkpointer.replace_connection(conn)
 
     def _loop(self) -> None:
         while True:
             try:
-                first = self.queue.get(timeout=0.5)
+                first = self.queue.get(timeout=self._wait_s())
             except queue.Empty:
                 self.heartbeat = time.monotonic()
+                self._commit_due_riders()
                 continue
             if first is STOP:
+                self._commit_group([])  # riders still waiting commit before the thread ends
                 return
             batch: list[Job] = [first]  # type: ignore[list-item]
             stop = False
@@ -139,16 +128,33 @@ class Writer(threading.Thread):
                 batch.append(nxt)  # type: ignore[arg-type]
             group: list[Job] = []
             for job in batch:
-                if job.exclusive:
+                if job.ride_until is not None:
+                    self._riders.append(job)
+                elif job.exclusive:
                     self._commit_group(group)
                     group = []
                     self._run_exclusive(job)
                 else:
                     group.append(job)
-            self._commit_group(group)
+            if group or stop:
+                self._commit_group(group)
+            else:
+                self._commit_due_riders()
             self.heartbeat = time.monotonic()
             if stop:
                 return
+
+    def _wait_s(self) -> float:
+        if not self._riders:
+            return HEARTBEAT_S
+        due = min(j.ride_until or 0.0 for j in self._riders) - time.monotonic()
+        return min(HEARTBEAT_S, max(0.0, due))
+
+    def _commit_due_riders(self) -> None:
+        """Riders whose time is up commit on their own (with any others waiting)."""
+        now = time.monotonic()
+        if any((j.ride_until or 0.0) <= now for j in self._riders):
+            self._commit_group([])
 
     def _run_exclusive(self, job: Job) -> None:
         if not job.future.set_running_or_notify_cancel():
@@ -161,7 +167,9 @@ class Writer(threading.Thread):
             job.future.set_result(result)
 
     def _commit_group(self, group: list[Job]) -> None:
-        live = [j for j in group if j.future.set_running_or_notify_cancel()]
+        """Commit `group` and every waiting rider in one transaction (one fsync)."""
+        riders, self._riders = self._riders, []
+        live = [j for j in group + riders if j.future.set_running_or_notify_cancel()]
         if not live:
             return
         head_before = self.head
@@ -194,6 +202,7 @@ class Writer(threading.Thread):
                 job.future.set_exception(failure)
             return
         self.commits += 1
+        self.checkpointer.committed()
         for job, result, error in outcomes:
             if error is None:
                 job.future.set_result(result)
@@ -201,10 +210,13 @@ class Writer(threading.Thread):
                 job.future.set_exception(error)
 
     def _fail_queued(self) -> None:
+        left: list[object] = list(self._riders)
+        self._riders = []
         while True:
             try:
-                job = self.queue.get_nowait()
+                left.append(self.queue.get_nowait())
             except queue.Empty:
-                return
+                break
+        for job in left:
             if isinstance(job, Job) and job.future.set_running_or_notify_cancel():
                 job.future.set_exception(WriterStopped("operation log is closed"))

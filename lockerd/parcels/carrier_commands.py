@@ -1,4 +1,4 @@
-"""Carrier commands over the parcel use cases: courier.grant, courier.revoke, parcel.expect, parcel.recall.
+"""Carrier commands over the parcel use cases: courier.*, parcel.expect/recall/notice/extend.
 
 The sync layer has already checked the envelope (carrier, signature, remembered id, body schema);
 these handlers turn the body into a use case whose change commits together with the reply
@@ -19,6 +19,8 @@ from lockerd.sync.payloads import (
     CourierGrantBody,
     CourierRevokeBody,
     ParcelExpectBody,
+    ParcelExtendBody,
+    ParcelNoticeBody,
     ParcelRecallBody,
 )
 
@@ -41,15 +43,26 @@ def handlers(service: ParcelService) -> dict[str, Handler]:
         return _result(await service.revoke_courier(ctx.carrier, body.courier_id, ctx.commit))
 
     async def expect(ctx: CommandContext, body: ParcelExpectBody) -> Any:
+        flags = set(body.flags)
         req = Expect(waybill=body.waybill, size=Size(body.size), consent=body.consent,
-                     fresh="fresh" in body.flags, valuable="valuable" in body.flags)
+                     sender_chose_locker=body.sender_chose_locker, agreement=body.agreement,
+                     declared_weight_g=body.declared_weight_g, damaged="damaged" in flags,
+                     weight_mismatch="weight_mismatch" in flags, fresh="fresh" in flags,
+                     valuable="valuable" in flags)
         return _result(await service.expect_parcel(ctx.carrier, req, ctx.commit))
 
     async def recall(ctx: CommandContext, body: ParcelRecallBody) -> Any:
         return _result(await service.recall_parcel(ctx.carrier, body.waybill, ctx.commit))
 
+    async def notice(ctx: CommandContext, body: ParcelNoticeBody) -> Any:
+        return _result(await service.notice_parcel(ctx.carrier, body.waybill, ctx.commit))
+
+    async def extend(ctx: CommandContext, body: ParcelExtendBody) -> Any:
+        return _result(await service.extend_parcel(ctx.carrier, body.waybill, body.hours,
+                                                   ctx.commit))
+
     return {"courier.grant": grant, "courier.revoke": revoke, "parcel.expect": expect,
-            "parcel.recall": recall}
+            "parcel.recall": recall, "parcel.notice": notice, "parcel.extend": extend}
 
 
 def register(registry: CommandRegistry, service: ParcelService) -> None:

@@ -1,13 +1,16 @@
 """The parcel flows as a daemon component: rebuilds the cabinet from the log, serves kiosks and carriers.
 
 start()  reads the pickup-code key and the live state from the encrypted log, rebuilds the
-         cabinet, mirrors door-controller blocks, and closes operations a crash left open
-         (their door state is unknown: deposits rolled back, compartments blocked).
+         cabinet (blocked compartments included), closes operations a crash left open (their
+         door state is unknown: deposits rolled back, compartments blocked) and records door
+         faults reported before it started.
 run()    marks parcels past their storage period overdue, periodically.
-The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py) and the carrier
-commands (courier.grant, courier.revoke, parcel.expect, parcel.recall;
-lockerd/parcels/carrier_commands.py) are registered once, at build time. The component is also
-the cabinet view the sync component reports on the retained `state` topic.
+The local API methods (panel.*, courier.login; lockerd/parcels/panel_api.py; the technician's
+compartments.* and incidents: lockerd/parcels/tech_api.py) and the carrier commands
+(courier.grant, courier.revoke, parcel.expect, parcel.recall; lockerd/parcels/carrier_commands.py)
+are registered once, at build time. The component is also the cabinet view the sync component
+reports on the retained `state` topic, and the blocked set the door controller reads: one
+owner, so `doors.list`, the customer flows and `state` agree, before and after a restart.
 """
 
 from __future__ import annotations
@@ -23,12 +26,16 @@ from typing import Any
 from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
+from lockerd.camera.guard import IntakeChanged
 from lockerd.config import Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
-from lockerd.domain.model import LIVE_STATUSES, SetCompartment
-from lockerd.doors.events import CompartmentBlocked, CompartmentUnblocked
-from lockerd.parcels import carrier_commands, panel_api
-from lockerd.parcels.ports import Camera, Carriers, Doors, IntakeGate, StoreHandle
+from lockerd.domain.limiter import CABINET_KEYS, Credential, cabinet_ladder, locked_until
+from lockerd.domain.model import LIVE_STATUSES, Limiter, SetCompartment, SetLimiter
+from lockerd.domain.timefmt import format_ts
+from lockerd.doors.events import DoorFault
+from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
+from lockerd.parcels.panel_ops import PanelOps
+from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
 from lockerd.sync.commands import CommandRegistry
@@ -57,7 +64,7 @@ class ParcelFlows(Component):
 
     name = "parcels"
 
-    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: Doors,
+    def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: DoorWatch,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
                  clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
         super().__init__()
@@ -73,18 +80,27 @@ class ParcelFlows(Component):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._started = False
         self._full = False
+        self._early_faults: list[DoorFault] = []
+        self._intake_closed_since: datetime | None = None
+        # cabinet-wide limiters whose lockout raised a brute_force alert not yet cleared
+        self._brute_force: set[str] = set()
         self.cabinet = Cabinet(spec, self.clock, secrets.SystemRandom(),
                                code_digest=self._code_digest)
         self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
-        bus.listen(self._on_door_event, CompartmentBlocked, CompartmentUnblocked)
+        bus.listen(self._on_door_fault, DoorFault)
+        bus.listen(self._on_intake, IntakeChanged)
+        self.panel_ops = PanelOps(self.service, bus, gate)
 
     # ---- wiring ------------------------------------------------------------------------------
 
     def register_api(self, api: ApiServer) -> None:
-        """panel.* and courier.login for kiosks (role panel)."""
+        """panel.* and courier.login for kiosks (role panel); panel.v2.* for screens;
+        compartments.* and incidents for technicians (role tech)."""
         panel_api.register(api, self.service)
+        panel_v2.register(api, self.service, self.panel_ops)
+        tech_api.register(api, self.service, self.incidents)
 
     def register_commands(self, registry: CommandRegistry) -> None:
         """The carrier commands that change the cabinet (docs/mqtt.md)."""
@@ -98,16 +114,25 @@ class ParcelFlows(Component):
 
     def free_counts(self) -> dict[str, int]:
         """Free compartments per size, from the domain (excludes reserved/occupied/blocked)."""
-        counts = self.cabinet.free_counts()
-        for cid in self._doors.blocked:
-            comp = self.cabinet.state.compartments.get(cid)
-            if comp is not None and comp.state.value == "free":
-                counts[comp.size.value] -= 1
-        return counts
+        return self.cabinet.free_counts()
 
     def blocked(self) -> list[int]:
-        """Compartments blocked in the domain or by the door controller."""
-        return sorted(set(self.cabinet.blocked()) | set(self._doors.blocked))
+        """Blocked compartments, from the domain (the one owner of "blocked")."""
+        return self.cabinet.blocked()
+
+    # ---- the blocked set the door controller reads (lockerd.doors.ports.BlockedView) -----------
+
+    def blocks(self) -> dict[int, Compartment]:
+        """Blocked compartments with why, since when and by whom."""
+        return self.cabinet.blocks()
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """What needs a person, each with its age (`lockerctl incidents`)."""
+        now = self.clock()
+        reason = None if self._gate.is_open() else self._gate.reason()
+        rows = [*incidents.cabinet_incidents(self.cabinet.state, now), *self._doors.incidents(),
+                *incidents.camera_incident(reason, self._intake_closed_since, now)]
+        return incidents.ordered(rows)
 
     # ---- lifecycle -----------------------------------------------------------------------------
 
@@ -124,9 +149,12 @@ class ParcelFlows(Component):
         recovered = await self.service.recover()
         if recovered:
             log.warning("closed %d door operations left open by a restart", len(recovered))
-        for cid, reason in dict(self._doors.blocked).items():
-            await self.service.block(cid, reason, "doors")
         self._started = True
+        early, self._early_faults = self._early_faults, []
+        for fault in early:
+            await self.service.door_fault(fault.compartment, fault.fault)
+        if not self._gate.is_open() and self._intake_closed_since is None:
+            self._intake_closed_since = self.clock()
         self._carriers.state_changed()
         self._check_full()
 
@@ -137,10 +165,12 @@ class ParcelFlows(Component):
                 await self.service.sweep_overdue()
             except Exception as exc:
                 log.error("overdue sweep failed: %s", exc)
+            self.clear_brute_force()
             await asyncio.sleep(self._sweep_s)
 
     async def stop(self) -> None:
         self._started = False
+        await self.panel_ops.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -169,6 +199,42 @@ class ParcelFlows(Component):
             self._check_full()
         if decision.notify_operator:
             log.warning("operator: %s (%s)", decision.notify_operator, decision.record.kind)
+        released = decision.result.get("released") if decision.ok else None
+        for kind in (AlertKind.DOOR_JAMMED, AlertKind.DOOR_FORCED):
+            if released == kind.value:
+                # the door controller raised it; the domain owns the block, so it clears it
+                self._bus.publish(Alert(kind, Severity.INFO, False, "compartment released",
+                                        compartment=decision.record.compartment))
+        for change in decision.changes:
+            if isinstance(change, SetLimiter) and change.value.panel in CABINET_KEYS.values():
+                self._raise_brute_force(change.value)
+
+    def _raise_brute_force(self, lim: Limiter) -> None:
+        """A cabinet-wide limiter that starts a lockout: every panel is locked out of that
+        credential, staff and carriers are told (a failure is only ever counted while no lockout
+        runs, so a lockout ending in the future has just begun)."""
+        if lim.locked_until is None or lim.locked_until <= self.cabinet.now():
+            return
+        what = "codes" if lim.panel == CABINET_KEYS[Credential.CODE] else "PINs"
+        self._brute_force.add(lim.panel)
+        ladder = cabinet_ladder(self.spec.policy)
+        detail = (f"{ladder.limit} wrong {what} within {ladder.window} from all panels: every panel "
+                  f"is locked out of {what} until {format_ts(lim.locked_until)} "
+                  f"(lockout {lim.lockouts})")
+        log.warning("brute force suspected: %s", detail)
+        self._bus.publish(Alert(AlertKind.BRUTE_FORCE, Severity.CRITICAL, True, detail))
+
+    def clear_brute_force(self) -> None:
+        """Clear the brute_force alert once no cabinet-wide lockout runs any more."""
+        if not self._brute_force:
+            return
+        now = self.cabinet.now()
+        ended = {key for key in self._brute_force
+                 if locked_until(self.cabinet.state.limiters.get(key), now) is None}
+        self._brute_force -= ended
+        if ended and not self._brute_force:
+            self._bus.publish(Alert(AlertKind.BRUTE_FORCE, Severity.INFO, False,
+                                    "cabinet-wide lockout over"))
 
     def _check_full(self) -> None:
         """storage_full while no compartment of any size is free (Art. 12: report anomalies)."""
@@ -181,13 +247,19 @@ class ParcelFlows(Component):
                                 "no free compartment left" if full
                                 else f"{free} compartment(s) free again"))
 
-    def _on_door_event(self, event: Any) -> None:
+    def _on_door_fault(self, fault: DoorFault) -> None:
+        """A jammed, forced or left-open door: the domain records the block (write-ahead)."""
         if not self._started:
+            self._early_faults.append(fault)
             return
-        if isinstance(event, CompartmentBlocked):
-            coro = self.service.block(event.compartment, event.reason, "doors")
-        else:
-            coro = self.service.unblock(event.compartment, "doors")
-        task = asyncio.get_running_loop().create_task(coro, name="parcels:door-event")
+        task = asyncio.get_running_loop().create_task(
+            self.service.door_fault(fault.compartment, fault.fault), name="parcels:door-fault")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
+
+    def _on_intake(self, event: IntakeChanged) -> None:
+        """Note since when intake has been closed (the camera_down incident's age)."""
+        if event.open:
+            self._intake_closed_since = None
+        elif self._intake_closed_since is None:
+            self._intake_closed_since = self.clock()

@@ -17,10 +17,13 @@ CODE_PATTERN = r"^[0-9]{6,8}$"
 
 
 class PanelParams(BaseModel):
-    """Every panel call names the panel (wrong-code limits and intents are per panel)."""
+    """What every panel call shares. Which panel is calling comes from the kernel (`Caller.identity`:
+    the panel configured for the caller's uid, else `uid:<n>`); a `panel` a client still sends is
+    checked for shape and otherwise ignored, so inventing names evades no limit."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
-    panel: str = Field(pattern=PANEL_PATTERN, description="Kiosk/panel id.")
+    panel: str | None = Field(default=None, pattern=PANEL_PATTERN,
+                              description="Ignored (kept so older kiosks still parse).")
 
 
 class CourierParams(PanelParams):
@@ -49,6 +52,10 @@ class PickupParams(PanelParams):
     """panel.pickup: the recipient's code."""
 
     code: str = Field(pattern=CODE_PATTERN, repr=False)
+    accept_fee_cents: int | None = Field(
+        default=None, ge=0, le=100_000,
+        description="The fee the recipient was shown (a first try without it is refused fee_due "
+                    "with the amount; Art. 25).")
 
 
 class RefuseParams(PanelParams):
@@ -91,31 +98,31 @@ Handler = Callable[[Any, Caller], Awaitable[Any]]
 def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler]]:
     """Method name -> (params model, handler), all for the panel role."""
 
-    async def login(p: CourierLoginParams, _: Caller) -> Any:
-        return _reply(await service.courier_login(p.auth(), p.panel))
+    async def login(p: CourierLoginParams, c: Caller) -> Any:
+        return _reply(await service.courier_login(p.auth(), c.identity))
 
-    async def deliver(p: DeliverParams, _: Caller) -> Any:
-        return _reply(await service.deliver(p.auth(), p.panel, p.parcel))
+    async def deliver(p: DeliverParams, c: Caller) -> Any:
+        return _reply(await service.deliver(p.auth(), c.identity, p.parcel))
 
-    async def pickup(p: PickupParams, _: Caller) -> Any:
-        return _reply(await service.pickup(p.panel, p.code))
+    async def pickup(p: PickupParams, c: Caller) -> Any:
+        return _reply(await service.pickup(c.identity, p.code, p.accept_fee_cents))
 
-    async def refuse(p: RefuseParams, _: Caller) -> Any:
-        service.refuse(p.panel, p.compartment, p.reason)
+    async def refuse(p: RefuseParams, c: Caller) -> Any:
+        service.refuse(c.identity, p.compartment, p.reason)
         return {"declared": True}
 
-    async def dropoff(p: DropoffParams, _: Caller) -> Any:
-        return _reply(await service.dropoff(p.panel, p.dropoff))
+    async def dropoff(p: DropoffParams, c: Caller) -> Any:
+        return _reply(await service.dropoff(c.identity, p.dropoff))
 
-    async def collect(p: ParcelParams, _: Caller) -> Any:
-        return _reply(await service.collect(p.auth(), p.panel, p.parcel_id))
+    async def collect(p: ParcelParams, c: Caller) -> Any:
+        return _reply(await service.collect(p.auth(), c.identity, p.parcel_id))
 
-    async def verdict(p: VerdictParams, _: Caller) -> Any:
-        service.collect_verdict(p.panel, p.compartment, p.accept, p.reason)
+    async def verdict(p: VerdictParams, c: Caller) -> Any:
+        service.collect_verdict(c.identity, p.compartment, p.accept, p.reason)
         return {"declared": True}
 
-    async def return_(p: ParcelParams, _: Caller) -> Any:
-        return _reply(await service.return_parcel(p.auth(), p.panel, p.parcel_id))
+    async def return_(p: ParcelParams, c: Caller) -> Any:
+        return _reply(await service.return_parcel(p.auth(), c.identity, p.parcel_id))
 
     return {
         "courier.login": (CourierLoginParams, login),

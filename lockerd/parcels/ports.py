@@ -43,10 +43,13 @@ class Doors(Protocol):
         """Item seen in the compartment; None where the board has no occupancy sensor."""
         ...
 
-    @property
-    def blocked(self) -> Mapping[int, str]:
-        """Compartments the controller keeps out of customer use (jam, forced door), and why.
-        `open` refuses these without pulsing."""
+
+class DoorWatch(Doors, Protocol):
+    """The door controller as the parcel-flows component needs it: the doors, plus what on the
+    door side needs a person (the `incidents` list)."""
+
+    def incidents(self) -> list[dict[str, Any]]:
+        """Boards offline and doors in an unknown state, each with its age in seconds."""
         ...
 
 

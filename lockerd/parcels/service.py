@@ -20,7 +20,9 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from lockerd.domain import (
@@ -39,6 +41,7 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.errors import Refused
+from lockerd.domain.flows.maintenance import DOORS_ACTOR
 from lockerd.oplog import OutboxMessage
 from lockerd.parcels.ports import (
     Camera,
@@ -55,7 +58,16 @@ from lockerd.parcels.store import chain_body, plan_writes
 log = logging.getLogger(__name__)
 
 _OPENED = frozenset({"acknowledged", "opened", "already_open"})
+#: Operations that may move on to another compartment when their door jams (nothing is inside yet).
+_MOVABLE = frozenset({"deliver", "dropoff"})
+#: At most this many jammed doors in one operation before it is rolled back.
+MAX_REDIRECTS = 2
 _NO_OPERATION = "no matching door operation under way at this panel"
+
+
+#: Told each time a door operation's begin is recorded, just before its door is pulsed (the
+#: kiosk's asynchronous panel operations, lockerd/parcels/panel_ops.py, learn the compartment here).
+OnBegin = Callable[[Decision], None]
 
 
 class RecordFailed(Exception):
@@ -80,6 +92,8 @@ class ParcelService:
         self._lock = asyncio.Lock()
         # what the person at an open door declared before closing it (refusal, collection verdict)
         self._intents: dict[int, tuple[str, Any]] = {}
+        # door faults that arrived during a door operation, recorded once it has ended
+        self._deferred: dict[int, str] = {}
         self.recorded = 0
 
     @property
@@ -157,25 +171,44 @@ class ParcelService:
 
     # ---- the door phase --------------------------------------------------------------------------
 
-    async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]]
-                            ) -> Decision:
+    async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]],
+                            on_begin: OnBegin | None = None) -> Decision:
         """Open the door the recorded `begin` decided on, wait for it to close, record the end
-        with the camera state and evidence at door open and door close."""
+        with the camera state and evidence at door open and door close.
+
+        A deposit or drop-off whose door jams moves on to another fitting compartment in the
+        same operation (recorded as `*.redirect`); the reply names the door that opened in the
+        end and the jammed ones, which are blocked.
+        """
         if not begin.ok or begin.open_door is None:
             return begin
-        cid = begin.open_door
         op = begin.record.kind.split(".", 1)[0]
-        evidence: dict[str, Any] = {}
-        if cid in self._doors.blocked:
-            # The controller refuses a blocked door without pulsing it (checked here with no await
-            # before `open`, so the answer cannot change in between): the door never moved.
-            failure: DoorFailure | None = DoorFailure.NOT_OPENED
-        else:
-            failure = await self._door_phase(begin, cid, op, evidence)
-        if failure is not None:
-            self._intents.pop(cid, None)
-            return await self._fail(cid, failure, {"evidence": evidence})
-        return await self._commit(finish(cid), extra={"evidence": evidence})
+        step, jammed = begin, list[int]()
+        while True:
+            cid = step.open_door
+            assert cid is not None
+            if on_begin is not None:
+                on_begin(step)  # a screen shows this door (again after a jam: another one)
+            evidence: dict[str, Any] = {}
+            failure = await self._door_phase(step, cid, op, evidence)
+            if failure is DoorFailure.JAMMED and op in _MOVABLE and len(jammed) < MAX_REDIRECTS:
+                self._intents.pop(cid, None)
+                moved = await self._commit(partial(self.cabinet.redirect_after_jam, cid),
+                                           extra={"evidence": evidence})
+                if moved.ok:
+                    jammed.append(cid)
+                    await self._after_door(cid)
+                    step = moved
+                    continue
+            if failure is not None:
+                self._intents.pop(cid, None)
+                done = await self._fail(cid, failure, {"evidence": evidence})
+            else:
+                done = await self._commit(finish(cid), extra={"evidence": evidence})
+            await self._after_door(cid)
+            if jammed:
+                done = replace(done, result={**done.result, "jammed_compartments": jammed})
+            return done
 
     async def _door_phase(self, begin: Decision, cid: int, op: str, evidence: dict[str, Any]
                           ) -> DoorFailure | None:
@@ -227,39 +260,52 @@ class ParcelService:
         """Check a courier at a panel (recorded, failures count against the panel)."""
         return await self._commit(lambda: self.cabinet.courier_login(auth, panel), threaded=True)
 
-    async def deliver(self, auth: CourierAuth, panel: str, req: Delivery) -> Decision:
+    async def deliver(self, auth: CourierAuth, panel: str, req: Delivery, *,
+                      on_begin: OnBegin | None = None) -> Decision:
         """Courier deposits one parcel: rules, allocation, door, in_locker (or rolled back)."""
         begin = await self._commit(lambda: self.cabinet.begin_deposit(auth, panel, req), threaded=True)
-        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid))
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_deposit(cid),
+                                        on_begin)
 
-    async def pickup(self, panel: str, code: str) -> Decision:
-        """Recipient opens with the code; on close: picked_up, or refused if `refuse` was called."""
-        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code))
+    async def pickup(self, panel: str, code: str, accept_fee_cents: int | None = None, *,
+                     on_begin: OnBegin | None = None) -> Decision:
+        """Recipient opens with the code (and the fee shown, when one is due); on close:
+        picked_up, or refused if `refuse` was called. A sender's retrieval code opens a rejected
+        drop-off the same way (returned_to_sender)."""
+        begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents))
 
         def finish(cid: int) -> Callable[[], Decision]:
             intent = self._intents.pop(cid, None)
             if intent is not None and intent[0] == "refuse":
                 reason: RefusalReason = intent[1]
                 return lambda: self.cabinet.confirm_refusal(cid, reason)
+            pending = self.cabinet.state.compartments[cid].pending
+            if pending is not None and pending.op is PendingOp.RETRIEVE:
+                return lambda: self.cabinet.confirm_retrieval(cid)
             return lambda: self.cabinet.confirm_pickup(cid)
 
-        return await self._through_door(begin, finish)
+        return await self._through_door(begin, finish, on_begin)
 
     def refuse(self, panel: str, compartment_id: int, reason: RefusalReason) -> None:
         """Art. 26: while the pickup door is open, the recipient declares a refusal (recorded
         with the close). Raises Refused when no pickup is under way at that door and panel."""
         self._declare(panel, compartment_id, PendingOp.PICKUP, ("refuse", reason))
 
-    async def dropoff(self, panel: str, req: Dropoff) -> Decision:
-        """Sender drops a parcel off while intake is open."""
+    async def dropoff(self, panel: str, req: Dropoff, *, on_begin: OnBegin | None = None,
+                      terms_version: str | None = None) -> Decision:
+        """Sender drops a parcel off while intake is open; `terms_version` names the contract
+        text the sender was shown and acknowledged (Art. 11), recorded with the begin."""
         is_open, reason = self._gate.is_open(), self._gate.reason()
         camera = self._camera.camera_state() if self._camera is not None else None
         begin = await self._commit(lambda: self.cabinet.begin_dropoff(
             panel, req, intake_open=is_open, intake_reason=reason),
-            extra={"camera": camera, "intake_reason": reason})
-        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_dropoff(cid))
+            extra={"camera": camera, "intake_reason": reason,
+                   **({} if terms_version is None else {"terms_version": terms_version})})
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_dropoff(cid),
+                                        on_begin)
 
-    async def collect(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
+    async def collect(self, auth: CourierAuth, panel: str, parcel_id: str, *,
+                      on_begin: OnBegin | None = None) -> Decision:
         """Courier opens a drop-off; on close: collected, or rejected if `collect_verdict` said so."""
         begin = await self._commit(lambda: self.cabinet.begin_collect(auth, panel, parcel_id), threaded=True)
 
@@ -270,7 +316,7 @@ class ParcelService:
                 return lambda: self.cabinet.confirm_collect(cid, accept=False, reason=reason)
             return lambda: self.cabinet.confirm_collect(cid, accept=True)
 
-        return await self._through_door(begin, finish)
+        return await self._through_door(begin, finish, on_begin)
 
     def collect_verdict(self, panel: str, compartment_id: int, accept: bool,
                         reason: RejectReason | None) -> None:
@@ -279,10 +325,12 @@ class ParcelService:
         intent = ("accept", None) if accept else ("reject", reason or RejectReason.OTHER)
         self._declare(panel, compartment_id, PendingOp.COLLECT, intent)
 
-    async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str) -> Decision:
+    async def return_parcel(self, auth: CourierAuth, panel: str, parcel_id: str, *,
+                            on_begin: OnBegin | None = None) -> Decision:
         """Courier takes back a refused or overdue parcel."""
         begin = await self._commit(lambda: self.cabinet.begin_return(auth, panel, parcel_id), threaded=True)
-        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_return(cid))
+        return await self._through_door(begin, lambda cid: lambda: self.cabinet.confirm_return(cid),
+                                        on_begin)
 
     async def grant_courier(self, carrier: str, courier_id: str, expires: datetime, committer: Committer,
                             *, pin: str | None = None, pin_hash: str | None = None) -> Decision:
@@ -302,25 +350,54 @@ class ParcelService:
         """Carrier command parcel.recall: drop an expectation or stop a waiting parcel's code."""
         return await self.command(lambda: self.cabinet.recall_parcel(carrier, waybill), committer)
 
-    async def block(self, compartment_id: int, reason: str, actor: str) -> Decision | None:
-        """Mirror a door-controller block (jam, forced door) into the cabinet; None when moot."""
+    async def notice_parcel(self, carrier: str, waybill: str, committer: Committer) -> Decision:
+        """Carrier command parcel.notice: the Art. 24 notice again, with the current deadline."""
+        return await self.command(lambda: self.cabinet.notice_parcel(carrier, waybill), committer)
+
+    async def extend_parcel(self, carrier: str, waybill: str, hours: int,
+                            committer: Committer) -> Decision:
+        """Carrier command parcel.extend: push the storage deadline back."""
+        return await self.command(lambda: self.cabinet.extend_parcel(carrier, waybill, hours),
+                                  committer)
+
+    # ---- blocked compartments: door facts and technicians ------------------------------------
+
+    async def door_fault(self, compartment_id: int, reason: str) -> Decision | None:
+        """The door controller saw a jam, a forced door or a door left open: block the
+        compartment (recorded). While a door operation is under way on it, the block waits for
+        that operation's end (its flow records the door's fate first); a compartment already
+        blocked stays as it is. None when nothing was recorded now."""
         async with self._lock:
             comp = self.cabinet.state.compartments.get(compartment_id)
-            if comp is None or comp.state is CompartmentState.BLOCKED or comp.pending is not None:
+            if comp is None or comp.state is CompartmentState.BLOCKED:
                 return None
-            decision = self.cabinet.block(compartment_id, reason, actor)
+            if comp.pending is not None:
+                self._deferred.setdefault(compartment_id, reason)
+                return None
+            decision = self.cabinet.block(compartment_id, reason, DOORS_ACTOR)
             await self._record(decision)
         return decision
 
-    async def unblock(self, compartment_id: int, actor: str) -> Decision | None:
-        """Mirror a technician's release; None when the compartment was not blocked."""
-        async with self._lock:
-            comp = self.cabinet.state.compartments.get(compartment_id)
-            if comp is None or comp.state is not CompartmentState.BLOCKED:
-                return None
-            decision = self.cabinet.unblock(compartment_id, actor)
-            await self._record(decision)
-        return decision
+    async def _after_door(self, compartment_id: int) -> None:
+        """A door operation ended: record a door fault that arrived while it was under way."""
+        reason = self._deferred.pop(compartment_id, None)
+        if reason is not None:
+            await self.door_fault(compartment_id, reason)
+
+    async def block(self, compartment_id: int, reason: str, actor: str) -> Decision:
+        """A technician takes a compartment out of customer use (reason recorded)."""
+        return await self._commit(lambda: self.cabinet.block(compartment_id, reason, actor))
+
+    async def unblock(self, compartment_id: int, actor: str, reason: str) -> Decision:
+        """A technician returns a repaired compartment to service (refused while it holds a
+        parcel its code cannot claim)."""
+        return await self._commit(lambda: self.cabinet.unblock(compartment_id, actor, reason))
+
+    async def clear(self, compartment_id: int, actor: str, reason: str, *,
+                    keep_blocked: bool = False) -> Decision:
+        """A technician removed what was inside: parcels `removed_by_staff`, carriers told."""
+        return await self._commit(lambda: self.cabinet.clear(compartment_id, actor, reason,
+                                                             keep_blocked=keep_blocked))
 
     async def sweep_overdue(self) -> Decision | None:
         """Mark parcels past their storage period overdue; recorded only when something changed."""
@@ -340,6 +417,9 @@ class ParcelService:
 
     def _declare(self, panel: str, compartment_id: int, op: PendingOp,
                  intent: tuple[str, Any]) -> None:
+        """Note what the person at an open door declared. Only the caller that began the
+        operation may (`panel` is the kernel's caller identity, Caller.identity); anyone else
+        gets the same refusal as when no operation is under way."""
         comp = self.cabinet.state.compartments.get(compartment_id)
         if comp is None:
             raise Refused(ErrorCode.UNKNOWN_COMPARTMENT, _NO_OPERATION)

@@ -28,6 +28,7 @@ from lockerd.domain.model import (
     SetLimiter,
     SetParcel,
 )
+from lockerd.domain.pins import salt_of
 from lockerd.domain.timefmt import format_ts
 from lockerd.oplog import records
 from lockerd.privacy import chain_safe
@@ -90,10 +91,13 @@ def _live_key(change: Change) -> tuple[str, str]:
 
 
 def _live_value(change: Change) -> str | None:
-    """JSON to keep, or None to delete the row (finished parcel, consumed expectation)."""
+    """JSON to keep, or None to delete the row (finished parcel, consumed expectation, pruned
+    limiter)."""
     if isinstance(change, SetParcel) and change.value.status not in LIVE_STATUSES:
         return None
     if isinstance(change, SetExpectation) and change.value is None:
+        return None
+    if isinstance(change, SetLimiter) and change.value.is_empty:
         return None
     value = change.value
     assert value is not None
@@ -159,11 +163,9 @@ def _courier_write(c: Courier, prior: Courier | None, now: datetime) -> Mutation
             records.revoke_courier(conn, carrier=c.carrier, courier_id=c.courier_id, now=now)
         elif c.revoked_at is None:
             # the records table keeps the domain's PBKDF2 string; pin_salt repeats its salt
-            parts = c.pin_hash.split("$")
-            salt = bytes.fromhex(parts[2]) if len(parts) == 4 else b""
             records.upsert_courier(conn, carrier=c.carrier, courier_id=c.courier_id,
                                    expires=c.expires, now=now,
-                                   pin_hash=(c.pin_hash.encode(), salt))
+                                   pin_hash=(c.pin_hash.encode(), salt_of(c.pin_hash)))
 
     return write
 

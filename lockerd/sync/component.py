@@ -19,7 +19,9 @@ from lockerd.oplog import OpLog
 from lockerd.sync.alerts import record_alert
 from lockerd.sync.commands import CommandContext, CommandProcessor, CommandRegistry
 from lockerd.sync.feed import CarrierFeed
+from lockerd.sync.health import HealthPublisher, HealthSource
 from lockerd.sync.link import LinkCallbacks, MqttLink, TlsFiles, Will
+from lockerd.sync.maintenance import Maintenance
 from lockerd.sync.payloads import FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
 from lockerd.sync.ports import CabinetView, LogHandle
 from lockerd.sync.publisher import OutboxPublisher
@@ -29,6 +31,9 @@ from lockerd.sync.topics import Topics
 log = logging.getLogger(__name__)
 
 PRUNE_EVERY_S = 3600.0
+#: While an interruption is planned, the status is rechecked this often (a wall-clock step, as
+#: at a Pi's first NTP sync, must not leave a stale notice up); with none planned, never.
+MAINTENANCE_RECHECK_S = 1.0
 
 
 def _json(model: Any) -> bytes:
@@ -62,6 +67,8 @@ class SyncComponent(Component):
         self.link: MqttLink | None = None
         self.publisher: OutboxPublisher | None = None
         self.processor: CommandProcessor | None = None
+        #: fleet health telemetry, once the daemon attaches its snapshot source
+        self.health: HealthPublisher | None = None
         self._inbox: asyncio.Queue[tuple[str, bytes, int, int]] = asyncio.Queue()
         self._alerts: Subscription | None = None
         self._tasks: list[asyncio.Task[None]] = []
@@ -69,6 +76,11 @@ class SyncComponent(Component):
         self._backlog = (0, 0.0)
         self._backlog_alert = False
         self.last_error: str | None = None
+        self._maintenance_due = asyncio.Event()
+        #: planned interruptions announced on the retained status (guidance 004 §7)
+        # the clock is read through the component, so a test or the demo can move it
+        self.maintenance = Maintenance(lambda: self.oplog, lambda: self.clock(),  # noqa: PLW0108
+                                       self._maintenance_due.set)
         if "state.get" not in self.registry.types:
             self.registry.register("state.get", self._state_get)
 
@@ -100,10 +112,21 @@ class SyncComponent(Component):
                             free=FreeCounts(**self._view.free_counts()),
                             blocked=self._view.blocked())
 
+    def attach_health(self, source: HealthSource) -> None:
+        """Publish the retained `health` topic from `source` (call before start)."""
+        self.health = HealthPublisher(source, lambda: self.link, self.topics.health,
+                                      interval_s=self._mqtt.health_interval_s,
+                                      min_gap_s=self._mqtt.health_min_interval_s)
+
+    def backlog(self) -> tuple[int, float]:
+        """Unsent outbox messages and the oldest one's age in seconds (as last measured)."""
+        return self._backlog
+
     # ------------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         cfg = self._mqtt
+        await self.maintenance.load()
         keys: dict[str, bytes | None] = {}
         for carrier in self._carriers:
             keys[carrier.id] = None if carrier.hmac_key_file is None else \
@@ -129,9 +152,12 @@ class SyncComponent(Component):
         if self.link is not None:
             await self.link.start()
         loop = asyncio.get_running_loop()
+        if self.health is not None:
+            self._tasks.append(loop.create_task(self.health.run(), name="sync:health"))
         for coro, name in ((self.publisher.run(), "drain"), (self._commands(), "commands"),
                            (self._forward_alerts(), "alerts"), (self._watch_backlog(), "backlog"),
-                           (self._state_loop(), "state"), (self._prune_loop(), "prune")):
+                           (self._state_loop(), "state"), (self._prune_loop(), "prune"),
+                           (self._maintenance_loop(), "maintenance")):
             self._tasks.append(loop.create_task(coro, name=f"sync:{name}"))
 
     async def run(self) -> None:
@@ -178,6 +204,7 @@ class SyncComponent(Component):
             "acked": pub.acked if pub else 0,
             "commands": self.processor.handled if self.processor else 0,
             "commands_refused": self.processor.refused if self.processor else 0,
+            "health_published": self.health.published if self.health else 0,
             "last_error": self.last_error or (link.last_error if link else None)
                           or (pub.last_error if pub else None),
         }
@@ -189,11 +216,11 @@ class SyncComponent(Component):
         if link is None:
             return
         link.subscribe(self.topics.cmd_filter, 1)
-        birth = StatusOnline(ts=self.clock(), version=self.version,
-                             name=self._cabinet.name, address=self._cabinet.address)
-        link.publish(self.topics.status, _json(birth), 1, True)
+        link.publish(self.topics.status, self._birth(), 1, True)
         self._last_state = 0.0
         self.feed.state_changed()
+        if self.health is not None:
+            self.health.connected()
         if self.publisher is not None:
             self.publisher.on_connect()
 
@@ -210,7 +237,42 @@ class SyncComponent(Component):
             self.publisher.on_puback(mid, refused)
         self.progress()
 
+    def _birth(self) -> bytes:
+        """The retained online status, with the maintenance notice while one is planned."""
+        now = self.clock()
+        plan = self.maintenance.current()
+        birth = StatusOnline(ts=now, version=self.version, name=self._cabinet.name,
+                             address=self._cabinet.address,
+                             maintenance=None if plan is None else plan.notice(now))
+        return birth.model_dump_json(exclude_none=True).encode("utf-8")
+
     # ------------------------------------------------------------------ tasks
+
+    async def _maintenance_loop(self) -> None:
+        """Republish the status when a plan changes, and when its interruption starts and ends.
+
+        With no plan it sleeps until one is made (an idle cabinet wakes for nothing); with one it
+        wakes at the next start or end, and at least every MAINTENANCE_RECHECK_S so a clock step
+        cannot leave a stale notice up. `asyncio.timeout`, not `wait_for`: no task per wait."""
+        due = self._maintenance_due
+        shown: tuple[object, bool] | None = None
+        while True:
+            plan = self.maintenance.current()
+            now = self.clock()
+            change = None if plan is None else plan.next_change(now)
+            wait = (None if plan is None else MAINTENANCE_RECHECK_S if change is None
+                    else min(MAINTENANCE_RECHECK_S, max(0.0, (change - now).total_seconds())))
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(wait):
+                    await due.wait()
+            forced = due.is_set()
+            due.clear()
+            plan = self.maintenance.current()
+            state = (plan, plan is not None and plan.starts <= self.clock())
+            link = self.link
+            if (forced or state != shown) and link is not None and link.connected:
+                link.publish(self.topics.status, self._birth(), 1, True)
+                shown = state
 
     async def _commands(self) -> None:
         assert self.processor is not None

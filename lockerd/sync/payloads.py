@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PlainSerializer, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    model_validator,
+)
 
 from lockerd.app.events import AlertKind, Severity
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.ids import COURIER_PATTERN, WAYBILL_PATTERN
+from lockerd.domain.pins import PIN_HASH_PATTERN, PIN_PATTERN
 from lockerd.domain.timefmt import format_ts
 
 
@@ -19,13 +29,31 @@ def _to_utc(value: datetime) -> datetime:
     return value.astimezone(UTC)
 
 
+#: RFC 3339 with a zone, as carriers may send it (docs/asyncapi.yaml `InTime`): a number or a
+#: zone-less text is refused rather than guessed.
+IN_TIME_PATTERN = (r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?"
+                   r"(Z|[+-][0-9]{2}:[0-9]{2})$")
+#: Every time lockerd sends: UTC, exactly milliseconds (`format_ts`; docs/asyncapi.yaml `Time`).
+OUT_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$"
+_IN_TIME = re.compile(IN_TIME_PATTERN)
+
+
+def _rfc3339(value: object) -> object:
+    if not isinstance(value, str) or not _IN_TIME.match(value):
+        raise ValueError("time must be RFC 3339 text with a zone, e.g. 2026-01-31T08:00:00.000Z")
+    return value
+
+
 UtcTime = Annotated[datetime, AfterValidator(_to_utc), PlainSerializer(format_ts, return_type=str)]
+InTime = Annotated[datetime, BeforeValidator(_rfc3339), AfterValidator(_to_utc),
+                   PlainSerializer(format_ts, return_type=str)]
 Id = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[A-Za-z0-9_.:-]+$")]
 
 EventType = Literal[
     "parcel.deposited", "parcel.picked_up", "parcel.refused", "parcel.overdue",
-    "parcel.returned", "dropoff.received", "dropoff.collected", "dropoff.rejected",
-    "courier.granted", "courier.revoked",
+    "parcel.returned", "parcel.notice_resent", "parcel.extended", "dropoff.received",
+    "dropoff.collected", "dropoff.rejected", "courier.granted", "courier.revoked",
+    "parcel.removed_by_staff", "dropoff.returned_to_sender",
 ]
 
 
@@ -41,6 +69,15 @@ class Message(_Strict):
 
 # ------------------------------------------------------------------ out: status, state, alerts
 
+class MaintenanceNotice(_Strict):
+    """A planned interruption (guidance 004 §7), announced ahead of time."""
+
+    starts_at: str = Field(pattern=OUT_TIME_PATTERN)
+    ends_at: str = Field(pattern=OUT_TIME_PATTERN)
+    reason: str
+    active: bool = Field(description="The interruption is under way.")
+
+
 class StatusOnline(Message):
     """Birth message, retained on `status` at every connect."""
 
@@ -49,6 +86,8 @@ class StatusOnline(Message):
     version: str = Field(description="lockerd version.")
     name: str = Field(description="Locker name (Art. 24).")
     address: str = Field(description="Locker address (Art. 24).")
+    maintenance: MaintenanceNotice | None = Field(
+        default=None, description="A planned interruption, from when it is planned until it ends.")
 
 
 class StatusOffline(Message):
@@ -102,10 +141,10 @@ class Command(_Strict):
     v: int
     id: Id
     type: Annotated[str, Field(min_length=1, max_length=64)]
-    ts: UtcTime
+    ts: InTime
     body: dict[str, Any]
     sig: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
-    exp: UtcTime | None = None
+    exp: InTime | None = None
 
 
 class ErrorInfo(_Strict):
@@ -134,9 +173,11 @@ class Reply(Message):
 
 
 class Event(Message):
-    """A tracking event on `carriers/{carrier}/events`; `seq` counts per carrier from 1."""
+    """A tracking event on `carriers/{carrier}/events`; `seq` counts per carrier from 1 within
+    its `epoch` (a random id fixed when the stream started; a recreated log starts a new one)."""
 
     event_id: str
+    epoch: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
     seq: int = Field(ge=1)
     ts: UtcTime
     type: EventType
@@ -153,9 +194,9 @@ class CourierGrantBody(_Strict):
     """`courier.grant`: let a courier of this carrier use the cabinet until `expires` (Art. 16)."""
 
     courier_id: CourierId
-    pin_hash: Annotated[str, Field(min_length=16, max_length=256)] | None = None
-    pin: Annotated[str, Field(pattern=r"^[0-9]{4,12}$")] | None = None
-    expires: UtcTime
+    pin_hash: Annotated[str, Field(pattern=PIN_HASH_PATTERN)] | None = None
+    pin: Annotated[str, Field(pattern=PIN_PATTERN)] | None = None
+    expires: InTime
 
     @model_validator(mode="after")
     def _one_secret(self) -> CourierGrantBody:
@@ -170,20 +211,51 @@ class CourierRevokeBody(_Strict):
     courier_id: CourierId
 
 
+ExpectFlag = Literal["damaged", "weight_mismatch", "fresh", "valuable"]
+
+
 class ParcelExpectBody(_Strict):
-    """`parcel.expect`: a pre-announced delivery (consent, Art. 22; flags, Art. 23)."""
+    """`parcel.expect`: a pre-announced delivery (consent and the sender's choice, Art. 22;
+    flags, agreement and declared weight, Art. 23). The delivery of that waybill obeys it."""
 
     waybill: Waybill
     size: Literal["S", "M", "L"]
-    consent: bool
-    flags: list[Literal["damaged", "weight_mismatch", "fresh", "valuable"]] = Field(
-        default_factory=list, max_length=4)
+    consent: bool = Field(description="The recipient agreed to locker delivery (Art. 22); "
+                                      "false cannot be overridden at the panel.")
+    sender_chose_locker: bool = Field(default=False,
+                                      description="The sender named the locker as the address "
+                                                  "(Art. 22 exception: no consent needed).")
+    flags: list[ExpectFlag] = Field(default_factory=list, max_length=4)
+    agreement: bool = Field(default=False,
+                            description="The sender agreed to locker delivery of fresh produce "
+                                        "or valuables (Art. 23 para. 2).")
+    declared_weight_g: int | None = Field(default=None, ge=1, le=100_000,
+                                          description="Weight on the waybill, grams.")
+
+    @model_validator(mode="after")
+    def _unique_flags(self) -> ParcelExpectBody:
+        if len(set(self.flags)) != len(self.flags):
+            raise ValueError("flags must not repeat")
+        return self
 
 
 class ParcelRecallBody(_Strict):
     """`parcel.recall`: the carrier takes an announced or stored parcel back."""
 
     waybill: Waybill
+
+
+class ParcelNoticeBody(_Strict):
+    """`parcel.notice`: send the Art. 24 notice of a waiting parcel again (current deadline)."""
+
+    waybill: Waybill
+
+
+class ParcelExtendBody(_Strict):
+    """`parcel.extend`: push a waiting parcel's storage deadline back by `hours`."""
+
+    waybill: Waybill
+    hours: int = Field(ge=1, le=720, description="Hours to add (the cabinet's total limit applies).")
 
 
 class StateGetBody(_Strict):
@@ -195,6 +267,8 @@ COMMAND_BODIES: dict[str, type[BaseModel]] = {
     "courier.revoke": CourierRevokeBody,
     "parcel.expect": ParcelExpectBody,
     "parcel.recall": ParcelRecallBody,
+    "parcel.notice": ParcelNoticeBody,
+    "parcel.extend": ParcelExtendBody,
     "state.get": StateGetBody,
 }
 
@@ -204,12 +278,14 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "StatusOffline": StatusOffline,
     "State": StatePayload,
     "Alert": AlertPayload,
-    "Command": Command,
-    "Reply": Reply,
-    "Event": Event,
+    "CommandEnvelope": Command,
+    "ReplyEnvelope": Reply,
+    "EventEnvelope": Event,
     "CourierGrantBody": CourierGrantBody,
     "CourierRevokeBody": CourierRevokeBody,
     "ParcelExpectBody": ParcelExpectBody,
     "ParcelRecallBody": ParcelRecallBody,
+    "ParcelNoticeBody": ParcelNoticeBody,
+    "ParcelExtendBody": ParcelExtendBody,
     "StateGetBody": StateGetBody,
 }

@@ -13,6 +13,13 @@ from lockerd.sync.link import LinkError, MqttLink
 log = logging.getLogger(__name__)
 
 READ_BATCH = 200
+# Acknowledgements are written in batches: up to MARK_WITHIN_S after the first one, riding the
+# next operation's transaction when one commits meanwhile (OpLog.outbox_mark_sent), and at once
+# when MARK_BATCH have piled up (a backlog draining). One transaction (and fsync) per
+# acknowledgement was a third of the log's commits per parcel; a mark lost in a crash only
+# means that row is published again, which consumers drop by its seq.
+MARK_WITHIN_S = 1.0
+MARK_BATCH = 200
 # An in-flight message unacknowledged this long while connected is republished from the outbox.
 RESEND_AFTER_S = 60.0
 
@@ -86,18 +93,24 @@ class OutboxPublisher:
             tg.create_task(self._drain(), name="sync:drain")
             tg.create_task(self._mark(), name="sync:mark")
 
-    async def flush_marks(self) -> None:
-        """Write every acknowledgement received so far (called before a clean stop)."""
+    async def flush_marks(self, within_s: float | None = None) -> None:
+        """Write every acknowledgement received so far; at once unless `within_s` lets them
+        wait for another transaction to ride (a clean stop flushes at once)."""
         while self._acked:
             ids, self._acked = self._acked, []
-            await self._oplog.outbox_mark_sent(ids)
+            wait = None if within_s is None or len(ids) >= MARK_BATCH else within_s
+            try:
+                await self._oplog.outbox_mark_sent(ids, within_s=wait)
+            except asyncio.CancelledError:
+                self._acked[:0] = ids  # stopping: the final flush writes them
+                raise
 
     async def _mark(self) -> None:
         while True:
             await self._ack_event.wait()
             self._ack_event.clear()
             try:
-                await self.flush_marks()
+                await self.flush_marks(MARK_WITHIN_S)
             except Exception as exc:  # the rows stay pending and are sent again: harmless
                 self.last_error = f"mark sent failed: {exc}"
                 log.error("cannot mark outbox rows sent: %s", exc)

@@ -34,6 +34,11 @@ class Topics:
         return f"{self.base}/state"
 
     @property
+    def health(self) -> str:
+        """Retained fleet health telemetry for the operator (no personal data)."""
+        return f"{self.base}/health"
+
+    @property
     def alerts(self) -> str:
         """Alerts raised and cleared."""
         return f"{self.base}/alerts"

@@ -8,7 +8,8 @@ import getpass
 import shutil
 import socket
 import tempfile
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 MOSQUITTO_PATHS = ("/usr/sbin/mosquitto", "/usr/local/sbin/mosquitto")
@@ -29,15 +30,47 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+@dataclass(frozen=True, slots=True)
+class Bridge:
+    """A bridge from this broker to another (a regional broker to the central one), as
+    deploy/mosquitto/regional-bridge.conf sets it up, minus TLS: a persistent session on both
+    sides (`cleansession false`), so messages published while the link is down are queued on
+    this side and delivered once it is back; QoS 1 both ways for the whole `topic` tree."""
+
+    name: str
+    port: int
+    topic: str = "lockers/#"
+    restart_s: int = 1
+
+    def conf_lines(self) -> list[str]:
+        """The `connection` block of mosquitto.conf."""
+        return [
+            f"connection {self.name}",
+            f"address 127.0.0.1:{self.port}",
+            f"topic {self.topic} both 1",
+            "cleansession false",
+            f"remote_clientid bridge-{self.name}",
+            f"local_clientid bridge-{self.name}-local",
+            "try_private true",          # the far broker knows a bridge: no loops
+            "notifications false",
+            "bridge_protocol_version mqttv311",
+            f"restart_timeout {self.restart_s}",
+            "keepalive_interval 5",
+            "start_type automatic",
+        ]
+
+
 class LocalBroker:
     """mosquitto bound to 127.0.0.1 only, anonymous, optional persistence; stop()/start() again
-    on the same port to stage an outage."""
+    on the same port to stage an outage; `bridges` link it to other brokers (a regional broker
+    bridged to a central one)."""
 
     def __init__(self, workdir: Path, *, port: int | None = None, persistence: bool = True,
-                 binary: str | None = None) -> None:
+                 binary: str | None = None, bridges: Sequence[Bridge] = ()) -> None:
         self.workdir = workdir
         self.port = port or free_port()
         self.persistence = persistence
+        self.bridges = tuple(bridges)
         self.binary = binary or mosquitto_binary()
         if self.binary is None:
             raise FileNotFoundError("mosquitto is not installed")
@@ -67,6 +100,8 @@ class LocalBroker:
             "log_type error",
             "log_type warning",
         ]
+        for bridge in self.bridges:
+            lines += bridge.conf_lines()
         self.conf.write_text("\n".join(lines) + "\n")
 
     async def start(self, limit_s: float = 10.0) -> None:

@@ -26,22 +26,25 @@ class Received:
 
 @dataclass(slots=True)
 class EventLedger:
-    """What a consumer that keeps the last `seq` does: accept seq+1, drop repeats, note gaps."""
+    """The consumer rule of docs/mqtt.md: the last `seq` per `epoch`; accept an event whose seq
+    is above its epoch's last one (an unseen epoch starts at 0: the cabinet's log was
+    recreated), drop the others as repeats, note gaps."""
 
-    last_seq: int = 0
+    last: dict[str, int] = field(default_factory=dict)
     accepted: list[dict[str, Any]] = field(default_factory=list)
     duplicates: int = 0
     gaps: list[tuple[int, int]] = field(default_factory=list)
 
     def offer(self, event: dict[str, Any]) -> bool:
         """True when the event is new (and in order)."""
-        seq = int(event["seq"])
-        if seq <= self.last_seq:
+        epoch, seq = str(event["epoch"]), int(event["seq"])
+        last = self.last.get(epoch, 0)
+        if seq <= last:
             self.duplicates += 1
             return False
-        if seq != self.last_seq + 1:
-            self.gaps.append((self.last_seq, seq))
-        self.last_seq = seq
+        if seq != last + 1:
+            self.gaps.append((last, seq))
+        self.last[epoch] = seq
         self.accepted.append(event)
         return True
 
@@ -91,7 +94,8 @@ class CarrierClient:
         self.link.subscribe(self.topics.events(self.carrier), 1)
         self.link.subscribe(self.topics.reply(self.carrier), 1)
         if self.watch_cabinet:
-            for topic in (self.topics.status, self.topics.state, self.topics.alerts):
+            for topic in (self.topics.status, self.topics.state, self.topics.alerts,
+                          self.topics.health):
                 self.link.subscribe(topic, 1)
         self._connected.set()
 

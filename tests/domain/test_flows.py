@@ -179,8 +179,10 @@ def test_delivery_issues_code_and_art24_notice_to_its_carrier_only(h: Harness) -
         "parcel_id": begin.result["parcel_id"], "waybill": "SF1000001", "courier_id": "c1",
         "compartment": 3, "size": "M", "deposited_at": "2026-03-01T08:00:20.000Z",
         "storage_deadline": "2026-03-04T08:00:20.000Z",
+        "storage_deadline_local": "2026-03-04T08:00:20.000+00:00",
         "notice": {"locker_name": SPEC.name, "address": SPEC.address, "compartment_size": "M",
-                   "storage_deadline": "2026-03-04T08:00:20.000Z"}}
+                   "storage_deadline": "2026-03-04T08:00:20.000Z",
+                   "storage_deadline_local": "2026-03-04T08:00:20.000+00:00", "time_zone": "UTC"}}
     assert code not in json.dumps([done.result, done.record.body, begin.record.body])
     assert h.cab.state.compartments[3].state is CompartmentState.OCCUPIED
 
@@ -284,7 +286,15 @@ def test_overdue_then_pickup_with_fee(h: Harness) -> None:
     assert h.run(h.cab.sweep_overdue()).events == (), "overdue is announced once"
     assert h.cab.worklist("sf")["to_return"][0]["status"] == "overdue"
     h.clock.advance(timedelta(hours=30))
-    begin = h.run(h.cab.begin_pickup("k2", code))
+    due = h.run(h.cab.begin_pickup("k2", code))
+    assert due.error is ErrorCode.FEE_DUE
+    assert due.open_door is None
+    assert due.result == {"fee_cents": 300, "storage_deadline": "2026-03-04T08:00:00.000Z",
+                          "storage_deadline_local": "2026-03-04T08:00:00.000+00:00"}
+    assert h.run(h.cab.begin_pickup("k2", code, 150)).error is ErrorCode.FEE_DUE
+    begin = h.run(h.cab.begin_pickup("k2", code, 300))
+    # the fee accepted at the door is the one recorded, even if a period ends before it closes
+    h.clock.advance(timedelta(days=1))
     assert begin.result == {"compartment": cid, "parcel_id": begin.record.parcel_id, "fee_cents": 300,
                             "overdue": True}
     done = h.run(h.cab.confirm_pickup(cid))
@@ -340,7 +350,8 @@ def test_pickup_from_a_blocked_compartment(h: Harness) -> None:
     granted(h)
     cid, code, _ = deposited(h)
     assert h.run(h.cab.block(cid, "forced", "tech:t1")).ok
-    refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.COMPARTMENT_BLOCKED)
+    # answered like a wrong code (tests/domain/test_oracle.py)
+    refused_unchanged(h, h.cab.begin_pickup("k1", code), ErrorCode.WRONG_CODE)
     assert h.run(h.cab.unblock(cid, "tech:t1")).result["state"] == "occupied"
     assert h.cab.begin_pickup("k1", code).ok
 
@@ -407,9 +418,10 @@ def test_dropoff_rejected_at_collection_stays_until_staff_clear_it(h: Harness) -
     assert h.cab.state.parcels[pid].status is ParcelStatus.REJECTED
     assert h.cab.state.compartments[1].state is CompartmentState.OCCUPIED
     refused_unchanged(h, h.cab.begin_collect(SF, "k1", pid), ErrorCode.BAD_STATE)
-    cleared = h.run(h.cab.clear(1, "tech:t1"))
-    assert cleared.result["from_status"] == "rejected"
-    assert h.cab.state.parcels[pid].status is ParcelStatus.REMOVED
+    cleared = h.run(h.cab.clear(1, "tech:t1", "took it to the counter"))
+    assert cleared.result["from_status"] == ["rejected"]
+    assert [e.type for e in cleared.events] == ["parcel.removed_by_staff"]
+    assert h.cab.state.parcels[pid].status is ParcelStatus.REMOVED_BY_STAFF
     assert h.cab.state.compartments[1].state is CompartmentState.FREE
 
 
@@ -471,7 +483,8 @@ def test_expected_parcel_brings_consent_and_agreement(h: Harness) -> None:
                       ErrorCode.UNKNOWN_CARRIER)
     exp = h.run(h.cab.expect_parcel("sf", Expect(waybill="SF3000001", size=Size.S, consent=True,
                                                  agreement=True)))
-    assert exp.result == {"waybill": "SF3000001", "expected": True}
+    assert exp.result == {"waybill": "SF3000001", "expected": True, "deliverable": True,
+                          "refusal": None}
     assert exp.events == ()
     # another carrier's announcement of the same number does not apply to sf's parcel
     h.run(h.cab.expect_parcel("yto", Expect(waybill="SF3000002", size=Size.S, consent=True)))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import random
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo
@@ -27,6 +29,7 @@ from lockerd.domain.pins import hash_pin, pin_hash_is_valid, pin_is_acceptable, 
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 POLICY = Policy()
+CALLER = limiter.caller_ladder(POLICY)
 
 
 def delivery(**kw: object) -> Delivery:
@@ -171,14 +174,31 @@ def test_random_below_in_range(n: int, seed: int) -> None:
 
 
 def test_fee_is_zero_inside_the_storage_period_art25() -> None:
-    policy = Policy(overdue_fee_cents_per_day=150)
+    policy = Policy(fee_cents_per_period=150)
     deadline = T0 + policy.storage_period
-    assert rules.fee_cents(deadline, T0, policy) == 0
-    assert rules.fee_cents(deadline, deadline, policy) == 0
-    assert rules.fee_cents(deadline, deadline + timedelta(seconds=1), policy) == 150
-    assert rules.fee_cents(deadline, deadline + timedelta(days=1), policy) == 150
-    assert rules.fee_cents(deadline, deadline + timedelta(days=1, seconds=1), policy) == 300
-    assert rules.fee_cents(deadline, deadline + timedelta(days=9), Policy()) == 0   # no fee configured
+    assert rules.fee_cents(T0, deadline, T0, policy) == 0
+    assert rules.fee_cents(T0, deadline, deadline, policy) == 0
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(seconds=1), policy) == 150
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(days=1), policy) == 150
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(days=1, seconds=1), policy) == 300
+    assert rules.fee_cents(T0, deadline, deadline + timedelta(days=9), Policy()) == 0  # no fee set
+
+
+def test_a_hive_box_style_fee_policy() -> None:
+    """12 h free, 50 fen per started 12 h, at most 300 fen per parcel."""
+    policy = Policy(storage_period=timedelta(hours=12), fee_cents_per_period=50,
+                    fee_period=timedelta(hours=12), fee_cap_cents=300)
+    deadline = T0 + timedelta(hours=12)
+    fee = [rules.fee_cents(T0, deadline, T0 + timedelta(hours=h), policy)
+           for h in (0, 12, 12.01, 24, 24.01, 36, 72, 84, 500)]
+    assert fee == [0, 0, 50, 50, 100, 100, 250, 300, 300]
+    # an extended deadline moves the fee back: still nothing within the (longer) period
+    assert rules.fee_cents(T0, deadline + timedelta(hours=24), T0 + timedelta(hours=36), policy) == 0
+    # free hours beyond the storage period delay the fee further, never the other way
+    longer = Policy(storage_period=timedelta(hours=12), free_period=timedelta(hours=24),
+                    fee_cents_per_period=50, fee_period=timedelta(hours=12))
+    assert rules.fee_cents(T0, deadline, T0 + timedelta(hours=24), longer) == 0
+    assert rules.fee_cents(T0, deadline, T0 + timedelta(hours=25), longer) == 50
 
 
 def test_notice_has_the_art24_fields() -> None:
@@ -186,7 +206,12 @@ def test_notice_has_the_art24_fields() -> None:
                        carriers=frozenset({"sf"}))
     assert rules.notice(spec, Size.M, T0) == {"locker_name": "Garden 3", "address": "1 Road",
                                               "compartment_size": "M",
-                                              "storage_deadline": "2026-03-01T08:00:00.000Z"}
+                                              "storage_deadline": "2026-03-01T08:00:00.000Z",
+                                              "storage_deadline_local": "2026-03-01T08:00:00.000+00:00",
+                                              "time_zone": "UTC"}
+    shanghai = dataclasses.replace(spec, timezone="Asia/Shanghai")
+    assert rules.notice(shanghai, Size.M, T0)["storage_deadline_local"] == \
+        "2026-03-01T16:00:00.000+08:00"
 
 
 def test_notice_deadline_is_utc_with_milliseconds() -> None:
@@ -201,14 +226,14 @@ def test_notice_deadline_is_utc_with_milliseconds() -> None:
 def test_limiter_locks_on_the_fifth_failure_then_doubles() -> None:
     lim = None
     for i in range(4):
-        lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=i), POLICY)
+        lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=i), CALLER)
         assert limiter.locked_until(lim, T0 + timedelta(seconds=i)) is None
-    lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=4), POLICY)
+    lim = limiter.record_failure(lim, "k1", T0 + timedelta(seconds=4), CALLER)
     assert limiter.locked_until(lim, T0 + timedelta(seconds=5)) == T0 + timedelta(seconds=64)
     assert limiter.locked_until(lim, T0 + timedelta(seconds=64)) is None
     t = T0 + timedelta(seconds=70)
     for _ in range(5):
-        lim = limiter.record_failure(lim, "k1", t, POLICY)
+        lim = limiter.record_failure(lim, "k1", t, CALLER)
     assert lim.lockouts == 2
     assert limiter.locked_until(lim, t) == t + timedelta(seconds=120)
 
@@ -216,26 +241,26 @@ def test_limiter_locks_on_the_fifth_failure_then_doubles() -> None:
 def test_limiter_window_slides_and_lockout_is_capped() -> None:
     lim = None
     for i in range(4):
-        lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=i), POLICY)
+        lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=i), CALLER)
     # the first failures leave the 10-minute window: no lockout on the next one
-    lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=10, seconds=30), POLICY)
+    lim = limiter.record_failure(lim, "k1", T0 + timedelta(minutes=10, seconds=30), CALLER)
     assert limiter.locked_until(lim, T0 + timedelta(minutes=10, seconds=31)) is None
     recent = (T0 + timedelta(minutes=10),) * 4
     bumped = lim.model_copy(update={"lockouts": 40, "failures": recent})
-    capped = limiter.record_failure(bumped, "k1", T0 + timedelta(minutes=11), POLICY)
+    capped = limiter.record_failure(bumped, "k1", T0 + timedelta(minutes=11), CALLER)
     assert capped.locked_until == T0 + timedelta(minutes=11) + POLICY.lockout_max
 
 
 def test_limiter_success_clears_failures_and_ladder_fades() -> None:
     lim = None
     for _ in range(3):
-        lim = limiter.record_failure(lim, "k1", T0, POLICY)
+        lim = limiter.record_failure(lim, "k1", T0, CALLER)
     cleared = limiter.record_success(lim)
     assert cleared is not None
     assert cleared.failures == ()
     assert limiter.record_success(cleared) is None          # nothing to record twice
     laddered = cleared.model_copy(update={"lockouts": 5})
-    later = limiter.record_failure(laddered, "k1", T0 + timedelta(days=2), POLICY)
+    later = limiter.record_failure(laddered, "k1", T0 + timedelta(days=2), CALLER)
     assert later.lockouts == 0
 
 
@@ -256,6 +281,15 @@ def test_pin_hash_roundtrip_and_malformed_hashes() -> None:
     assert not verify_pin("482914", encoded)
     assert not verify_pin("482913", encoded[:-1] + ("0" if encoded[-1] != "0" else "1"))
     assert not verify_pin("482913", "plain:482913")
-    too_costly = hash_pin("482913", b"\x01" * 16, 1).replace("$1$", "$99999999$")
+    too_costly = hash_pin("482913", b"\x01" * 16, 1).replace("$i=1$", "$i=99999999$")
     assert not pin_hash_is_valid(too_costly)
     assert not verify_pin("482913", too_costly)
+    assert "$i=99999999$" in too_costly
+    # one hash, one spelling: unused trailing base64 bits must be zero
+    salt = encoded.split("$")[3]
+    assert not verify_pin("482913", encoded.replace(f"${salt}$", f"${salt[:-1]}B$"))
+    # a courier granted before the PHC format keeps working; the old form is not accepted new
+    legacy = ("pbkdf2_sha256$1000$" + "01" * 16 + "$"
+              + hashlib.pbkdf2_hmac("sha256", b"482913", b"\x01" * 16, 1000).hex())
+    assert verify_pin("482913", legacy)
+    assert not pin_hash_is_valid(legacy)

@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -12,12 +14,31 @@ import pytest
 from lockerd.app.events import Alert, AlertKind, EventBus
 from lockerd.config import Compartment, Doors, Size
 from lockerd.doors.controller import CompartmentIsBlocked, DoorController
-from lockerd.doors.events import CompartmentBlocked, DoorLeftOpen, DoorOpened, LeftOpenLevel, Outcome
+from lockerd.doors.events import DoorFault, DoorLeftOpen, DoorOpened, LeftOpenLevel, Outcome
 from lockerd.drivers.base import DoorState
 from tests.fixtures.door_rig import GivenBoards
 
 FAST = Doors(open_confirm_s=0.6, poll_moving_ms=20, poll_idle_ms=100, pulse_ms=300,
              left_open_prompt_s=0.3, left_open_alert_s=0.6, left_open_incident_s=0.9)
+
+
+@dataclass(frozen=True)
+class Note:
+    """A block as the domain keeps it (lockerd.doors.ports.BlockNote)."""
+
+    blocked_reason: str | None
+    blocked_since: datetime | None
+    blocked_by: str | None
+
+
+class Blocks:
+    """The domain's blocked set as the controller reads it, held in a dict by the test."""
+
+    def __init__(self) -> None:
+        self.notes: dict[int, Note] = {}
+
+    def blocks(self) -> dict[int, Note]:
+        return dict(self.notes)
 
 
 class Ctl:
@@ -30,6 +51,9 @@ class Ctl:
 
     def alerts(self, kind: AlertKind) -> list[Alert]:
         return [e for e in self.events if isinstance(e, Alert) and e.kind is kind]
+
+    def faults(self) -> list[tuple[int, str]]:
+        return [(e.compartment, e.fault) for e in self.events if isinstance(e, DoorFault)]
 
     async def until(self, pred: Callable[[], bool], limit_s: float = 10.0) -> None:
         async with asyncio.timeout(limit_s):
@@ -91,19 +115,36 @@ async def test_already_open_still_fires_relay(controller: Any) -> None:
     assert pulses(c, 1)[0] == 2
 
 
-async def test_jammed_latch_two_pulses_then_blocked(controller: Any) -> None:
+async def test_jammed_latch_two_pulses_then_reported(controller: Any) -> None:
     c = await controller()
     c.rig.sim.faults.jam("bus0", 1, 2)
     result = await c.ctl.open(3, "t", "x")
     assert result.outcome is Outcome.JAMMED
     assert pulses(c, 1) == [0, 0, 2, 0]
-    assert 3 in c.ctl.blocked
     assert [a.active for a in c.alerts(AlertKind.DOOR_JAMMED)] == [True]
-    assert any(isinstance(e, CompartmentBlocked) for e in c.events)
-    with pytest.raises(CompartmentIsBlocked):
+    assert c.faults() == [(3, "door_jammed")]
+    assert c.ctl.blocked == {}  # the controller reports the fact; it blocks nothing itself
+
+
+async def test_the_blocked_set_is_read_from_the_domain(controller: Any) -> None:
+    c = await controller()
+    view = Blocks()
+    c.ctl.attach_blocks(view)
+    since = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+    view.notes[3] = Note("door_jammed", since, "doors")
+    assert c.ctl.blocked == {3: "door_jammed"}
+    with pytest.raises(CompartmentIsBlocked, match="door_jammed"):
         await c.ctl.open(3, "t", "x")
-    c.ctl.unblock(3)
-    assert [a.active for a in c.alerts(AlertKind.DOOR_JAMMED)] == [True, False]
+    assert pulses(c, 1) == [0, 0, 0, 0]
+    row = next(d for d in c.ctl.describe()["doors"] if d["compartment"] == 3)
+    assert (row["blocked"], row["blocked_reason"], row["blocked_since"], row["blocked_by"]) == (
+        True, "door_jammed", "2026-03-01T08:00:00.000Z", "doors")
+    assert c.ctl.status()["blocked"] == [3]
+    # a technician's maintenance open may still fire it; a released one opens for anybody
+    assert (await c.ctl.open(3, "t", "x", allow_blocked=True)).outcome is Outcome.OPENED
+    assert await c.ctl.wait_closed(3, 5.0)
+    del view.notes[3]
+    assert (await c.ctl.open(3, "t", "x")).outcome is Outcome.OPENED
 
 
 async def test_lost_pulse_reply_is_not_resent_and_door_still_opens(controller: Any) -> None:
@@ -136,17 +177,22 @@ async def test_unplugged_board_goes_offline_quickly_others_keep_working(controll
     failed = await c.ctl.open(6, "t", "x")
     assert failed.outcome is Outcome.FAILED
     assert pulses(c, 2) == [0, 0, 0, 0]
+    [row] = c.ctl.incidents()  # its four doors are counted in the board's row, not listed
+    assert (row["kind"], row["board"]) == ("board_offline", 2)
+    assert row["age_s"] >= 0
+    assert "4 door(s) unknown" in row["detail"]
     c.rig.sim.faults.unplug("bus0", 2, False)
     await c.until(lambda: c.ctl.state(5) is DoorState.CLOSED, 15.0)
     assert [a.active for a in c.alerts(AlertKind.BOARD_OFFLINE)] == [True, False]
+    assert c.ctl.incidents() == []
 
 
-async def test_forced_door_raises_alert_and_blocks(controller: Any) -> None:
+async def test_forced_door_raises_alert_and_is_reported(controller: Any) -> None:
     c = await controller()
     c.rig.sim.faults.force_open("bus0", 1, 3, c.rig.sim.now())
     await c.until(lambda: bool(c.alerts(AlertKind.DOOR_FORCED)))
     assert c.alerts(AlertKind.DOOR_FORCED)[0].compartment == 4
-    assert c.ctl.blocked == {4: "door_forced"}
+    assert c.faults() == [(4, "door_forced")]
     assert [e.commanded for e in c.events if isinstance(e, DoorOpened)] == [False]
     assert sum(pulses(c, 1)) == 0
 
@@ -158,7 +204,7 @@ async def test_left_open_escalates_and_clears(controller: Any) -> None:
                               for e in c.events))
     levels = [e.level for e in c.events if isinstance(e, DoorLeftOpen)]
     assert levels == [LeftOpenLevel.PROMPT, LeftOpenLevel.ALERT, LeftOpenLevel.INCIDENT]
-    assert 2 in c.ctl.blocked
+    assert c.faults() == [(2, "door_left_open")]
     assert not await c.ctl.wait_closed(2, 0.2)
     c.rig.sim.board("bus0", 1).close(1)
     assert await c.ctl.wait_closed(2, 5.0)

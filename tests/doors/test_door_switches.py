@@ -14,7 +14,7 @@ from gpiozero.pins.mock import MockFactory
 from lockerd.app.events import Alert, AlertKind, EventBus
 from lockerd.config import Compartment, Doors, Gpio, GpioDoorSwitch, Size
 from lockerd.doors.controller import DoorController, UnknownCompartment
-from lockerd.doors.events import DoorClosed, Outcome
+from lockerd.doors.events import DoorClosed, DoorFault, Outcome
 from lockerd.drivers.base import DoorState
 from lockerd.gpio.monitor import GpioMonitor
 from tests.fixtures.door_rig import GivenBoards
@@ -105,7 +105,8 @@ async def test_a_door_opened_without_a_command_on_its_switch_is_forced(cabinet: 
     await cabinet.until(lambda: cabinet.ctl.state(SWITCHED) is DoorState.OPEN)
     forced = [e for e in cabinet.events if isinstance(e, Alert) and e.kind is AlertKind.DOOR_FORCED]
     assert [a.compartment for a in forced] == [SWITCHED]
-    assert SWITCHED in cabinet.ctl.blocked
+    faults = [(e.compartment, e.fault) for e in cabinet.events if isinstance(e, DoorFault)]
+    assert faults == [(SWITCHED, "door_forced")]  # the fact; the domain records the block
 
 
 async def test_released_pins_make_the_switched_door_unknown(cabinet: Cabinet) -> None:

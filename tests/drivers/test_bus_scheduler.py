@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
+import time
 
 import pytest
 from pymodbus.pdu.bit_message import ReadDiscreteInputsRequest
@@ -56,6 +58,43 @@ async def test_an_exchange_on_the_wire_is_never_interrupted() -> None:
     await asyncio.gather(poll, unlock)
     assert log == ["start poll", "end poll", "start unlock", "end unlock"]
     assert sched.preemptions == 0
+
+
+async def _timed(sched: BusScheduler, prio: Priority, name: str,
+                 spans: dict[str, tuple[float, float]], hold_s: float = 0.002) -> None:
+    async with sched.transaction(prio):
+        start = time.monotonic()
+        await asyncio.sleep(hold_s)
+        spans[name] = (start, time.monotonic())  # before the scheduler notes the end
+
+
+@pytest.mark.parametrize("other", [Priority.POLL, Priority.CONTROL, Priority.UNLOCK])
+async def test_the_inter_frame_gap_is_kept_whatever_the_priority(other: Priority) -> None:
+    gap = 0.004
+    sched = BusScheduler("t", QuietLine(), gap_s=gap)
+    spans: dict[str, tuple[float, float]] = {}
+    for n in range(4):
+        poll = asyncio.create_task(_timed(sched, Priority.POLL, f"poll{n}", spans))
+        await asyncio.sleep(0)
+        await asyncio.gather(poll, _timed(sched, other, f"other{n}", spans))
+    ordered = sorted(spans.values())
+    for (_, end), (start, _) in itertools.pairwise(ordered):
+        assert start - end >= gap  # no overlap, and t3.5 of silence between exchanges
+
+
+async def test_an_unlock_takes_the_line_from_a_poll_waiting_out_the_gap() -> None:
+    gap = 0.2  # long enough that the unlock arrives while the poll waits
+    sched = BusScheduler("t", QuietLine(), gap_s=gap)
+    spans: dict[str, tuple[float, float]] = {}
+    await _timed(sched, Priority.POLL, "first", spans)
+    poll = asyncio.create_task(_timed(sched, Priority.POLL, "poll", spans))
+    await asyncio.sleep(0.05)  # the poll holds the line, waiting out the gap
+    await _timed(sched, Priority.UNLOCK, "unlock", spans)
+    await poll
+    assert spans["first"][1] + gap <= spans["unlock"][0] < spans["poll"][0]
+    assert spans["poll"][0] - spans["unlock"][1] >= gap
+    assert sched.preemptions == 1
+    assert sched.queued == 0
 
 
 async def test_cancelled_while_requeued_leaves_the_line_usable() -> None:

@@ -88,10 +88,10 @@ async def test_start_records_opening_and_status(running: tuple[OplogComponent, A
     status = comp.status()
     assert status["open"]
     assert status["writer_alive"]
-    assert status["head_seq"] == 1
+    assert status["head_seq"] == 2
     assert len(status["key"]) == 8
     ops = await comp.store.operations()
-    assert ops[0].kind == "oplog.opened"
+    assert [op.kind for op in ops] == ["oplog.opened", "daemon.started"]
 
 
 async def test_view_filters_and_roles(running: tuple[OplogComponent, ApiServer]) -> None:
@@ -112,7 +112,7 @@ async def test_view_filters_and_roles(running: tuple[OplogComponent, ApiServer])
             )["error"]["code"] == "forbidden"
     verify = await _call(api, TECH, "log.verify")
     assert verify["result"]["ok"]
-    assert verify["result"]["checked"] == 3
+    assert verify["result"]["checked"] == 4
 
 
 async def test_export_masked_and_recorded(running: tuple[OplogComponent, ApiServer]) -> None:
@@ -129,13 +129,14 @@ async def test_export_masked_and_recorded(running: tuple[OplogComponent, ApiServ
     assert "138****5678" in text
     assert "SF12******89" in text
     assert result["masked"]
-    assert result["rows"] == len(result["lines"]) == 5
+    # oplog.opened, daemon.started, two parcel rows and their operation, door.opened
+    assert result["rows"] == len(result["lines"]) == 6
     record = (await comp.store.operations(after_seq=result["record_seq"] - 1))[0]
     assert record.kind == "oplog.exported"
     assert record.actor == "uid:1500"
     assert record.body["uid"] == 1500
     assert record.body["masked"] is True
-    assert record.body["rows"] == 5
+    assert record.body["rows"] == 6
     assert record.body["from"].startswith("2020-01-01")
 
     refused = await _call(api, AUDITOR, "log.export", unmasked=True, reason="court order", **rng)

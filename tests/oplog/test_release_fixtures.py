@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 from typing import Any
@@ -13,10 +14,21 @@ from lockerd.oplog import OpLog, OplogKey
 from tests.fixtures.paths import REPO
 
 RELEASES = REPO / "tests" / "fixtures" / "releases"
-# What each release's log held when it was written (see tests/fixtures/releases/README.md).
-EXPECTED_ROWS: dict[str, dict[str, int]] = {
+# What each release's log held when it was written (see tests/fixtures/releases/README.md):
+# 0.1.0 by hand, later ones from the manifest.json scripts/make_release_fixture writes.
+HAND_COUNTED: dict[str, dict[str, int]] = {
     "0.1.0": {"operations": 42, "outbox": 21, "parcels": 5, "couriers": 3, "commands": 4},
 }
+
+
+def _expected_rows() -> dict[str, dict[str, int]]:
+    found = dict(HAND_COUNTED)
+    for manifest in RELEASES.glob("*/manifest.json"):
+        found[manifest.parent.name] = dict(json.loads(manifest.read_text())["rows"])
+    return found
+
+
+EXPECTED_ROWS = _expected_rows()
 
 
 def _count(conn: Any, table: str) -> int:
@@ -26,6 +38,9 @@ def _count(conn: Any, table: str) -> int:
 def test_every_release_folder_has_its_expectations() -> None:
     folders = {p.name for p in RELEASES.iterdir() if p.is_dir()}
     assert folders == set(EXPECTED_ROWS)
+    for folder in folders:
+        names = {p.name for p in (RELEASES / folder).iterdir()}
+        assert {"oplog.db", "evidence.db", "oplog.key.hex"} <= names, folder
 
 
 @pytest.mark.parametrize("release", sorted(EXPECTED_ROWS))

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import logging
 from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
-from lockerd.oplog import OpLog, OplogKey, sqlcipher
+from lockerd import __version__
+from lockerd.app.daemon import Daemon
+from lockerd.config import load_config
+from lockerd.oplog import NewerSchema, OpLog, OplogKey, sqlcipher
 from lockerd.oplog.records import get_parcel
 from lockerd.oplog.schema import MIGRATIONS, SCHEMA_VERSION, _statements, migrate
+from tests.fixtures.daemon_proc import make_config
 
 
 def _tables(conn: sqlcipher.Connection) -> set[str]:
@@ -59,7 +64,37 @@ def test_a_newer_schema_is_refused(tmp_path: Path) -> None:
     conn = sqlcipher.connect(tmp_path / "x.db", bytes(32))
     try:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
-        with pytest.raises(RuntimeError, match="newer"):
+        with pytest.raises(NewerSchema) as info:
             migrate(conn)
+        assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION + 1
+        assert _tables(conn) == set()
     finally:
         conn.close()
+    message = str(info.value)
+    # what it found, what this release knows, why it stops, what to do, that nothing changed
+    for part in (f"schema version {SCHEMA_VERSION + 1}", "newer lockerd",
+                 f"lockerd {__version__} knows versions up to {SCHEMA_VERSION}",
+                 "will not downgrade", "Reinstall the release that wrote it", "lockerctl restore",
+                 "not changed"):
+        assert part in message
+
+
+async def test_the_daemon_refuses_a_newer_log_in_one_line(tmp_path: Path,
+                                                         caplog: pytest.LogCaptureFixture
+                                                         ) -> None:
+    cfg = load_config(make_config(tmp_path))
+    assert cfg.paths.key_file is not None
+    key = bytes.fromhex(cfg.paths.key_file.read_text().strip())
+    cfg.paths.state_dir.mkdir(mode=0o700)
+    db = cfg.paths.state_dir / cfg.oplog.db_name
+    conn = sqlcipher.connect(db, key)
+    try:
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 1}")
+    finally:
+        conn.close()
+    with caplog.at_level(logging.ERROR, logger="lockerd.app.daemon"):
+        assert await Daemon(cfg).run() == 1
+    lines = [r.getMessage() for r in caplog.records if r.name == "lockerd.app.daemon"]
+    assert len(lines) == 1
+    assert lines[0].startswith("cannot start: oplog: the operation log has schema version")
+    assert "\n" not in lines[0]

@@ -117,7 +117,12 @@ async def test_overdue_fee_and_restart(tmp_path: Any) -> None:
         assert [e["body"]["parcel_id"] for e in overdue] == [two["parcel_id"]]
         login = await cab.call("courier.login", courier())
         assert [p["status"] for p in login["to_return"]] == ["overdue"]
-        late = await cab.call("panel.pickup", {"panel": "k", "code": codes[two["parcel_id"]]})
+        # the fee is shown before the door opens, and the pickup records the one accepted
+        ask = {"panel": "k", "code": codes[two["parcel_id"]]}
+        due = await cab.refused("panel.pickup", ask)
+        assert due.code == "fee_due"
+        assert due.reply["result"]["fee_cents"] == 150
+        late = await cab.call("panel.pickup", {**ask, "accept_fee_cents": 150})
         assert late["fee_cents"] == 150
         await cab.verify()
     finally:

@@ -38,8 +38,8 @@ async def test_deposit_needs_the_item_seen_and_pickup_an_empty_compartment(tmp_p
     try:
         await cab.grant(CARRIER, "c-101", PIN)
         # Nothing placed: the sensor sees an empty compartment after the door closed.
-        res = await cab.call("panel.deliver", {**courier(), "parcel": delivery("SF1000000001")})
-        assert res["status"] == "rolled_back"
+        err = await cab.refused("panel.deliver", {**courier(), "parcel": delivery("SF1000000001")})
+        assert (err.code, err.reply["result"]["status"]) == ("rolled_back", "rolled_back")
         assert 1 in cab.d.parcels.blocked()  # the sensor and the courier disagree: staff look
         rollback = (await cab.ops("deposit.rollback"))[-1]
         assert rollback.body["failure"] == "item_not_seen"
@@ -52,8 +52,8 @@ async def test_deposit_needs_the_item_seen_and_pickup_an_empty_compartment(tmp_p
         assert res["compartment"] == 2
         code = await cab.code_of(res["parcel_id"])
         # The recipient closes the door without taking the parcel: not picked up.
-        res = await cab.call("panel.pickup", {"panel": "kiosk-1", "code": code})
-        assert res["status"] == "in_locker"
+        err = await cab.refused("panel.pickup", {"panel": "kiosk-1", "code": code})
+        assert (err.code, err.reply["result"]["status"]) == ("item_still_inside", "in_locker")
         # Taken out: picked up.
         sensor(cab).set_occupied(1, 1, False)
         await settle(cab, 2, False)

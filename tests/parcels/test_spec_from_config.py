@@ -18,7 +18,8 @@ def test_spec_from_the_example_config() -> None:
     assert spec.carriers == {"sf", "yto"}
     assert spec.compartments == tuple((c.id, c.size) for c in cfg.compartments)
     assert spec.policy.storage_period == timedelta(hours=cfg.storage.period_hours)
-    assert spec.policy.overdue_fee_cents_per_day == cfg.storage.overdue_fee_cents_per_day
+    assert spec.policy.fee_cents_per_period == cfg.storage.fee_cents_per_period
+    assert spec.timezone == cfg.cabinet.timezone
     assert spec.policy.wrong_code_limit == 5
     assert spec.policy.wrong_code_window == timedelta(minutes=10)
     assert spec.policy.pin_hash_iterations == cfg.rules.pin_hash_iterations

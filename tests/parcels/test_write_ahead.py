@@ -26,6 +26,7 @@ from lockerd.domain import (
     Delivery,
     DoorFailure,
     Dropoff,
+    ErrorCode,
     ParcelStatus,
 )
 from lockerd.oplog import OutboxMessage
@@ -83,18 +84,16 @@ class FakeDoors:
     closes: bool = True
     occupancy: bool | None = None
     raises: Exception | None = None
-    blocked_ids: dict[int, str] = field(default_factory=dict)
+    outcomes: dict[int, str] = field(default_factory=dict)
     pulses: int = 0
 
     async def open(self, compartment_id: int, reason: str, actor: str) -> Opened:
-        if compartment_id in self.blocked_ids:
-            raise AssertionError("the service pulsed a door the controller has blocked")
         self.pulses += 1
         self.calls.append(f"pulse:{compartment_id}")
         await asyncio.sleep(0)
         if self.raises is not None:
             raise self.raises
-        return Opened(self.outcome)
+        return Opened(self.outcomes.get(compartment_id, self.outcome))
 
     async def wait_closed(self, compartment_id: int, timeout_s: float) -> bool:
         await asyncio.sleep(0)
@@ -102,10 +101,6 @@ class FakeDoors:
 
     def occupied(self, compartment_id: int) -> bool | None:
         return self.occupancy
-
-    @property
-    def blocked(self) -> dict[int, str]:
-        return dict(self.blocked_ids)
 
 
 class OpenGate:
@@ -164,14 +159,15 @@ async def deposited(rig: Rig, waybill: str = "SF1000001") -> tuple[int, str]:
 
 
 def assert_records_precede_pulses(calls: list[str]) -> None:
-    """Each pulse comes right after the recorded `*.begin` that chose its door, and no door is
-    pulsed again before the outcome of the last pulse is recorded."""
+    """Each pulse comes right after the recorded `*.begin` (or `*.redirect`, a jammed deposit
+    moving on) that chose its door, and no door is pulsed again before the outcome of the last
+    pulse is recorded."""
     awaiting_outcome = False
     for i, call in enumerate(calls):
         if call.startswith("pulse:"):
             assert i > 0, calls
             assert calls[i - 1].startswith("record:"), calls
-            assert calls[i - 1].endswith(".begin"), calls
+            assert calls[i - 1].endswith((".begin", ".redirect")), calls
             assert not awaiting_outcome, calls
             awaiting_outcome = True
         elif call.startswith("record:") and not call.endswith(".begin"):
@@ -240,21 +236,46 @@ async def test_a_refused_decision_is_recorded_and_moves_no_door(rig: Rig) -> Non
 
 # ---- the door's fate is recorded ---------------------------------------------------------------
 
-async def test_a_jam_becomes_a_recorded_door_failure(rig: Rig) -> None:
+async def test_a_jam_moves_the_deposit_on_in_the_same_operation(rig: Rig) -> None:
+    rig.doors.outcomes[1] = "jammed"
+    decision = await rig.service.deliver(SF, "k1", parcel())
+    assert rig.log.kinds() == ["deliver.begin", "deposit.redirect", "deliver.confirm"]
+    assert rig.calls[1:4] == ["pulse:1", "record:deposit.redirect", "pulse:2"]
+    assert decision.ok
+    assert decision.failed is None
+    assert (decision.result["compartment"], decision.result["jammed_compartments"]) == (2, [1])
+    _, body, _ = rig.log.rows[1]
+    assert (body["failure"], body["jammed_compartment"]) == ("jammed", 1)
+    comp = rig.cabinet.state.compartments[1]
+    assert (comp.state, comp.blocked_reason, comp.blocked_by) == (
+        CompartmentState.BLOCKED, "door_jammed", "doors")
+    pid = decision.result["parcel_id"]
+    assert rig.cabinet.state.parcels[pid].status is ParcelStatus.IN_LOCKER
+    assert rig.cabinet.state.parcels[pid].compartment == 2
+    assert_records_precede_pulses(rig.calls)
+
+
+async def test_every_door_jammed_rolls_back_after_a_bounded_number_of_tries(rig: Rig) -> None:
     rig.doors.outcome = "jammed"
     decision = await rig.service.deliver(SF, "k1", parcel())
-    assert decision.record.kind == "deposit.rollback"
-    assert rig.log.kinds() == ["deliver.begin", "deposit.rollback"]
+    assert rig.log.kinds() == ["deliver.begin", "deposit.redirect", "deposit.redirect",
+                               "deposit.rollback"]
+    assert decision.failed is ErrorCode.DOOR_JAMMED
     _, body, _ = rig.log.rows[-1]
-    assert body["failure"] == DoorFailure.JAMMED.value
-    assert body["blocked"] is True
-    cid = decision.record.compartment
-    assert cid is not None
-    comp = rig.cabinet.state.compartments[cid]
-    assert comp.state is CompartmentState.BLOCKED
-    assert comp.blocked_reason == "door_jammed"
+    assert (body["failure"], body["blocked"]) == (DoorFailure.JAMMED.value, True)
     assert rig.cabinet.state.parcels[decision.result["parcel_id"]].status is ParcelStatus.ROLLED_BACK
-    assert rig.doors.pulses == 1  # never retried
+    assert rig.cabinet.blocked() == [1, 2, 3]
+    assert rig.doors.pulses == 3  # each door once, never retried
+    assert_records_precede_pulses(rig.calls)
+
+
+async def test_a_jammed_pickup_keeps_its_parcel_in_place(rig: Rig) -> None:
+    cid, code = await deposited(rig)
+    rig.doors.outcome = "jammed"
+    decision = await rig.service.pickup("k1", code)
+    assert decision.record.kind == "pickup.rollback"
+    assert decision.failed is ErrorCode.DOOR_JAMMED
+    assert rig.cabinet.state.compartments[cid].parcel_id == decision.result["parcel_id"]
 
 
 @pytest.mark.parametrize(("setup", "failure", "blocked"), [
@@ -274,16 +295,25 @@ async def test_every_door_failure_is_recorded(rig: Rig, setup: dict[str, Any],
     assert_records_precede_pulses(rig.calls)
 
 
-async def test_a_door_the_controller_blocked_is_not_pulsed_and_the_begin_is_rolled_back(
-        rig: Rig) -> None:
-    for cid, _ in SPEC.compartments:
-        rig.doors.blocked_ids[cid] = "door_forced"  # not yet mirrored into the cabinet
+async def test_a_door_fault_during_an_operation_is_recorded_once_it_has_ended(rig: Rig) -> None:
+    """The controller reports a forced/left-open door while a deposit is under way on it: the
+    flow records the door's fate first, then the block (the domain owns it either way)."""
+    real_open = rig.doors.open
+
+    async def open_and_report(compartment_id: int, reason: str, actor: str) -> Opened:
+        assert await rig.service.door_fault(compartment_id, "door_left_open") is None
+        return await real_open(compartment_id, reason, actor)
+
+    rig.doors.open = open_and_report  # type: ignore[method-assign]
     decision = await rig.service.deliver(SF, "k1", parcel())
-    assert rig.doors.pulses == 0
-    assert rig.log.kinds() == ["deliver.begin", "deposit.rollback"]
-    _, body, _ = rig.log.rows[-1]
-    assert body["failure"] == DoorFailure.NOT_OPENED.value
-    assert decision.result["status"] == "rolled_back"
+    assert decision.ok
+    assert rig.log.kinds() == ["deliver.begin", "deliver.confirm", "compartment.block"]
+    comp = rig.cabinet.state.compartments[1]
+    assert (comp.state, comp.parcel_id, comp.blocked_reason) == (
+        CompartmentState.BLOCKED, decision.result["parcel_id"], "door_left_open")
+    # a fault on a compartment already blocked records nothing more
+    assert await rig.service.door_fault(1, "door_forced") is None
+    assert rig.log.kinds()[-1] == "compartment.block"
 
 
 # ---- property: any mix of log refusals and door outcomes keeps the rule ------------------------

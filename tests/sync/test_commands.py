@@ -7,6 +7,7 @@ import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from lockerd.domain.pins import hash_pin
 from lockerd.oplog import OpLog
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
@@ -25,9 +26,11 @@ async def _wait_connected(comp: Any) -> None:
     raise AssertionError("component never connected")
 
 
+PIN_HASH = hash_pin("482913", bytes(range(16)), 10_000)
+
+
 def _grant_body(courier: str = "c-1") -> dict[str, Any]:
-    return {"courier_id": courier, "pin_hash": "x" * 32,
-            "expires": "2030-01-01T00:00:00Z"}
+    return {"courier_id": courier, "pin_hash": PIN_HASH, "expires": "2030-01-01T00:00:00Z"}
 
 
 async def test_round_trip_of_each_command(make_sync: SyncFactory, broker: LocalBroker,

@@ -7,7 +7,7 @@ subclass, and `lockerd.domain.cabinet.Cabinet` combines them.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Self
 
@@ -15,6 +15,7 @@ from lockerd.domain import limiter, rules
 from lockerd.domain.decision import Decision, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.ids import Size
+from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
     CHANGES,
     LIVE_STATUSES,
@@ -32,7 +33,7 @@ from lockerd.domain.model import (
     SetLimiter,
     courier_key,
 )
-from lockerd.domain.pins import verify_pin
+from lockerd.domain.pins import spend_pin_check, verify_pin
 from lockerd.domain.requests import CourierAuth
 from lockerd.domain.spec import CabinetSpec, Rng
 from lockerd.domain.timefmt import format_ts
@@ -126,8 +127,13 @@ class CabinetCore:
 
     def blocked(self) -> list[int]:
         """Ids of blocked compartments."""
-        return sorted(c.id for c in self.state.compartments.values()
-                      if c.state is CompartmentState.BLOCKED)
+        return sorted(self.blocks())
+
+    def blocks(self) -> dict[int, Compartment]:
+        """Blocked compartments with why, since when and by whom (what the door controller,
+        the technician's door view and the retained `state` topic all read)."""
+        return {c.id: c for c in sorted(self.state.compartments.values(), key=lambda c: c.id)
+                if c.state is CompartmentState.BLOCKED}
 
     def worklist(self, carrier: str) -> dict[str, list[dict[str, Any]]]:
         """What a carrier's courier should take away: refused/overdue deliveries and drop-offs."""
@@ -147,26 +153,51 @@ class CabinetCore:
             if pid not in self.state.parcels:
                 return pid
 
+    def _lockout(self, panel: str, credential: Credential, now: datetime) -> datetime | None:
+        """When the caller may guess this credential again: the later of its own lockout and the
+        cabinet-wide one; None when it may try now."""
+        ends = [limiter.locked_until(self.state.limiters.get(key), now)
+                for key in (panel, limiter.CABINET_KEYS[credential])]
+        return max((end for end in ends if end is not None), default=None)
+
+    def _issue_code(self) -> str | None:
+        """A fresh door code (pickup or retrieval) no live parcel uses; None when none is found."""
+        taken = DigestedCodes({p.code for p in self.live_parcels() if p.code is not None},
+                              self._digest)
+        return rules.new_code(self._rng, self.spec.policy.code_digits, taken)
+
     def _limiter_success(self, panel: str) -> tuple[Change, ...]:
         cleared = limiter.record_success(self.state.limiters.get(panel))
         return () if cleared is None else (SetLimiter(value=cleared),)
 
-    def _wrong_credential(self, kind: str, actor: str, panel: str, *, code: ErrorCode, message: str,
-                          body: dict[str, Any]) -> Decision:
+    def _wrong_credential(self, kind: str, actor: str, panel: str, credential: Credential, *,
+                          code: ErrorCode, message: str, body: dict[str, Any]) -> Decision:
+        """A wrong code or PIN: counted against the caller and cabinet-wide (never cleared by a
+        success), stale limiters pruned in the same decision."""
         now = self.now()
-        lim = limiter.record_failure(self.state.limiters.get(panel), panel, now, self.spec.policy)
-        result: dict[str, Any] = {"attempts_left": max(0, self.spec.policy.wrong_code_limit
-                                                       - len(lim.failures))}
-        if lim.locked_until is not None and lim.locked_until > now:
-            result = {"attempts_left": 0, "locked_until": format_ts(lim.locked_until)}
+        policy = self.spec.policy
+        everyone_key = limiter.CABINET_KEYS[credential]
+        mine = limiter.record_failure(self.state.limiters.get(panel), panel, now,
+                                      limiter.caller_ladder(policy))
+        everyone = limiter.record_failure(self.state.limiters.get(everyone_key), everyone_key, now,
+                                          limiter.cabinet_ladder(policy))
+        left = min(policy.wrong_code_limit - len(mine.failures),
+                   policy.cabinet_wrong_limit - len(everyone.failures))
+        result: dict[str, Any] = {"attempts_left": max(0, left)}
+        until = max((t for t in (mine.locked_until, everyone.locked_until)
+                     if t is not None and t > now), default=None)
+        if until is not None:
+            result = {"attempts_left": 0, "locked_until": format_ts(until)}
+        stale = limiter.prune(self.state.limiters, now, policy, frozenset({panel, everyone_key}))
         return refuse(kind, actor, code, message, {**body, **result},
-                      changes=(SetLimiter(value=lim),), result=result)
+                      changes=(*stale, SetLimiter(value=mine), SetLimiter(value=everyone)),
+                      result=result)
 
     def _authenticate(self, kind: str, actor: str, auth: CourierAuth, panel: str,
                       body: dict[str, Any]) -> tuple[Courier | None, Decision | None]:
         """Art. 16 and the courier's grant, re-checked on every command."""
         now = self.now()
-        until = limiter.locked_until(self.state.limiters.get(panel), now)
+        until = self._lockout(panel, Credential.PIN, now)
         if until is not None:
             return None, refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong attempts; try later",
                                 body, result={"locked_until": format_ts(until)})
@@ -174,9 +205,13 @@ class CabinetCore:
             return None, refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here",
                                 body)
         courier = self.state.couriers.get(courier_key(auth.carrier, auth.courier_id))
-        # an unknown courier id and a wrong PIN look the same from the panel (no enumeration)
+        # an unknown courier id and a wrong PIN look the same from the panel, in answer and in time
+        # (an unknown id costs one PBKDF2 of the configured strength too): no enumeration
+        if courier is None:
+            spend_pin_check(auth.pin, self.spec.policy.pin_hash_iterations)
         if courier is None or not verify_pin(auth.pin, courier.pin_hash):
-            return None, self._wrong_credential(kind, actor, panel, code=ErrorCode.BAD_PIN,
+            return None, self._wrong_credential(kind, actor, panel, Credential.PIN,
+                                                code=ErrorCode.BAD_PIN,
                                                 message="courier id or PIN wrong", body=body)
         if courier.revoked_at is not None:
             return None, refuse(kind, actor, ErrorCode.COURIER_REVOKED, "courier revoked by carrier",
@@ -229,9 +264,36 @@ class CabinetCore:
                           {}, comp.id)
         return comp, comp.pending, self.state.parcels[comp.parcel_id]
 
+    def _deadline(self, parcel: Parcel) -> dict[str, str]:
+        """The parcel's storage deadline in UTC and local time for its events (none: empty)."""
+        return {} if parcel.deadline is None else rules.deadline_fields(parcel.deadline, self.spec)
+
+    def _fee(self, parcel: Parcel, at: datetime) -> int:
+        """The pickup fee of a stored parcel at `at` (Art. 25: none within the storage period)."""
+        if parcel.deadline is None or parcel.deposited_at is None:
+            return 0
+        return rules.fee_cents(parcel.deposited_at, parcel.deadline, at, self.spec.policy)
+
     def _live_delivery(self, carrier: str, waybill: str) -> Parcel | None:
         return next((p for p in self.live_parcels() if p.carrier == carrier and p.waybill == waybill
                      and p.kind is ParcelKind.DELIVERY), None)
+
+
+class DigestedCodes(Collection[str]):
+    """Codes taken by live parcels, seen through the digest the state keeps them under."""
+
+    def __init__(self, digests: set[str], digest: CodeDigest) -> None:
+        self._digests = digests
+        self._digest = digest
+
+    def __contains__(self, code: object) -> bool:
+        return isinstance(code, str) and self._digest(code) in self._digests
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._digests)
+
+    def __len__(self) -> int:
+        return len(self._digests)
 
 
 #: Why a rule of `rules` refused, in the words the panel shows.
@@ -241,6 +303,7 @@ RULE_MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.WEIGHT_MISMATCH: "weight differs from the waybill (Art. 23)",
     ErrorCode.FRESH: "fresh produce needs an agreement for locker delivery (Art. 23)",
     ErrorCode.VALUABLE: "valuables need an agreement for locker delivery (Art. 23)",
+    ErrorCode.NOT_EXPECTED: "this carrier delivers only waybills it announced (parcel.expect)",
     ErrorCode.INTAKE_CLOSED: "drop-off intake is closed",
     ErrorCode.NO_VERIFICATION: "real-name verification reference required (Art. 19)",
     ErrorCode.ID_NUMBER_NOT_ALLOWED: "give the verification reference, not an ID number",

@@ -50,8 +50,8 @@ class CourierFlow(CabinetCore):
             assert pin_hash is not None
             if not pin_hash_is_valid(pin_hash, MIN_SUPPLIED_ITERATIONS):
                 return refuse(kind, actor, ErrorCode.BAD_PIN_HASH,
-                              "pin_hash must be pbkdf2_sha256 with at least "
-                              f"{MIN_SUPPLIED_ITERATIONS} iterations", body)
+                              "pin_hash must be $pbkdf2-sha256$i=<iterations>$<salt>$<hash> "
+                              f"with at least {MIN_SUPPLIED_ITERATIONS} iterations", body)
             encoded = pin_hash
         courier = Courier(carrier=carrier, courier_id=courier_id, pin_hash=encoded, expires=expires,
                           granted_at=now)

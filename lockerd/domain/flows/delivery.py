@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterator
 from typing import Any
 
 from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, CodeDigest, courier_actor, refuse
+from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, courier_actor, refuse
 from lockerd.domain.model import (
     Change,
     CompartmentState,
@@ -41,8 +40,14 @@ class DeliveryFlow(CabinetCore):
             return refuse(kind, actor, ErrorCode.BAD_STATE, "this waybill is already in the cabinet",
                           body)
         exp = Expectation(carrier=carrier, expected_at=self.now(), **req.model_dump())
-        return Decision(Record(kind, actor, body), changes=(SetExpectation(key=exp.key, value=exp),),
-                        result={"waybill": req.waybill, "expected": True})
+        # Announced either way: a refused one is remembered too, so the courier cannot deliver
+        # it (Art. 22-23); the reply says at once that it must go to the recipient in person.
+        refusal = rules.check_expectation(exp, self.spec.policy)
+        return Decision(Record(kind, actor, {**body, "deliverable": refusal is None}),
+                        changes=(SetExpectation(key=exp.key, value=exp),),
+                        result={"waybill": req.waybill, "expected": True,
+                                "deliverable": refusal is None,
+                                "refusal": None if refusal is None else refusal.value})
 
     def begin_deposit(self, auth: CourierAuth, panel: str, req: Delivery) -> Decision:
         """Rules, then allocation: reserves the compartment whose door is to open."""
@@ -55,10 +60,13 @@ class DeliveryFlow(CabinetCore):
         if refusal is not None:
             return refusal
         expected = self.state.expected.get(expectation_key(auth.carrier, req.waybill))
+        body["expected"] = expected is not None
+        if expected is None and auth.carrier in self.spec.expectation_required:
+            return refuse(kind, actor, ErrorCode.NOT_EXPECTED, RULE_MESSAGES[ErrorCode.NOT_EXPECTED],
+                          body)
         if expected is not None:
-            req = _merge_expectation(req, expected)
-            body["expected"] = True
-        code = rules.check_consent(req) or rules.check_acceptance(req, self.spec.policy)
+            req = rules.with_announcement(req, expected)
+        code = rules.check_delivery(req, expected, self.spec.policy)
         if code is not None:
             return refuse(kind, actor, code, RULE_MESSAGES[code], body)
         if self._live_delivery(auth.carrier, req.waybill) is not None:
@@ -89,8 +97,7 @@ class DeliveryFlow(CabinetCore):
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
-        taken = _Digested({p.code for p in self.live_parcels() if p.code is not None}, self._digest)
-        code = rules.new_code(self._rng, self.spec.policy.code_digits, taken)
+        code = self._issue_code()
         if code is None:
             return refuse(kind, pending.actor, ErrorCode.CODE_SPACE_EXHAUSTED,
                           "no unused pickup code found", {}, compartment_id, parcel.id)
@@ -102,7 +109,7 @@ class DeliveryFlow(CabinetCore):
         event = DomainEvent(parcel.carrier, "parcel.deposited", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "courier_id": parcel.courier_id,
             "compartment": comp.id, "size": comp.size.value, "deposited_at": format_ts(now),
-            "storage_deadline": format_ts(deadline), "pickup_code": code, "notice": note})
+            **rules.deadline_fields(deadline, self.spec), "pickup_code": code, "notice": note})
         ekey = expectation_key(parcel.carrier, parcel.waybill or "")
         consumed: tuple[Change, ...] = ((SetExpectation(key=ekey, value=None),)
                                         if ekey in self.state.expected else ())
@@ -114,34 +121,6 @@ class DeliveryFlow(CabinetCore):
                                 "storage_deadline": format_ts(deadline), "notice": note})
 
 
-class _Digested(Collection[str]):
-    """Codes taken by live parcels, seen through the digest the state keeps them under."""
-
-    def __init__(self, digests: set[str], digest: CodeDigest) -> None:
-        self._digests = digests
-        self._digest = digest
-
-    def __contains__(self, code: object) -> bool:
-        return isinstance(code, str) and self._digest(code) in self._digests
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._digests)
-
-    def __len__(self) -> int:
-        return len(self._digests)
-
-
-def _merge_expectation(req: Delivery, exp: Expectation) -> Delivery:
-    """The carrier's announcement adds consent and flags; it never removes what the courier declared."""
-    return req.model_copy(update={
-        "consent": req.consent or exp.consent,
-        "sender_chose_locker": req.sender_chose_locker or exp.sender_chose_locker,
-        "fresh": req.fresh or exp.fresh,
-        "valuable": req.valuable or exp.valuable,
-        "agreement": req.agreement or exp.agreement,
-        "declared_weight_g": req.declared_weight_g if req.declared_weight_g is not None
-        else exp.declared_weight_g,
-    })
 
 
 def _flags(req: Delivery) -> dict[str, Any]:

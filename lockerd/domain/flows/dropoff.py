@@ -1,4 +1,8 @@
-"""Drop-off and collection (Art. 11, 18-21): a sender leaves a parcel; its carrier collects or rejects it."""
+"""Drop-off and collection (Art. 11, 18-21): a sender leaves a parcel; its carrier collects or rejects it.
+
+At drop-off the sender gets a retrieval code (kept only as a digest, shown once): after a
+rejection it opens the compartment so the sender takes the item back (Art. 21).
+"""
 
 from __future__ import annotations
 
@@ -75,8 +79,12 @@ class DropoffFlow(CabinetCore):
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
+        code = self._issue_code()
+        if code is None:
+            return refuse(kind, pending.actor, ErrorCode.CODE_SPACE_EXHAUSTED,
+                          "no unused retrieval code found", {}, compartment_id, parcel.id)
         received = parcel.model_copy(update={"status": ParcelStatus.DROPOFF_RECEIVED,
-                                             "deposited_at": now})
+                                             "deposited_at": now, "code": self._digest(code)})
         occupied = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "dropoff.received", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
@@ -88,7 +96,7 @@ class DropoffFlow(CabinetCore):
                         changes=(SetParcel(value=received), SetCompartment(value=occupied)),
                         events=(event,),
                         result={"parcel_id": parcel.id, "compartment": comp.id,
-                                "received_at": format_ts(now)})
+                                "received_at": format_ts(now), "retrieval_code": code})
 
     # ---- collection (Art. 20, 21) ---------------------------------------------------------
 
@@ -110,7 +118,8 @@ class DropoffFlow(CabinetCore):
         comp, pending, parcel = got
         actor = pending.actor
         if accept:
-            done = parcel.model_copy(update={"status": ParcelStatus.COLLECTED, "closed_at": now})
+            done = parcel.model_copy(update={"status": ParcelStatus.COLLECTED, "closed_at": now,
+                                             "code": None})
             event = DomainEvent(parcel.carrier, "dropoff.collected", {
                 "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
                 "courier_id": courier_of(actor), "collected_at": format_ts(now)})
@@ -118,7 +127,8 @@ class DropoffFlow(CabinetCore):
                             changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
                             events=(event,), result={"parcel_id": parcel.id, "status": "collected"})
         why = (reason or RejectReason.OTHER).value
-        rejected = parcel.model_copy(update={"status": ParcelStatus.REJECTED, "reason": why})
+        rejected = parcel.model_copy(update={"status": ParcelStatus.REJECTED, "reason": why,
+                                             "rejected_at": now})
         back = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "dropoff.rejected", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
@@ -127,6 +137,28 @@ class DropoffFlow(CabinetCore):
                         changes=(SetParcel(value=rejected), SetCompartment(value=back)),
                         events=(event,),
                         notify_operator=f"drop-off in compartment {comp.id} rejected at collection "
-                                        f"({why})",
+                                        f"({why}); its sender's retrieval code now opens it"
+                                        if parcel.code is not None else
+                                        f"drop-off in compartment {comp.id} rejected at collection "
+                                        f"({why}); staff must clear it",
                         result={"parcel_id": parcel.id, "status": "rejected", "reason": why})
+
+    def confirm_retrieval(self, compartment_id: int) -> Decision:
+        """Door closed after the sender took back a rejected drop-off with the retrieval code."""
+        kind = "retrieve.confirm"
+        now = self.now()
+        got = self._pending(kind, compartment_id, (PendingOp.RETRIEVE,))
+        if isinstance(got, Decision):
+            return got
+        comp, pending, parcel = got
+        done = parcel.model_copy(update={"status": ParcelStatus.RETURNED_TO_SENDER, "code": None,
+                                         "closed_at": now})
+        event = DomainEvent(parcel.carrier, "dropoff.returned_to_sender", {
+            "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
+            "reason": parcel.reason, "returned_at": format_ts(now)})
+        return Decision(Record(kind, pending.actor, {}, comp.id, parcel.id),
+                        changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
+                        events=(event,),
+                        result={"parcel_id": parcel.id, "compartment": comp.id,
+                                "status": ParcelStatus.RETURNED_TO_SENDER.value})
 

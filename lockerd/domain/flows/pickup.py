@@ -1,21 +1,28 @@
-"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused."""
+"""Pickup and refusal (Art. 25, 26): a recipient's code opens the door; the parcel is taken or refused.
+
+The same code entry serves a sender whose drop-off was rejected (Art. 21): their retrieval code
+opens its compartment (a `retrieve` operation, confirmed in the drop-off flow).
+"""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
-from lockerd.domain import limiter, rules
+from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, emptied, panel_actor, refuse
+from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
-    CODE_STATUSES,
     CompartmentState,
+    ParcelKind,
     ParcelStatus,
     Pending,
     PendingOp,
     SetCompartment,
     SetParcel,
+    claimable_by_code,
 )
 from lockerd.domain.requests import RefusalReason
 from lockerd.domain.timefmt import format_ts
@@ -24,31 +31,56 @@ from lockerd.domain.timefmt import format_ts
 class PickupFlow(CabinetCore):
     """Begin a pickup, then confirm it or the refusal."""
 
-    def begin_pickup(self, panel: str, code: str) -> Decision:
-        """A recipient's code opens its compartment; wrong codes count against the panel."""
+    def begin_pickup(self, panel: str, code: str, accept_fee_cents: int | None = None) -> Decision:
+        """A recipient's code opens its compartment; wrong codes count against the caller and the
+        cabinet.
+
+        A fee (after the free period, Art. 25) is shown before the door opens: the first try
+        is refused `fee_due` with the amount, the recipient confirms it by sending it back as
+        `accept_fee_cents`; the pickup records the fee accepted then."""
         kind = "pickup.begin"
         actor = panel_actor(panel)
         now = self.now()
         body: dict[str, Any] = {"panel": panel}
-        until = limiter.locked_until(self.state.limiters.get(panel), now)
+        until = self._lockout(panel, Credential.CODE, now)
         if until is not None:
             return refuse(kind, actor, ErrorCode.LOCKED_OUT, "too many wrong codes; try later",
                           body, result={"locked_until": format_ts(until)})
         digest = self._digest(code)
         parcel = next((p for p in self.live_parcels()
-                       if p.code is not None and p.status in CODE_STATUSES and p.code == digest), None)
-        if parcel is None:
-            return self._wrong_credential(kind, actor, panel, code=ErrorCode.WRONG_CODE,
-                                          message="unknown pickup code", body=body)
-        comp = self.state.compartments[parcel.compartment]
-        if comp.state is CompartmentState.BLOCKED:
-            return refuse(kind, actor, ErrorCode.COMPARTMENT_BLOCKED,
-                          "compartment out of service; staff are notified", body, comp.id, parcel.id)
-        if comp.state is not CompartmentState.OCCUPIED:
-            return refuse(kind, actor, ErrorCode.BAD_STATE, "compartment busy", body, comp.id,
-                          parcel.id)
+                       if p.code == digest and claimable_by_code(p)), None)
+        comp = None if parcel is None else self.state.compartments[parcel.compartment]
+        if parcel is None or comp is None or comp.state is not CompartmentState.OCCUPIED:
+            wrong = self._wrong_credential(kind, actor, panel, Credential.CODE,
+                                           code=ErrorCode.WRONG_CODE,
+                                           message="unknown pickup code", body=body)
+            if parcel is None or comp is None:
+                return wrong
+            # A right code whose compartment cannot open (blocked, or its door already under way)
+            # answers exactly like a wrong one and counts: a different answer would tell a guesser
+            # it hit a live code. Only the log row (compartment, parcel) and the operator know.
+            return replace(wrong, record=replace(wrong.record, compartment=comp.id,
+                                                 parcel_id=parcel.id),
+                           notify_operator=f"a valid pickup code was entered for compartment "
+                                           f"{comp.id}, which is {comp.state.value}")
+        if parcel.kind is ParcelKind.DROPOFF:
+            # the sender takes back a drop-off its carrier rejected (Art. 21)
+            retrieving = comp.model_copy(update={
+                "state": CompartmentState.OPENING,
+                "pending": Pending(op=PendingOp.RETRIEVE, actor=actor, panel=panel, since=now)})
+            return Decision(Record(kind, actor, {**body, "retrieval": True}, comp.id, parcel.id),
+                            changes=(*self._limiter_success(panel), SetCompartment(value=retrieving)),
+                            open_door=comp.id,
+                            result={"compartment": comp.id, "parcel_id": parcel.id,
+                                    "retrieval": True})
         assert parcel.deadline is not None
-        fee = rules.fee_cents(parcel.deadline, now, self.spec.policy)
+        fee = self._fee(parcel, now)
+        if fee > 0 and accept_fee_cents != fee:
+            return refuse(kind, actor, ErrorCode.FEE_DUE,
+                          f"a fee of {fee} fen is due; confirm it to open the door", body,
+                          comp.id, parcel.id,
+                          result={"fee_cents": fee, **rules.deadline_fields(parcel.deadline,
+                                                                            self.spec)})
         opening = comp.model_copy(update={
             "state": CompartmentState.OPENING,
             "pending": Pending(op=PendingOp.PICKUP, actor=actor, panel=panel, since=now)})
@@ -67,13 +99,15 @@ class PickupFlow(CabinetCore):
             return got
         comp, pending, parcel = got
         assert parcel.deadline is not None
-        fee = rules.fee_cents(parcel.deadline, now, self.spec.policy)
+        # the fee the recipient accepted when the door opened, not one grown since
+        fee = self._fee(parcel, pending.since)
         done = parcel.model_copy(update={"status": ParcelStatus.PICKED_UP, "code": None,
                                          "closed_at": now, "fee_cents": fee})
         event = DomainEvent(parcel.carrier, "parcel.picked_up", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "picked_up_at": format_ts(now), "fee_cents": fee,
-            "overdue": parcel.status is ParcelStatus.OVERDUE})
+            "overdue": parcel.status is ParcelStatus.OVERDUE,
+            **rules.deadline_fields(parcel.deadline, self.spec)})
         return Decision(Record(kind, pending.actor, {"fee_cents": fee}, comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
                         events=(event,), result={"parcel_id": parcel.id, "fee_cents": fee})
@@ -91,7 +125,7 @@ class PickupFlow(CabinetCore):
         back = comp.model_copy(update={"state": CompartmentState.OCCUPIED, "pending": None})
         event = DomainEvent(parcel.carrier, "parcel.refused", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
-            "reason": reason.value, "refused_at": format_ts(now)})
+            "reason": reason.value, "refused_at": format_ts(now), **self._deadline(parcel)})
         return Decision(Record(kind, pending.actor, {"reason": reason.value}, comp.id, parcel.id),
                         changes=(SetParcel(value=refused), SetCompartment(value=back)),
                         events=(event,), result={"parcel_id": parcel.id, "reason": reason.value})

@@ -39,7 +39,7 @@ class ReturnFlow(CabinetCore):
             ids.append(parcel.id)
             events.append(DomainEvent(parcel.carrier, "parcel.overdue", {
                 "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": parcel.compartment,
-                "storage_deadline": format_ts(parcel.deadline), "overdue_at": format_ts(now)}))
+                **self._deadline(parcel), "overdue_at": format_ts(now)}))
         return Decision(Record("overdue.sweep", "system", {"parcels": ids}), changes=tuple(changes),
                         events=tuple(events), result={"overdue": ids})
 
@@ -87,7 +87,7 @@ class ReturnFlow(CabinetCore):
         event = DomainEvent(parcel.carrier, "parcel.returned", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "courier_id": courier_of(pending.actor), "from_status": parcel.status.value,
-            "returned_at": format_ts(now)})
+            "returned_at": format_ts(now), **self._deadline(parcel)})
         return Decision(Record(kind, pending.actor, {"from_status": parcel.status.value},
                                comp.id, parcel.id),
                         changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),

@@ -1,0 +1,73 @@
+// The recipient's screens: the code on the keypad, the fee where one applies (Art. 25), then the door.
+
+import { post } from "./api.js";
+import { errorText, t } from "./i18n.js";
+import { applyKey, button, field, h, keypad } from "./ui.js";
+
+export function pickupCode(app) {
+  const flow = app.state.flow;
+  flow.code ??= "";
+  const labels = { keypad: t("code_label"), del: t("del"), clear: t("clear") };
+  const submit = () => submitCode(app, 0);
+  return [
+    h("h2", {}, t("code_title")),
+    h("div", { class: "cols" },
+      h("div", {},
+        field("code", t("code_label"), flow.code, { secret: false, oninput: (v) => { flow.code = v.replace(/\D/g, "").slice(0, 8); } }),
+        flow.error ? h("p", { class: "notice warn", role: "alert", id: "code-error" }, flow.error) : null,
+        h("div", { class: "row" },
+          button(t("open_door"), submit, { class: "primary", id: "code-ok", disabled: flow.busy || undefined }),
+          button(t("back"), () => app.home(), { id: "back" }))),
+      keypad("digits", (k) => { flow.code = applyKey(flow.code, k, 8); flow.error = null; app.render(); }, labels)),
+  ];
+}
+
+async function submitCode(app, acceptFee) {
+  const flow = app.state.flow;
+  if (!/^\d{6,8}$/.test(flow.code)) {
+    flow.error = errorText("wrong_code");
+    app.render();
+    return;
+  }
+  performance.mark("code-submit");
+  flow.busy = true;
+  const reply = await post("pickup", { code: flow.code, accept_fee_cents: acceptFee });
+  flow.busy = false;
+  if (reply.ok) {
+    flow.code = "";
+    app.startOp("pickup", reply.result);
+    performance.mark("door-shown");
+    const m = performance.measure("code-to-door", "code-submit", "door-shown");
+    app.metrics.push(m.duration);
+    return;
+  }
+  const code = reply.error.code;
+  const result = reply.result ?? {};
+  if (code === "fee_due") {
+    flow.fee = result.fee_cents;
+    app.show(feeScreen);
+    return;
+  }
+  flow.code = "";
+  if (code === "wrong_code" && result.attempts_left !== undefined && !result.locked_until) {
+    flow.error = t("wrong_code", { n: result.attempts_left });
+  } else if (result.locked_until) {
+    const until = new Date(result.locked_until);
+    flow.error = t("locked_out", { time: until.toLocaleTimeString(document.documentElement.lang, { hour: "2-digit", minute: "2-digit" }) });
+  } else {
+    flow.error = errorText(code);
+  }
+  app.show(pickupCode);
+}
+
+function feeScreen(app) {
+  const flow = app.state.flow;
+  const fee = (flow.fee / 100).toFixed(2);
+  return [
+    h("h2", {}, t("fee_title")),
+    h("p", { class: "big", id: "fee-text" }, t("fee_text", { h: app.state.info.storage_hours, fee })),
+    h("div", { class: "row" },
+      button(t("fee_accept"), () => submitCode(app, flow.fee), { class: "primary", id: "fee-accept" }),
+      button(t("cancel"), () => app.home(), { id: "fee-cancel" })),
+  ];
+}
