@@ -527,6 +527,10 @@ def breakdown(n: int) -> list[tuple[str, float]]:
         ("alignment (two affine warps)", _median_ms(lambda: (align(g, m), align(np.ones_like(g), m)), n)),
         ("structure, global and 8x6 tiles", _median_ms(lambda: compare(ref, aligned, valid, 0.3), n)),
         ("verdict", _median_ms(lambda: decide(s, Thresholds(), ref.stats), n)),
+        ("score() as a whole: statistics, frame difference, registration, alignment, structure",
+         _median_ms(lambda: score(ref, g, g, bounds=Bounds()), n)),
+        ("reference rebuild (make_reference; once per ~45 samples while drift is followed)",
+         _median_ms(lambda: make_reference(g), max(10, n // 10))),
     ]
 
 
