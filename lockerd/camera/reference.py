@@ -121,11 +121,14 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     sxy = blur(centred * ref.centred) - mu * ref.mu
     local = np.sqrt(s2).astype(np.float32)
     contrast = _tile_mean(local, ref.tiles)
-    # the stabiliser follows the frame's local contrast (the light's gain): sized for the reference
-    # alone, it makes a frame with almost no local contrast (black, a cloth, a smooth gradient of
-    # an illuminator on one) "match" any structure, as (0 + c3) / (0 + c3) = 1
-    level = float(contrast.mean()) / (float(ref.tile_contrast.mean()) + _EPS)
-    c3 = max(ref.c3 * min(1.0, level), _C3_FLOOR)
+    # the stabiliser follows the frame's contrast (the light's gain): sized for the reference
+    # alone, it makes a frame with almost no contrast "match" any structure, as
+    # (0 + c3) / (0 + c3) = 1. Both scales must show contrast: a smooth gradient (an infrared
+    # illuminator's fall-off on a cloth) keeps the global one, sensor noise on a black frame the
+    # local one when the scene itself is smooth
+    local_gain = float(contrast.mean()) / (float(ref.tile_contrast.mean()) + _EPS)
+    global_gain = float(cv2.meanStdDev(gray)[1][0, 0]) / max(ref.stats.std, 1.0)
+    c3 = max(ref.c3 * min(1.0, local_gain, global_gain), _C3_FLOOR)
     s_map = (sxy + c3) / (local * ref.sigma + c3)
     weight = ref.weight if valid is None else ref.weight * valid
     weighted = np.asarray(s_map * weight, dtype=np.float32)
