@@ -1,21 +1,33 @@
-"""Pure frame analysis for the camera guard: scores of one frame against a reference, and a verdict."""
+"""Pure frame analysis for the camera guard: scores of one frame against a reference, and a verdict.
+
+A frame is first aligned to the reference within bounds (`registration`), then compared with it
+structurally, globally and tile by tile (`reference`). Whether the scene can still be seen is
+decided by its structure, against the reference of the frame's light regime; brightness and
+uniformity only name the reason (dark, covered) once the structure is gone, so a scene dark or
+flat by nature stays OK while a cover in front of it does not.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
 
 import cv2
 import numpy as np
-import numpy.typing as npt
 
-Gray = npt.NDArray[np.float32]
+from lockerd.camera.frames import FrameStats, Gray, frame_stats
+from lockerd.camera.reference import Reference, compare
+from lockerd.camera.registration import IDENTITY, Bounds, Motion, align, register
 
-# Stabiliser of the SSIM structure term ((0.03*255)^2 / 2, as in Wang et al. 2004): flat patches
-# in both images count as "the same structure" instead of dividing noise by noise.
-_C3 = (0.03 * 255.0) ** 2 / 2.0
 _EPS = 1e-6
+_CV_OFFSET = 2.0
+_MOVED_MIN, _MOVED_MARGIN, _MOVED_FAR = 0.5, 0.1, 3.0
+"""A movement found beyond the bounds counts as the camera turned when compensating it explains
+the picture (similarity at least _MOVED_MIN): the scene is there, only too far off. A person close
+to the lens pulls the fit a little beyond the bounds while the unmoved picture explains the frame
+as well, so a movement up to _MOVED_FAR times the shift bound must explain it clearly better than
+none (by _MOVED_MARGIN). A larger displacement is no such artefact: it counts even when the scene
+repeats itself (a row of identical doors one door further looks alike)."""
 
 
 class Verdict(StrEnum):
@@ -27,7 +39,7 @@ class Verdict(StrEnum):
     FROZEN = "frozen"        # frames arrive but the picture does not change at all
     BLINDED = "blinded"      # saturated (torch, laser, overexposure)
     DARK = "dark"            # lens covered with something opaque or lights out
-    COVERED = "covered"      # uniform picture: cloth, tape, hand close to the lens
+    COVERED = "covered"      # uniform picture, or most of the view flattened: cloth, tape, hand
     DEFOCUSED = "defocused"  # edge energy gone: focus turned, grease, spray on the lens
     SPRAYED = "sprayed"      # contrast veiled by paint or fog on the lens
     REDIRECTED = "redirected"  # the camera looks somewhere else
@@ -48,44 +60,42 @@ class Verdict(StrEnum):
 class Thresholds:
     """Decision thresholds (from the [camera] config section)."""
 
-    dark_brightness: float = 28.0
-    covered_std: float = 7.0
-    covered_entropy: float = 3.0
+    dark_brightness: float = 6.0
+    dark_ratio: float = 0.35
+    covered_std: float = 2.0
+    covered_entropy: float = 2.0
     saturated_fraction: float = 0.45
     blinded_brightness: float = 235.0
     sharpness_ratio_min: float = 0.25
     edge_ratio_min: float = 0.25
     contrast_ratio_min: float = 0.45
-    similarity_min: float = 0.50
-    covered_lost: float = 0.50
+    similarity_min: float = 0.25
+    tile_similarity_min: float = 0.3
+    covered_lost: float = 0.5
+    redirected_lost: float = 0.85
     frozen_diff: float = 0.05
 
 
 @dataclass(frozen=True, slots=True)
-class FrameStats:
-    """Reference-free statistics of one analysis frame (grayscale, 0-255)."""
-
-    brightness: float   # mean gray level
-    std: float          # global contrast
-    entropy: float      # bits of the gray-level histogram, 0..8
-    saturated: float    # fraction of pixels at >= 250
-    sharpness: float    # Laplacian variance over intensity variance: scale-free edge energy
-    edge_density: float  # fraction of pixels with a strong Laplacian response
-
-
-@dataclass(frozen=True, slots=True)
 class Scores:
-    """Everything the verdict is decided from; all values bounded (see `bounds`)."""
+    """Everything the verdict is decided from; all values bounded (see the tests' BOUNDS)."""
 
     brightness: float
     std: float
     entropy: float
     saturated: float
-    sharpness_ratio: float  # vs reference, 0..10
+    brightness_ratio: float  # vs reference, 0..10
+    sharpness_ratio: float  # fine detail vs reference, median over the tiles, light-corrected, 0..10
     edge_ratio: float       # vs reference, 0..10
     contrast_ratio: float   # coefficient of variation vs reference, 0..10
-    similarity: float       # texture-weighted SSIM structure term vs reference, -1..1
-    lost: float             # share of the reference's texture flattened (partly covered), 0..1
+    similarity: float       # texture-weighted SSIM structure term vs reference (aligned), -1..1
+    lost: float             # share of the reference's textured tiles not showing it any more, 0..1
+    flat: float             # share of those tiles flattened (something uniform in front), 0..1
+    shift: float            # camera movement found by registration, analysis pixels, 0..
+    rotation: float         # degrees, -180..180
+    aligned: float          # 1 when the movement was within bounds and compensated, else 0
+    moved_similarity: float  # similarity had a movement beyond the bounds been compensated (-1: none)
+    beyond: float           # the movement's shift in multiples of the shift bound (0: within), 0..1e4
     change: float           # mean absolute difference to the previous sample, 0..255 (-1: none)
 
     def as_dict(self) -> dict[str, float]:
@@ -93,146 +103,102 @@ class Scores:
         return {name: round(float(getattr(self, name)), 4) for name in self.__slots__}
 
 
-@dataclass(frozen=True, slots=True)
-class Reference:
-    """The learnt empty scene: its analysis image and precomputed local statistics."""
-
-    gray: Gray
-    mu: Gray
-    sigma2: Gray
-    weight: Gray
-    stats: FrameStats
-
-
-def as_u8(img: npt.NDArray[Any]) -> npt.NDArray[np.uint8]:
-    """The same array typed as uint8 (no copy when it already is)."""
-    return np.asarray(img, dtype=np.uint8)
-
-
-def prepare(frame: npt.NDArray[Any], size: tuple[int, int]) -> Gray:
-    """BGR/BGRA/gray uint8 frame -> small float32 grayscale (width, height = size)."""
-    if frame.ndim == 3 and frame.shape[2] == 3:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGR2GRAY)
-    elif frame.ndim == 3 and frame.shape[2] == 4:
-        gray = cv2.cvtColor(frame, cv2.COLOR_BGRA2GRAY)
-    elif frame.ndim == 3:
-        gray = np.ascontiguousarray(frame[:, :, 0])
-    elif frame.ndim == 2:
-        gray = frame
-    else:
-        raise ValueError(f"not an image: shape {frame.shape}")
-    interp = cv2.INTER_AREA if gray.shape[1] >= size[0] else cv2.INTER_LINEAR
-    small = cv2.resize(gray, size, interpolation=interp)
-    return small.astype(np.float32)
-
-
-def _blur(img: Gray) -> Gray:
-    return np.asarray(cv2.GaussianBlur(img, (7, 7), 1.5), dtype=np.float32)
-
-
-def frame_stats(gray: Gray) -> FrameStats:
-    """Reference-free statistics of an analysis frame."""
-    mean = float(gray.mean())
-    std = float(gray.std())
-    hist = np.bincount(np.clip(gray, 0, 255).astype(np.uint8).ravel(), minlength=256)
-    p = hist[hist > 0] / gray.size
-    entropy = float(-(p * np.log2(p)).sum())
-    saturated = float((gray >= 250).mean())
-    lap = cv2.Laplacian(gray, cv2.CV_32F, ksize=3)
-    lap_var = float(lap.var())
-    sharpness = min(lap_var / (std * std + 1.0), 1e3)
-    edge_density = float((np.abs(lap) > max(2.0 * std, 8.0)).mean())
-    return FrameStats(mean, std, max(0.0, entropy), saturated, sharpness, edge_density)
-
-
-def make_reference(gray: Gray) -> Reference:
-    """Precompute what each comparison with the reference needs."""
-    mu = _blur(gray)
-    sigma2 = np.maximum(_blur(gray * gray) - mu * mu, 0.0).astype(np.float32)
-    weight = (np.sqrt(sigma2) + 2.0).astype(np.float32)
-    return Reference(gray.copy(), mu, sigma2, weight, frame_stats(gray))
-
-
-def blend_reference(ref: Reference, gray: Gray, alpha: float) -> Reference:
-    """Move the reference a step `alpha` (0..1) towards the current frame (daylight drift)."""
-    a = float(np.clip(alpha, 0.0, 1.0))
-    mixed = cv2.addWeighted(ref.gray, 1.0 - a, gray, a, 0.0)
-    return make_reference(np.asarray(mixed, dtype=np.float32))
-
-
-def similarity(ref: Reference, gray: Gray) -> tuple[float, float]:
-    """(structure similarity, lost fraction) of a frame against the reference.
-
-    Similarity: texture-weighted mean of the SSIM structure term, blind to light gain and offset.
-    Lost: texture-weighted share of the reference's textured area where the local contrast fell
-    below 1/5 of the reference's (something flat in front of the lens there); a light change
-    scales contrast evenly and stays far below that until the picture is dark anyway.
-    """
-    mu = _blur(gray)
-    s2 = np.maximum(_blur(gray * gray) - mu * mu, 0.0)
-    sxy = _blur(gray * ref.gray) - mu * ref.mu
-    s_map = (sxy + _C3) / (np.sqrt(s2 * ref.sigma2) + _C3)
-    wsum = float(ref.weight.sum()) + _EPS
-    value = float((s_map * ref.weight).sum()) / wsum
-    lost_mask = (s2 * 25.0 < ref.sigma2) & (ref.sigma2 > 16.0)
-    lost = float((ref.weight * lost_mask).sum()) / wsum
-    return float(np.clip(value, -1.0, 1.0)), float(np.clip(lost, 0.0, 1.0))
-
-
 def _ratio(value: float, ref: float) -> float:
     return float(np.clip(value / (ref + _EPS), 0.0, 10.0))
 
 
-def score(ref: Reference, gray: Gray, previous: Gray | None) -> Scores:
-    """All scores of an analysis frame against the reference (and the previous sample)."""
+def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds | None = None,
+          tile_min: float = 0.3) -> tuple[Scores, Gray]:
+    """All scores of an analysis frame against the reference (and the previous sample).
+
+    Returns the scores and the frame as compared (aligned into the reference's geometry when the
+    camera moved within `bounds`; `bounds` None compares without registration).
+    """
     st = frame_stats(gray)
     rs = ref.stats
-    cv_now = st.std / (st.brightness + 10.0)
-    cv_ref = rs.std / (rs.brightness + 10.0)
     change = -1.0
     if previous is not None and previous.shape == gray.shape:
-        change = float(np.abs(gray - previous).mean())
-    sim, lost = similarity(ref, gray)
+        change = float(cv2.mean(cv2.absdiff(gray, previous))[0])
+    motion: Motion = IDENTITY if bounds is None else register(ref.reg, gray, bounds)
+    compared, valid = gray, None
+    if motion.within and not motion.negligible:
+        compared = align(gray, motion)
+        valid = align(np.ones_like(gray), motion)
+    structure = compare(ref, compared, valid, tile_min)
+    moved, beyond = -1.0, 0.0
+    if not motion.within:  # rare: would the scene be there, had the camera not moved this far?
+        moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
+        if bounds is not None and bounds.max_shift > 0:
+            beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
+    # contrast over level: a veil of paint adds light and takes contrast, less light takes both
+    # alike (the offset only keeps a black frame's ratio defined)
+    cv_now = st.std / (st.brightness + _CV_OFFSET)
+    cv_ref = rs.std / (rs.brightness + _CV_OFFSET)
     return Scores(
         brightness=st.brightness,
         std=st.std,
         entropy=st.entropy,
         saturated=st.saturated,
-        sharpness_ratio=_ratio(st.sharpness, rs.sharpness),
+        brightness_ratio=_ratio(st.brightness + 1.0, rs.brightness + 1.0),
+        sharpness_ratio=structure.sharpness,
         edge_ratio=_ratio(st.edge_density, rs.edge_density),
         contrast_ratio=_ratio(cv_now, cv_ref),
-        similarity=sim,
-        lost=lost,
+        similarity=structure.similarity,
+        lost=structure.lost,
+        flat=structure.flat,
+        shift=float(min(motion.shift, 1e4)),
+        rotation=float(motion.rotation_deg),
+        aligned=1.0 if motion.within else 0.0,
+        moved_similarity=moved,
+        beyond=beyond,
         change=change,
-    )
+    ), compared
 
 
-def classify_absolute(st: FrameStats, t: Thresholds) -> Verdict:
-    """The checks that need no reference: blinded, dark, covered (also used while learning)."""
-    if st.saturated >= t.saturated_fraction or st.brightness >= t.blinded_brightness:
-        return Verdict.BLINDED
-    if st.brightness <= t.dark_brightness:
-        return Verdict.DARK
-    if st.std <= t.covered_std or st.entropy <= t.covered_entropy:
-        return Verdict.COVERED
-    return Verdict.OK
+def blinded(st: FrameStats, t: Thresholds) -> bool:
+    """Saturated or too bright to show anything, whatever the scene (also refuses learning)."""
+    return st.saturated >= t.saturated_fraction or st.brightness >= t.blinded_brightness
 
 
-def classify(s: Scores, t: Thresholds) -> Verdict:
-    """The verdict of one frame, ignoring time (frozen needs time: see `is_still`)."""
-    absolute = classify_absolute(
-        FrameStats(s.brightness, s.std, s.entropy, s.saturated, 0.0, 0.0), t)
-    if absolute is not Verdict.OK:
-        return absolute
-    if s.lost >= t.covered_lost:
-        return Verdict.COVERED
-    if s.sharpness_ratio <= t.sharpness_ratio_min or s.edge_ratio <= t.edge_ratio_min:
-        return Verdict.DEFOCUSED
+def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
+    """The verdict of one frame (ignoring time: frozen needs time, see `is_still`) and the check
+    that decided it."""
+    structure_gone = (s.flat >= t.covered_lost or s.lost >= t.redirected_lost
+                      or s.similarity <= t.similarity_min)
+    if s.brightness >= t.blinded_brightness and ref.brightness < t.blinded_brightness:
+        return Verdict.BLINDED, "brightness"
+    if s.saturated >= t.saturated_fraction and s.saturated - ref.saturated >= t.saturated_fraction / 2:
+        return Verdict.BLINDED, "saturation"
+    if structure_gone:  # the scene cannot be seen: say why, the light first
+        if s.brightness <= t.dark_brightness:
+            return Verdict.DARK, "black"
+        if s.brightness_ratio <= t.dark_ratio:
+            return Verdict.DARK, "darker_than_regime"
+        if s.std <= t.covered_std or s.entropy <= t.covered_entropy:
+            return Verdict.COVERED, "uniform"
+        if s.flat >= t.covered_lost:
+            return Verdict.COVERED, "tiles_flattened"
+    # a lens out of focus loses fine detail everywhere and its strong edges with it; either alone
+    # also follows the scene (a plain figure in front, infrared light that flattens some textures)
+    if s.sharpness_ratio <= t.sharpness_ratio_min and s.edge_ratio <= t.edge_ratio_min * 2:
+        return Verdict.DEFOCUSED, "sharpness"
+    if s.edge_ratio <= t.edge_ratio_min and s.sharpness_ratio <= t.sharpness_ratio_min * 2:
+        return Verdict.DEFOCUSED, "edges"
     if s.contrast_ratio <= t.contrast_ratio_min:
-        return Verdict.SPRAYED
+        return Verdict.SPRAYED, "contrast"
+    if s.moved_similarity >= _MOVED_MIN and (s.beyond >= _MOVED_FAR
+                                             or s.moved_similarity >= s.similarity + _MOVED_MARGIN):
+        return Verdict.REDIRECTED, "moved"
+    if s.lost >= t.redirected_lost:
+        return Verdict.REDIRECTED, "tiles_lost"
     if s.similarity <= t.similarity_min:
-        return Verdict.REDIRECTED
-    return Verdict.OK
+        return Verdict.REDIRECTED, "similarity"
+    return Verdict.OK, "ok"
+
+
+def classify(s: Scores, t: Thresholds, ref: FrameStats) -> Verdict:
+    """The verdict of one frame, ignoring time (frozen needs time: see `is_still`)."""
+    return decide(s, t, ref)[0]
 
 
 def is_still(s: Scores, t: Thresholds) -> bool:

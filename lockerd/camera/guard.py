@@ -15,29 +15,18 @@ from typing import Any, Protocol, runtime_checkable
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from lockerd.api.server import ApiServer, Caller, Role
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity, utc_now
 from lockerd.app.supervisor import Component
-from lockerd.camera.analysis import (
-    Gray,
-    Reference,
-    Scores,
-    Thresholds,
-    Verdict,
-    blend_reference,
-    classify,
-    classify_absolute,
-    frame_stats,
-    is_still,
-    make_reference,
-    prepare,
-    score,
-)
+from lockerd.camera.analyser import Analyser
+from lockerd.camera.analysis import Scores, Verdict
 from lockerd.camera.evidence import EvidenceRef, EvidenceStore
 from lockerd.camera.gate import GateChange, GateLogic
+from lockerd.camera.regimes import Regime
 from lockerd.config import Camera as CameraConfig
-from lockerd.drivers.base import Frame, FrameSource
+from lockerd.drivers.base import FrameSource
 
 log = logging.getLogger(__name__)
 
@@ -90,74 +79,6 @@ class EvidencePlace:
     key: bytes | Secrets
 
 
-def thresholds_from(cfg: CameraConfig) -> Thresholds:
-    """Analysis thresholds from the [camera] section."""
-    return Thresholds(
-        dark_brightness=cfg.dark_brightness, covered_std=cfg.covered_std,
-        covered_entropy=cfg.covered_entropy, covered_lost=cfg.covered_lost,
-        saturated_fraction=cfg.saturated_fraction,
-        blinded_brightness=cfg.blinded_brightness, sharpness_ratio_min=cfg.sharpness_ratio_min,
-        edge_ratio_min=cfg.edge_ratio_min, contrast_ratio_min=cfg.contrast_ratio_min,
-        similarity_min=cfg.similarity_min, frozen_diff=cfg.frozen_diff)
-
-
-class Analyser:
-    """Per-sample judgement with the state it needs (reference, previous frame, stillness).
-
-    Runs in the guard's single analysis thread; not shared.
-    """
-
-    def __init__(self, cfg: CameraConfig, reference: Gray | None = None) -> None:
-        self.cfg = cfg
-        self.t = thresholds_from(cfg)
-        self.size = (cfg.analysis_width, cfg.analysis_height)
-        self.ref: Reference | None = make_reference(reference) if reference is not None else None
-        self._learn: list[Gray] = []
-        self._prev: Gray | None = None
-        self._still_since: float | None = None
-        self._last_update: float | None = None
-
-    def analyse(self, frame: Frame, now: float, gate_open: bool) -> tuple[Verdict, Scores | None]:
-        """Verdict and scores of one sampled frame at time `now`."""
-        gray = prepare(frame, self.size)
-        if self.ref is None:
-            return self._learning(gray), None
-        s = score(self.ref, gray, self._prev)
-        self._prev = gray
-        verdict = classify(s, self.t)
-        if is_still(s, self.t):
-            self._still_since = self._still_since if self._still_since is not None else now
-        else:
-            self._still_since = None
-        if (verdict is Verdict.OK and self._still_since is not None
-                and now - self._still_since >= self.cfg.frozen_after_s):
-            verdict = Verdict.FROZEN
-        # daylight drift: learn slowly, and only from frames that are plainly the empty scene
-        if verdict is Verdict.OK and gate_open and s.similarity >= self.cfg.relearn_similarity:
-            dt = now - self._last_update if self._last_update is not None else 0.0
-            if dt > 0:
-                self.ref = blend_reference(self.ref, gray, min(1.0, dt / self.cfg.relearn_tau_s))
-            self._last_update = now
-        else:
-            self._last_update = None
-        return verdict, s
-
-    def _learning(self, gray: Gray) -> Verdict:
-        absolute = classify_absolute(frame_stats(gray), self.t)
-        if absolute is not Verdict.OK:
-            self._learn.clear()
-            return absolute
-        self._learn.append(gray)
-        if len(self._learn) >= self.cfg.learn_frames:
-            mean = np.mean(np.stack(self._learn), axis=0).astype(np.float32)
-            self.ref = make_reference(mean)
-            self._learn.clear()
-            log.info("camera reference of the empty scene learnt from %d frames",
-                     self.cfg.learn_frames)
-        self._prev = gray
-        return Verdict.LEARNING
-
-
 class CameraGuard(Component):
     """Samples the FrameSource, runs the analysis off the loop, and keeps the intake gate.
 
@@ -207,12 +128,12 @@ class CameraGuard(Component):
         self._pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="camera-analysis")
         if self.cfg.reference_file is not None and self._analyser.ref is None:
             path = self.cfg.reference_file
-            gray = await asyncio.get_running_loop().run_in_executor(
-                self._pool, _load_reference, path, self._analyser.size)
-            if gray is None:
+            img = await asyncio.get_running_loop().run_in_executor(self._pool, _load_image, path)
+            if img is None:
                 log.warning("camera reference %s unreadable; learning the scene instead", path)
             else:
-                self._analyser.ref = make_reference(gray)
+                regime = self._analyser.set_reference(img)
+                log.info("camera reference %s loaded as the %s regime's", path, regime.value)
         await self.source.start()
         if self.evidence is not None:
             await self.evidence.open()
@@ -327,12 +248,17 @@ class CameraGuard(Component):
     def status(self) -> dict[str, Any]:
         """Verdict, scores and gate state for `lockerctl camera` (no personal data)."""
         now = self._clock()
+        judged = self._analyser.judgement
         age = None if self._last_frame_at is None else round(now - self._last_frame_at, 3)
         return {
             "verdict": self.gate.verdict.value,
             "intake": {"open": self.is_open(), "reason": self.reason()},
             "scores": self.scores.as_dict() if self.scores is not None else None,
             "reference": "learnt" if self._analyser.ref is not None else "learning",
+            "regime": _value(judged.regime),
+            "compared_with": _value(judged.reference),
+            "regimes": [r.value for r in self._analyser.bank.learnt],
+            "check": judged.check,
             "frame_age_s": age,
             "samples": self.samples,
             "source": getattr(self.source, "state", None),
@@ -345,6 +271,10 @@ class CameraGuard(Component):
         api.route("camera.status", {Role.TECH}, None, camera_status)
 
 
-def _load_reference(path: Path, size: tuple[int, int]) -> Gray | None:
+def _load_image(path: Path) -> npt.NDArray[np.uint8] | None:
     img = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    return None if img is None else prepare(img, size)
+    return None if img is None else np.asarray(img, dtype=np.uint8)
+
+
+def _value(regime: Regime | None) -> str | None:
+    return None if regime is None else regime.value

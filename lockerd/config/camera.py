@@ -41,27 +41,63 @@ class Camera(Strict):
     frozen_diff: float = Field(default=0.05, ge=0, le=5,
                                description="Mean gray-level change between samples below which a "
                                            "sample counts as still.")
-    dark_brightness: float = Field(default=28.0, ge=0, le=128, description="Mean gray at or below: dark.")
-    covered_std: float = Field(default=7.0, ge=0, le=64,
-                               description="Gray-level standard deviation at or below: covered.")
-    covered_entropy: float = Field(default=3.0, ge=0, le=8,
-                                   description="Histogram entropy (bits) at or below: covered.")
-    covered_lost: float = Field(default=0.50, gt=0, le=1,
-                                description="Share of the scene's texture flattened (a hand or tape over "
-                                            "part of the lens) at or above: covered.")
+    dark_brightness: float = Field(default=6.0, ge=0, le=128,
+                                   description="Mean gray at or below, once the scene's structure "
+                                               "is gone: dark (black), not covered.")
+    dark_ratio: float = Field(default=0.35, gt=0, le=1,
+                              description="Mean gray at or below this share of the light regime's "
+                                          "reference, with the scene's structure gone: dark "
+                                          "(covered lens); a scene dim by nature stays OK.")
+    covered_std: float = Field(default=2.0, ge=0, le=64,
+                               description="Gray-level standard deviation at or below, once the "
+                                           "scene's structure is gone: covered (uniform).")
+    covered_entropy: float = Field(default=2.0, ge=0, le=8,
+                                   description="Histogram entropy (bits) at or below, once the "
+                                               "scene's structure is gone: covered.")
+    covered_lost: float = Field(default=0.5, gt=0, le=1,
+                                description="Share of the scene's textured tiles flattened (a hand, "
+                                            "cloth or tape over part of the lens) at or above: "
+                                            "covered.")
+    redirected_lost: float = Field(default=0.85, gt=0, le=1,
+                                   description="Share of the scene's textured tiles no longer showing "
+                                               "it at or above: redirected.")
+    tile_similarity_min: float = Field(default=0.3, ge=-1, le=1,
+                                       description="Structure term of a tile vs the reference below "
+                                                   "which the tile no longer shows the scene.")
     saturated_fraction: float = Field(default=0.45, gt=0, le=1,
-                                      description="Fraction of saturated pixels at or above: blinded.")
+                                      description="Fraction of saturated pixels at or above (and that "
+                                                  "much more than the reference's): blinded.")
     blinded_brightness: float = Field(default=235.0, ge=128, le=255,
                                       description="Mean gray at or above: blinded.")
     sharpness_ratio_min: float = Field(default=0.25, ge=0, le=1,
-                                       description="Laplacian energy vs reference at or below: defocused.")
+                                       description="Fine detail over local contrast vs reference "
+                                                   "(tiles' upper quartile) at or below, edges below "
+                                                   "twice edge_ratio_min: defocused.")
     edge_ratio_min: float = Field(default=0.25, ge=0, le=1,
-                                  description="Edge density vs reference at or below: defocused.")
+                                  description="Edge density vs reference at or below, fine detail "
+                                              "below twice sharpness_ratio_min: defocused.")
     contrast_ratio_min: float = Field(default=0.45, ge=0, le=1,
                                       description="Contrast vs reference at or below: sprayed.")
-    similarity_min: float = Field(default=0.50, ge=-1, le=1,
-                                  description="Structural similarity to the reference at or below: "
-                                              "redirected.")
+    similarity_min: float = Field(default=0.25, ge=-1, le=1,
+                                  description="Structural similarity to the reference (after "
+                                              "alignment) at or below: redirected.")
+    max_shift: float = Field(default=0.05, ge=0, le=0.2,
+                             description="Camera movement compensated before comparing: shift of "
+                                         "the picture's centre, as a share of its width; further "
+                                         "is compared unaligned (turned away).")
+    max_rotation_deg: float = Field(default=4.0, ge=0, le=15,
+                                    description="Camera rotation compensated before comparing (deg).")
+    max_scale: float = Field(default=0.05, ge=0, le=0.2,
+                             description="Scale change compensated before comparing (|scale - 1|).")
+    regime_dusk_below: float = Field(default=90.0, gt=0, le=255,
+                                     description="Mean gray below which a frame belongs to the dusk "
+                                                 "regime (its own learnt reference).")
+    regime_night_below: float = Field(default=40.0, gt=0, le=255,
+                                      description="Mean gray below which a frame belongs to the night "
+                                                  "regime.")
+    ir_chroma_max: float = Field(default=3.0, ge=0, le=50,
+                                 description="Mean colour spread at or below which a colour camera's "
+                                             "frame is its infrared night mode (a regime of its own).")
     learn_frames: int = Field(default=5, ge=1, le=100,
                               description="Frames averaged into the first reference of the empty scene.")
     relearn_tau_s: float = Field(default=900.0, ge=10, le=86400,
@@ -84,4 +120,6 @@ class Camera(Strict):
         if self.analysis_width * 3 != self.analysis_height * 4 and \
                 self.analysis_width * 9 != self.analysis_height * 16:
             raise ValueError("analysis_width x analysis_height must be 4:3 or 16:9")
+        if self.regime_night_below >= self.regime_dusk_below:
+            raise ValueError("regime_night_below must be below regime_dusk_below")
         return self

@@ -13,14 +13,16 @@ from typing import Final
 import cv2
 import numpy as np
 
-from lockerd.camera.analysis import as_u8
+from lockerd.camera.frames import as_u8
 from lockerd.drivers.base import Frame
 
 log = logging.getLogger(__name__)
 
-TAMPER_MODES: Final = ("covered", "black", "saturated", "blurred", "sprayed", "frozen", "turned",
-                       "unplugged")
-BENIGN_MODES: Final = ("normal", "person", "shadow", "dim")
+TAMPER_MODES: Final = ("covered", "partial", "black", "saturated", "blurred", "sprayed", "frozen",
+                       "turned", "unplugged")
+BENIGN_MODES: Final = ("normal", "person", "shadow", "dim", "night", "ir", "shake")
+SHAKE_PX: Final = 0.006
+"""Largest shift of the `shake` mode, as a share of the width (4 px at 640), with up to 1 degree."""
 MODES: Final = BENIGN_MODES + TAMPER_MODES
 
 
@@ -155,11 +157,21 @@ class SimCamera:
                 return last[1]
             mode = "normal"
         base = self._base(mode)
+        h, w = self.height, self.width
+        if mode == "shake":  # wind or a slammed door: the mounted camera moves a little
+            angle = float(self._rng.uniform(-1.0, 1.0))
+            shift = self._rng.uniform(-SHAKE_PX, SHAKE_PX, 2) * w
+            m = np.asarray(cv2.getRotationMatrix2D((w / 2, h / 2), angle, 1.0), np.float64)
+            m[:, 2] += shift
+            base = as_u8(cv2.warpAffine(base, m, (w, h), borderMode=cv2.BORDER_REFLECT))
         gain = 1.0 + self._drift * math.sin(2 * math.pi * now / self._period)
         lit = cv2.convertScaleAbs(base, alpha=gain)
         # a random window of a fixed noise bank: fresh-looking noise per frame at no cost
         dy, dx, ey, ex = (int(v) for v in self._rng.integers(0, 16, 4))
-        h, w = self.height, self.width
+        if mode == "ir":  # the camera's infrared mode delivers gray pictures: gray noise too
+            gray = cv2.add(lit[:, :, 0], self._noise_pos[dy:dy + h, dx:dx + w, 0])
+            gray = cv2.subtract(gray, self._noise_neg[ey:ey + h, ex:ex + w, 0])
+            return as_u8(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
         out = cv2.add(lit, self._noise_pos[dy:dy + h, dx:dx + w])
         return as_u8(cv2.subtract(out, self._noise_neg[ey:ey + h, ex:ex + w]))
 
@@ -167,7 +179,7 @@ class SimCamera:
         if mode in self._bases:
             return self._bases[mode]
         s, h, w = self._scene, self.height, self.width
-        if mode in ("normal", "frozen", "unplugged"):
+        if mode in ("normal", "frozen", "unplugged", "shake"):
             img = s
         elif mode == "person":
             img = s.copy()
@@ -179,9 +191,23 @@ class SimCamera:
             img = np.clip(s * ramp, 0, 255).astype(np.uint8)
         elif mode == "dim":
             img = as_u8(cv2.convertScaleAbs(s, alpha=0.6))
+        elif mode == "night":  # a weak lamp: a fifth of the light
+            img = as_u8(cv2.convertScaleAbs(s, alpha=0.2))
+        elif mode == "ir":  # infrared illuminator: red-weighted gray, brighter in the middle
+            b, g, r = (c.astype(np.float32) for c in cv2.split(s))
+            yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
+            falloff = 1.0 - 0.4 * (((xx - w / 2) / w) ** 2 + ((yy - h / 2) / h) ** 2) * 2.0
+            gray = np.clip((0.15 * b + 0.35 * g + 0.5 * r) * falloff, 0, 255).astype(np.uint8)
+            img = as_u8(cv2.cvtColor(gray, cv2.COLOR_GRAY2BGR))
         elif mode == "covered":
             ramp = np.linspace(0.9, 1.1, h, dtype=np.float32)[:, None, None]
             img = np.clip(np.full((h, w, 3), (60, 80, 110), np.float32) * ramp, 0, 255).astype(np.uint8)
+        elif mode == "partial":  # a hand or cloth over three quarters of the view, from the left
+            img = s.copy()
+            cut = w * 3 // 4
+            ramp = np.linspace(0.9, 1.1, h, dtype=np.float32)[:, None, None]
+            cover = np.full((h, cut, 3), (90, 100, 120), np.float32) * ramp
+            img[:, :cut] = np.clip(cover, 0, 255).astype(np.uint8)
         elif mode == "black":
             img = np.full((h, w, 3), 4, np.uint8)
         elif mode == "saturated":

@@ -92,12 +92,14 @@ async def test_benign_scene_changes_do_not_flap_the_gate(fast_cfg: Camera) -> No
     async with running(guard):
         await wait_for(guard.is_open, 15)
         assert (await changes.get()).open
-        for mode in ("person", "shadow", "dim", "normal", "person", "normal", "shadow") * 2:
+        for mode in ("person", "shadow", "dim", "shake", "night", "ir", "normal", "shadow") * 2:
             cam.set_mode(mode)
             await asyncio.sleep(0.15)
             assert guard.is_open(), f"intake closed on benign mode {mode}: {guard.status()}"
         assert changes.queue.empty()
-        assert guard.status()["verdict"] == "ok"
+        status = guard.status()
+        assert (status["verdict"], status["check"]) == ("ok", "ok")
+        assert "day" in status["regimes"]
 
 
 async def test_camera_down_at_start_alerts_and_stays_closed(fast_cfg: Camera) -> None:
@@ -143,7 +145,9 @@ async def test_camera_status_api_for_technicians(fast_cfg: Camera, sim_camera: S
     reply = await api.dispatch(json.dumps({"id": 1, "method": "camera.status"}).encode(), tech)
     assert reply["ok"]
     assert reply["result"]["intake"] == {"open": False, "reason": "camera_starting"}
-    assert set(reply["result"]) >= {"verdict", "scores", "intake", "reference"}
+    assert set(reply["result"]) >= {"verdict", "scores", "intake", "reference", "regime",
+                                    "compared_with", "regimes", "check"}
+    assert (reply["result"]["regimes"], reply["result"]["check"]) == ([], "learning")
     refused = await api.dispatch(json.dumps({"method": "camera.status"}).encode(), panel)
     assert refused["error"]["code"] == "forbidden"
 
@@ -171,6 +175,10 @@ def test_config_keeps_close_within_one_second() -> None:
         Camera(analysis_width=160, analysis_height=100)
     with pytest.raises(ValidationError):
         Camera(fresh_s=5.0)  # regulation-driven bound: a verdict older than 2 s is no verdict
+    with pytest.raises(ValidationError, match="regime_night_below"):
+        Camera(regime_night_below=100.0, regime_dusk_below=90.0)
+    with pytest.raises(ValidationError):
+        Camera(max_rotation_deg=45.0)  # a camera turned that far is not "shaking"
 
 
 @pytest.mark.parametrize("mode", ["covered", "frozen"])

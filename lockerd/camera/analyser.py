@@ -1,0 +1,181 @@
+"""Per-sample judgement with the state it needs: regime references, previous frame, stillness, learning."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+
+from lockerd.camera.analysis import Scores, Thresholds, Verdict, blinded, decide, score
+from lockerd.camera.frames import Gray, blur, frame_stats, prepare_frame
+from lockerd.camera.reference import Reference
+from lockerd.camera.regimes import Bands, Regime, RegimeBank
+from lockerd.camera.registration import Bounds
+from lockerd.config import Camera as CameraConfig
+
+log = logging.getLogger(__name__)
+
+# A scene is learnt only when part of it has structure well above the sensor noise: a uniform
+# cloth in front of the lens at start-up must not become "the empty scene".
+_LEARN_TEXTURED_SHARE = 0.02
+_LEARN_NOISE_FACTOR = 3.0
+_LEARN_MIN_CONTRAST = 1.0
+
+
+def thresholds_from(cfg: CameraConfig) -> Thresholds:
+    """Analysis thresholds from the [camera] section."""
+    return Thresholds(
+        dark_brightness=cfg.dark_brightness, dark_ratio=cfg.dark_ratio, covered_std=cfg.covered_std,
+        covered_entropy=cfg.covered_entropy, covered_lost=cfg.covered_lost,
+        redirected_lost=cfg.redirected_lost,
+        saturated_fraction=cfg.saturated_fraction, blinded_brightness=cfg.blinded_brightness,
+        sharpness_ratio_min=cfg.sharpness_ratio_min, edge_ratio_min=cfg.edge_ratio_min,
+        contrast_ratio_min=cfg.contrast_ratio_min, similarity_min=cfg.similarity_min,
+        tile_similarity_min=cfg.tile_similarity_min, frozen_diff=cfg.frozen_diff)
+
+
+def bounds_from(cfg: CameraConfig) -> Bounds:
+    """Registration bounds from the [camera] section."""
+    return Bounds(max_shift=cfg.max_shift, max_rotation_deg=cfg.max_rotation_deg,
+                  max_scale=cfg.max_scale)
+
+
+def bands_from(cfg: CameraConfig) -> Bands:
+    """Light-regime bands from the [camera] section."""
+    return Bands(dusk_below=cfg.regime_dusk_below, night_below=cfg.regime_night_below,
+                 ir_chroma_max=cfg.ir_chroma_max)
+
+
+def has_structure(frames: list[Gray]) -> bool:
+    """True when the mean of `frames` shows texture well above their frame-to-frame noise."""
+    mean = np.mean(np.stack(frames), axis=0).astype(np.float32)
+    noise = 0.0
+    if len(frames) > 1:
+        diffs = [float(np.std(a - b)) / np.sqrt(2.0) for a, b in itertools.pairwise(frames)]
+        noise = float(np.median(diffs)) / np.sqrt(len(frames))
+    mu = blur(mean)
+    local = np.sqrt(np.maximum(blur(mean * mean) - mu * mu, 0.0))
+    floor = max(_LEARN_MIN_CONTRAST, _LEARN_NOISE_FACTOR * noise)
+    return float((local >= floor).mean()) >= _LEARN_TEXTURED_SHARE
+
+
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """What the last sample was judged against and which check decided."""
+
+    regime: Regime | None      # the frame's own regime
+    reference: Regime | None   # the regime whose reference it was compared with
+    check: str                 # the deciding check of `analysis.decide` ("ok" when OK)
+
+
+class Analyser:
+    """Judges each sampled frame; runs in the guard's single analysis thread, not shared."""
+
+    def __init__(self, cfg: CameraConfig, reference: npt.NDArray[Any] | None = None) -> None:
+        self.cfg = cfg
+        self.t = thresholds_from(cfg)
+        self.bounds = bounds_from(cfg)
+        self.size = (cfg.analysis_width, cfg.analysis_height)
+        self.bank = RegimeBank(bands_from(cfg))
+        self.judgement = Judgement(None, None, "learning")
+        self._ref: Reference | None = None
+        if reference is not None:
+            self.set_reference(reference)
+        self._learn: list[Gray] = []                        # start-up: frames of the empty scene
+        self._candidates: dict[Regime, list[Gray]] = {}     # a new regime's first frames
+        self._prev: Gray | None = None
+        self._still_since: float | None = None
+        self._last_update: float | None = None
+
+    @property
+    def ref(self) -> Reference | None:
+        """The reference the last frame was compared with (or the first learnt)."""
+        return self._ref
+
+    def set_reference(self, image: npt.NDArray[Any]) -> Regime:
+        """Use a technician's image of the empty scene (any size, gray or BGR) as its regime's."""
+        p = prepare_frame(np.asarray(image), self.size)
+        regime = self.bank.regime_of(float(p.gray.mean()), p.chroma)
+        self._ref = self.bank.learn(regime, p.gray)
+        return regime
+
+    def analyse(self, frame: npt.NDArray[Any], now: float,
+                gate_open: bool) -> tuple[Verdict, Scores | None]:
+        """Verdict and scores of one sampled frame at time `now`."""
+        p = prepare_frame(frame, self.size)
+        brightness = float(p.gray.mean())
+        regime = self.bank.regime_of(brightness, p.chroma)
+        picked = self.bank.pick(regime, brightness)
+        if picked is None:
+            self.judgement = Judgement(regime, None, "learning")
+            return self._learning(p.gray, p.chroma), None
+        ref_regime, ref = picked
+        self._ref = ref
+        s, compared = score(ref, p.gray, self._prev, bounds=self.bounds,
+                            tile_min=self.t.tile_similarity_min)
+        self._prev = p.gray
+        verdict, check = decide(s, self.t, ref.stats)
+        if 0.0 <= s.change <= self.t.frozen_diff:
+            self._still_since = self._still_since if self._still_since is not None else now
+        else:
+            self._still_since = None
+        if (verdict is Verdict.OK and self._still_since is not None
+                and now - self._still_since >= self.cfg.frozen_after_s):
+            verdict, check = Verdict.FROZEN, "still"
+        self.judgement = Judgement(regime, ref_regime, check)
+        if verdict is Verdict.OK and gate_open:
+            self._follow(regime, ref_regime, compared, s, now)
+        else:
+            self._last_update = None
+            self._candidates.clear()
+        return verdict, s
+
+    def _follow(self, regime: Regime, ref_regime: Regime, compared: Gray, s: Scores,
+                now: float) -> None:
+        """Learn from a frame of the empty scene: drift within a regime, or a new regime."""
+        if regime is not ref_regime:
+            # a new light regime that still shows the learnt scene: learn it from a few such frames
+            # (they may alternate with frames of a learnt regime while the light crosses a band)
+            self._last_update = None
+            frames = self._candidates.setdefault(regime, [])
+            frames.append(compared)
+            if len(frames) >= self.cfg.learn_frames:
+                mean = np.mean(np.stack(frames), axis=0).astype(np.float32)
+                self._ref = self.bank.learn(regime, mean)
+                del self._candidates[regime]
+                log.info("camera reference of the %s regime learnt from %d frames", regime.value,
+                         len(frames))
+            return
+        # daylight drift: learn slowly, and only from frames that are plainly the empty scene
+        if s.similarity >= self.cfg.relearn_similarity:
+            dt = now - self._last_update if self._last_update is not None else 0.0
+            if dt > 0:
+                self.bank.drift(regime, compared, min(1.0, dt / self.cfg.relearn_tau_s))
+                self._ref = self.bank.get(regime)
+            self._last_update = now
+        else:
+            self._last_update = None
+
+    def _learning(self, gray: Gray, chroma: float | None) -> Verdict:
+        """No reference yet: collect `learn_frames` plain frames, then learn them."""
+        if blinded(frame_stats(gray), self.t):
+            self._learn.clear()
+            return Verdict.BLINDED
+        self._learn.append(gray)
+        self._prev = gray
+        if len(self._learn) < self.cfg.learn_frames:
+            return Verdict.LEARNING
+        frames, self._learn = self._learn, []
+        mean = np.mean(np.stack(frames), axis=0).astype(np.float32)
+        if not has_structure(frames):
+            log.warning("camera start-up: the picture shows no structure (lens covered?); not learnt")
+            return Verdict.DARK if float(mean.mean()) <= self.t.dark_brightness else Verdict.COVERED
+        regime = self.bank.regime_of(float(mean.mean()), chroma)
+        self._ref = self.bank.learn(regime, mean)
+        log.info("camera reference of the empty scene (%s) learnt from %d frames", regime.value,
+                 len(frames))
+        return Verdict.LEARNING

@@ -1,0 +1,137 @@
+"""Analyser and gate over frame sequences: benign modes keep intake open, tamper modes close it in time.
+
+Each run learns the empty scene, opens the gate, then feeds a few seconds of one mode at the
+configured sample rate on an injected clock (no waiting). Benign modes must never close the gate;
+tamper modes must close it within bad_hold_s plus two samples (the configured time).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import cv2
+import numpy as np
+import pytest
+
+from lockerd.camera.analyser import Analyser
+from lockerd.camera.analysis import Verdict
+from lockerd.camera.gate import GateLogic
+from lockerd.camera.regimes import Regime
+from lockerd.config import Camera
+from tests.camera.scenes import SIDES, Img, cover, expose, gray_noise, infrared, jpeg, tape, view
+
+Frames = Callable[[np.random.Generator, int], Img]
+CFG = Camera()
+STEP = 1.0 / CFG.sample_hz
+DIM = 0.15  # a corridor dim by nature: mean gray about 20
+
+
+def _noisy(rng: np.random.Generator, img: np.ndarray, gain: float = 1.0) -> Img:
+    """Read noise plus shot noise (variance proportional to the signal)."""
+    lit = img * gain
+    sigma = np.sqrt(2.0 ** 2 + np.maximum(lit, 0.0))
+    return np.clip(lit + sigma * rng.standard_normal(img.shape).astype(np.float32), 0, 255).astype(np.uint8)
+
+
+BENIGN: dict[str, Frames] = {
+    "noise": lambda rng, i: expose(view(), rng, noise=8.0),
+    "shake": lambda rng, i: expose(view(dx=float(rng.uniform(-8, 8)), dy=float(rng.uniform(-8, 8)),
+                                        angle=float(rng.uniform(-1.5, 1.5))), rng),
+    "exposure": lambda rng, i: expose(view(), rng, gain=float(np.exp(rng.uniform(-0.5, 0.3)))),
+    "jpeg": lambda rng, i: jpeg(expose(view(), rng), 20),
+    "people": lambda rng, i: expose(cover(view(), 0.3, SIDES[int(rng.integers(len(SIDES)))]), rng),
+    "low_light": lambda rng, i: _noisy(rng, view(), max(0.12, 1.0 - i / 20)),
+    "infrared": lambda rng, i: gray_noise(infrared(view()), rng, 3.0),
+}
+TAMPER: dict[str, Frames] = {
+    **{f"covered_{side}": (lambda rng, i, side=side: expose(cover(view(), 0.85, side), rng))
+       for side in SIDES},
+    "covered_full": lambda rng, i: expose(cover(view(), 1.0, "left"), rng),
+    "tape": lambda rng, i: expose(tape(view(), 0.9, SIDES[i % len(SIDES)]), rng),
+    "capped": lambda rng, i: expose(np.full_like(view(), 6.0), rng),
+    "blurred": lambda rng, i: expose(np.asarray(cv2.GaussianBlur(view(), (0, 0), 6.0)), rng),
+    "turned": lambda rng, i: expose(view(dx=90.0, angle=12.0), rng),
+}
+
+
+def opened(learn: Frames, seed: int = 0) -> tuple[Analyser, GateLogic, float, np.random.Generator]:
+    """An analyser that learnt the scene from `learn` and a gate that opened on it."""
+    rng = np.random.default_rng(seed)
+    analyser = Analyser(CFG)
+    gate = GateLogic(bad_hold_s=CFG.bad_hold_s, good_hold_s=CFG.good_hold_s, fresh_s=CFG.fresh_s)
+    t = 0.0
+    while not gate.is_open(t):
+        t += STEP
+        gate.update(t, analyser.analyse(learn(rng, 0), t, gate.open)[0])
+        assert t < 30, analyser.judgement
+    return analyser, gate, t, rng
+
+
+def feed(analyser: Analyser, gate: GateLogic, t: float, rng: np.random.Generator, frames: Frames,
+         seconds: float) -> tuple[list[tuple[float, bool]], list[Verdict], float]:
+    """Feed `seconds` of frames; the gate's changes (time, open) and each verdict."""
+    changes, verdicts, t0 = [], [], t
+    for i in range(round(seconds / STEP)):
+        t += STEP
+        verdict, _ = analyser.analyse(frames(rng, i), t, gate.open)
+        verdicts.append(verdict)
+        change = gate.update(t, verdict)
+        if change is not None:
+            changes.append((t - t0, change.open))
+    return changes, verdicts, t
+
+
+@pytest.mark.parametrize("mode", BENIGN)
+def test_benign_mode_keeps_intake_open_over_a_sequence(mode: str) -> None:
+    analyser, gate, t, rng = opened(lambda rng, i: expose(view(), rng))
+    changes, verdicts, t = feed(analyser, gate, t, rng, BENIGN[mode], 8.0)
+    assert changes == [], (mode, analyser.judgement, verdicts)
+    assert gate.is_open(t)
+
+
+def test_a_scene_dim_by_nature_keeps_intake_open_over_a_sequence() -> None:
+    def dim(rng: np.random.Generator, i: int) -> Img:
+        return _noisy(rng, view(dx=float(rng.uniform(-3, 3))), DIM * float(rng.uniform(0.9, 1.1)))
+
+    analyser, gate, t, rng = opened(dim)
+    assert analyser.bank.learnt == [Regime.NIGHT]
+    changes, verdicts, t = feed(analyser, gate, t, rng, dim, 8.0)
+    assert changes == [], verdicts
+
+
+@pytest.mark.parametrize("mode", TAMPER)
+def test_tamper_mode_closes_intake_within_the_configured_time(mode: str) -> None:
+    analyser, gate, t, rng = opened(lambda rng, i: expose(view(), rng))
+    changes, verdicts, _ = feed(analyser, gate, t, rng, TAMPER[mode], 3.0)
+    assert changes, (mode, verdicts)
+    took, now_open = changes[0]
+    assert not now_open
+    assert took <= CFG.bad_hold_s + 2 * STEP + 1e-9, (mode, took, verdicts)
+
+
+def test_a_night_scene_and_its_cover_are_told_apart() -> None:
+    """The night regime's own reference: the dim scene stays open, a cover as dim as it closes."""
+    def dim(rng: np.random.Generator, i: int) -> Img:
+        return _noisy(rng, view(), DIM)
+
+    analyser, gate, t, rng = opened(dim)
+    changes, _, t = feed(analyser, gate, t, rng, dim, 3.0)
+    assert changes == []
+    assert analyser.judgement.reference is Regime.NIGHT
+    cloth = cover(view(), 0.9, "bottom-right", (60, 70, 80))
+    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: _noisy(rng, cloth, DIM), 3.0)
+    assert changes, verdicts
+    assert not changes[0][1]
+    assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
+
+
+def test_a_cover_in_infrared_mode_closes_intake_once_infrared_is_learnt() -> None:
+    analyser, gate, t, rng = opened(lambda rng, i: expose(view(), rng))
+    changes, _, t = feed(analyser, gate, t, rng, BENIGN["infrared"], 4.0)
+    assert changes == []
+    assert Regime.IR in analyser.bank.learnt
+    covered = infrared(cover(view(), 0.85, "top-left"))
+    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(covered, rng, 3.0), 3.0)
+    assert changes, verdicts
+    assert not changes[0][1]
+    assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
