@@ -39,6 +39,10 @@ class Mqtt(Strict):
                               description="Outbox poll period when nobody signals new rows.")
     max_command_bytes: int = Field(default=16384, ge=256, le=262144,
                                    description="Larger command payloads are refused (too_large).")
+    max_report_bytes: int = Field(default=262144, ge=4096, le=1048576,
+                                  description="A report.request whose signed report is larger is "
+                                              "refused too_large (the broker's message limit "
+                                              "must allow this much).")
     backlog_alert_s: float = Field(default=300.0, ge=1, le=86400,
                                    description="Raise sync_backlog when the oldest unsent message "
                                                "is older than this.")

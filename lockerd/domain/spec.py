@@ -61,3 +61,6 @@ class CabinetSpec:
     expectation_required: frozenset[str] = frozenset()
     #: IANA zone of the cabinet: deadlines go to carriers in it as well as in UTC (Art. 24).
     timezone: str = "UTC"
+    #: This cabinet's id and the groups it belongs to, as offline courier passes name them.
+    cabinet_id: str = ""
+    groups: frozenset[str] = frozenset()

@@ -20,6 +20,7 @@ import hashlib
 import hmac
 import logging
 import secrets
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -35,6 +36,7 @@ from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import DoorFault
 from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
 from lockerd.parcels.panel_ops import PanelOps
+from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
@@ -66,7 +68,8 @@ class ParcelFlows(Component):
 
     def __init__(self, spec: CabinetSpec, *, close_timeout_s: float, log: StoreHandle, doors: DoorWatch,
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
-                 clock: Clock | None = None, sweep_interval_s: float = 30.0) -> None:
+                 clock: Clock | None = None, sweep_interval_s: float = 30.0,
+                 pass_keys: Mapping[str, bytes] | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.clock: Clock = clock or AdjustableClock()
@@ -89,6 +92,8 @@ class ParcelFlows(Component):
         self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
+        if pass_keys:
+            self.service.passes = PassVerifier(pass_keys)
         bus.listen(self._on_door_fault, DoorFault)
         bus.listen(self._on_intake, IntakeChanged)
         self.panel_ops = PanelOps(self.service, bus, gate)

@@ -41,4 +41,6 @@ def cabinet_spec(cfg: Config) -> CabinetSpec:
         policy=policy,
         expectation_required=frozenset(c.id for c in cfg.carriers if c.require_expectation),
         timezone=cfg.cabinet.timezone,
+        cabinet_id=cfg.cabinet.id,
+        groups=frozenset(cfg.cabinet.groups),
     )

@@ -1,0 +1,137 @@
+"""Signing and checking the regulator report: the JSON document and its CSV rendering.
+
+JSON: `{"report": {...}, "signature": {"alg": "Ed25519", "public_key", "key_fingerprint",
+"value"}}`; the signed bytes are the canonical JSON of `report` (sorted keys, no spaces, UTF-8;
+lockerd.oplog.canonical.dumps), so re-indenting the file does not break it but changing any
+value does. CSV: one row per figure; the last line is `#signature,Ed25519,<public key>,<value>`
+over every byte before it. Keys and values are standard base64. Verification needs no daemon
+and no network; it proves the file is unchanged since a holder of the printed key signed it —
+compare the fingerprint with the one enrolled for the cabinet.
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from cryptography.exceptions import InvalidSignature
+
+from lockerd.oplog.canonical import dumps
+from lockerd.oplog.identity import DeviceKey, public_fingerprint, public_key
+
+ALG = "Ed25519"
+CSV_SIGNATURE_PREFIX = "#signature,"
+
+
+def signed_json(report: dict[str, Any], key: DeviceKey) -> dict[str, Any]:
+    """The report wrapped with its signature."""
+    value = key.sign(dumps(report).encode("utf-8"))
+    return {"report": report,
+            "signature": {"alg": ALG, "public_key": key.public_b64,
+                          "key_fingerprint": key.fingerprint,
+                          "value": base64.b64encode(value).decode()}}
+
+
+def digest(document: dict[str, Any]) -> str:
+    """SHA-256 of the canonical signed document (what the chain records of it)."""
+    return hashlib.sha256(dumps(document).encode("utf-8")).hexdigest()
+
+
+def csv_rows(report: dict[str, Any]) -> list[list[str]]:
+    """`section, day, carrier, metric, key, value` rows of every figure."""
+    rows: list[list[str]] = [["section", "day", "carrier", "metric", "key", "value"]]
+    cab = report["cabinet"]
+    for name in ("id", "cabinet_name", "location", "registration_number", "timezone"):
+        rows.append(["cabinet", "", "", name, "", str(cab[name])])
+    rows.append(["cabinet", "", "", "device_key", "", cab["device_key"]["public_key"]])
+    rows.append(["period", "", "", "from", "", report["period"]["from"]])
+    rows.append(["period", "", "", "to", "", report["period"]["to"]])
+    rows.append(["compartments", "", "", "total", "", str(report["compartments"]["total"])])
+    for size, n in report["compartments"]["by_size"].items():
+        rows.append(["compartments", "", "", "by_size", size, str(n)])
+    for entry in report["days"]:
+        for metric, value in entry.items():
+            if metric in {"day", "carrier"}:
+                continue
+            if isinstance(value, dict):
+                for key, n in value.items():
+                    rows.append(["days", entry["day"], entry["carrier"], metric, key, str(n)])
+            else:
+                rows.append(["days", entry["day"], entry["carrier"], metric, "", str(value)])
+    for mon in report["monitoring"]:
+        for metric, value in mon.items():
+            if metric == "day":
+                continue
+            if isinstance(value, dict):
+                for key, n in value.items():
+                    rows.append(["monitoring", mon["day"], "", metric, key, str(n)])
+            else:
+                rows.append(["monitoring", mon["day"], "", metric, "", str(value)])
+    for metric, value in report["totals"].items():
+        rows.append(["totals", "", "", metric, "", str(value)])
+    return rows
+
+
+def signed_csv(report: dict[str, Any], key: DeviceKey) -> str:
+    """The CSV rendering with its signature line."""
+    buf = io.StringIO()
+    csv.writer(buf, lineterminator="\n").writerows(csv_rows(report))
+    text = buf.getvalue()
+    value = base64.b64encode(key.sign(text.encode("utf-8"))).decode()
+    return f"{text}{CSV_SIGNATURE_PREFIX}{ALG},{key.public_b64},{value}\n"
+
+
+@dataclass(frozen=True, slots=True)
+class Verification:
+    """The outcome of checking a report file."""
+
+    ok: bool
+    format: str
+    key_fingerprint: str | None
+    reason: str
+
+
+def _check(pub_b64: str, sig_b64: str, data: bytes, fmt: str,
+           expected_fingerprint: str | None) -> Verification:
+    try:
+        pub = public_key(pub_b64)
+        sig = base64.b64decode(sig_b64, validate=True)
+    except ValueError as exc:
+        return Verification(False, fmt, None, f"malformed key or signature: {exc}")
+    fingerprint = public_fingerprint(base64.b64decode(pub_b64))
+    if expected_fingerprint is not None and fingerprint != expected_fingerprint:
+        return Verification(False, fmt, fingerprint,
+                            f"signed by key {fingerprint}, expected {expected_fingerprint}")
+    try:
+        pub.verify(sig, data)
+    except InvalidSignature:
+        return Verification(False, fmt, fingerprint, "signature does not match the content")
+    return Verification(True, fmt, fingerprint, "signature OK")
+
+
+def verify(data: bytes, expected_fingerprint: str | None = None) -> Verification:
+    """Check a JSON or CSV report file's signature (format told by its first byte)."""
+    if data.lstrip()[:1] == b"{":
+        try:
+            doc = json.loads(data)
+            report, sig = doc["report"], doc["signature"]
+            if sig.get("alg") != ALG:
+                return Verification(False, "json", None, f"unknown algorithm {sig.get('alg')!r}")
+            payload = dumps(report).encode("utf-8")
+            return _check(sig["public_key"], sig["value"], payload, "json", expected_fingerprint)
+        except (ValueError, KeyError, TypeError, AttributeError) as exc:
+            return Verification(False, "json", None, f"not a signed report: {exc!r}")
+    marker = b"\n" + CSV_SIGNATURE_PREFIX.encode()
+    cut = data.rfind(marker)
+    if cut < 0:
+        return Verification(False, "csv", None, "no signature line")
+    body, line = data[:cut + 1], data[cut + 1:].decode("utf-8", "replace").strip()
+    parts = line.split(",")
+    if len(parts) != 4 or parts[1] != ALG:
+        return Verification(False, "csv", None, "malformed signature line")
+    return _check(parts[2], parts[3], body, "csv", expected_fingerprint)
