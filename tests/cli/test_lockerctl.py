@@ -73,6 +73,27 @@ def test_log_verify_export_report(daemon: Path, tmp_path: Path,
     code, out, _ = run(capsys, daemon, "report")
     assert code == 0
     assert "BJ-HD-2026-0001" in out
+    # signed report files: written 0600, verified without the daemon, a changed figure caught
+    for fmt in ("json", "csv"):
+        target = tmp_path / f"report.{fmt}"
+        code, out, _ = run(capsys, daemon, "report", "--format", fmt, "--out", str(target))
+        assert code == 0
+        assert "recorded as operation" in out
+        assert os.stat(target).st_mode & 0o777 == 0o600
+        code, out, _ = run(capsys, daemon, "report", "--verify", str(target))
+        assert (code, "signature OK" in out) == (0, True)
+        text = target.read_text()
+        forged = tmp_path / f"forged.{fmt}"
+        if fmt == "json":
+            doc = json.loads(text)
+            doc["report"]["compartments"]["total"] += 1
+            forged.write_text(json.dumps(doc))
+        else:
+            forged.write_text(text.replace("compartments,,,total,,12", "compartments,,,total,,13"))
+        code, out, _ = run(capsys, daemon, "report", "--verify", str(forged))
+        assert (code, "does not match" in out) == (1, True)
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "report.produced")
+    assert len(json.loads(out)["operations"]) == 3
 
 
 def test_refusals_and_usage_exit_codes(daemon: Path, tmp_path: Path,
