@@ -181,6 +181,19 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "ok", "error", "events", "type", "v", "event_id",
     # Audited exports (the chain record of each export).
     "from", "to", "rows", "operations", "masked",
+    # Offline courier passes (docs/passes.md): the carrier's pass ids and the revocation list.
+    # The token itself is never recorded (`token` is a secret above).
+    "pass_id", "pass_ids", "passes", "revoked_pass", "revoked_passes", "until", "unchanged",
+    # The regulator report (Art. 28, lockerd.oplog.regreport) and its record: counts by day and
+    # carrier, the cabinet's identity (`cabinet_name`, `location`: the cabinet's, not a
+    # person's), the device key's public half and the signature.
+    "report", "report_version", "produced_at", "cabinet", "cabinet_name", "location",
+    "registration_number", "timezone", "device_key", "public_key", "compartments", "total",
+    "by_size", "period", "days", "day", "deliveries", "pickups", "refusals", "dropoffs",
+    "collections", "rejections", "rejections_by_reason", "returns", "returned_to_sender",
+    "removed_by_staff", "denied", "fees_cents", "monitoring", "intake_closed_s",
+    "intake_closed_hours", "camera_incidents", "door_incidents", "board_outages",
+    "board_offline_s", "totals", "signature", "alg", "document", "csv", "format", "seconds",
 })
 
 def personal(key: str) -> PersonalField | None:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
@@ -49,6 +49,12 @@ COUNTERS = ("deliveries", "pickups", "dropoffs", "collections", "rejections", "o
             "returns", "returned_to_sender", "removed_by_staff")
 
 
+def pairs(counts: Mapping[str, int], name: str) -> list[dict[str, Any]]:
+    """`[{name: value, "count": n}, ...]` sorted by value: values (codes, reasons, sizes) never
+    become keys, so every key of the report is a fixed word lockerd.privacy classifies."""
+    return [{name: value, "count": n} for value, n in sorted(counts.items())]
+
+
 class ReportRangeError(ValueError):
     """The requested period is empty or longer than MAX_DAYS."""
 
@@ -63,9 +69,9 @@ class _CarrierDay:
 
     def to_json(self) -> dict[str, Any]:
         return {**{name: self.counts.get(name, 0) for name in COUNTERS},
-                "refusals": dict(sorted(self.refusals_by_reason.items())),
-                "rejections_by_reason": dict(sorted(self.rejections_by_reason.items())),
-                "denied": dict(sorted(self.denied_by_code.items())),
+                "refusals": pairs(self.refusals_by_reason, "reason"),
+                "rejections_by_reason": pairs(self.rejections_by_reason, "reason"),
+                "denied": pairs(self.denied_by_code, "error"),
                 "fees_cents": self.fees_cents}
 
 
@@ -78,11 +84,11 @@ class _MonitorDay:
     board_offline_s: float = 0.0
 
     def to_json(self) -> dict[str, Any]:
-        closed = {k: round(v) for k, v in sorted(self.intake_closed_s.items())}
+        closed = [{"reason": k, "seconds": round(v)} for k, v in sorted(self.intake_closed_s.items())]
         return {"intake_closed_s": closed,
                 "intake_closed_hours": round(sum(self.intake_closed_s.values()) / 3600, 3),
-                "camera_incidents": dict(sorted(self.camera_incidents.items())),
-                "door_incidents": dict(sorted(self.door_incidents.items())),
+                "camera_incidents": pairs(self.camera_incidents, "kind"),
+                "door_incidents": pairs(self.door_incidents, "kind"),
                 "board_outages": self.board_outages,
                 "board_offline_s": round(self.board_offline_s)}
 
@@ -221,7 +227,7 @@ async def build(store: OpLog, cabinet: Cabinet, compartments: Sequence[Compartme
         "cabinet": {"id": cabinet.id, "cabinet_name": cabinet.name, "location": cabinet.address,
                     "registration_number": cabinet.registration_number,
                     "timezone": cabinet.timezone, "device_key": device},
-        "compartments": {"total": len(compartments), "by_size": dict(sorted(sizes.items()))},
+        "compartments": {"total": len(compartments), "by_size": pairs(sizes, "size")},
         "period": {"from": lo, "to": hi, "timezone": cabinet.timezone},
         "days": days,
         "monitoring": [{"day": day, **mon.to_json()} for day, mon in sorted(tally.monitor.items())],

@@ -52,28 +52,30 @@ def csv_rows(report: dict[str, Any]) -> list[list[str]]:
     rows.append(["period", "", "", "from", "", report["period"]["from"]])
     rows.append(["period", "", "", "to", "", report["period"]["to"]])
     rows.append(["compartments", "", "", "total", "", str(report["compartments"]["total"])])
-    for size, n in report["compartments"]["by_size"].items():
-        rows.append(["compartments", "", "", "by_size", size, str(n)])
+    for item in report["compartments"]["by_size"]:
+        rows.append(["compartments", "", "", "by_size", item["size"], str(item["count"])])
     for entry in report["days"]:
-        for metric, value in entry.items():
-            if metric in {"day", "carrier"}:
-                continue
-            if isinstance(value, dict):
-                for key, n in value.items():
-                    rows.append(["days", entry["day"], entry["carrier"], metric, key, str(n)])
-            else:
-                rows.append(["days", entry["day"], entry["carrier"], metric, "", str(value)])
+        rows += _figures("days", entry["day"], entry["carrier"], entry, {"day", "carrier"})
     for mon in report["monitoring"]:
-        for metric, value in mon.items():
-            if metric == "day":
-                continue
-            if isinstance(value, dict):
-                for key, n in value.items():
-                    rows.append(["monitoring", mon["day"], "", metric, key, str(n)])
-            else:
-                rows.append(["monitoring", mon["day"], "", metric, "", str(value)])
+        rows += _figures("monitoring", mon["day"], "", mon, {"day"})
     for metric, value in report["totals"].items():
         rows.append(["totals", "", "", metric, "", str(value)])
+    return rows
+
+
+def _figures(section: str, day: str, carrier: str, entry: dict[str, Any], skip: set[str]
+             ) -> list[list[str]]:
+    """Rows of one day's entry: a list of pairs gives one row per pair (its value as `key`)."""
+    rows: list[list[str]] = []
+    for metric, value in entry.items():
+        if metric in skip:
+            continue
+        if isinstance(value, list):
+            for item in value:
+                key, n = (str(v) for v in item.values())
+                rows.append([section, day, carrier, metric, key, n])
+        else:
+            rows.append([section, day, carrier, metric, "", str(value)])
     return rows
 
 

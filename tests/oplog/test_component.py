@@ -168,7 +168,9 @@ async def test_report(running: tuple[OplogComponent, ApiServer]) -> None:
     rep = doc["report"]
     assert rep["cabinet"]["registration_number"] == "BJ-HD-2026-0001"
     assert rep["compartments"]["total"] == 12
-    assert rep["compartments"]["by_size"] == {"L": 3, "M": 4, "S": 5}
+    assert rep["compartments"]["by_size"] == [{"size": "L", "count": 3},
+                                              {"size": "M", "count": 4},
+                                              {"size": "S", "count": 5}]
     assert report_sign.verify(json.dumps(doc).encode(), comp.device_key().fingerprint).ok
     # the production is in the chain: range, format, digest of what was handed out, signing key
     record = (await comp.store.operations(kinds=["report.produced"]))[-1]

@@ -62,17 +62,20 @@ async def test_a_real_day_by_carrier_and_day(day_log: OpLog, cfg: Config,
     assert sf["day"] == "2026-12-02"
     assert (sf["deliveries"], sf["pickups"], sf["dropoffs"], sf["rejections"], sf["overdue"],
             sf["returns"]) == (5, 1, 1, 1, 1, 2)
-    assert sf["refusals"] == {"damaged": 1}
-    assert sf["rejections_by_reason"] == {"mismatch": 1}
-    assert sf["denied"] == {"courier_revoked": 1, "intake_closed": 1}
+    assert sf["refusals"] == [{"reason": "damaged", "count": 1}]
+    assert sf["rejections_by_reason"] == [{"reason": "mismatch", "count": 1}]
+    assert sf["denied"] == [{"error": "courier_revoked", "count": 1},
+                            {"error": "intake_closed", "count": 1}]
     nobody = next(d for d in rep["days"] if d["carrier"] == "-")
-    assert nobody["denied"] == {"locked_out": 1, "wrong_code": 5}
+    assert nobody["denied"] == [{"error": "locked_out", "count": 1},
+                                {"error": "wrong_code", "count": 5}]
     [mon] = rep["monitoring"]
-    assert mon["camera_incidents"] == {"camera_obstructed": 1}
-    assert mon["door_incidents"] == {"door_jammed": 1}
-    assert mon["intake_closed_s"] == {"camera_obstructed": 3}
+    assert mon["camera_incidents"] == [{"kind": "camera_obstructed", "count": 1}]
+    assert mon["door_incidents"] == [{"kind": "door_jammed", "count": 1}]
+    assert mon["intake_closed_s"] == [{"reason": "camera_obstructed", "seconds": 3}]
     assert rep["cabinet"]["registration_number"] == "BJ-HD-2026-0001"
-    assert rep["compartments"] == {"total": 12, "by_size": {"L": 3, "M": 4, "S": 5}}
+    assert rep["compartments"] == {"total": 12, "by_size": [
+        {"size": "L", "count": 3}, {"size": "M", "count": 4}, {"size": "S", "count": 5}]}
     assert rep["totals"]["deliveries"] == 5
     assert rep["totals"]["operations"] == 50
 
@@ -175,13 +178,13 @@ async def _intervals(store: OpLog, clock: Clock, cfg: Config, device: identity.D
     rep = await _report(store, cfg, device, since=midnight - timedelta(hours=2),
                         until=midnight + timedelta(hours=3))
     days = {m["day"]: m for m in rep["monitoring"]}
-    assert days["2026-12-02"]["intake_closed_s"] == {"camera_down": 1800}
-    assert days["2026-12-03"]["intake_closed_s"] == {"camera_down": 2700}
-    assert days["2026-12-02"]["camera_incidents"] == {"camera_down": 1}
+    assert days["2026-12-02"]["intake_closed_s"] == [{"reason": "camera_down", "seconds": 1800}]
+    assert days["2026-12-03"]["intake_closed_s"] == [{"reason": "camera_down", "seconds": 2700}]
+    assert days["2026-12-02"]["camera_incidents"] == [{"kind": "camera_down", "count": 1}]
     # the board is still offline when the period ends: counted up to its end
     assert days["2026-12-03"]["board_outages"] == 1
     assert days["2026-12-03"]["board_offline_s"] == 7200
-    assert days["2026-12-03"]["door_incidents"] == {"door_forced": 1}
+    assert days["2026-12-03"]["door_incidents"] == [{"kind": "door_forced", "count": 1}]
     jsonschema.Draft202012Validator(SCHEMA).validate(report_sign.signed_json(rep, device))
 
 
