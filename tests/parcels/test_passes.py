@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import base64
 import json
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from lockerd.domain.timefmt import format_ts
+from lockerd.parcels.passes import PassVerifier
 from lockerd.testing.passes import demo_key, issue, public_b64
 from tests.fixtures.cabinet import Cabinet, delivery, dropoff, while_open
 
@@ -169,3 +173,35 @@ async def test_revocations_are_forgotten_once_their_passes_expired(pcab: Cabinet
     await pcab.command("sf", "courier.revoke_pass",
                        {"passes": [{"pass_id": "pass-long-1", "expires": later}]})
     assert set(pcab.d.parcels.cabinet.state.revoked_passes) == {"sf/pass-long-1"}
+
+
+def test_the_worked_example_of_docs_passes_verifies() -> None:
+    """docs/passes.md's token, made with the seed 000102...1f, is what the verifier accepts."""
+    token = ("LP1.eyJjYWIiOlsiQ0FCLTAwMDEiXSwiY2FyIjoic2YiLCJjb3UiOiJjLTEwMSIsImV4cCI6MTc5ODgx"
+             "OTIwMCwibmJmIjoxNzk4NzkwNDAwLCJwaWQiOiJwN1FtMnhLYzlMdzQiLCJ2IjoxfQ.K-JUfkP9Bo_RizV"
+             "hYaEZxESSNYPU75hmHqqoId40dQ2-U3BaJbfUesNxXim-10VKAu6hsNJrORQZsD5zivJCBA")
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "passes.md").read_text()
+    assert token in doc
+    public = "A6EHv/POEL4dcN0Y50vAmWfk1jCbpQ1fHdyGZBJVMbg="
+    assert public_b64(Ed25519PrivateKey.from_private_bytes(bytes(range(32)))) == public
+    claim = PassVerifier({"sf": base64.b64decode(public)}).check(token)
+    assert (claim.carrier, claim.courier_id, claim.pass_id, claim.cabinets) == (
+        "sf", "c-101", "p7Qm2xKc9Lw4", ("CAB-0001",))
+    assert claim.expires - claim.not_before == timedelta(hours=8)
+
+
+def test_the_example_issuer_makes_passes_the_cabinet_accepts(tmp_path: Path) -> None:
+    script = Path(__file__).resolve().parents[2] / "examples" / "issue_pass.py"
+    key = tmp_path / "sf.key"
+    made = subprocess.run([sys.executable, str(script), "--new-key", str(key)],
+                          capture_output=True, text=True, check=True)
+    assert key.stat().st_mode & 0o777 == 0o600
+    out = subprocess.run([sys.executable, str(script), "--key", str(key), "--carrier", "sf",
+                          "--courier", "c-5", "--group", "g1", "--hours", "2"],
+                         capture_output=True, text=True, check=True)
+    claim = PassVerifier({"sf": base64.b64decode(made.stdout.strip())}).check(out.stdout)
+    assert (claim.courier_id, claim.group) == ("c-5", "g1")
+    too_long = subprocess.run([sys.executable, str(script), "--key", str(key), "--carrier", "sf",
+                               "--courier", "c-5", "--group", "g1", "--hours", "25"],
+                              capture_output=True, text=True, check=False)
+    assert too_long.returncode == 2
