@@ -260,3 +260,39 @@ def test_version_is_the_installed_metadata(capsys: pytest.CaptureFixture[str]) -
         lockerd_main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"lockerd {version('lockerd')}"
+
+
+def test_panel_login_with_an_offline_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lockerd.testing.passes import demo_key, issue, public_b64
+    config = make_config(tmp_path, carriers=[
+        {"id": "sf", "name": "SF Express", "pass_public_key": public_b64(demo_key("sf"))}])
+    proc = start_daemon(config)
+    sock = tmp_path / "api.sock"
+    try:
+        wait_for(sock, proc)
+        now = datetime.now(UTC)
+        token = issue(demo_key("sf"), carrier="sf", courier_id="c-42", not_before=now,
+                      expires=now + timedelta(hours=1), cabinets=["CAB-0001"])
+        pass_file = tmp_path / "pass.txt"
+        pass_file.write_text(token + "\n")
+        code, out, _ = run(capsys, sock, "panel", "login", "--pass", str(pass_file), "--json")
+        assert code == 0
+        assert json.loads(out)["courier_id"] == "c-42"
+        # the token never shows: not in argv (a file or stdin), not in the output
+        assert token not in out
+        forged = tmp_path / "forged.txt"
+        head, payload, sig = token.split(".")
+        forged.write_text(f"{head}.{payload}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}")
+        code, _, err = run(capsys, sock, "panel", "login", "--pass", str(forged))
+        assert code == 1
+        assert "pass_bad_signature" in err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()
