@@ -200,14 +200,16 @@ async def build(store: OpLog, cabinet: Cabinet, compartments: Sequence[Compartme
     tally = _Tally(ZoneInfo(cabinet.timezone), until)
     after = 0
     while True:
-        def batch(conn: Any, after: int = after) -> list[Any]:
-            return conn.execute(  # type: ignore[no-any-return]
+        def batch(conn: Any, after: int = after) -> list[tuple[int, str, str, str, Any]]:
+            # decoded in the reader thread too: the loop only folds ready values
+            rows = conn.execute(
                 "SELECT seq, ts, kind, actor, body FROM operations WHERE seq > ? AND ts >= ? "
                 "AND ts < ? ORDER BY seq LIMIT ?", (after, lo, hi, BATCH)).fetchall()
+            return [(seq, ts, kind, actor, json.loads(body)) for seq, ts, kind, actor, body in rows]
 
         rows = await store.read(batch)
         for seq, ts, kind, actor, body in rows:
-            tally.add(ts, kind, actor, json.loads(body))
+            tally.add(ts, kind, actor, body)
             after = seq
         if len(rows) < BATCH:
             break
