@@ -100,7 +100,8 @@ class Daemon:
         feed = CarrierFeed(Topics(self.cfg.mqtt.prefix, self.cfg.cabinet.id))
         self.parcels = self._parcel_flows(feed)
         self.sync = SyncComponent(self.cfg.mqtt, self.cfg.cabinet, self.cfg.carriers,
-                                  log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
+                                  log=self.oplog, bus=self.events, feed=feed, view=self.parcels,
+                                  anchors=self.oplog.anchors.board)
         self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
         # fleet health telemetry: the snapshot is built here, where every owner is reachable
         self.health = HealthSnapshots(

@@ -35,6 +35,13 @@ class Oplog(Strict):
     max_export_rows: int = Field(default=50000, ge=100, le=1000000,
                                  description="Most lines one export may return (narrow the "
                                              "range for more).")
+    anchor_every_ops: int = Field(
+        default=50, ge=1, le=10000,
+        description="Sign and publish the chain head (an anchor, docs/oplog.md) after this many "
+                    "operations.")
+    anchor_every_min: float = Field(
+        default=10.0, ge=0.05, le=1440,
+        description="... and at least this often (minutes), even when nothing happened.")
 
     @model_validator(mode="after")
     def _personal_first(self) -> Oplog:

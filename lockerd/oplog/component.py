@@ -20,9 +20,11 @@ from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet, Compartment, Paths
 from lockerd.config import Oplog as OplogConfig
-from lockerd.oplog import audit, backup, identity, keys, regreport, report_sign, retention
+from lockerd.oplog import audit, backup, keys, regreport, report_sign, retention
+from lockerd.oplog.anchoring import AnchorKeeper
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
+from lockerd.oplog.identity import DeviceIdentity, identity_dir
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.schema import SCHEMA_VERSION
 from lockerd.oplog.store import OpLog
@@ -105,7 +107,11 @@ class OplogComponent(Component):
         self._last_purge: dict[str, Any] | None = None
         self._next_purge: datetime | None = None
         self._writer_ok = True
-        self._device_key: identity.DeviceKey | None = None
+        #: device identity, start gate and anchors (docs/oplog.md "Anchors")
+        self.anchors = AnchorKeeper(cabinet.id, identity_dir(paths),
+                                    every_ops=cfg.anchor_every_ops,
+                                    every_min=cfg.anchor_every_min,
+                                    owner_uid=owner_uid)
         if api is not None:
             self.register(api)
 
@@ -131,15 +137,27 @@ class OplogComponent(Component):
         schema the file had before, 0 for a new file, null when it was already current).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._store = await self._open()
-        self._key_fp = self._store.key_fingerprint
-        head = self._store.head
-        await self._store.append("oplog.opened", actor="lockerd",
-                                 body={"pid": os.getpid(), "head_seq": head[0],
-                                       "key_fingerprint": self._key_fp})
-        await self._store.append("daemon.started", actor="lockerd",
-                                 body={"version": __version__, "schema": SCHEMA_VERSION,
-                                       "migrated_from": self._store.migrated_from})
+        self._store = store = await self._open()
+        try:
+            # A log that does not extend the last published anchor is refused here, before
+            # anything is written to it; root's reset request is recorded first of all.
+            reset = await self.anchors.gate(store)
+            if reset is not None:
+                await store.append("oplog.reset", actor=f"uid:{reset.uid}",
+                                   body=reset.record_body())
+        except BaseException:
+            self._store = None
+            await store.close()
+            raise
+        self._key_fp = store.key_fingerprint
+        head = store.head
+        await store.append("oplog.opened", actor="lockerd",
+                           body={"pid": os.getpid(), "head_seq": head[0],
+                                 "key_fingerprint": self._key_fp})
+        await store.append("daemon.started", actor="lockerd",
+                           body={"version": __version__, "schema": SCHEMA_VERSION,
+                                 "migrated_from": store.migrated_from})
+        await self.anchors.begin(store)
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file
@@ -178,6 +196,10 @@ class OplogComponent(Component):
                 log.error("operation log writer has not made progress for %.0f s",
                           time.monotonic() - store.writer_heartbeat)
             self._writer_ok = fresh
+            try:
+                await self.anchors.tick(store)
+            except (OplogError, OSError) as exc:
+                log.error("cannot anchor the log head: %s", exc)
             now = store.now()
             if now >= self._next_purge:
                 await self.purge_now()
@@ -203,6 +225,10 @@ class OplogComponent(Component):
         """Close the log (queued writes finish first). Idempotent."""
         store, self._store = self._store, None
         if store is not None:
+            try:
+                await self.anchors.final(store)
+            except Exception as exc:  # the last periodic anchor stands
+                log.warning("no final anchor at stop: %s", exc)
             await store.close()
 
     def status(self) -> dict[str, Any]:
@@ -219,13 +245,15 @@ class OplogComponent(Component):
     # ----------------------------------------------------------------- API
 
     def register(self, api: ApiServer) -> None:
-        """Register log.view, log.verify, log.export, log.report, log.rekey and log.backup."""
+        """Register log.view, log.verify, log.export, log.report, log.rekey, log.backup and
+        identity.show."""
         api.route("log.view", {Role.AUDIT, Role.TECH}, ViewParams, self._api_view)
         api.route("log.verify", {Role.AUDIT, Role.TECH}, None, self._api_verify)
         api.route("log.export", {Role.AUDIT}, ExportParams, self._api_export)
         api.route("log.report", {Role.AUDIT}, ReportParams, self._api_report)
         api.route("log.rekey", {Role.AUDIT}, None, self._api_rekey)
         api.route("log.backup", {Role.AUDIT}, None, self._api_backup)
+        api.route("identity.show", {Role.AUDIT, Role.TECH}, None, self._api_identity)
 
     def _api_store(self) -> OpLog:
         if self._store is None:
@@ -238,6 +266,10 @@ class OplogComponent(Component):
                                after_seq=params.after_seq, limit=params.limit)
         return {"operations": ops,
                 "next_after_seq": ops[-1]["seq"] if len(ops) == params.limit else None}
+
+    async def _api_identity(self, params: Any, caller: Caller) -> dict[str, Any]:
+        self._api_store()
+        return self.anchors.describe()
 
     async def _api_verify(self, params: Any, caller: Caller) -> dict[str, Any]:
         return (await self._api_store().verify()).to_json()
@@ -267,22 +299,20 @@ class OplogComponent(Component):
         except regreport.ReportRangeError as exc:
             raise ApiError("bad_params", str(exc)) from None
 
-    def device_key(self) -> identity.DeviceKey:
-        """The cabinet's Ed25519 key (created next to the log key at first use)."""
-        if self._device_key is None:
-            self._device_key = identity.load_or_create(
-                identity.device_key_path(self._paths.key_file, self._env))
-        return self._device_key
+    def device_key(self) -> DeviceIdentity:
+        """The cabinet's Ed25519 identity (loaded or created by the anchor keeper at start)."""
+        if self.anchors.identity is None:
+            raise OplogError("the device identity is not loaded")
+        return self.anchors.identity
 
     async def build_report(self, since: datetime, until: datetime, fmt: str
                            ) -> tuple[dict[str, Any], dict[str, Any]]:
         """The signed report and the chain body that records it (not yet recorded)."""
-        key = await asyncio.to_thread(self.device_key)
+        key = self.device_key()
         now = self._clock() if self._clock is not None else datetime.now(UTC)
         report = await regreport.build(
             self.store, self._cabinet, self._compartments, since=since, until=until,
-            produced_at=now, device={"public_key": key.public_b64,
-                                     "key_fingerprint": key.fingerprint})
+            produced_at=now, device=report_sign.device_fields(key))
         if fmt == "csv":
             text = report_sign.signed_csv(report, key)
             out: dict[str, Any] = {"format": "csv", "csv": text}

@@ -19,22 +19,29 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from cryptography.exceptions import InvalidSignature
-
 from lockerd.oplog.canonical import dumps
-from lockerd.oplog.identity import DeviceKey, public_fingerprint, public_key
+from lockerd.oplog.identity import DeviceIdentity, fingerprint, verify_signature
 
 ALG = "Ed25519"
+PUBLIC_BYTES = 32
 CSV_SIGNATURE_PREFIX = "#signature,"
 
 
-def signed_json(report: dict[str, Any], key: DeviceKey) -> dict[str, Any]:
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode("ascii")
+
+
+def device_fields(key: DeviceIdentity) -> dict[str, str]:
+    """The report's `cabinet.device_key`: the public key and its SHA-256 fingerprint (what
+    `lockerctl identity` prints for enrolment)."""
+    return {"public_key": _b64(key.public_raw), "key_fingerprint": key.fingerprint}
+
+
+def signed_json(report: dict[str, Any], key: DeviceIdentity) -> dict[str, Any]:
     """The report wrapped with its signature."""
     value = key.sign(dumps(report).encode("utf-8"))
     return {"report": report,
-            "signature": {"alg": ALG, "public_key": key.public_b64,
-                          "key_fingerprint": key.fingerprint,
-                          "value": base64.b64encode(value).decode()}}
+            "signature": {"alg": ALG, **device_fields(key), "value": _b64(value)}}
 
 
 def digest(document: dict[str, Any]) -> str:
@@ -79,13 +86,13 @@ def _figures(section: str, day: str, carrier: str, entry: dict[str, Any], skip: 
     return rows
 
 
-def signed_csv(report: dict[str, Any], key: DeviceKey) -> str:
+def signed_csv(report: dict[str, Any], key: DeviceIdentity) -> str:
     """The CSV rendering with its signature line."""
     buf = io.StringIO()
     csv.writer(buf, lineterminator="\n").writerows(csv_rows(report))
     text = buf.getvalue()
-    value = base64.b64encode(key.sign(text.encode("utf-8"))).decode()
-    return f"{text}{CSV_SIGNATURE_PREFIX}{ALG},{key.public_b64},{value}\n"
+    value = _b64(key.sign(text.encode("utf-8")))
+    return f"{text}{CSV_SIGNATURE_PREFIX}{ALG},{_b64(key.public_raw)},{value}\n"
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,19 +108,21 @@ class Verification:
 def _check(pub_b64: str, sig_b64: str, data: bytes, fmt: str,
            expected_fingerprint: str | None) -> Verification:
     try:
-        pub = public_key(pub_b64)
+        pub = base64.b64decode(pub_b64, validate=True)
         sig = base64.b64decode(sig_b64, validate=True)
     except ValueError as exc:
         return Verification(False, fmt, None, f"malformed key or signature: {exc}")
-    fingerprint = public_fingerprint(base64.b64decode(pub_b64))
-    if expected_fingerprint is not None and fingerprint != expected_fingerprint:
-        return Verification(False, fmt, fingerprint,
-                            f"signed by key {fingerprint}, expected {expected_fingerprint}")
-    try:
-        pub.verify(sig, data)
-    except InvalidSignature:
-        return Verification(False, fmt, fingerprint, "signature does not match the content")
-    return Verification(True, fmt, fingerprint, "signature OK")
+    if len(pub) != PUBLIC_BYTES:
+        return Verification(False, fmt, None, "the public key is not 32 bytes")
+    found = fingerprint(pub)
+    # the enrolled fingerprint, whole (64 hex) or as the key id (its first 16)
+    if expected_fingerprint is not None and expected_fingerprint.lower() not in (found,
+                                                                                 found[:16]):
+        return Verification(False, fmt, found,
+                            f"signed by key {found}, expected {expected_fingerprint}")
+    if not verify_signature(pub, sig, data):
+        return Verification(False, fmt, found, "signature does not match the content")
+    return Verification(True, fmt, found, "signature OK")
 
 
 def verify(data: bytes, expected_fingerprint: str | None = None) -> Verification:

@@ -73,6 +73,10 @@ class OpLog:
         # The schema version the file had before this open migrated it (0: a new file); None
         # when it was already current. The daemon records it at start (daemon.started).
         self.migrated_from: int | None = None
+        # Signs the head at an operation (seq, hash, ts) for `parcel.*` event envelopes; set by
+        # the anchoring once the log's epoch is known (lockerd.oplog.anchoring). Runs on the
+        # writer thread inside the operation's transaction.
+        self.anchor_signer: Callable[[int, str, str], Mapping[str, Any]] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -214,8 +218,12 @@ class OpLog:
             ts = format_ts(now)
             op = self._chain_row(conn, ts, kind, actor, encoded, compartment=compartment,
                                  parcel_id=parcel_id)
+            signer = self.anchor_signer
+            anchor = None if signer is None or not any(
+                str(m.payload.get("type", "")).startswith("parcel.") for m in msgs) \
+                else signer(op.seq, op.hash, ts)
             for msg in msgs:
-                outbox_table.enqueue(conn, msg, op.seq, now, ts=ts)
+                outbox_table.enqueue(conn, msg, op.seq, now, ts=ts, anchor=anchor)
             if remembered is not None:
                 _remember_command(conn, *remembered, ts, op.seq)
             if mutate is not None:

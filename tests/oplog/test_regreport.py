@@ -15,7 +15,6 @@ import pytest
 
 from lockerd.config import Config, load_config
 from lockerd.oplog import OpLog, OplogKey, identity, regreport, report_sign
-from lockerd.oplog.canonical import format_ts
 from tests.fixtures.paths import EXAMPLE_CONFIG
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -31,8 +30,8 @@ def cfg() -> Config:
 
 
 @pytest.fixture
-def device(tmp_path: Path) -> identity.DeviceKey:
-    return identity.load_or_create(tmp_path / identity.DEVICE_KEY_NAME)
+def device(tmp_path: Path) -> identity.DeviceIdentity:
+    return identity.load_or_create(tmp_path / "identity")[0]
 
 
 @pytest.fixture
@@ -47,16 +46,15 @@ async def day_log(tmp_path: Path) -> AsyncIterator[OpLog]:
         await store.close()
 
 
-async def _report(store: OpLog, cfg: Config, device: identity.DeviceKey,
+async def _report(store: OpLog, cfg: Config, device: identity.DeviceIdentity,
                   since: datetime = DAY_FROM, until: datetime = DAY_TO) -> dict[str, Any]:
     return await regreport.build(store, cfg.cabinet, cfg.compartments, since=since, until=until,
                                  produced_at=datetime(2026, 12, 3, 1, tzinfo=UTC),
-                                 device={"public_key": device.public_b64,
-                                         "key_fingerprint": device.fingerprint})
+                                 device=report_sign.device_fields(device))
 
 
 async def test_a_real_day_by_carrier_and_day(day_log: OpLog, cfg: Config,
-                                              device: identity.DeviceKey) -> None:
+                                              device: identity.DeviceIdentity) -> None:
     rep = await _report(day_log, cfg, device)
     sf = next(d for d in rep["days"] if d["carrier"] == "sf")
     assert sf["day"] == "2026-12-02"
@@ -81,7 +79,7 @@ async def test_a_real_day_by_carrier_and_day(day_log: OpLog, cfg: Config,
 
 
 async def test_the_signed_report_validates_against_its_schema(
-        day_log: OpLog, cfg: Config, device: identity.DeviceKey) -> None:
+        day_log: OpLog, cfg: Config, device: identity.DeviceIdentity) -> None:
     doc = report_sign.signed_json(await _report(day_log, cfg, device), device)
     jsonschema.Draft202012Validator.check_schema(SCHEMA)
     jsonschema.Draft202012Validator(SCHEMA).validate(doc)
@@ -92,7 +90,7 @@ async def test_the_signed_report_validates_against_its_schema(
 
 
 async def test_json_signature_verifies_and_one_changed_number_breaks_it(
-        day_log: OpLog, cfg: Config, device: identity.DeviceKey) -> None:
+        day_log: OpLog, cfg: Config, device: identity.DeviceIdentity) -> None:
     doc = report_sign.signed_json(await _report(day_log, cfg, device), device)
     text = json.dumps(doc, indent=2, sort_keys=True)
     ok = report_sign.verify(text.encode())
@@ -105,12 +103,14 @@ async def test_json_signature_verifies_and_one_changed_number_breaks_it(
     bad = report_sign.verify(json.dumps(tampered).encode())
     assert not bad.ok
     assert bad.reason == "signature does not match the content"
-    # another key's signature is refused when the enrolled fingerprint is given
-    assert not report_sign.verify(text.encode(), "0" * 16).ok
+    # the enrolled fingerprint (or its key id) must be the signer's when it is given
+    assert report_sign.verify(text.encode(), device.fingerprint).ok
+    assert report_sign.verify(text.encode(), device.key_id).ok
+    assert not report_sign.verify(text.encode(), "0" * 64).ok
 
 
 async def test_csv_signature_verifies_and_one_changed_digit_breaks_it(
-        day_log: OpLog, cfg: Config, device: identity.DeviceKey) -> None:
+        day_log: OpLog, cfg: Config, device: identity.DeviceIdentity) -> None:
     text = report_sign.signed_csv(await _report(day_log, cfg, device), device)
     assert text.startswith("section,day,carrier,metric,key,value\n")
     assert "days,2026-12-02,sf,deliveries,,5\n" in text
@@ -122,7 +122,7 @@ async def test_csv_signature_verifies_and_one_changed_digit_breaks_it(
 
 
 async def test_reads_run_in_bounded_batches(day_log: OpLog, cfg: Config,
-                                            device: identity.DeviceKey,
+                                            device: identity.DeviceIdentity,
                                             monkeypatch: pytest.MonkeyPatch) -> None:
     whole = await _report(day_log, cfg, device)
     reads: list[int] = []
@@ -159,7 +159,7 @@ async def _alert(store: OpLog, clock: Clock, at: datetime, kind: str, active: bo
 
 
 async def test_intake_and_board_time_is_split_at_local_midnight(
-        tmp_path: Path, key: OplogKey, cfg: Config, device: identity.DeviceKey) -> None:
+        tmp_path: Path, key: OplogKey, cfg: Config, device: identity.DeviceIdentity) -> None:
     clock = Clock()
     store = await OpLog.open(tmp_path / "clocked.db", key, clock=clock)
     try:
@@ -168,7 +168,7 @@ async def test_intake_and_board_time_is_split_at_local_midnight(
         await store.close()
 
 
-async def _intervals(store: OpLog, clock: Clock, cfg: Config, device: identity.DeviceKey) -> None:
+async def _intervals(store: OpLog, clock: Clock, cfg: Config, device: identity.DeviceIdentity) -> None:
     # Asia/Shanghai midnight of 2026-12-03 is 16:00Z on 2026-12-02
     midnight = datetime(2026, 12, 2, 16, tzinfo=UTC)
     await _alert(store, clock, midnight - timedelta(minutes=30), "camera_down", True)
@@ -188,20 +188,9 @@ async def _intervals(store: OpLog, clock: Clock, cfg: Config, device: identity.D
     jsonschema.Draft202012Validator(SCHEMA).validate(report_sign.signed_json(rep, device))
 
 
-async def test_a_period_is_bounded(store: OpLog, cfg: Config, device: identity.DeviceKey) -> None:
+async def test_a_period_is_bounded(store: OpLog, cfg: Config, device: identity.DeviceIdentity) -> None:
     with pytest.raises(regreport.ReportRangeError):
         await _report(store, cfg, device, since=DAY_FROM,
                       until=DAY_FROM + timedelta(days=regreport.MAX_DAYS + 1))
     with pytest.raises(regreport.ReportRangeError):
         await _report(store, cfg, device, since=DAY_TO, until=DAY_FROM)
-
-
-def test_the_device_key_is_kept_0600_and_reloaded(tmp_path: Path) -> None:
-    path = tmp_path / "device.key"
-    first = identity.load_or_create(path)
-    assert path.stat().st_mode & 0o777 == 0o600
-    assert identity.load_or_create(path).public_raw == first.public_raw
-    path.chmod(0o644)
-    with pytest.raises(identity.KeyRefused):
-        identity.load_or_create(path)
-    assert format_ts(DAY_FROM) == "2026-12-01T00:00:00.000Z"
