@@ -193,6 +193,19 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "refused",
     # Audited exports (the chain record of each export).
     "from", "to", "rows", "operations", "masked",
+    # Offline courier passes (docs/passes.md): the carrier's pass ids and the revocation list.
+    # The token itself is never recorded (`token` is a secret above).
+    "pass_id", "pass_ids", "passes", "revoked_pass", "revoked_passes", "until", "unchanged",
+    # The regulator report (Art. 28, lockerd.oplog.regreport) and its record: counts by day and
+    # carrier, the cabinet's identity (`cabinet_name`, `location`: the cabinet's, not a
+    # person's), the device key's public half and the signature.
+    "report", "report_version", "produced_at", "cabinet_name", "location",
+    "registration_number", "timezone", "device_key", "public_key", "compartments", "total",
+    "by_size", "period", "days", "day", "deliveries", "pickups", "refusals", "dropoffs",
+    "collections", "rejections", "rejections_by_reason", "returns", "returned_to_sender",
+    "removed_by_staff", "denied", "fees_cents", "monitoring", "intake_closed_s",
+    "intake_closed_hours", "camera_incidents", "door_incidents", "board_outages",
+    "board_offline_s", "totals", "signature", "alg", "document", "csv", "format", "seconds",
     # Anchors (lockerd.oplog.anchors): signed chain heads in event envelopes, and the reset of
     # a log (its old head); the cabinet id, key ids and signatures are the device's, not a
     # person's.

@@ -25,9 +25,11 @@ from lockerd.doors.controller import DoorController
 from lockerd.drivers.factory import build_hardware
 from lockerd.gpio.monitor import GpioMonitor
 from lockerd.oplog.component import OplogComponent
+from lockerd.parcels import passes
 from lockerd.parcels.component import ParcelFlows
 from lockerd.parcels.ports import IntakeGate
 from lockerd.parcels.spec_from_config import cabinet_spec
+from lockerd.sync import reports
 from lockerd.sync.component import SyncComponent
 from lockerd.sync.feed import CarrierFeed
 from lockerd.sync.topics import Topics
@@ -113,6 +115,9 @@ class Daemon:
         # --- parcel flows (issue 5): after doors, camera and sync; before the API server
         self.parcels.register_api(self.api)
         self.parcels.register_commands(self.sync.registry)
+        reports.register(self.sync.registry, self.oplog,
+                         platforms=[c.id for c in self.cfg.carriers if c.platform],
+                         max_bytes=self.cfg.mqtt.max_report_bytes)
         self.sync.maintenance.register_api(self.api)
         # --- end parcel flows
         gpio: GpioMonitor | None = None
@@ -135,7 +140,8 @@ class Daemon:
                            doors=self.doors, gate=gate, camera=self.camera, carriers=feed,
                            bus=self.events, hardware=self.cfg.hardware,
                            carrier_cfg=self.cfg.carriers,
-                           escalation_hours=self.cfg.escalation.tiers_hours)
+                           escalation_hours=self.cfg.escalation.tiers_hours,
+                           pass_keys=passes.public_keys(self.cfg.carriers))
     # --- end parcel flows
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:

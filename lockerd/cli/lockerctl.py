@@ -19,6 +19,7 @@ from lockerd.cli.backup import add_backup_commands
 from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
+from lockerd.cli.report import add_report_command
 from lockerd.cli.tech import add_tech_commands
 from lockerd.config import ConfigError, load_config
 from lockerd.domain.timefmt import format_ts
@@ -233,29 +234,6 @@ def cmd_export(ctx: Ctx) -> int:
     return EXIT_OK
 
 
-def cmd_report(ctx: Ctx) -> int:
-    """Figures for the postal administration (Art. 28)."""
-    rep = ctx.call("log.report", _range(ctx, 30))
-    if ctx.json:
-        emit_json(rep)
-        return EXIT_OK
-    cab = rep["cabinet"]
-    print(key_values([("cabinet", f"{cab['id']}  {cab['name']}"), ("address", cab["address"]),
-                      ("registration", cab["registration_number"]),
-                      ("period", f"{rep['period']['from']} .. {rep['period']['to']}"),
-                      ("compartments", f"{rep['compartments']['total']} "
-                                       f"{rep['compartments']['by_size']}"),
-                      ("deliveries", rep["parcels_total"]["delivery"]),
-                      ("drop-offs", rep["parcels_total"]["dropoff"])]))
-    if rep["parcels_by_day"]:
-        print()
-        print(table(["day", "deliveries", "drop-offs"],
-                    [[d["day"], d["delivery"], d["dropoff"]] for d in rep["parcels_by_day"]]))
-    print()
-    print(table(["operation", "count"], sorted(rep["operations"].items())))
-    return EXIT_OK
-
-
 def cmd_rekey(ctx: Ctx) -> int:
     """Rotate the operation-log key (root only); recorded in the chain."""
     result = ctx.call("log.rekey")
@@ -366,10 +344,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--unmasked", action="store_true", help="root only, needs --reason")
     p.add_argument("--reason", help="why an unmasked export is needed (recorded)")
     p.set_defaults(func=cmd_export)
-    p = sub.add_parser("report", parents=[common], help="regulator report (Art. 28)")
-    p.add_argument("--from", dest="since", type=_when, help="start (default: 30 days ago)")
-    p.add_argument("--to", type=_when, help="end (default: now)")
-    p.set_defaults(func=cmd_report)
+    add_report_command(sub, common, _when)
     p = sub.add_parser("rekey", parents=[common], help="rotate the log key (root)")
     p.set_defaults(func=cmd_rekey)
 

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lockerd.api.client import ApiReplyError
@@ -30,6 +32,13 @@ def _pin(args: argparse.Namespace) -> str:
 
 
 def _courier(args: argparse.Namespace) -> dict[str, Any]:
+    """Carrier, courier and PIN, or an offline pass (`--pass FILE`, `-` for stdin: a token on
+    the command line would show in `ps`)."""
+    if args.pass_file is not None:
+        text = sys.stdin.read() if args.pass_file == "-" else Path(args.pass_file).read_text()  # noqa: S105
+        return {"panel": args.panel, "pass": text.strip()}
+    if args.carrier is None or args.courier is None:
+        raise SystemExit("lockerctl: give --carrier and --courier (with the PIN), or --pass")
     return {"panel": args.panel, "carrier": args.carrier, "courier_id": args.courier,
             "pin": _pin(args)}
 
@@ -124,8 +133,10 @@ def cmd_return(ctx: Ctx) -> int:
 
 
 def _courier_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--carrier", required=True)
-    p.add_argument("--courier", required=True, help="courier id")
+    p.add_argument("--carrier")
+    p.add_argument("--courier", help="courier id")
+    p.add_argument("--pass", dest="pass_file", metavar="FILE",
+                   help="log in with an offline courier pass read from FILE ('-': stdin)")
     p.add_argument("--pin-env", default="LOCKER_PIN", help="environment variable holding the PIN")
 
 

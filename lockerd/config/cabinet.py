@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from typing import Annotated
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator
 
 from lockerd.config.base import Strict
-from lockerd.domain.ids import CABINET_ID_PATTERN
+from lockerd.domain.ids import CABINET_ID_PATTERN, GROUP_PATTERN
 
 
 class Cabinet(Strict):
@@ -24,6 +25,10 @@ class Cabinet(Strict):
     registration_number: str = Field(
         description="Registration number with the postal administration (Art. 8).", min_length=1,
         max_length=64)
+    groups: list[Annotated[str, Field(pattern=GROUP_PATTERN)]] = Field(
+        default_factory=list, max_length=32,
+        description="Groups this cabinet belongs to: an offline courier pass naming one of them "
+                    "is valid here (docs/passes.md).")
     timezone: str = Field(default="Asia/Shanghai",
                           description="IANA time zone of the cabinet: reports, and the local "
                                       "storage deadline carriers get next to the UTC one.")

@@ -29,6 +29,14 @@ class Carrier(Strict):
         description="File holding the key (64 hex digits) shared with the carrier for keyed "
                     "hashes of ID numbers: `recipient_id_hash` of ID-checked handovers "
                     "(docs/idcard.md). A secret: 0600, like hmac_key_file.")
+    pass_public_key: str | None = Field(
+        default=None, pattern=r"^[A-Za-z0-9+/]{43}=$",
+        description="The carrier's Ed25519 public key (32 bytes, standard base64) that signs its "
+                    "offline courier passes (docs/passes.md); unset: its passes are refused.")
+    platform: bool = Field(
+        default=False,
+        description="The operator's platform: may request the regulator report over MQTT "
+                    "(report.request); other carriers are refused not_permitted.")
     require_expectation: bool = Field(
         default=False,
         description="Deliver only waybills this carrier announced with parcel.expect (the "

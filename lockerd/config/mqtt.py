@@ -50,6 +50,10 @@ class Mqtt(Strict):
     refusal_window_s: int = Field(default=60, ge=1, le=86400,
                                   description="Refused commands are chained as one row of counts "
                                               "per carrier and window of this length.")
+    max_report_bytes: int = Field(default=262144, ge=4096, le=1048576,
+                                  description="A report.request whose signed report is larger is "
+                                              "refused too_large (the broker's message limit "
+                                              "must allow this much).")
     backlog_alert_s: float = Field(default=300.0, ge=1, le=86400,
                                    description="Raise sync_backlog when the oldest unsent message "
                                                "is older than this.")

@@ -26,12 +26,14 @@ from typing import Any
 from lockerd.api.client import ApiReplyError, AsyncApiClient
 from lockerd.app.daemon import Daemon
 from lockerd.config import Config, example_config_path, example_config_text, parse_config
+from lockerd.demo import evidence as demo_evidence
 from lockerd.demo import flows as demo_flows
 from lockerd.demo.identity import scene_id_handover
 from lockerd.demo.realname import DEMO_REALNAME_PUBLIC
 from lockerd.privacy import mask_waybill
 from lockerd.testing.broker import LocalBroker, local_broker, mosquitto_binary
 from lockerd.testing.carrier import CarrierClient, Received
+from lockerd.testing.passes import demo_key, public_b64
 
 
 class Timeline:
@@ -101,6 +103,11 @@ def demo_config(workdir: Path, *, mqtt_host: str | None = None, mqtt_port: int =
     data.setdefault("doors", {}).update({"close_timeout_s": 20.0})
     # the demo cabinet has an ID-card reader (simulated): drop-offs show a card (Art. 18)
     data.setdefault("hardware", {}).setdefault("idcard", {})["enabled"] = True
+    # sf issues offline courier passes with the demo's public test key, and stands in for the
+    # operator's platform that may ask for the regulator report
+    for carrier in data.get("carriers", []):
+        if carrier.get("id") == "sf":
+            carrier.update({"pass_public_key": public_b64(demo_key("sf")), "platform": True})
     if mqtt_host:
         data["mqtt"] = {**data.get("mqtt", {}), "enabled": True, "host": mqtt_host,
                         "port": mqtt_port, "tls": False, "reconnect_min_s": 1,
@@ -197,6 +204,7 @@ SCENES: list[Scene] = [
     scene_broker_back,
     demo_flows.scene_refusal, demo_flows.scene_revoked, demo_flows.scene_dropoff,
     scene_id_handover, demo_flows.scene_overdue, demo_flows.scene_door_never_closes,
+    demo_evidence.scene_offline_pass, demo_evidence.scene_report,
 ]
 
 

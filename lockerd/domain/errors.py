@@ -26,6 +26,14 @@ class ErrorCode(StrEnum):
     BAD_PIN_HASH = "bad_pin_hash"
     INVALID_EXPIRY = "invalid_expiry"
     NOT_YOUR_PARCEL = "not_your_parcel"
+    # offline courier passes (docs/passes.md)
+    PASS_MALFORMED = "pass_malformed"  # noqa: S105 - a refusal code, not a password
+    PASS_BAD_SIGNATURE = "pass_bad_signature"  # noqa: S105 - a refusal code, not a password
+    PASS_WRONG_CARRIER = "pass_wrong_carrier"  # noqa: S105 - a refusal code, not a password
+    PASS_WRONG_CABINET = "pass_wrong_cabinet"  # noqa: S105 - a refusal code, not a password
+    PASS_NOT_YET_VALID = "pass_not_yet_valid"  # noqa: S105 - a refusal code, not a password
+    PASS_EXPIRED = "pass_expired"  # noqa: S105 - a refusal code, not a password
+    PASS_REVOKED = "pass_revoked"  # noqa: S105 - a refusal code, not a password
     # delivery rules (Art. 22, 23)
     NO_CONSENT = "no_consent"
     DAMAGED = "damaged"
@@ -73,6 +81,7 @@ class ErrorCode(StrEnum):
     EXPIRED = "expired"
     TS_IN_FUTURE = "ts_in_future"
     UNKNOWN_TYPE = "unknown_type"
+    NOT_PERMITTED = "not_permitted"
     INTERNAL_ERROR = "internal_error"
 
 

@@ -29,3 +29,7 @@ PANEL_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"
 WAYBILL_PATTERN = r"^[A-Za-z0-9-]{4,40}$"
 #: Parcel id as `rules.new_id(rng, "p")` makes it: opaque, 64 random bits.
 PARCEL_ID_PATTERN = r"^p-[0-9a-f]{16}$"
+#: An offline courier pass's id, chosen by its carrier (docs/passes.md).
+PASS_ID_PATTERN = r"^[A-Za-z0-9_-]{8,64}$"  # noqa: S105
+#: A cabinet group a pass may name instead of cabinet ids.
+GROUP_PATTERN = r"^[A-Za-z0-9_.-]{1,64}$"

@@ -195,6 +195,25 @@ def expectation_key(carrier: str, waybill: str) -> str:
     return f"{carrier}/{waybill}"
 
 
+class RevokedPass(Frozen):
+    """An offline courier pass its carrier revoked; remembered until the pass would expire."""
+
+    carrier: str
+    pass_id: str
+    until: datetime
+    revoked_at: datetime
+
+    @property
+    def key(self) -> str:
+        """Pass ids are the carrier's: two carriers may reuse one."""
+        return pass_key(self.carrier, self.pass_id)
+
+
+def pass_key(carrier: str, pass_id: str) -> str:
+    """State key of a revoked pass."""
+    return f"{carrier}/{pass_id}"
+
+
 class Limiter(Frozen):
     """Wrong-credential limiter of one caller (its panel, or `uid:<n>`) or of the whole cabinet
     (`cabinet:codes`, `cabinet:pins`): recent failures and the lockout ladder."""
@@ -246,8 +265,16 @@ class SetExpectation(Frozen):
     value: Expectation | None
 
 
-Change = Annotated[SetCompartment | SetParcel | SetCourier | SetLimiter | SetExpectation,
-                   Field(discriminator="entity")]
+class SetRevokedPass(Frozen):
+    """Change: the revocation under `key` now has this value (None: forgotten, the pass expired)."""
+
+    entity: Literal["revoked_pass"] = "revoked_pass"
+    key: str
+    value: RevokedPass | None
+
+
+Change = Annotated[SetCompartment | SetParcel | SetCourier | SetLimiter | SetExpectation
+                   | SetRevokedPass, Field(discriminator="entity")]
 CHANGES = TypeAdapter(list[Change])
 
 
@@ -269,6 +296,7 @@ class CabinetState(BaseModel):
     couriers: dict[str, Courier] = Field(default_factory=dict)
     limiters: dict[str, Limiter] = Field(default_factory=dict)
     expected: dict[str, Expectation] = Field(default_factory=dict)
+    revoked_passes: dict[str, RevokedPass] = Field(default_factory=dict)
     _by_code: dict[str, str] = PrivateAttr(default_factory=dict)
     _by_waybill: dict[tuple[str, str], str] = PrivateAttr(default_factory=dict)
 
@@ -293,6 +321,11 @@ class CabinetState(BaseModel):
                     self.limiters.pop(change.value.panel, None)
                 else:
                     self.limiters[change.value.panel] = change.value
+            elif isinstance(change, SetRevokedPass):
+                if change.value is None:
+                    self.revoked_passes.pop(change.key, None)
+                else:
+                    self.revoked_passes[change.key] = change.value
             elif change.value is None:
                 self.expected.pop(change.key, None)
             else:

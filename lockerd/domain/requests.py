@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lockerd.domain.identity import Handover
-from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, WAYBILL_PATTERN, Size
+from lockerd.domain.ids import (
+    CARRIER_PATTERN,
+    COURIER_PATTERN,
+    PASS_ID_PATTERN,
+    WAYBILL_PATTERN,
+    Size,
+)
 
 ID_HASH_PATTERN = r"^hmac-sha256:[0-9a-f]{64}$"
 
@@ -18,12 +25,36 @@ class Request(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class CourierAuth(Request):
-    """Courier credentials typed on the panel; checked again on every command (revocation is immediate)."""
+class PassClaim(Request):
+    """What an offline courier pass says, once the edge has checked its carrier's signature
+    (lockerd/parcels/passes.py); the domain checks the rest: carrier, cabinet, time, revocation."""
 
     carrier: str = Field(pattern=CARRIER_PATTERN)
     courier_id: str = Field(pattern=COURIER_PATTERN)
-    pin: str = Field(min_length=1, max_length=32, repr=False)
+    pass_id: str = Field(pattern=PASS_ID_PATTERN)
+    cabinets: tuple[str, ...] = ()
+    group: str | None = None
+    not_before: datetime
+    expires: datetime
+
+
+class CourierAuth(Request):
+    """Courier credentials typed on the panel, or a verified pass; checked again on every command
+    (revocation is immediate)."""
+
+    carrier: str = Field(pattern=CARRIER_PATTERN)
+    courier_id: str = Field(pattern=COURIER_PATTERN)
+    pin: str | None = Field(default=None, min_length=1, max_length=32, repr=False)
+    pass_claim: PassClaim | None = None
+
+    @model_validator(mode="after")
+    def _one_credential(self) -> CourierAuth:
+        if (self.pin is None) == (self.pass_claim is None):
+            raise ValueError("exactly one of pin and pass_claim")
+        if self.pass_claim is not None and (self.pass_claim.carrier, self.pass_claim.courier_id
+                                            ) != (self.carrier, self.courier_id):
+            raise ValueError("the pass names another courier")
+        return self
 
 
 class Delivery(Request):

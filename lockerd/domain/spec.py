@@ -63,5 +63,7 @@ class CabinetSpec:
     timezone: str = "UTC"
     #: The cabinet has an ID-card reader (ID-checked handovers need one).
     id_reader: bool = False
-    #: The cabinet's id (topics, receipts).
+    #: This cabinet's id (topics, receipts) and the groups it belongs to, as offline courier
+    #: passes name them.
     cabinet_id: str = ""
+    groups: frozenset[str] = frozenset()

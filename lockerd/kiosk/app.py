@@ -273,7 +273,7 @@ class Kiosk:
 
     async def _login(self, session: Session, body: Any) -> dict[str, Any]:
         form = forms.Login.model_validate(body)
-        courier = Courier(form.carrier, form.courier_id, form.pin)
+        courier = Courier(form.carrier, form.courier_id, form.pin, form.pass_token)
         result = await self.link.call("panel.v2.login", courier.params(self.settings.panel))
         session.courier = courier
         return {k: result[k] for k in ("carrier", "courier_id", "expires", "to_return",

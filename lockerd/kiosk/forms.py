@@ -6,7 +6,7 @@ is never refused for its shape one layer further down; the daemon still checks e
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, PARCEL_ID_PATTERN, WAYBILL_PATTERN, Size
 from lockerd.domain.requests import RefusalReason, RejectReason
@@ -37,11 +37,19 @@ class Refuse(Form):
 
 
 class Login(Form):
-    """A courier's credentials."""
+    """A courier's credentials: carrier, courier id and PIN, or an offline pass (docs/passes.md)."""
 
-    carrier: str = Field(pattern=CARRIER_PATTERN)
-    courier_id: str = Field(pattern=COURIER_PATTERN)
-    pin: str = Field(min_length=1, max_length=32, repr=False)
+    carrier: str | None = Field(default=None, pattern=CARRIER_PATTERN)
+    courier_id: str | None = Field(default=None, pattern=COURIER_PATTERN)
+    pin: str | None = Field(default=None, min_length=1, max_length=32, repr=False)
+    pass_token: str | None = Field(default=None, alias="pass", min_length=1, max_length=2048,
+                                   repr=False)
+
+    @model_validator(mode="after")
+    def _credentials(self) -> Login:
+        if self.pass_token is None and None in (self.carrier, self.courier_id, self.pin):
+            raise ValueError("give carrier, courier_id and pin, or a pass")
+        return self
 
 
 class Deliver(Form):

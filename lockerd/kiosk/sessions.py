@@ -26,14 +26,17 @@ MAX_SESSIONS = 64
 
 @dataclass(slots=True)
 class Courier:
-    """A logged-in courier's credentials (sent with each courier call)."""
+    """A logged-in courier's credentials (sent with each courier call): a PIN or an offline pass."""
 
-    carrier: str
-    courier_id: str
-    pin: str = field(repr=False)
+    carrier: str | None
+    courier_id: str | None
+    pin: str | None = field(repr=False)
+    pass_token: str | None = field(default=None, repr=False)
 
     def params(self, panel: str) -> dict[str, Any]:
         """The credentials as the daemon's courier methods take them."""
+        if self.pass_token is not None:
+            return {"panel": panel, "pass": self.pass_token}
         return {"panel": panel, "carrier": self.carrier, "courier_id": self.courier_id,
                 "pin": self.pin}
 

@@ -1,17 +1,14 @@
-"""Audited reads of the log: masked view, recorded export, and the regulator's report (Art. 28)."""
+"""Audited reads of the log: masked view and recorded export (the regulator's report: regreport)."""
 
 from __future__ import annotations
 
 import json
-from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from lockerd.config import Cabinet, Compartment
-from lockerd.oplog.canonical import format_ts, parse_ts
+from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.chain import OP_COLUMNS
 from lockerd.oplog.errors import OplogError
 from lockerd.oplog.records import PARCEL_COLUMN_NAMES, PARCEL_COLUMNS
@@ -92,42 +89,3 @@ async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, ma
               "parcels": len(parcels), "masked": masked,
               "reason": None if reason is None else redact_text(reason)})
     return ExportResult(lines, len(lines), masked, record.seq)
-
-
-async def report(store: OpLog, cabinet: Cabinet, compartments: Sequence[Compartment], *,
-                 since: datetime, until: datetime) -> dict[str, Any]:
-    """Figures for the postal administration (Art. 28): identity, capacity, volume, operations.
-
-    Parcel volume is counted from parcel rows by the day (cabinet time zone) they were created;
-    rows already deleted by retention are no longer counted.
-    """
-    lo, hi = format_ts(since), format_ts(until)
-
-    def collect(conn: Any) -> tuple[list[Any], list[Any], list[Any]]:
-        parcels = conn.execute("SELECT kind, created_at FROM parcels WHERE created_at >= ? AND "
-                               "created_at < ?", (lo, hi)).fetchall()
-        ops = conn.execute("SELECT kind, count(*) FROM operations WHERE ts >= ? AND ts < ? "
-                           "GROUP BY kind ORDER BY kind", (lo, hi)).fetchall()
-        status = conn.execute("SELECT status, count(*) FROM parcels WHERE closed_at IS NULL "
-                              "GROUP BY status ORDER BY status").fetchall()
-        return parcels, ops, status
-
-    parcels, ops, status = await store.read(collect)
-    tz = ZoneInfo(cabinet.timezone)
-    by_day: dict[str, Counter[str]] = defaultdict(Counter)
-    for kind, created in parcels:
-        by_day[parse_ts(created).astimezone(tz).date().isoformat()][kind] += 1
-    sizes = Counter(c.size.value for c in compartments)
-    return {
-        "cabinet": {"id": cabinet.id, "name": cabinet.name, "address": cabinet.address,
-                    "registration_number": cabinet.registration_number},
-        "period": {"from": lo, "to": hi, "timezone": cabinet.timezone},
-        "compartments": {"total": len(compartments), "by_size": dict(sorted(sizes.items()))},
-        "parcels_by_day": [{"day": day, "delivery": c.get("delivery", 0),
-                            "dropoff": c.get("dropoff", 0)}
-                           for day, c in sorted(by_day.items())],
-        "parcels_total": {"delivery": sum(c.get("delivery", 0) for c in by_day.values()),
-                          "dropoff": sum(c.get("dropoff", 0) for c in by_day.values())},
-        "parcels_in_cabinet": {s: n for s, n in status},
-        "operations": {k: n for k, n in ops},
-    }

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import logging
 import os
 import shutil
@@ -10,7 +11,7 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
@@ -20,11 +21,11 @@ from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet, Compartment, Paths
 from lockerd.config import Oplog as OplogConfig
-from lockerd.oplog import audit, backup, integrity, keys, retention
+from lockerd.oplog import audit, backup, integrity, keys, regreport, report_sign, retention
 from lockerd.oplog.anchoring import AnchorKeeper
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
-from lockerd.oplog.identity import identity_dir
+from lockerd.oplog.identity import DeviceIdentity, identity_dir
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.schema import SCHEMA_VERSION
 from lockerd.oplog.store import OpLog
@@ -62,6 +63,12 @@ class RangeParams(_Params):
         if self.until <= self.since:
             raise ValueError("'to' must be after 'from'")
         return self
+
+
+class ReportParams(RangeParams):
+    """log.report: the signed regulator report (Art. 28) in JSON or CSV."""
+
+    format: Literal["json", "csv"] = Field(default="json", description="Document format.")
 
 
 class ExportParams(RangeParams):
@@ -292,7 +299,7 @@ class OplogComponent(Component):
         api.route("log.view", {Role.AUDIT, Role.TECH}, ViewParams, self._api_view)
         api.route("log.verify", {Role.AUDIT, Role.TECH}, None, self._api_verify)
         api.route("log.export", {Role.AUDIT}, ExportParams, self._api_export)
-        api.route("log.report", {Role.AUDIT}, RangeParams, self._api_report)
+        api.route("log.report", {Role.AUDIT}, ReportParams, self._api_report)
         api.route("log.rekey", {Role.AUDIT}, None, self._api_rekey)
         api.route("log.backup", {Role.AUDIT}, None, self._api_backup)
         api.route("identity.show", {Role.AUDIT, Role.TECH}, None, self._api_identity)
@@ -334,9 +341,46 @@ class OplogComponent(Component):
         return {"lines": result.lines, "rows": result.rows, "masked": result.masked,
                 "record_seq": result.record_seq}
 
-    async def _api_report(self, params: RangeParams, caller: Caller) -> dict[str, Any]:
-        return await audit.report(self._api_store(), self._cabinet, self._compartments,
-                                  since=params.since, until=params.until)
+    async def _api_report(self, params: ReportParams, caller: Caller) -> dict[str, Any]:
+        try:
+            return await self.produce_report(params.since, params.until, params.format,
+                                             actor=f"uid:{caller.uid}")
+        except regreport.ReportRangeError as exc:
+            raise ApiError("bad_params", str(exc)) from None
+
+    def device_key(self) -> DeviceIdentity:
+        """The cabinet's Ed25519 identity (loaded or created by the anchor keeper at start)."""
+        if self.anchors.identity is None:
+            raise OplogError("the device identity is not loaded")
+        return self.anchors.identity
+
+    async def build_report(self, since: datetime, until: datetime, fmt: str
+                           ) -> tuple[dict[str, Any], dict[str, Any]]:
+        """The signed report and the chain body that records it (not yet recorded)."""
+        key = self.device_key()
+        now = self._clock() if self._clock is not None else datetime.now(UTC)
+        report = await regreport.build(
+            self.store, self._cabinet, self._compartments, since=since, until=until,
+            produced_at=now, device=report_sign.device_fields(key))
+        if fmt == "csv":
+            text = report_sign.signed_csv(report, key)
+            out: dict[str, Any] = {"format": "csv", "csv": text}
+            digest = hashlib.sha256(text.encode("utf-8")).hexdigest()
+        else:
+            document = report_sign.signed_json(report, key)
+            out = {"format": "json", "document": document}
+            digest = report_sign.digest(document)
+        body = {"from": report["period"]["from"], "to": report["period"]["to"], "format": fmt,
+                "digest": digest, "key_fingerprint": key.fingerprint,
+                "operations": report["totals"]["operations"]}
+        return out, body
+
+    async def produce_report(self, since: datetime, until: datetime, fmt: str, *,
+                             actor: str) -> dict[str, Any]:
+        """Build, sign and record (`report.produced`) the regulator report."""
+        out, body = await self.build_report(since, until, fmt)
+        op = await self.store.append("report.produced", actor=actor, body=body)
+        return {**out, "record_seq": op.seq, "digest": body["digest"]}
 
     async def _api_rekey(self, params: Any, caller: Caller) -> dict[str, Any]:
         if not caller.is_root:

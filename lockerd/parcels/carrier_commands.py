@@ -1,4 +1,5 @@
-"""Carrier commands over the parcel use cases: courier.*, parcel.expect/recall/notice/extend.
+"""Carrier commands over the parcel use cases: courier.* (with revoke_pass), parcel.expect/recall/
+notice/extend.
 
 The sync layer has already checked the envelope (carrier, signature, remembered id, body schema);
 these handlers turn the body into a use case whose change commits together with the reply
@@ -19,6 +20,7 @@ from lockerd.sync.commands import CommandContext, CommandRegistry, Handler
 from lockerd.sync.payloads import (
     CourierGrantBody,
     CourierRevokeBody,
+    CourierRevokePassBody,
     ParcelExpectBody,
     ParcelExtendBody,
     ParcelNoticeBody,
@@ -43,6 +45,10 @@ def handlers(service: ParcelService) -> dict[str, Handler]:
     async def revoke(ctx: CommandContext, body: CourierRevokeBody) -> Any:
         return _result(await service.revoke_courier(ctx.carrier, body.courier_id, ctx.commit))
 
+    async def revoke_pass(ctx: CommandContext, body: CourierRevokePassBody) -> Any:
+        entries = [(e.pass_id, e.expires) for e in body.passes]
+        return _result(await service.revoke_passes(ctx.carrier, entries, ctx.commit))
+
     async def expect(ctx: CommandContext, body: ParcelExpectBody) -> Any:
         flags = set(body.flags)
         req = Expect(waybill=body.waybill, size=Size(body.size), consent=body.consent,
@@ -63,7 +69,8 @@ def handlers(service: ParcelService) -> dict[str, Handler]:
         return _result(await service.extend_parcel(ctx.carrier, body.waybill, body.hours,
                                                    ctx.commit))
 
-    return {"courier.grant": grant, "courier.revoke": revoke, "parcel.expect": expect,
+    return {"courier.grant": grant, "courier.revoke": revoke, "courier.revoke_pass": revoke_pass,
+            "parcel.expect": expect,
             "parcel.recall": recall, "parcel.notice": notice, "parcel.extend": extend}
 
 

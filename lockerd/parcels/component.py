@@ -23,7 +23,7 @@ import hmac
 import json
 import logging
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -43,6 +43,7 @@ from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, te
 from lockerd.parcels.escalation import Escalator
 from lockerd.parcels.identity import ID_KEY_NAME, IdentityChecks
 from lockerd.parcels.panel_ops import PanelOps
+from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
 from lockerd.parcels.service import ParcelService
 from lockerd.parcels.store import load_state
@@ -84,7 +85,8 @@ class ParcelFlows(Component):
                  gate: IntakeGate, camera: Camera | None, carriers: Carriers, bus: EventBus,
                  clock: Clock | None = None, sweep_interval_s: float = 30.0,
                  hardware: Hardware | None = None, carrier_cfg: Sequence[Carrier] = (),
-                 escalation_hours: Sequence[float] = (24.0, 48.0, 72.0)) -> None:
+                 escalation_hours: Sequence[float] = (24.0, 48.0, 72.0),
+                 pass_keys: Mapping[str, bytes] | None = None) -> None:
         super().__init__()
         self.spec = spec
         self.clock: Clock = clock or AdjustableClock()
@@ -112,6 +114,8 @@ class ParcelFlows(Component):
         self.service = ParcelService(self.cabinet, log=log, doors=doors, gate=gate,
                                      events=carriers, camera=camera, observer=self,
                                      close_timeout_s=close_timeout_s)
+        if pass_keys:
+            self.service.passes = PassVerifier(pass_keys)
         bus.listen(self._on_door_fault, DoorFault)
         bus.listen(self._on_intake, IntakeChanged)
         self.panel_ops = PanelOps(self.service, bus, gate)

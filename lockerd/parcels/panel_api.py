@@ -5,13 +5,14 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lockerd.api.server import ApiServer, Caller, Role
 from lockerd.domain import CourierAuth, Decision, Delivery, Dropoff, RefusalReason, RejectReason
-from lockerd.domain.errors import refuse_unless_ok
+from lockerd.domain.errors import ErrorCode, Refused, refuse_unless_ok
 from lockerd.domain.identity import Relation
 from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, PANEL_PATTERN, PARCEL_ID_PATTERN
+from lockerd.parcels import passes
 from lockerd.parcels.service import ParcelService
 
 CODE_PATTERN = r"^[0-9]{6,8}$"
@@ -28,15 +29,46 @@ class PanelParams(BaseModel):
 
 
 class CourierParams(PanelParams):
-    """Courier credentials, checked again on every call (a revocation applies at once)."""
+    """Courier credentials, checked again on every call (a revocation applies at once): carrier,
+    courier id and PIN, or an offline pass (docs/passes.md; `carrier`, when given too, must be
+    the pass's)."""
 
-    carrier: str = Field(pattern=CARRIER_PATTERN)
-    courier_id: str = Field(pattern=COURIER_PATTERN)
-    pin: str = Field(min_length=1, max_length=32, repr=False)
+    carrier: str | None = Field(default=None, pattern=CARRIER_PATTERN)
+    courier_id: str | None = Field(default=None, pattern=COURIER_PATTERN)
+    pin: str | None = Field(default=None, min_length=1, max_length=32, repr=False)
+    pass_token: str | None = Field(default=None, alias="pass", min_length=1,
+                                   max_length=passes.MAX_TOKEN, repr=False)
 
-    def auth(self) -> CourierAuth:
-        """The domain's credential value."""
-        return CourierAuth(carrier=self.carrier, courier_id=self.courier_id, pin=self.pin)
+    @model_validator(mode="after")
+    def _credentials(self) -> CourierParams:
+        if self.pass_token is None and (self.carrier is None or self.courier_id is None
+                                        or self.pin is None):
+            raise ValueError("give carrier, courier_id and pin, or a pass")
+        if self.pass_token is not None and self.pin is not None:
+            raise ValueError("give a PIN or a pass, not both")
+        return self
+
+
+async def courier_auth(service: ParcelService, p: CourierParams, kind: str, panel: str
+                       ) -> CourierAuth:
+    """The domain's credential value; a pass is verified here, at the edge (its refusal is
+    recorded and raised as Refused with its own code)."""
+    if p.pass_token is None:
+        assert p.carrier is not None
+        assert p.courier_id is not None
+        return CourierAuth(carrier=p.carrier, courier_id=p.courier_id, pin=p.pin)
+    try:
+        if service.passes is None:
+            raise passes.PassRefused(ErrorCode.PASS_WRONG_CARRIER, "no carrier issues passes here")
+        claim = service.passes.check(p.pass_token)
+        if p.carrier is not None and p.carrier != claim.carrier:
+            raise passes.PassRefused(ErrorCode.PASS_WRONG_CARRIER,
+                                     "the pass is another carrier's", pass_id=claim.pass_id,
+                                     carrier=claim.carrier)
+    except passes.PassRefused as exc:
+        await service.pass_refused(kind, exc.code, panel, exc.pass_id, exc.carrier)
+        raise Refused(exc.code, exc.message) from None
+    return CourierAuth(carrier=claim.carrier, courier_id=claim.courier_id, pass_claim=claim)
 
 
 class CourierLoginParams(CourierParams):
@@ -104,10 +136,12 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
     """Method name -> (params model, handler), all for the panel role."""
 
     async def login(p: CourierLoginParams, c: Caller) -> Any:
-        return _reply(await service.courier_login(p.auth(), c.identity))
+        auth = await courier_auth(service, p, "courier.login", c.identity)
+        return _reply(await service.courier_login(auth, c.identity))
 
     async def deliver(p: DeliverParams, c: Caller) -> Any:
-        return _reply(await service.deliver(p.auth(), c.identity, p.parcel))
+        auth = await courier_auth(service, p, "deliver.begin", c.identity)
+        return _reply(await service.deliver(auth, c.identity, p.parcel))
 
     async def pickup(p: PickupParams, c: Caller) -> Any:
         return _reply(await service.pickup(c.identity, p.code, p.accept_fee_cents,
@@ -121,14 +155,16 @@ def handlers(service: ParcelService) -> dict[str, tuple[type[BaseModel], Handler
         return _reply(await service.dropoff(c.identity, p.dropoff))
 
     async def collect(p: ParcelParams, c: Caller) -> Any:
-        return _reply(await service.collect(p.auth(), c.identity, p.parcel_id))
+        auth = await courier_auth(service, p, "collect.begin", c.identity)
+        return _reply(await service.collect(auth, c.identity, p.parcel_id))
 
     async def verdict(p: VerdictParams, c: Caller) -> Any:
         service.collect_verdict(c.identity, p.compartment, p.accept, p.reason)
         return {"declared": True}
 
     async def return_(p: ParcelParams, c: Caller) -> Any:
-        return _reply(await service.return_parcel(p.auth(), c.identity, p.parcel_id))
+        auth = await courier_auth(service, p, "return.begin", c.identity)
+        return _reply(await service.return_parcel(auth, c.identity, p.parcel_id))
 
     return {
         "courier.login": (CourierLoginParams, login),

@@ -22,6 +22,7 @@ from lockerd.parcels.panel_api import (
     PanelParams,
     ParcelParams,
     PickupParams,
+    courier_auth,
 )
 from lockerd.parcels.panel_ops import API_VERSION, OpKind, PanelOps
 from lockerd.parcels.service import OnBegin, ParcelService
@@ -94,7 +95,8 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
                 "reject_reasons": [r.value for r in RejectReason]}
 
     async def login(p: CourierLoginParams, c: Caller) -> Any:
-        decision = await service.courier_login(p.auth(), c.identity)
+        auth = await courier_auth(service, p, "courier.login", c.identity)
+        decision = await service.courier_login(auth, c.identity)
         refuse_unless_ok(decision)
         return _worklist(service, decision.result)
 
@@ -107,8 +109,10 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
         return await ops.start(OpKind.PICKUP, c.identity, run)
 
     async def deliver(p: DeliverParams, c: Caller) -> Any:
+        auth = await courier_auth(service, p, "deliver.begin", c.identity)
+
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.deliver(p.auth(), c.identity, p.parcel, on_begin=on_begin)
+            return service.deliver(auth, c.identity, p.parcel, on_begin=on_begin)
         return await ops.start(OpKind.DELIVER, c.identity, run)
 
     async def dropoff(p: DropoffV2Params, c: Caller) -> Any:
@@ -118,13 +122,17 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
         return await ops.start(OpKind.DROPOFF, c.identity, run)
 
     async def collect(p: ParcelParams, c: Caller) -> Any:
+        auth = await courier_auth(service, p, "collect.begin", c.identity)
+
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.collect(p.auth(), c.identity, p.parcel_id, on_begin=on_begin)
+            return service.collect(auth, c.identity, p.parcel_id, on_begin=on_begin)
         return await ops.start(OpKind.COLLECT, c.identity, run)
 
     async def return_(p: ParcelParams, c: Caller) -> Any:
+        auth = await courier_auth(service, p, "return.begin", c.identity)
+
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.return_parcel(p.auth(), c.identity, p.parcel_id, on_begin=on_begin)
+            return service.return_parcel(auth, c.identity, p.parcel_id, on_begin=on_begin)
         return await ops.start(OpKind.RETURN, c.identity, run)
 
     async def refuse(p: RefuseV2Params, c: Caller) -> Any:

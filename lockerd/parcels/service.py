@@ -44,6 +44,7 @@ from lockerd.domain.errors import Refused
 from lockerd.domain.flows.maintenance import DOORS_ACTOR
 from lockerd.domain.identity import Relation
 from lockerd.oplog import OutboxMessage
+from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import (
     Camera,
     CarrierEvents,
@@ -100,6 +101,8 @@ class ParcelService:
         # door faults that arrived during a door operation, recorded once it has ended
         self._deferred: dict[int, str] = {}
         self.recorded = 0
+        #: offline courier passes are verified at the edge with this (None: no carrier's key)
+        self.passes: PassVerifier | None = None
 
     @property
     def _log(self) -> OperationLog:
@@ -353,6 +356,17 @@ class ParcelService:
         """Carrier command courier.grant (decided in a thread: PBKDF2 takes tens of ms)."""
         return await self.command(lambda: self.cabinet.grant_courier(
             carrier, courier_id, expires, pin=pin, pin_hash=pin_hash), committer, threaded=True)
+
+    async def revoke_passes(self, carrier: str, passes: Sequence[tuple[str, datetime]],
+                            committer: Committer) -> Decision:
+        """Carrier command courier.revoke_pass: the listed offline passes are refused from now."""
+        return await self.command(lambda: self.cabinet.revoke_passes(carrier, passes), committer)
+
+    async def pass_refused(self, kind: str, code: ErrorCode, panel: str, pass_id: str | None,
+                           carrier: str | None) -> Decision:
+        """Record a pass the edge refused (lockerd/parcels/passes.py)."""
+        return await self._commit(lambda: self.cabinet.pass_refused(kind, code, panel, pass_id,
+                                                                    carrier))
 
     async def revoke_courier(self, carrier: str, courier_id: str, committer: Committer) -> Decision:
         """Carrier command courier.revoke: effective on the courier's next command."""

@@ -43,4 +43,5 @@ def cabinet_spec(cfg: Config) -> CabinetSpec:
         timezone=cfg.cabinet.timezone,
         id_reader=cfg.hardware.idcard.enabled,
         cabinet_id=cfg.cabinet.id,
+        groups=frozenset(cfg.cabinet.groups),
     )

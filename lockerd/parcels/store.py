@@ -27,6 +27,7 @@ from lockerd.domain.model import (
     SetExpectation,
     SetLimiter,
     SetParcel,
+    SetRevokedPass,
 )
 from lockerd.domain.pins import salt_of
 from lockerd.domain.timefmt import format_ts
@@ -73,6 +74,10 @@ def _summary(change: Change) -> dict[str, Any]:
         return {"entity": "limiter", "panel": lim.panel, "failures": len(lim.failures),
                 "lockouts": lim.lockouts,
                 "locked_until": None if lim.locked_until is None else format_ts(lim.locked_until)}
+    if isinstance(change, SetRevokedPass):
+        carrier, pass_id = change.key.split("/", 1)
+        return {"entity": "revoked_pass", "carrier": carrier, "pass_id": pass_id,
+                "set": change.value is not None}
     assert isinstance(change, SetExpectation)
     carrier = change.key.split("/", 1)[0]
     return {"entity": "expectation", "carrier": carrier, "set": change.value is not None}
@@ -87,6 +92,8 @@ def _live_key(change: Change) -> tuple[str, str]:
         return "courier", change.value.key
     if isinstance(change, SetLimiter):
         return "limiter", change.value.panel
+    if isinstance(change, SetRevokedPass):
+        return "revoked_pass", change.key
     return "expectation", change.key
 
 
@@ -95,7 +102,7 @@ def _live_value(change: Change) -> str | None:
     limiter)."""
     if isinstance(change, SetParcel) and change.value.status not in LIVE_STATUSES:
         return None
-    if isinstance(change, SetExpectation) and change.value is None:
+    if isinstance(change, (SetExpectation, SetRevokedPass)) and change.value is None:
         return None
     if isinstance(change, SetLimiter) and change.value.is_empty:
         return None
@@ -191,9 +198,9 @@ def _courier_write(c: Courier, prior: Courier | None, now: datetime) -> Mutation
 def load_state(conn: Any) -> dict[str, Any]:
     """The live state as CabinetState data (validated by the caller)."""
     data: dict[str, dict[str, Any]] = {"compartments": {}, "parcels": {}, "couriers": {},
-                                       "limiters": {}, "expected": {}}
+                                       "limiters": {}, "expected": {}, "revoked_passes": {}}
     table = {"compartment": "compartments", "parcel": "parcels", "courier": "couriers",
-             "limiter": "limiters", "expectation": "expected"}
+             "limiter": "limiters", "expectation": "expected", "revoked_pass": "revoked_passes"}
     # Other packages keep rows of their own here (sync: refused-command counts): only ours.
     for entity, key, value in conn.execute(
             f"SELECT entity, key, value FROM live_state WHERE entity IN ({','.join('?' * len(table))})",  # noqa: S608

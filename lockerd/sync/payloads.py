@@ -18,7 +18,12 @@ from pydantic import (
 
 from lockerd.app.events import AlertKind, Severity
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.ids import CABINET_ID_PATTERN, COURIER_PATTERN, WAYBILL_PATTERN
+from lockerd.domain.ids import (
+    CABINET_ID_PATTERN,
+    COURIER_PATTERN,
+    PASS_ID_PATTERN,
+    WAYBILL_PATTERN,
+)
 from lockerd.domain.pins import PIN_HASH_PATTERN, PIN_PATTERN
 from lockerd.domain.timefmt import format_ts
 
@@ -289,6 +294,28 @@ class StateGetBody(_Strict):
     """`state.get`: no arguments; the reply's result is the state payload."""
 
 
+class RevokedPassEntry(_Strict):
+    """One offline courier pass to refuse from now on, and until when it would have been valid."""
+
+    pass_id: Annotated[str, Field(pattern=PASS_ID_PATTERN)]
+    expires: InTime
+
+
+class CourierRevokePassBody(_Strict):
+    """`courier.revoke_pass`: the carrier's revocation list (docs/passes.md)."""
+
+    passes: list[RevokedPassEntry] = Field(min_length=1, max_length=200)
+
+
+class ReportRequestBody(_Strict):
+    """`report.request`: the signed regulator report (Art. 28) for [from, to); platform only."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    since: InTime = Field(alias="from")
+    until: InTime = Field(alias="to")
+    format: Literal["json", "csv"] = "json"
+
+
 COMMAND_BODIES: dict[str, type[BaseModel]] = {
     "courier.grant": CourierGrantBody,
     "courier.revoke": CourierRevokeBody,
@@ -297,6 +324,8 @@ COMMAND_BODIES: dict[str, type[BaseModel]] = {
     "parcel.notice": ParcelNoticeBody,
     "parcel.extend": ParcelExtendBody,
     "state.get": StateGetBody,
+    "courier.revoke_pass": CourierRevokePassBody,
+    "report.request": ReportRequestBody,
 }
 
 # Every payload model, by the name its schema has in docs/asyncapi.yaml.
@@ -316,4 +345,6 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "ParcelNoticeBody": ParcelNoticeBody,
     "ParcelExtendBody": ParcelExtendBody,
     "StateGetBody": StateGetBody,
+    "CourierRevokePassBody": CourierRevokePassBody,
+    "ReportRequestBody": ReportRequestBody,
 }

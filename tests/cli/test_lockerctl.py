@@ -73,6 +73,27 @@ def test_log_verify_export_report(daemon: Path, tmp_path: Path,
     code, out, _ = run(capsys, daemon, "report")
     assert code == 0
     assert "BJ-HD-2026-0001" in out
+    # signed report files: written 0600, verified without the daemon, a changed figure caught
+    for fmt in ("json", "csv"):
+        target = tmp_path / f"report.{fmt}"
+        code, out, _ = run(capsys, daemon, "report", "--format", fmt, "--out", str(target))
+        assert code == 0
+        assert "recorded as operation" in out
+        assert os.stat(target).st_mode & 0o777 == 0o600
+        code, out, _ = run(capsys, daemon, "report", "--verify", str(target))
+        assert (code, "signature OK" in out) == (0, True)
+        text = target.read_text()
+        forged = tmp_path / f"forged.{fmt}"
+        if fmt == "json":
+            doc = json.loads(text)
+            doc["report"]["compartments"]["total"] += 1
+            forged.write_text(json.dumps(doc))
+        else:
+            forged.write_text(text.replace("compartments,,,total,,12", "compartments,,,total,,13"))
+        code, out, _ = run(capsys, daemon, "report", "--verify", str(forged))
+        assert (code, "does not match" in out) == (1, True)
+    code, out, _ = run(capsys, daemon, "log", "--json", "--kind", "report.produced")
+    assert len(json.loads(out)["operations"]) == 3
 
 
 def test_refusals_and_usage_exit_codes(daemon: Path, tmp_path: Path,
@@ -239,3 +260,39 @@ def test_version_is_the_installed_metadata(capsys: pytest.CaptureFixture[str]) -
         lockerd_main(["--version"])
     assert stop.value.code == 0
     assert capsys.readouterr().out.strip() == f"lockerd {version('lockerd')}"
+
+
+def test_panel_login_with_an_offline_pass(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from lockerd.testing.passes import demo_key, issue, public_b64
+    config = make_config(tmp_path, carriers=[
+        {"id": "sf", "name": "SF Express", "pass_public_key": public_b64(demo_key("sf"))}])
+    proc = start_daemon(config)
+    sock = tmp_path / "api.sock"
+    try:
+        wait_for(sock, proc)
+        now = datetime.now(UTC)
+        token = issue(demo_key("sf"), carrier="sf", courier_id="c-42", not_before=now,
+                      expires=now + timedelta(hours=1), cabinets=["CAB-0001"])
+        pass_file = tmp_path / "pass.txt"
+        pass_file.write_text(token + "\n")
+        code, out, _ = run(capsys, sock, "panel", "login", "--pass", str(pass_file), "--json")
+        assert code == 0
+        assert json.loads(out)["courier_id"] == "c-42"
+        # the token never shows: not in argv (a file or stdin), not in the output
+        assert token not in out
+        forged = tmp_path / "forged.txt"
+        head, payload, sig = token.split(".")
+        forged.write_text(f"{head}.{payload}.{'B' if sig[0] == 'A' else 'A'}{sig[1:]}")
+        code, _, err = run(capsys, sock, "panel", "login", "--pass", str(forged))
+        assert code == 1
+        assert "pass_bad_signature" in err
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.communicate()

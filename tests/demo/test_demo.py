@@ -26,6 +26,10 @@ def test_demo_runs_and_prints_a_timeline() -> None:
     assert "blocked compartments: [8]" in proc.stdout
     # The jam alert was raised during the broker outage and still reached the carriers.
     assert "carriers <- alert door_jammed raised (compartment 8)" in proc.stdout
+    # an offline pass logs a courier in with no network, and is refused once revoked
+    assert "c-301 shows an offline pass" in proc.stdout
+    assert "c-301 shows it again: pass_revoked" in proc.stdout
+    assert "platform receives the signed report: 3 deliveries" in proc.stdout
     assert "clean shutdown, exit code 0" in proc.stdout
     assert lines[-1].startswith("demo finished: ")
     assert "Traceback" not in proc.stderr

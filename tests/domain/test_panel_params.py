@@ -7,6 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from lockerd.domain import CourierAuth
 from lockerd.parcels.panel_api import (
     DeliverParams,
     DropoffParams,
@@ -22,9 +23,21 @@ GOOD_DELIVER: dict[str, Any] = {"panel": "k1", "carrier": "sf", "courier_id": "c
 
 def test_good_deliver_parses_and_hides_the_pin() -> None:
     p = DeliverParams.model_validate(GOOD_DELIVER)
-    assert p.auth().carrier == "sf"
+    assert p.carrier == "sf"
     assert "482913" not in repr(p)
-    assert "482913" not in repr(p.auth())
+    auth = CourierAuth(carrier="sf", courier_id="c1", pin="482913")
+    assert "482913" not in repr(auth)
+
+
+def test_a_pass_replaces_the_pin_and_is_hidden_too() -> None:
+    creds = {"panel": "k1", "parcel": GOOD_DELIVER["parcel"]}
+    p = DeliverParams.model_validate({**creds, "pass": "LP1.secret-token.sig"})
+    assert p.pass_token == "LP1.secret-token.sig"
+    assert "secret-token" not in repr(p)
+    for bad in ({**creds}, {**creds, "carrier": "sf", "courier_id": "c1"},
+                {**creds, "pass": "LP1.a.b", "pin": "482913"}):
+        with pytest.raises(ValidationError):
+            DeliverParams.model_validate(bad)
 
 
 @pytest.mark.parametrize("patch", [

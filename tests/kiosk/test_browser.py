@@ -25,6 +25,7 @@ from lockerd.api.client import AsyncApiClient
 from lockerd.kiosk.app import Kiosk, KioskSettings
 from lockerd.kiosk.serve import serving
 from lockerd.sim.idcard import VALID_CARD
+from lockerd.testing.passes import demo_key, issue, public_b64
 from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
 from tests.kiosk.rig import (
     ARTIFACTS,
@@ -108,6 +109,9 @@ async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     need_browser()
     started = time.monotonic()
     cab = Cabinet(tmp_path_factory.mktemp("kiosk"), hardware={"idcard": {"enabled": True}},
+                  carriers=[{"id": "sf", "name": "SF Express",
+                             "pass_public_key": public_b64(demo_key("sf"))},
+                            {"id": "yto", "name": "YTO Express"}],
                   storage={"overdue_fee_cents_per_day": 150},
                   doors={"close_timeout_s": 15.0, "left_open_prompt_s": 1.5,
                          "left_open_alert_s": 30.0, "left_open_incident_s": 60.0})
@@ -344,6 +348,28 @@ async def test_courier_delivers_with_reasons_in_plain_words(rig: Rig) -> None:
     await page.wait_for_selector("#deliver-ok")
     assert await page.input_value("#waybill") == ""
     assert all(PIN not in u and "SF2026" not in u for u in rig.urls)
+
+
+async def test_a_courier_logs_in_with_an_offline_pass(rig: Rig) -> None:
+    now = rig.cab.d.parcels.clock()  # earlier tests moved the cabinet's clock ahead
+    token = issue(demo_key("sf"), carrier="sf", courier_id="c-pass-1", not_before=now,
+                  expires=now + timedelta(hours=2), cabinets=[rig.cab.cfg.cabinet.id],
+                  pass_id="kiosk-pass-01")
+    page = await rig.page()
+    await page.click("#go-courier")
+    await page.click("#pass")
+    await page.fill("#pass", token[:-3] + "AAA")  # a damaged scan
+    await page.click("#login-ok")
+    await page.wait_for_selector("#login-error")
+    assert "通行证" in str(await page.text_content("#login-error"))
+    await page.click("#pass")
+    await page.fill("#pass", token)  # what a QR scanner's keyboard wedge types
+    await page.click("#login-ok")
+    await page.wait_for_selector("#deliver")
+    logins = [o for o in await rig.cab.ops("courier.login")
+              if o.body.get("pass_id") == "kiosk-pass-01"]
+    assert [o.body.get("error") for o in logins] == ["pass_bad_signature", None]
+    assert all(token not in u for u in rig.urls)
 
 
 async def test_a_jammed_door_offers_another_compartment(rig: Rig) -> None:

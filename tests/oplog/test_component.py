@@ -15,7 +15,8 @@ import pytest
 
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller, Role
 from lockerd.config import Config, parse_config
-from lockerd.oplog import KeyRefused, OplogKey, WrongKey
+from lockerd.oplog import KeyRefused, OplogKey, WrongKey, report_sign
+from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.component import OplogComponent
 from lockerd.oplog.keys import EXAMPLE_KEY_HEX, pending_path, write_key_file
 from lockerd.oplog.records import insert_parcel, update_parcel
@@ -158,20 +159,33 @@ async def test_export_masked_and_recorded(running: tuple[OplogComponent, ApiServ
 async def test_report(running: tuple[OplogComponent, ApiServer]) -> None:
     comp, api = running
     await _seed(comp)
-    reply = await _call(api, AUDITOR, "log.report", **{"from": "2020-01-01T00:00:00Z",
-                                                        "to": "2100-01-01T00:00:00Z"})
+    now = comp.store.now()
+    period = {"from": format_ts(now - timedelta(days=1)), "to": format_ts(now + timedelta(days=1))}
+    reply = await _call(api, AUDITOR, "log.report", **period)
     assert reply["ok"], reply
-    rep = reply["result"]
+    doc = reply["result"]["document"]
+    assert doc["report"]["totals"]["operations"] >= 1
+    rep = doc["report"]
     assert rep["cabinet"]["registration_number"] == "BJ-HD-2026-0001"
     assert rep["compartments"]["total"] == 12
-    assert rep["compartments"]["by_size"] == {"L": 3, "M": 4, "S": 5}
-    assert rep["parcels_total"] == {"delivery": 1, "dropoff": 1}
-    assert sum(d["delivery"] + d["dropoff"] for d in rep["parcels_by_day"]) == 2
-    assert rep["operations"]["parcel.deposited"] == 1
-    assert rep["parcels_in_cabinet"] == {"in_locker": 1, "received": 1}
+    assert rep["compartments"]["by_size"] == [{"size": "L", "count": 3},
+                                              {"size": "M", "count": 4},
+                                              {"size": "S", "count": 5}]
+    assert report_sign.verify(json.dumps(doc).encode(), comp.device_key().fingerprint).ok
+    # the production is in the chain: range, format, digest of what was handed out, signing key
+    record = (await comp.store.operations(kinds=["report.produced"]))[-1]
+    assert record.seq == reply["result"]["record_seq"]
+    assert record.body["digest"] == report_sign.digest(doc)
+    assert record.body["key_fingerprint"] == comp.device_key().fingerprint
+    assert record.actor == f"uid:{AUDITOR.uid}"
+    csv = await _call(api, AUDITOR, "log.report", **period, format="csv")
+    assert report_sign.verify(csv["result"]["csv"].encode()).ok
     bad = await _call(api, AUDITOR, "log.report", **{"from": "2030-01-01T00:00:00Z",
                                                       "to": "2020-01-01T00:00:00Z"})
     assert bad["error"]["code"] == "bad_params"
+    long = await _call(api, AUDITOR, "log.report", **{"from": "2020-01-01T00:00:00Z",
+                                                       "to": "2021-01-01T00:00:00Z"})
+    assert long["error"]["code"] == "bad_params"
 
 
 async def test_rekey_root_only_and_restart(tmp_path: Path, key_file: Path) -> None:

@@ -1,8 +1,10 @@
-"""Couriers (Art. 16): a carrier grants and revokes its couriers' PINs; a courier logs in at a panel."""
+"""Couriers (Art. 16): a carrier grants and revokes its couriers' PINs and offline passes; a courier
+logs in at a panel."""
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
@@ -10,7 +12,14 @@ from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.flows.core import CabinetCore, courier_actor, refuse
 from lockerd.domain.ids import COURIER_PATTERN
-from lockerd.domain.model import Courier, SetCourier, courier_key
+from lockerd.domain.model import (
+    Courier,
+    RevokedPass,
+    SetCourier,
+    SetRevokedPass,
+    courier_key,
+    pass_key,
+)
 from lockerd.domain.pins import MIN_SUPPLIED_ITERATIONS, hash_pin, pin_hash_is_valid, pin_is_acceptable
 from lockerd.domain.requests import CourierAuth
 from lockerd.domain.timefmt import format_ts
@@ -94,3 +103,35 @@ class CourierFlow(CabinetCore):
                         result={"carrier": auth.carrier, "courier_id": auth.courier_id,
                                 "expires": format_ts(courier.expires), **self.worklist(auth.carrier)})
 
+
+    def revoke_passes(self, carrier: str, passes: Sequence[tuple[str, datetime]]) -> Decision:
+        """A carrier's revocation list: each `(pass_id, expires)` is refused from now until the
+        pass would have expired anyway; revocations past that are forgotten (state stays small)."""
+        now = self.now()
+        actor = f"carrier:{carrier}"
+        kind = "courier.revoke_pass"
+        body: dict[str, Any] = {"carrier": carrier, "pass_ids": [p for p, _ in passes]}
+        if carrier not in self.spec.carriers:
+            return refuse(kind, actor, ErrorCode.UNKNOWN_CARRIER, "carrier not authorised here", body)
+        changes: list[SetRevokedPass] = [SetRevokedPass(key=key, value=None)
+                                         for key, r in self.state.revoked_passes.items()
+                                         if r.until <= now]
+        added = already = 0
+        for pass_id, expires in passes:
+            key = pass_key(carrier, pass_id)
+            if key in self.state.revoked_passes or expires <= now:
+                already += 1  # already refused, or expired: nothing left to revoke
+                continue
+            added += 1
+            changes.append(SetRevokedPass(key=key, value=RevokedPass(
+                carrier=carrier, pass_id=pass_id, until=expires, revoked_at=now)))
+        result = {"revoked": added, "unchanged": already, "revoked_at": format_ts(now)}
+        return Decision(Record(kind, actor, {**body, "revoked": added, "unchanged": already}),
+                        changes=tuple(changes), result=result)
+
+    def pass_refused(self, kind: str, code: ErrorCode, panel: str, pass_id: str | None,
+                     carrier: str | None) -> Decision:
+        """Record a pass the edge refused before the domain could read it (malformed, bad
+        signature, no key for its carrier): every refusal at a panel is in the chain."""
+        body: dict[str, Any] = {"panel": panel, "pass_id": pass_id, "carrier": carrier}
+        return refuse(kind, f"panel:{panel}", code, "courier pass refused", body)

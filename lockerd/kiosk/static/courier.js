@@ -9,12 +9,15 @@ export function courierLogin(app) {
   flow.carrier ??= app.state.info.carriers[0];
   flow.cid ??= "";
   flow.pin ??= "";
+  flow.pass ??= "";
   flow.active ??= "cid";
   const labels = { keypad: flow.active === "pin" ? t("pin") : t("courier_id"), del: t("del"), clear: t("clear") };
   const focus = (name) => () => { if (flow.active !== name) { flow.active = name; app.render(); } };
   const cid = field("cid", t("courier_id"), flow.cid, { onfocus: focus("cid"), oninput: (v) => { flow.cid = v; } });
   const pin = field("pin", t("pin"), flow.pin, { secret: true, onfocus: focus("pin"), oninput: (v) => { flow.pin = v; } });
-  (flow.active === "pin" ? pin : cid).querySelector("input").classList.add("active");
+  // an offline pass (docs/passes.md), typed by the QR scanner's keyboard wedge or pasted
+  const pass = field("pass", t("pass"), flow.pass, { onfocus: focus("pass"), oninput: (v) => { flow.pass = v; } });
+  (flow.active === "pin" ? pin : flow.active === "pass" ? pass : cid).querySelector("input").classList.add("active");
   return [
     h("h2", {}, t("login_title")),
     h("div", { class: "cols" },
@@ -22,13 +25,13 @@ export function courierLogin(app) {
         h("div", { class: "row", role: "group", "aria-label": t("carrier") },
           app.state.info.carriers.map((c) => button(carrierName(c), () => { flow.carrier = c; app.render(); },
             { "aria-pressed": String(flow.carrier === c), id: `carrier-${c}` }))),
-        cid, pin,
+        cid, pin, pass,
         h("div", { class: "row" },
           button(t("login"), () => login(app), { class: "primary", id: "login-ok" }),
           button(t("back"), () => app.home(), { id: "back" }))),
       h("div", {},
         keypad(flow.active === "pin" ? "digits" : "lower", (k) => {
-          flow[flow.active] = applyKey(flow[flow.active], k, flow.active === "pin" ? 12 : 64);
+          flow[flow.active] = applyKey(flow[flow.active], k, flow.active === "pin" ? 12 : flow.active === "pass" ? 2048 : 64);
           app.render();
         }, labels),
         flow.error ? h("p", { class: "notice warn", role: "alert", id: "login-error" }, flow.error) : null)),
@@ -37,8 +40,12 @@ export function courierLogin(app) {
 
 async function login(app) {
   const flow = app.state.flow;
-  const reply = await post("courier/login", { carrier: flow.carrier, courier_id: flow.cid, pin: flow.pin });
+  const creds = flow.pass.trim()
+    ? { pass: flow.pass.trim() }
+    : { carrier: flow.carrier, courier_id: flow.cid, pin: flow.pin };
+  const reply = await post("courier/login", creds);
   flow.pin = "";
+  flow.pass = "";
   if (!reply.ok) {
     flow.error = errorText(reply.error.code);
     app.render();
