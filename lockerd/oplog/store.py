@@ -1,4 +1,5 @@
-"""OpLog, the operation log's facade: opens the SQLCipher file and composes writer, chain, outbox and readers.
+"""OpLog, the log's one facade over writer, chain, outbox and readers; long because every caller's
+entry point is here (the parts it composes are each small).
 
 Every write is a job for the writer thread (lockerd.oplog.writer); a chain row is inserted only by
 lockerd.oplog.chain.insert_operation, reached through `_chain_row` for appends and destruction

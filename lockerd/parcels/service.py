@@ -1,4 +1,5 @@
-"""Parcel use cases: decide in the domain, record write-ahead in the operation log, then move the door.
+"""Parcel use cases: decide in the domain, record write-ahead, then move the door; long because
+every use case shares the one lock, write-ahead commit and door phase defined here.
 
 Order for every step (docs/lifecycle.md, write-ahead):
   1. under the cabinet lock: the domain decides, the decision (its changes and its carrier events
