@@ -12,6 +12,7 @@ from typing import Any
 
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
+from lockerd.app.condition import CabinetCondition, Sources
 from lockerd.app.events import EventBus
 from lockerd.app.health import HealthSnapshots
 from lockerd.app.oplog_ports import OplogPorts
@@ -62,7 +63,7 @@ class Daemon:
         self.started_at = time.monotonic()
         self._stop = asyncio.Event()
         self._watchdog_blocked = False
-        self._last_state: CabinetState | None = None
+        self._last_state: tuple[CabinetState, tuple[tuple[str, str], ...]] | None = None
         self.components: dict[str, Component] = {}
 
     def add(self, component: Component) -> None:
@@ -100,9 +101,12 @@ class Daemon:
         self.sync = SyncComponent(self.cfg.mqtt, self.cfg.cabinet, self.cfg.carriers,
                                   log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
         self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
+        # ready or degraded and why: one source for `status`, STATUS= and the health message
+        self.condition = self._condition()
         # fleet health telemetry: the snapshot is built here, where every owner is reachable
         self.health = HealthSnapshots(
-            supervisor=self.supervisor, boards=lambda: self.doors.status()["boards"],
+            supervisor=self.supervisor, condition=self.condition,
+            boards=lambda: self.doors.status()["boards"],
             camera=self.camera, incidents=self.parcels, backlog=self.sync,
             log_path=self.oplog.path, version=__version__, bus=self.events,
             clock=lambda: self.sync.clock())  # noqa: PLW0108 - the demo moves the clock
@@ -125,6 +129,23 @@ class Daemon:
                 self.add(component)
         return list(self.components.values())
 
+    def _condition(self) -> CabinetCondition:
+        """The cabinet's condition over the owners' public faces."""
+        camera = self.camera
+        mqtt_on = self.cfg.mqtt.enabled
+
+        def writer_timing() -> tuple[float, float, float] | None:
+            return self.oplog.store.writer_timing() if self.oplog.status()["open"] else None
+
+        sources = Sources(
+            supervisor=self.supervisor, boards=lambda: self.doors.status()["boards"],
+            camera_verdict=lambda: None if camera is None else str(camera.status()["verdict"]),
+            link_up=lambda: bool(self.sync.status()["connected"]) if mqtt_on else None,
+            writer_timing=writer_timing)
+        return CabinetCondition(sources, link_down_degraded_s=self.cfg.mqtt.link_down_degraded_s,
+                                slow_commit_s=self.cfg.oplog.slow_commit_s,
+                                clock=lambda: self.sync.clock())  # noqa: PLW0108 - demo clock
+
     # --- parcel flows (issue 5)
     def _parcel_flows(self, feed: CarrierFeed) -> ParcelFlows:
         """The parcel flows over the real doors, camera gate, log and carrier feed."""
@@ -139,13 +160,17 @@ class Daemon:
         return self.status()
 
     def status(self) -> dict[str, Any]:
-        """Cabinet identity, overall state and every component's status; no personal data."""
+        """Cabinet identity, overall state with its reasons, every component's status; no
+        personal data."""
         cab = self.cfg.cabinet
+        reasons = self.condition.reasons()
+        now = self.sync.clock()
         return {
             "cabinet": {"id": cab.id, "name": cab.name,
                         "registration_number": cab.registration_number},
             "version": __version__,
-            "state": self.supervisor.cabinet_state().value,
+            "state": self.condition.state(reasons).value,
+            "reasons": [r.as_dict(now) for r in reasons],
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "backend": self.cfg.hardware.backend,
             "components": self.supervisor.status(),
@@ -171,8 +196,8 @@ class Daemon:
                 log.error("cannot start: %s", exc)
                 self.notifier.status(f"failed: {exc}")
                 return 1
-            state = self.supervisor.cabinet_state()
-            self.notifier.ready(f"{state.value}: {self._summary()}")
+            state = self.condition.state()
+            self.notifier.ready(self.condition.summary())
             log.info("lockerd %s %s (cabinet %s, %s backend)", __version__, state.value,
                      self.cfg.cabinet.id, self.cfg.hardware.backend)
             async with asyncio.TaskGroup() as tg:
@@ -214,11 +239,6 @@ class Daemon:
         else:
             log.info("config reloaded; no changes")
 
-    def _summary(self) -> str:
-        states = self.supervisor.status()
-        bad = [name for name, st in states.items() if st["state"] != "running"]
-        return "all components running" if not bad else "not running: " + ", ".join(bad)
-
     async def _watchdog_loop(self) -> None:
         """WATCHDOG=1 at half WATCHDOG_USEC, only while every component makes progress."""
         interval = watchdog_interval()
@@ -237,14 +257,20 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def _state_loop(self) -> None:
-        """Keep systemd's STATUS= line in step with the cabinet state."""
+        """Keep systemd's STATUS= line in step with the cabinet's state and reasons; log each
+        change once (a warning while degraded)."""
         while True:
-            state = self.supervisor.cabinet_state()
-            if state != self._last_state:
-                self._last_state = state
-                self.notifier.status(f"{state.value}: {self._summary()}")
+            reasons = self.condition.reasons()
+            state = self.condition.state(reasons)
+            shown = (state, tuple((r.code, r.subject) for r in reasons))
+            if shown != self._last_state:
+                self._last_state = shown
+                line = self.condition.summary()
+                self.notifier.status(line)
                 if state == CabinetState.DEGRADED:
-                    log.warning("cabinet degraded: %s", self._summary())
+                    log.warning("cabinet %s", line)
+                elif state == CabinetState.READY:
+                    log.info("cabinet ready")
             await asyncio.sleep(1.0)
 
 

@@ -18,7 +18,7 @@ from lockerd.cli.backup import add_backup_commands
 from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
-from lockerd.cli.tech import add_tech_commands
+from lockerd.cli.tech import add_tech_commands, human_age
 from lockerd.config import ConfigError, load_config
 from lockerd.domain.timefmt import format_ts
 
@@ -83,6 +83,11 @@ def cmd_status(ctx: Ctx) -> int:
                       ("registration", cab["registration_number"]),
                       ("state", st["state"]), ("version", st["version"]),
                       ("backend", st["backend"]), ("uptime", f"{st['uptime_s']} s")]))
+    reasons = st.get("reasons") or []
+    if reasons:
+        print()
+        print(table(["degraded because", "for", "since"],
+                    [[r["detail"], human_age(r["age_s"]), r["since"]] for r in reasons]))
     print()
     rows = []
     for name, comp in st["components"].items():

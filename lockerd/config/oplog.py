@@ -35,6 +35,10 @@ class Oplog(Strict):
     max_export_rows: int = Field(default=50000, ge=100, le=1000000,
                                  description="Most lines one export may return (narrow the "
                                              "range for more).")
+    slow_commit_s: float = Field(
+        default=2.0, gt=0, le=600,
+        description="A commit taking longer than this makes the cabinet degraded (a worn SD "
+                    "card or a full disk), until commits are quick again for a minute.")
 
     @model_validator(mode="after")
     def _personal_first(self) -> Oplog:

@@ -13,6 +13,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -138,6 +139,14 @@ class OpLog:
     def writer_heartbeat(self) -> float:
         """time.monotonic() of the writer thread's last sign of life (feeds the watchdog)."""
         return self._writer.heartbeat
+
+    def writer_timing(self) -> tuple[float, float, float]:
+        """(seconds the commit running now has taken, 0 when idle; seconds the last commit
+        took; seconds since it ended): how the daemon tells a slow log writer (SD card wear)."""
+        w = self._writer
+        now = time.monotonic()
+        busy = w.busy_since
+        return (0.0 if busy is None else now - busy, w.last_commit_s, now - w.last_commit_end)
 
     @property
     def writer_alive(self) -> bool:
