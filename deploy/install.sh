@@ -16,7 +16,8 @@
 #   5. udev rules: the RS-485 adapters (dialout, 0660) and gpiochip (gpio, 0660)
 #   6. the venv /opt/lockerd/venv with the locked, hash-checked set and lockerd itself
 #   7. /etc/lockerd/lockerd.toml from `lockerd config example` when missing (then edit it)
-#   8. the unit /etc/systemd/system/lockerd.service, daemon-reload
+#   8. the unit /etc/systemd/system/lockerd.service, daemon-reload, and
+#      systemd-time-wait-sync.service enabled (the unit starts after the clock is synchronised)
 # Enabling and starting is left to the operator after editing the config (README step 9).
 #
 # Environment (the defaults are the installation; tests point them elsewhere):
@@ -157,5 +158,12 @@ fi
 write_file "$ROOT/etc/systemd/system/lockerd.service" 0644 <"$here/systemd/lockerd.service"
 if [ -z "$ROOT" ] && [ -d /run/systemd/system ]; then
   systemctl daemon-reload
+  # time-sync.target (the unit's After=) only waits for a synchronised clock with this service
+  # enabled: a board without a real-time clock then starts lockerd with the right time
+  if systemctl cat systemd-time-wait-sync.service >/dev/null 2>&1 \
+      && ! systemctl is-enabled --quiet systemd-time-wait-sync.service; then
+    systemctl enable systemd-time-wait-sync.service
+    changed "systemd-time-wait-sync.service enabled"
+  fi
 fi
 say "done; next: lockerctl config check, lockerd doctor, systemctl enable --now lockerd"

@@ -36,7 +36,7 @@ class Reason:
 
     code: str
     """component_down, board_offline, camera_down, camera_covered, carrier_link_down,
-    log_writer_slow."""
+    log_writer_slow, clock_not_set."""
     subject: str
     """What it concerns: a component name, a board address, `camera`, `mqtt`, `oplog`."""
     detail: str
@@ -72,13 +72,15 @@ class Sources:
 
     supervisor: Supervised
     boards: Callable[[], Mapping[str, Any]]
-    """Board address -> {"online": bool, ...} (the door controller's status)."""
+    """Board address -> {"online": bool | None, ...} (the door controller's status)."""
     camera_verdict: Callable[[], str | None]
     """The camera's last verdict; None without a camera (intake closed by configuration)."""
     link_up: Callable[[], bool | None]
     """Broker link connected; None when MQTT is disabled."""
     writer_timing: Callable[[], tuple[float, float, float] | None]
     """(running commit s, last commit s, s since it ended); None while the log is not open."""
+    clock_problem: Callable[[], str | None] = lambda: None
+    """Why nothing can be recorded (the clock reads before the newest record); None when sane."""
 
 
 class CabinetCondition:
@@ -129,7 +131,7 @@ class CabinetCondition:
             if st.get("state") != "running":
                 facts[("component_down", name)] = f"{name} {st.get('state')}"
         for addr, board in sorted(self._src.boards().items(), key=lambda kv: int(kv[0])):
-            if not board.get("online"):
+            if board.get("online") is False:  # None: not polled yet (the first second)
                 facts[("board_offline", str(addr))] = f"board {addr} offline"
         verdict = self._src.camera_verdict()
         if verdict is not None and verdict not in _CAMERA_FINE:
@@ -137,6 +139,9 @@ class CabinetCondition:
             facts[(code, "camera")] = f"camera {code.removeprefix('camera_')} ({verdict})"
         if self._src.link_up() is False:
             facts[("carrier_link_down", "mqtt")] = "carrier link down"
+        clock = self._src.clock_problem()
+        if clock is not None:
+            facts[("clock_not_set", "clock")] = clock
         timing = self._src.writer_timing()
         if timing is not None:
             running, last, ago = timing

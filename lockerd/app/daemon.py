@@ -7,6 +7,7 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,8 @@ class Daemon:
         self._watchdog_blocked = False
         self._last_state: tuple[CabinetState, tuple[tuple[str, str], ...]] | None = None
         self.components: dict[str, Component] = {}
+        #: ready or degraded and why (built with the subsystems it reads)
+        self.condition: CabinetCondition | None = None
 
     def add(self, component: Component) -> None:
         """Register a component (start order = registration order)."""
@@ -102,10 +105,10 @@ class Daemon:
                                   log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
         self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
         # ready or degraded and why: one source for `status`, STATUS= and the health message
-        self.condition = self._condition()
+        self.condition = condition = self._condition()
         # fleet health telemetry: the snapshot is built here, where every owner is reachable
         self.health = HealthSnapshots(
-            supervisor=self.supervisor, condition=self.condition,
+            supervisor=self.supervisor, condition=condition,
             boards=lambda: self.doors.status()["boards"],
             camera=self.camera, incidents=self.parcels, backlog=self.sync,
             log_path=self.oplog.path, version=__version__, bus=self.events,
@@ -129,6 +132,11 @@ class Daemon:
                 self.add(component)
         return list(self.components.values())
 
+    def _built_condition(self) -> CabinetCondition:
+        if self.condition is None:
+            raise RuntimeError("build() makes the condition")
+        return self.condition
+
     def _condition(self) -> CabinetCondition:
         """The cabinet's condition over the owners' public faces."""
         camera = self.camera
@@ -137,11 +145,14 @@ class Daemon:
         def writer_timing() -> tuple[float, float, float] | None:
             return self.oplog.store.writer_timing() if self.oplog.status()["open"] else None
 
+        def clock_problem() -> str | None:
+            return self.oplog.store.guard.problem() if self.oplog.status()["open"] else None
+
         sources = Sources(
             supervisor=self.supervisor, boards=lambda: self.doors.status()["boards"],
             camera_verdict=lambda: None if camera is None else str(camera.status()["verdict"]),
             link_up=lambda: bool(self.sync.status()["connected"]) if mqtt_on else None,
-            writer_timing=writer_timing)
+            writer_timing=writer_timing, clock_problem=clock_problem)
         return CabinetCondition(sources, link_down_degraded_s=self.cfg.mqtt.link_down_degraded_s,
                                 slow_commit_s=self.cfg.oplog.slow_commit_s,
                                 clock=lambda: self.sync.clock())  # noqa: PLW0108 - demo clock
@@ -163,13 +174,15 @@ class Daemon:
         """Cabinet identity, overall state with its reasons, every component's status; no
         personal data."""
         cab = self.cfg.cabinet
-        reasons = self.condition.reasons()
-        now = self.sync.clock()
+        cond = self.condition
+        reasons = [] if cond is None else cond.reasons()
+        state = self.supervisor.cabinet_state() if cond is None else cond.state(reasons)
+        now = datetime.now(UTC) if cond is None else self.sync.clock()
         return {
             "cabinet": {"id": cab.id, "name": cab.name,
                         "registration_number": cab.registration_number},
             "version": __version__,
-            "state": self.condition.state(reasons).value,
+            "state": state.value,
             "reasons": [r.as_dict(now) for r in reasons],
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "backend": self.cfg.hardware.backend,
@@ -196,8 +209,8 @@ class Daemon:
                 log.error("cannot start: %s", exc)
                 self.notifier.status(f"failed: {exc}")
                 return 1
-            state = self.condition.state()
-            self.notifier.ready(self.condition.summary())
+            state = self._built_condition().state()
+            self.notifier.ready(self._built_condition().summary())
             log.info("lockerd %s %s (cabinet %s, %s backend)", __version__, state.value,
                      self.cfg.cabinet.id, self.cfg.hardware.backend)
             async with asyncio.TaskGroup() as tg:
@@ -259,13 +272,14 @@ class Daemon:
     async def _state_loop(self) -> None:
         """Keep systemd's STATUS= line in step with the cabinet's state and reasons; log each
         change once (a warning while degraded)."""
+        cond = self._built_condition()
         while True:
-            reasons = self.condition.reasons()
-            state = self.condition.state(reasons)
+            reasons = cond.reasons()
+            state = cond.state(reasons)
             shown = (state, tuple((r.code, r.subject) for r in reasons))
             if shown != self._last_state:
                 self._last_state = shown
-                line = self.condition.summary()
+                line = cond.summary()
                 self.notifier.status(line)
                 if state == CabinetState.DEGRADED:
                     log.warning("cabinet %s", line)

@@ -52,6 +52,10 @@ class Mqtt(Strict):
     health_min_interval_s: float = Field(default=10.0, ge=0, le=3600,
                                          description="Least time between two health messages (a "
                                                      "flapping board is reported once per gap).")
+    command_future_s: float = Field(
+        default=300.0, ge=1, le=86400,
+        description="A carrier command stamped further ahead of the cabinet's clock than this is "
+                    "refused from_the_future (one of the clocks is wrong).")
     link_down_degraded_s: float = Field(
         default=900.0, ge=0, le=86400,
         description="The cabinet reports degraded once the broker link has been down this long "

@@ -68,6 +68,9 @@ class ErrorCode(StrEnum):
     EXPIRED = "expired"
     UNKNOWN_TYPE = "unknown_type"
     INTERNAL_ERROR = "internal_error"
+    # the cabinet's clock (boards without a real-time clock, before time sync)
+    CLOCK_NOT_SET = "clock_not_set"
+    FROM_THE_FUTURE = "from_the_future"
 
 
 class Refused(Exception):

@@ -122,14 +122,16 @@ class CommandProcessor:
     """Turns one inbound command message into exactly one recorded outcome and one reply.
 
     Order of checks: size, carrier (Art. 16), JSON, version, schema, signature, remembered id,
-    expiry, type, body. Refusals before the signature check are recorded without remembering
-    the id (an unauthenticated sender must not be able to burn a carrier's future ids).
+    expiry, a stamp too far ahead (from_the_future, not remembered), type, body. Refusals
+    before the signature check are recorded without remembering the id (an unauthenticated
+    sender must not be able to burn a carrier's future ids).
     """
 
     def __init__(self, oplog: OpLog, topics: Topics, registry: CommandRegistry, *,
                  carrier_keys: Mapping[str, bytes | None], max_bytes: int,
-                 clock: Callable[[], datetime]) -> None:
+                 clock: Callable[[], datetime], future_limit_s: float = 300.0) -> None:
         self._oplog = oplog
+        self._future = timedelta(seconds=future_limit_s)
         self._topics = topics
         self._registry = registry
         self._keys = dict(carrier_keys)
@@ -194,6 +196,12 @@ class CommandProcessor:
             # Ids are forgotten after 7 days: an older command could otherwise run twice.
             return await self._remember_error(carrier, cmd, digest, ErrorCode.EXPIRED,
                                               "command is older than the id memory (7 days)")
+        if cmd.ts > now + self._future:
+            # one clock is wrong; not remembered, so the same id works once they agree
+            ahead = (cmd.ts - now).total_seconds()
+            return await self._refuse(carrier, cmd.id, ErrorCode.FROM_THE_FUTURE,
+                                      f"command is stamped {ahead:.0f} s ahead of the cabinet's "
+                                      f"clock (limit {self._future.total_seconds():.0f} s)")
         entry = self._registry.get(cmd.type)
         if entry is None:
             return await self._remember_error(carrier, cmd, digest, ErrorCode.UNKNOWN_TYPE,

@@ -133,7 +133,8 @@ class SyncComponent(Component):
                 await asyncio.to_thread(load_hmac_key, carrier.hmac_key_file)
         self.processor = CommandProcessor(self.oplog, self.topics, self.registry,
                                           carrier_keys=keys, max_bytes=cfg.max_command_bytes,
-                                          clock=self.clock)
+                                          clock=self.clock,
+                                          future_limit_s=cfg.command_future_s)
         if cfg.enabled:
             tls = TlsFiles(cfg.ca_file, cfg.cert_file, cfg.key_file) if cfg.tls else None
             will = Will(self.topics.status, _json(StatusOffline(ts=self.clock())))
