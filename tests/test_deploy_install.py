@@ -106,7 +106,12 @@ def names() -> Iterator[Names]:
 
 
 def _install(root: Path, names: Names, *args: str) -> subprocess.CompletedProcess[str]:
+    lockerctl = root.parent / "lockerctl"  # the venv's entry point: this checkout's lockerctl
+    lockerctl.write_text(f"#!/bin/sh\nPYTHONPATH={REPO} exec {sys.executable} "
+                         "-m lockerd.cli.lockerctl \"$@\"\n")
+    lockerctl.chmod(0o755)
     env = {**os.environ, "ROOT": str(root), "SKIP_VENV": "1", "SERVICE_USER": names.service,
+           "LOCKERCTL": str(lockerctl),
            "API_GROUP": names.group("api"), "PANEL_GROUP": names.group("panel"),
            "TECH_GROUP": names.group("tech"), "AUDIT_GROUP": names.group("audit"),
            "GPIO_GROUP": names.group("gpio")}
@@ -184,6 +189,11 @@ def test_install_is_idempotent_and_the_daemon_serves_each_role_exactly(
     assert "LoadCredential=sf.key:/etc/lockerd/credentials/sf.key" in dropin
     assert "changed:" not in _install(root, names).stderr
     assert (root / "etc/systemd/system/lockerd.service").read_bytes() == UNIT.read_bytes()
+    assert "complete -F _lockerctl lockerctl" in (
+        root / "usr/share/bash-completion/completions/lockerctl").read_text()
+    assert (root / "usr/share/zsh/vendor-completions/_lockerctl").read_text().startswith(
+        "#compdef lockerctl")
+    assert (root / "usr/share/man/man1/lockerctl.1").read_text().startswith(".TH LOCKERCTL 1")
     service = pwd.getpwnam(names.service)
     assert grp.getgrgid(service.pw_gid).gr_name == names.group("api")
     # --- users of each role, added the documented way

@@ -15,6 +15,7 @@ from typing import Any
 
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.cli.backup import add_backup_commands
+from lockerd.cli.docgen import add_doc_commands
 from lockerd.cli.logview import add_log_command
 from lockerd.cli.maintenance import add_maintenance_command
 from lockerd.cli.output import clip, display_width, emit_json, key_values, table
@@ -330,6 +331,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_tech_commands(sub, common)
 
     add_log_command(sub, common, _when)
+    add_doc_commands(sub, common, build_parser)
     p = sub.add_parser("verify-log", parents=[common], help="verify the log's hash chain")
     p.set_defaults(func=cmd_verify_log)
     p = sub.add_parser("export", parents=[common], help="export a range (recorded)")
