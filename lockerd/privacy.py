@@ -181,6 +181,11 @@ NON_PERSONAL: frozenset[str] = frozenset({
     "ok", "error", "events", "type", "v", "event_id",
     # Audited exports (the chain record of each export).
     "from", "to", "rows", "operations", "masked",
+    # Anchors (lockerd.oplog.anchors): signed chain heads in event envelopes, and the reset of
+    # a log (its old head); the cabinet id, key ids and signatures are the device's, not a
+    # person's.
+    "anchor", "cabinet", "key_id", "sig", "requested_at", "previous_epoch", "previous_seq",
+    "previous_hash",
 })
 
 def personal(key: str) -> PersonalField | None:

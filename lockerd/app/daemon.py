@@ -102,7 +102,8 @@ class Daemon:
         feed = CarrierFeed(Topics(self.cfg.mqtt.prefix, self.cfg.cabinet.id))
         self.parcels = self._parcel_flows(feed)
         self.sync = SyncComponent(self.cfg.mqtt, self.cfg.cabinet, self.cfg.carriers,
-                                  log=self.oplog, bus=self.events, feed=feed, view=self.parcels)
+                                  log=self.oplog, bus=self.events, feed=feed, view=self.parcels,
+                                  anchors=self.oplog.anchors.board)
         self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
         # ready or degraded and why: one source for `status`, STATUS= and the health message
         self.condition = condition = self._condition()

@@ -135,6 +135,12 @@ def cmd_restore(ctx: Ctx) -> int:
     except OplogError as exc:
         raise _fail("failed", f"{exc}; the previous files are back in place") from None
     lost = report["lost_operations"]
+    # The restored log no longer extends what the cabinet anchored after the backup: the
+    # restore itself is root's explicit reset, recorded and anchored at the next start.
+    from lockerd.cli.anchors import request_reset
+
+    report["reset_request"] = str(request_reset(
+        cfg, f"restored from backup {archive.name} (operations 1..{report['restored_head_seq']})"))
     return _show(ctx, report, key_values([
         ("restored", f"{archive} (made by {report['made_by']} at {report['created_at']})"),
         ("log", f"operations 1..{report['restored_head_seq']}, chain verified; restore "

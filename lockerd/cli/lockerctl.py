@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
+from lockerd.cli.anchors import add_anchor_commands, add_verify_anchor_options, cmd_verify_anchors
 from lockerd.cli.backup import add_backup_commands
 from lockerd.cli.docgen import add_doc_commands
 from lockerd.cli.logview import add_log_command
@@ -168,7 +169,10 @@ def _range(ctx: Ctx, default_days: int) -> dict[str, str]:
 
 
 def cmd_verify_log(ctx: Ctx) -> int:
-    """Walk the hash chain; exit 1 at the first broken link."""
+    """Walk the hash chain; exit 1 at the first broken link. With --anchors, also prove the log
+    extends every collected anchor (lockerd/cli/anchors.py; reads the log file itself)."""
+    if ctx.args.anchors:
+        return cmd_verify_anchors(ctx)
     result = ctx.call("log.verify")
     if ctx.json:
         emit_json(result)
@@ -333,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_log_command(sub, common, _when)
     add_doc_commands(sub, common, build_parser)
     p = sub.add_parser("verify-log", parents=[common], help="verify the log's hash chain")
+    add_verify_anchor_options(p)
     p.set_defaults(func=cmd_verify_log)
     p = sub.add_parser("export", parents=[common], help="export a range (recorded)")
     p.add_argument("--from", dest="since", type=_when, help="start (default: 30 days ago)")
@@ -350,6 +355,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_panel_commands(sub, common)
     add_backup_commands(sub, common)
+    add_anchor_commands(sub, common)
     add_maintenance_command(sub, common)
 
     p = sub.add_parser("commission", parents=[common],

@@ -39,6 +39,13 @@ class Oplog(Strict):
         default=2.0, gt=0, le=600,
         description="A commit taking longer than this makes the cabinet degraded (a worn SD "
                     "card or a full disk), until commits are quick again for a minute.")
+    anchor_every_ops: int = Field(
+        default=50, ge=1, le=10000,
+        description="Sign and publish the chain head (an anchor, docs/oplog.md) after this many "
+                    "operations.")
+    anchor_every_min: float = Field(
+        default=10.0, ge=0.05, le=1440,
+        description="... and at least this often (minutes), even when nothing happened.")
 
     @model_validator(mode="after")
     def _personal_first(self) -> Oplog:

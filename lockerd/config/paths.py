@@ -1,4 +1,4 @@
-"""[paths]: where state, the API socket and the log key live."""
+"""[paths]: where state, the API socket, the log key and the device identity live."""
 
 from __future__ import annotations
 
@@ -19,3 +19,7 @@ class Paths(Strict):
     key_file: Path | None = Field(
         default=None,
         description="Operation-log key file (0600). Unset: $CREDENTIALS_DIRECTORY/oplog.key.")
+    identity_dir: Path | None = Field(
+        default=None,
+        description="Device identity key (0600) and anchor state. Unset: the log key file's "
+                    "directory when paths.key_file is set, else <state_dir>/identity.")

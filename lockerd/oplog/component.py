@@ -20,9 +20,11 @@ from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet, Compartment, Paths
 from lockerd.config import Oplog as OplogConfig
 from lockerd.oplog import audit, backup, keys, retention
+from lockerd.oplog.anchoring import AnchorKeeper
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.clockguard import RELEASE_FLOOR, ClockNotSet
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
+from lockerd.oplog.identity import identity_dir
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.schema import SCHEMA_VERSION
 from lockerd.oplog.store import OpLog
@@ -103,6 +105,11 @@ class OplogComponent(Component):
         self._next_purge: datetime | None = None
         self._writer_ok = True
         self._start_recorded = False
+        #: device identity, start gate and anchors (docs/oplog.md "Anchors")
+        self.anchors = AnchorKeeper(cabinet.id, identity_dir(paths),
+                                    every_ops=cfg.anchor_every_ops,
+                                    every_min=cfg.anchor_every_min,
+                                    owner_uid=owner_uid)
         if api is not None:
             self.register(api)
 
@@ -128,8 +135,19 @@ class OplogComponent(Component):
         schema the file had before, 0 for a new file, null when it was already current).
         """
         self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-        self._store = await self._open()
-        self._key_fp = self._store.key_fingerprint
+        self._store = store = await self._open()
+        try:
+            # A log that does not extend the last published anchor is refused here, before
+            # anything is written to it; root's reset request is recorded first of all.
+            reset = await self.anchors.gate(store)
+            if reset is not None:
+                await store.append("oplog.reset", actor=f"uid:{reset.uid}",
+                                   body=reset.record_body())
+        except BaseException:
+            self._store = None
+            await store.close()
+            raise
+        self._key_fp = store.key_fingerprint
         try:
             await self._record_start()
         except ClockNotSet as exc:
@@ -147,6 +165,7 @@ class OplogComponent(Component):
                            body={"version": __version__, "schema": SCHEMA_VERSION,
                                  "migrated_from": store.migrated_from})
         self._start_recorded = True
+        await self.anchors.begin(store)
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file
@@ -190,6 +209,11 @@ class OplogComponent(Component):
             if not self._start_recorded and store.guard.problem() is None:
                 await self._record_start()
                 log.info("the clock is set; recording operations again")
+            try:
+                if self._start_recorded:
+                    await self.anchors.tick(store)
+            except (OplogError, OSError) as exc:
+                log.error("cannot anchor the log head: %s", exc)
             now = store.now()
             if now >= self._next_purge:
                 await self.purge_now()
@@ -215,6 +239,10 @@ class OplogComponent(Component):
         """Close the log (queued writes finish first). Idempotent."""
         store, self._store = self._store, None
         if store is not None:
+            try:
+                await self.anchors.final(store)
+            except Exception as exc:  # the last periodic anchor stands
+                log.warning("no final anchor at stop: %s", exc)
             await store.close()
 
     def status(self) -> dict[str, Any]:
@@ -231,13 +259,15 @@ class OplogComponent(Component):
     # ----------------------------------------------------------------- API
 
     def register(self, api: ApiServer) -> None:
-        """Register log.view, log.verify, log.export, log.report, log.rekey and log.backup."""
+        """Register log.view, log.verify, log.export, log.report, log.rekey, log.backup and
+        identity.show."""
         api.route("log.view", {Role.AUDIT, Role.TECH}, ViewParams, self._api_view)
         api.route("log.verify", {Role.AUDIT, Role.TECH}, None, self._api_verify)
         api.route("log.export", {Role.AUDIT}, ExportParams, self._api_export)
         api.route("log.report", {Role.AUDIT}, RangeParams, self._api_report)
         api.route("log.rekey", {Role.AUDIT}, None, self._api_rekey)
         api.route("log.backup", {Role.AUDIT}, None, self._api_backup)
+        api.route("identity.show", {Role.AUDIT, Role.TECH}, None, self._api_identity)
 
     def _api_store(self) -> OpLog:
         if self._store is None:
@@ -253,6 +283,10 @@ class OplogComponent(Component):
         if params.newest_first:  # the next (older) page: before_seq = the last one shown
             return {"operations": ops, "next_before_seq": ops[-1]["seq"] if full else None}
         return {"operations": ops, "next_after_seq": ops[-1]["seq"] if full else None}
+
+    async def _api_identity(self, params: Any, caller: Caller) -> dict[str, Any]:
+        self._api_store()
+        return self.anchors.describe()
 
     async def _api_verify(self, params: Any, caller: Caller) -> dict[str, Any]:
         return (await self._api_store().verify()).to_json()

@@ -9,7 +9,7 @@ acknowledged them. Event messages get the next per-stream `seq`, the stream's `e
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -34,9 +34,16 @@ def _event_ts(now: datetime) -> str:
     return format_ts(now)
 
 
-def enqueue(conn: Any, msg: OutboxMessage, op_seq: int, now: datetime, *, ts: str) -> None:
-    """Insert one message for operation `op_seq` inside the writer's transaction."""
+def enqueue(conn: Any, msg: OutboxMessage, op_seq: int, now: datetime, *, ts: str,
+            anchor: Mapping[str, Any] | None = None) -> None:
+    """Insert one message for operation `op_seq` inside the writer's transaction.
+
+    `anchor` (the signed head at this operation, lockerd.oplog.anchors) goes into the envelope
+    of `parcel.*` events, so each carrier holds anchors for its own events.
+    """
     payload = dict(msg.payload)
+    if anchor is not None and msg.event and str(payload.get("type", "")).startswith("parcel."):
+        payload["anchor"] = dict(anchor)
     stream_seq: int | None = None
     if msg.event:
         row = conn.execute("SELECT last_seq, epoch FROM outbox_streams WHERE stream = ?",

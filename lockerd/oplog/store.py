@@ -77,6 +77,10 @@ class OpLog:
         # The schema version the file had before this open migrated it (0: a new file); None
         # when it was already current. The daemon records it at start (daemon.started).
         self.migrated_from: int | None = None
+        # Signs the head at an operation (seq, hash, ts) for `parcel.*` event envelopes; set by
+        # the anchoring once the log's epoch is known (lockerd.oplog.anchoring). Runs on the
+        # writer thread inside the operation's transaction.
+        self.anchor_signer: Callable[[int, str, str], Mapping[str, Any]] | None = None
 
     # ----------------------------------------------------------------- lifecycle
 
@@ -232,8 +236,12 @@ class OpLog:
             ts = format_ts(now)
             op = self._chain_row(conn, ts, kind, actor, encoded, compartment=compartment,
                                  parcel_id=parcel_id)
+            signer = self.anchor_signer
+            anchor = None if signer is None or not any(
+                str(m.payload.get("type", "")).startswith("parcel.") for m in msgs) \
+                else signer(op.seq, op.hash, ts)
             for msg in msgs:
-                outbox_table.enqueue(conn, msg, op.seq, now, ts=ts)
+                outbox_table.enqueue(conn, msg, op.seq, now, ts=ts, anchor=anchor)
             if remembered is not None:
                 _remember_command(conn, *remembered, ts, op.seq)
             if mutate is not None:
@@ -248,24 +256,9 @@ class OpLog:
                          newest_first: bool = False) -> list[Operation]:
         """Operations in seq order (or newest first), filtered by time [since, until), kinds,
         compartment and seq (after_seq, before_seq)."""
-        where = ["seq > ?"] + ([] if before_seq is None else ["seq < ?"])
-        args: list[Any] = [after_seq] + ([] if before_seq is None else [before_seq])
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(format_ts(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(format_ts(until))
-        kind_list = list(kinds) if kinds is not None else None
-        if kind_list:
-            where.append(f"kind IN ({','.join('?' * len(kind_list))})")
-            args.extend(kind_list)
-        if compartment is not None:
-            where.append("compartment = ?")
-            args.append(compartment)
-        args.append(limit)
-        sql = (f"SELECT {chain.OP_COLUMNS} FROM operations WHERE {' AND '.join(where)} "  # noqa: S608
-               f"ORDER BY seq{' DESC' if newest_first else ''} LIMIT ?")
+        sql, args = chain.select_operations(
+            since=since, until=until, kinds=kinds, compartment=compartment, after_seq=after_seq,
+            limit=limit, before_seq=before_seq, newest_first=newest_first)
         rows = await self.read(lambda c: c.execute(sql, args).fetchall())
         return [chain.op_from_row(r) for r in rows]
 

@@ -16,13 +16,14 @@ from lockerd.app.supervisor import Component
 from lockerd.config import Cabinet as CabinetConfig
 from lockerd.config import Carrier, Mqtt
 from lockerd.oplog import OpLog
+from lockerd.oplog.anchoring import AnchorBoard
 from lockerd.sync.alerts import record_alert
 from lockerd.sync.commands import CommandContext, CommandProcessor, CommandRegistry
 from lockerd.sync.feed import CarrierFeed
 from lockerd.sync.health import HealthPublisher, HealthSource
 from lockerd.sync.link import LinkCallbacks, MqttLink, TlsFiles, Will
 from lockerd.sync.maintenance import Maintenance
-from lockerd.sync.payloads import FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
+from lockerd.sync.payloads import AnchorPayload, FreeCounts, Intake, StatePayload, StatusOffline, StatusOnline
 from lockerd.sync.ports import CabinetView, LogHandle
 from lockerd.sync.publisher import OutboxPublisher
 from lockerd.sync.signing import load_hmac_key
@@ -52,7 +53,8 @@ class SyncComponent(Component):
     def __init__(self, mqtt: Mqtt, cabinet: CabinetConfig, carriers: Sequence[Carrier], *,
                  log: LogHandle, bus: EventBus, feed: CarrierFeed, view: CabinetView,
                  registry: CommandRegistry | None = None, version: str | None = None,
-                 clock: Callable[[], datetime] | None = None) -> None:
+                 clock: Callable[[], datetime] | None = None,
+                 anchors: AnchorBoard | None = None) -> None:
         super().__init__()
         self._mqtt = mqtt
         self._cabinet = cabinet
@@ -61,6 +63,8 @@ class SyncComponent(Component):
         self.bus = bus
         self.feed = feed
         self._view = view
+        #: the log's signed heads, published retained on `chain` (docs/oplog.md "Anchors")
+        self._anchors = anchors
         self.registry = registry if registry is not None else CommandRegistry()
         self.version = version or lockerd.__version__
         self.clock = clock or (lambda: datetime.now(UTC))
@@ -158,7 +162,8 @@ class SyncComponent(Component):
         for coro, name in ((self.publisher.run(), "drain"), (self._commands(), "commands"),
                            (self._forward_alerts(), "alerts"), (self._watch_backlog(), "backlog"),
                            (self._state_loop(), "state"), (self._prune_loop(), "prune"),
-                           (self._maintenance_loop(), "maintenance")):
+                           (self._maintenance_loop(), "maintenance"),
+                           (self._chain_loop(), "chain")):
             self._tasks.append(loop.create_task(coro, name=f"sync:{name}"))
 
     async def run(self) -> None:
@@ -220,6 +225,8 @@ class SyncComponent(Component):
         link.publish(self.topics.status, self._birth(), 1, True)
         self._last_state = 0.0
         self.feed.state_changed()
+        if self._anchors is not None:
+            self._anchors.changed.set()  # a broker that lost its retained anchor gets it again
         if self.health is not None:
             self.health.connected()
         if self.publisher is not None:
@@ -274,6 +281,27 @@ class SyncComponent(Component):
             if (forced or state != shown) and link is not None and link.connected:
                 link.publish(self.topics.status, self._birth(), 1, True)
                 shown = state
+
+    async def _chain_loop(self) -> None:
+        """Publish each new anchor retained on `chain` (QoS 1); the latest one again after a
+        reconnect. Only the newest matters there: every anchor is also saved in the cabinet's
+        anchor state, and `parcel.*` events carry their own."""
+        board = self._anchors
+        if board is None:
+            await asyncio.Event().wait()
+            return
+        while True:
+            await board.changed.wait()
+            board.changed.clear()
+            link, anchor = self.link, board.latest
+            if link is None or not link.connected or anchor is None:
+                continue
+            try:
+                payload = AnchorPayload.model_validate(anchor.to_json())
+                link.publish(self.topics.chain, _json(payload), 1, True)
+            except Exception as exc:
+                self.last_error = f"anchor not published: {exc}"
+                log.error("cannot publish the chain anchor: %s", exc)
 
     async def _commands(self) -> None:
         assert self.processor is not None

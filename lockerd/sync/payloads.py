@@ -18,7 +18,7 @@ from pydantic import (
 
 from lockerd.app.events import AlertKind, Severity
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.ids import COURIER_PATTERN, WAYBILL_PATTERN
+from lockerd.domain.ids import CABINET_ID_PATTERN, COURIER_PATTERN, WAYBILL_PATTERN
 from lockerd.domain.pins import PIN_HASH_PATTERN, PIN_PATTERN
 from lockerd.domain.timefmt import format_ts
 
@@ -172,6 +172,20 @@ class Reply(Message):
         return out
 
 
+class AnchorPayload(Message):
+    """The cabinet's signed chain head (docs/oplog.md "Anchors"): retained on `chain` and in
+    the envelope of every `parcel.*` event. `sig` is Ed25519 (base64) over the canonical bytes
+    `lockerd-anchor/1\\n{cabinet}\\n{epoch}\\n{seq}\\n{hash}\\n{ts}`."""
+
+    cabinet: Annotated[str, Field(pattern=CABINET_ID_PATTERN)]
+    epoch: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
+    seq: int = Field(ge=1)
+    hash: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")]
+    ts: Annotated[str, Field(pattern=OUT_TIME_PATTERN)]
+    key_id: Annotated[str, Field(pattern=r"^[0-9a-f]{16}$")]
+    sig: Annotated[str, Field(pattern=r"^[A-Za-z0-9+/]{86}==$")]
+
+
 class Event(Message):
     """A tracking event on `carriers/{carrier}/events`; `seq` counts per carrier from 1 within
     its `epoch` (a random id fixed when the stream started; a recreated log starts a new one)."""
@@ -182,6 +196,9 @@ class Event(Message):
     ts: UtcTime
     type: EventType
     body: dict[str, Any]
+    anchor: AnchorPayload | None = Field(
+        default=None, description="The signed chain head at this event's operation "
+                                  "(`parcel.*` events only).")
 
 
 # ------------------------------------------------------------------ command bodies
@@ -278,6 +295,7 @@ PAYLOAD_MODELS: dict[str, type[BaseModel]] = {
     "StatusOffline": StatusOffline,
     "State": StatePayload,
     "Alert": AlertPayload,
+    "Anchor": AnchorPayload,
     "CommandEnvelope": Command,
     "ReplyEnvelope": Reply,
     "EventEnvelope": Event,

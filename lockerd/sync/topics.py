@@ -34,6 +34,11 @@ class Topics:
         return f"{self.base}/state"
 
     @property
+    def chain(self) -> str:
+        """Retained signed head of the operation log (an anchor, docs/oplog.md)."""
+        return f"{self.base}/chain"
+
+    @property
     def health(self) -> str:
         """Retained fleet health telemetry for the operator (no personal data)."""
         return f"{self.base}/health"

@@ -95,7 +95,7 @@ class CarrierClient:
         self.link.subscribe(self.topics.reply(self.carrier), 1)
         if self.watch_cabinet:
             for topic in (self.topics.status, self.topics.state, self.topics.alerts,
-                          self.topics.health):
+                          self.topics.chain, self.topics.health):
                 self.link.subscribe(topic, 1)
         self._connected.set()
 

@@ -76,4 +76,4 @@ def schema_of(topic: str, payload: dict[str, Any], command_types: dict[str, str]
         return reply_schemas()[command_types[str(payload["id"])]]
     if tail == "status":
         return "StatusOnline" if payload.get("online") else "StatusOffline"
-    return {"state": "State", "alerts": "Alert", "health": "Health"}[tail]
+    return {"state": "State", "alerts": "Alert", "chain": "Anchor", "health": "Health"}[tail]

@@ -23,7 +23,7 @@ def test_asyncapi_parses_and_is_version_3() -> None:
     assert str(doc["asyncapi"]).startswith("3.")
     topics = Topics("lockers", "{cab}")
     addresses = {ch["address"] for ch in doc["channels"].values()}
-    assert addresses == {topics.status, topics.state, topics.alerts, topics.health,
+    assert addresses == {topics.status, topics.state, topics.alerts, topics.chain, topics.health,
                          f"{topics.base}/carriers/{{carrier}}/cmd",
                          f"{topics.base}/carriers/{{carrier}}/reply",
                          f"{topics.base}/carriers/{{carrier}}/events"}

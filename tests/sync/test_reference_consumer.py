@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from examples.carrier_consumer import CarrierConsumer
+from lockerd.cli import lockerctl
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
 from tests.fixtures.cabinet import PIN, Cabinet, courier
@@ -117,6 +118,9 @@ async def test_reference_consumer_gets_every_event_exactly_once(tmp_path: Path,
         # 4. the controller is replaced: a new log under the same cabinet id (new epoch, seq 1)
         await cab.stop()
         shutil.move(workdir / "state", tmp_path / "old-state")
+        # beginning a new log where one was anchored takes root's recorded reset (docs/oplog.md)
+        assert await asyncio.to_thread(lockerctl.main, [
+            "reset-log", "-c", str(cab.config_path), "--reason", "controller replaced"]) == 0
         await cab.start()
         await until(connected)
         await backend.grant()
