@@ -308,18 +308,31 @@ def _redact_field(match: re.Match[str]) -> str:
     return f"{quote}{name}{quote}{sep}{around}[redacted]{around}"
 
 
-def redact_text(text: str) -> str:
-    """Mask the values of registry fields, ID numbers, mobile and waybill numbers in free text."""
-    text = _FIELD_VALUE.sub(_redact_field, text)
+def redact_shapes(text: str) -> str:
+    """Mask only what has the shape of a personal number (ID, mobile, waybill) in free text."""
     text = _ID_NUMBER.sub(lambda m: mask_id_number(m.group(0)), text)
     text = _MOBILE.sub(lambda m: mask_phone(m.group(0)), text)
     return _WAYBILL.sub(lambda m: mask_waybill(m.group(0)), text)
 
 
+def redact_text(text: str) -> str:
+    """Mask the values of registry fields, ID numbers, mobile and waybill numbers in free text."""
+    return redact_shapes(_FIELD_VALUE.sub(_redact_field, text))
+
+
+def own_words(value: object) -> bool:
+    """True for an argument whose text lockerd composed from its own words, config key names
+    and file paths, never from a caller's value (an exception class sets `own_words = True`,
+    e.g. the missing-key refusal): the log keeps its hints (`set paths.key_file`)."""
+    return getattr(value, "own_words", False) is True
+
+
 class RedactingFilter(logging.Filter):
     """Logging filter: a personal value that slips into a log message is masked before output.
 
-    Attach it to the handlers (the text log goes to journald, which is not encrypted).
+    Attach it to the handlers (the text log goes to journald, which is not encrypted). An
+    argument in lockerd's own words (`own_words`) is masked by shape only: `field: value`
+    redaction would eat its hints (`key: set paths.key_file` read as a key's value).
     """
 
     def filter(self, record: logging.LogRecord) -> bool:
@@ -328,7 +341,15 @@ class RedactingFilter(logging.Filter):
             message = record.getMessage()
         except Exception:  # a broken format string: let logging report it as usual
             return True
-        redacted = redact_text(message)
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(own_words(a) for a in args):
+            marks = tuple(f"\x00{i}\x00" if own_words(a) else a for i, a in enumerate(args))
+            redacted = redact_text(str(record.msg) % marks)
+            for i, arg in enumerate(args):
+                if own_words(arg):
+                    redacted = redacted.replace(f"\x00{i}\x00", redact_shapes(str(arg)))
+        else:
+            redacted = redact_text(message)
         if redacted != message:
             record.msg, record.args = redacted, None
         return True

@@ -111,14 +111,37 @@ def peer_credentials(sock: socket.socket) -> tuple[int, int, int]:
     return pid, uid, gid
 
 
-def peer_groups(pid: int, gid: int) -> set[int]:
-    """Primary and supplementary gids of the peer process (/proc/PID/status)."""
-    groups = {gid}
-    with contextlib.suppress(OSError):
-        for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-            if line.startswith("Groups:"):
-                groups.update(int(g) for g in line.split()[1:])
-                break
+#: SO_PEERGROUPS (Linux 4.13+; 59 on arm and x86, which Python 3.11 does not name).
+SO_PEERGROUPS = getattr(socket, "SO_PEERGROUPS", 59)
+_MAX_PEER_GROUPS = 256  # Python caps getsockopt buffers at 1024 bytes
+
+
+def socket_peer_groups(sock: socket.socket) -> set[int]:
+    """The connecting process's supplementary gids, from the kernel (SO_PEERGROUPS): what a
+    unit's SupplementaryGroups= gave it even when the group database does not list it."""
+    try:
+        raw = sock.getsockopt(socket.SOL_SOCKET, SO_PEERGROUPS, 4 * _MAX_PEER_GROUPS)
+    except OSError:  # ERANGE: more than 256 groups; the group database still answers
+        return set()
+    return set(struct.unpack(f"{len(raw) // 4}I", raw[: len(raw) // 4 * 4]))
+
+
+def peer_groups(uid: int, gid: int, kernel_groups: set[int] | frozenset[int] = frozenset()
+                ) -> set[int]:
+    """The peer's gid and supplementary gids (SO_PEERCRED, SO_PEERGROUPS) and every group its
+    user is a member of in the group database (os.getgrouplist).
+
+    Not /proc/PID/status: under the unit's ProtectProc=invisible the daemon cannot read other
+    users' processes, and supplementary groups read there were silently lost (issue 12). The
+    database makes a new membership count at the next connection, without logging in again; a
+    uid with no user entry has only what the kernel reports.
+    """
+    groups = {gid, *kernel_groups}
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return groups
+    groups.update(os.getgrouplist(name, gid))
     return groups
 
 
@@ -129,11 +152,12 @@ class RoleMap:
         self._names = {Role.PANEL: cfg.panel_group, Role.TECH: cfg.tech_group,
                        Role.AUDIT: cfg.audit_group}
 
-    def roles_for(self, pid: int, uid: int, gid: int) -> frozenset[Role]:
+    def roles_for(self, uid: int, gid: int, kernel_groups: set[int] | frozenset[int] = frozenset()
+                  ) -> frozenset[Role]:
         """Roles of a peer."""
         if uid in (0, os.geteuid()):
             return ALL_ROLES
-        groups = peer_groups(pid, gid)
+        groups = peer_groups(uid, gid, kernel_groups)
         roles = set()
         for role, name in self._names.items():
             try:
@@ -304,7 +328,8 @@ class ApiServer(Component):
                 await self._send(writer, None, error=("too_many_connections", refused))
                 return
             uid = peer_uid
-            caller = Caller(pid, uid, gid, self._roles.roles_for(pid, uid, gid),
+            kernel_groups = socket_peer_groups(writer.get_extra_info("socket"))
+            caller = Caller(pid, uid, gid, self._roles.roles_for(uid, gid, kernel_groups),
                             self._panels.panel_for(uid))
             await self._serve(caller, reader, writer)
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):

@@ -7,11 +7,13 @@ import contextlib
 import logging
 import signal
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
+from lockerd.app.condition import CabinetCondition, Sources
 from lockerd.app.events import EventBus
 from lockerd.app.health import HealthSnapshots
 from lockerd.app.oplog_ports import OplogPorts
@@ -64,8 +66,10 @@ class Daemon:
         self.started_at = time.monotonic()
         self._stop = asyncio.Event()
         self._watchdog_blocked = False
-        self._last_state: CabinetState | None = None
+        self._last_state: tuple[CabinetState, tuple[tuple[str, str], ...]] | None = None
         self.components: dict[str, Component] = {}
+        #: ready or degraded and why (built with the subsystems it reads)
+        self.condition: CabinetCondition | None = None
 
     def add(self, component: Component) -> None:
         """Register a component (start order = registration order)."""
@@ -103,9 +107,12 @@ class Daemon:
                                   log=self.oplog, bus=self.events, feed=feed, view=self.parcels,
                                   anchors=self.oplog.anchors.board)
         self.events.listen(lambda _e: feed.state_changed(), IntakeChanged)
+        # ready or degraded and why: one source for `status`, STATUS= and the health message
+        self.condition = condition = self._condition()
         # fleet health telemetry: the snapshot is built here, where every owner is reachable
         self.health = HealthSnapshots(
-            supervisor=self.supervisor, boards=lambda: self.doors.status()["boards"],
+            supervisor=self.supervisor, condition=condition,
+            boards=lambda: self.doors.status()["boards"],
             camera=self.camera, incidents=self.parcels, backlog=self.sync,
             log_path=self.oplog.path, version=__version__, bus=self.events,
             clock=lambda: self.sync.clock())  # noqa: PLW0108 - the demo moves the clock
@@ -131,6 +138,31 @@ class Daemon:
                 self.add(component)
         return list(self.components.values())
 
+    def _built_condition(self) -> CabinetCondition:
+        if self.condition is None:
+            raise RuntimeError("build() makes the condition")
+        return self.condition
+
+    def _condition(self) -> CabinetCondition:
+        """The cabinet's condition over the owners' public faces."""
+        camera = self.camera
+        mqtt_on = self.cfg.mqtt.enabled
+
+        def writer_timing() -> tuple[float, float, float] | None:
+            return self.oplog.store.writer_timing() if self.oplog.status()["open"] else None
+
+        def clock_problem() -> str | None:
+            return self.oplog.store.guard.problem() if self.oplog.status()["open"] else None
+
+        sources = Sources(
+            supervisor=self.supervisor, boards=lambda: self.doors.status()["boards"],
+            camera_verdict=lambda: None if camera is None else str(camera.status()["verdict"]),
+            link_up=lambda: bool(self.sync.status()["connected"]) if mqtt_on else None,
+            writer_timing=writer_timing, clock_problem=clock_problem)
+        return CabinetCondition(sources, link_down_degraded_s=self.cfg.mqtt.link_down_degraded_s,
+                                slow_commit_s=self.cfg.oplog.slow_commit_s,
+                                clock=lambda: self.sync.clock())  # noqa: PLW0108 - demo clock
+
     # --- parcel flows (issue 5)
     def _parcel_flows(self, feed: CarrierFeed) -> ParcelFlows:
         """The parcel flows over the real doors, camera gate, log and carrier feed."""
@@ -148,13 +180,19 @@ class Daemon:
         return self.status()
 
     def status(self) -> dict[str, Any]:
-        """Cabinet identity, overall state and every component's status; no personal data."""
+        """Cabinet identity, overall state with its reasons, every component's status; no
+        personal data."""
         cab = self.cfg.cabinet
+        cond = self.condition
+        reasons = [] if cond is None else cond.reasons()
+        state = self.supervisor.cabinet_state() if cond is None else cond.state(reasons)
+        now = datetime.now(UTC) if cond is None else self.sync.clock()
         return {
             "cabinet": {"id": cab.id, "name": cab.name,
                         "registration_number": cab.registration_number},
             "version": __version__,
-            "state": self.supervisor.cabinet_state().value,
+            "state": state.value,
+            "reasons": [r.as_dict(now) for r in reasons],
             "uptime_s": round(time.monotonic() - self.started_at, 1),
             "backend": self.cfg.hardware.backend,
             "components": self.supervisor.status(),
@@ -180,8 +218,8 @@ class Daemon:
                 log.error("cannot start: %s", exc)
                 self.notifier.status(f"failed: {exc}")
                 return 1
-            state = self.supervisor.cabinet_state()
-            self.notifier.ready(f"{state.value}: {self._summary()}")
+            state = self._built_condition().state()
+            self.notifier.ready(self._built_condition().summary())
             log.info("lockerd %s %s (cabinet %s, %s backend)", __version__, state.value,
                      self.cfg.cabinet.id, self.cfg.hardware.backend)
             async with asyncio.TaskGroup() as tg:
@@ -223,14 +261,6 @@ class Daemon:
         else:
             log.info("config reloaded; no changes")
 
-    def _summary(self) -> str:
-        states = self.supervisor.status()
-        bad = [name for name, st in states.items() if st["state"] != "running"]
-        reasons = self.supervisor.degraded_reasons()
-        if not bad and not reasons:
-            return "all components running"
-        return ", ".join(reasons + ([f"not running: {', '.join(bad)}"] if bad else []))
-
     async def _watchdog_loop(self) -> None:
         """WATCHDOG=1 at half WATCHDOG_USEC, only while every component makes progress."""
         interval = watchdog_interval()
@@ -249,14 +279,21 @@ class Daemon:
             await asyncio.sleep(interval)
 
     async def _state_loop(self) -> None:
-        """Keep systemd's STATUS= line in step with the cabinet state."""
+        """Keep systemd's STATUS= line in step with the cabinet's state and reasons; log each
+        change once (a warning while degraded)."""
+        cond = self._built_condition()
         while True:
-            state = self.supervisor.cabinet_state()
-            if state != self._last_state:
-                self._last_state = state
-                self.notifier.status(f"{state.value}: {self._summary()}")
+            reasons = cond.reasons()
+            state = cond.state(reasons)
+            shown = (state, tuple((r.code, r.subject) for r in reasons))
+            if shown != self._last_state:
+                self._last_state = shown
+                line = cond.summary()
+                self.notifier.status(line)
                 if state == CabinetState.DEGRADED:
-                    log.warning("cabinet degraded: %s", self._summary())
+                    log.warning("cabinet %s", line)
+                elif state == CabinetState.READY:
+                    log.info("cabinet ready")
             await asyncio.sleep(1.0)
 
 

@@ -1,10 +1,12 @@
 """The cabinet's health snapshot, built where the data lives (the daemon) for lockerd/sync/health.py.
 
-Each figure comes from its owner's public face, passed in as a small port: the supervisor
-(cabinet and component states), the door controller (boards and their failure counters), the
-camera guard (verdict, intake), the parcel flows (open incidents), the sync component (outbox
-backlog), the file system (log size, disk free) and the clock. Incidents are counted by kind
-only; no parcel id, compartment owner or any personal field leaves in this message.
+The state and its reasons come from lockerd/app/condition.py, the same source as `lockerctl
+status` and systemd's STATUS= line. Each other figure comes from its owner's public face,
+passed in as a small port: the supervisor (component states), the door controller (boards and
+their failure counters), the camera guard (verdict, intake), the parcel flows (open
+incidents), the sync component (outbox backlog), the file system (log size, disk free) and
+the clock. Incidents are counted by kind only; no parcel id, compartment owner or any
+personal field leaves in this message.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from lockerd.app.clocksync import Sync, clock_sync
+from lockerd.app.condition import CabinetCondition
 from lockerd.app.events import EventBus
 from lockerd.camera.guard import IntakeChanged
 from lockerd.sync.health import (
@@ -28,6 +31,7 @@ from lockerd.sync.health import (
     ClockHealth,
     ComponentHealth,
     HealthPayload,
+    HealthReason,
     OutboxHealth,
     StorageHealth,
 )
@@ -135,11 +139,13 @@ def _storage(log_path: Path) -> StorageHealth:
 class HealthSnapshots:
     """The daemon's `HealthSource`: one snapshot per call, from the owners' public faces."""
 
-    def __init__(self, *, supervisor: Supervised, boards: Callable[[], Mapping[str, Any]],
+    def __init__(self, *, supervisor: Supervised, condition: CabinetCondition,
+                 boards: Callable[[], Mapping[str, Any]],
                  camera: Camera | None, incidents: Incidents, backlog: Backlog, log_path: Path,
                  version: str, bus: EventBus, clock: Callable[[], datetime],
                  clock_sync: Callable[[], tuple[Sync, str | None]] = clock_sync) -> None:
         self._supervisor = supervisor
+        self._condition = condition
         self._boards = boards
         self._camera = camera
         self._incidents = incidents
@@ -177,14 +183,12 @@ class HealthSnapshots:
             closed_today_s=self.intake.closed_today_s())
         count, age = self._backlog.backlog()
         incidents = dict(Counter(str(row["kind"]) for row in self._incidents.incidents()))
-        reasons = [f"{name} {c.state}" for name, c in components.items() if c.state != "running"]
-        reasons += self._supervisor.degraded_reasons()
-        reasons += [f"board {b.address} offline" for b in boards if not b.online]
-        if not camera.intake_open:
-            reasons.append(f"intake closed: {camera.reason}")
+        found = self._condition.reasons()
+        reasons = [HealthReason(code=r.code, subject=r.subject, detail=r.detail, since=r.since)
+                   for r in found]
         storage = await asyncio.to_thread(_storage, self._log_path)
         return HealthPayload(
-            ts=self._clock(), state=str(self._supervisor.cabinet_state()), reasons=reasons,
+            ts=self._clock(), state=self._condition.state(found).value, reasons=reasons,
             components=components, boards=boards, camera=camera,
             outbox=OutboxHealth(backlog=count, oldest_age_s=round(age, 1)),
             storage=storage, clock=await self._clock_state(),

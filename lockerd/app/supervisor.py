@@ -10,6 +10,8 @@ from collections import deque
 from enum import StrEnum
 from typing import Any
 
+from lockerd.privacy import own_words
+
 log = logging.getLogger(__name__)
 
 
@@ -65,10 +67,12 @@ class Component:
 class CriticalStartFailure(Exception):
     """A critical component (operation log, API) could not start: the daemon must not run."""
 
-    def __init__(self, component: str, error: str) -> None:
+    def __init__(self, component: str, error: str, *, own_words: bool = False) -> None:
         super().__init__(f"{component}: {error}")
         self.component = component
         self.error = error
+        #: the start error was in lockerd's own words (lockerd.privacy.own_words): log it whole
+        self.own_words = own_words
 
 
 class CabinetState(StrEnum):
@@ -96,6 +100,7 @@ class _Slot:
         self.state = ComponentState.STARTING
         self.restarts: deque[float] = deque()
         self.last_error: str | None = None
+        self.start_error: BaseException | None = None
         self.task: asyncio.Task[None] | None = None
 
 
@@ -141,7 +146,8 @@ class Supervisor:
             if not ok and slot.component.critical:
                 await self.stop_all()
                 raise CriticalStartFailure(slot.component.name,
-                                           (slot.last_error or "").removeprefix("start failed: "))
+                                           (slot.last_error or "").removeprefix("start failed: "),
+                                           own_words=own_words(slot.start_error))
             task = asyncio.create_task(self._supervise(slot, started=ok),
                                        name=f"supervise:{slot.component.name}")
             slot.task = task
@@ -158,6 +164,7 @@ class Supervisor:
             raise
         except Exception as exc:
             slot.last_error = f"start failed: {exc}"
+            slot.start_error = exc
             log.warning("component %s failed to start: %s", comp.name, exc,
                         exc_info=log.isEnabledFor(logging.DEBUG))
             with contextlib.suppress(Exception):

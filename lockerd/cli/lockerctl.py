@@ -16,11 +16,13 @@ from typing import Any
 from lockerd.api.client import ApiClient, ApiReplyError, ApiUnavailable
 from lockerd.cli.anchors import add_anchor_commands, add_verify_anchor_options, cmd_verify_anchors
 from lockerd.cli.backup import add_backup_commands
+from lockerd.cli.docgen import add_doc_commands
+from lockerd.cli.logview import add_log_command
 from lockerd.cli.maintenance import add_maintenance_command
-from lockerd.cli.output import emit_json, key_values, table
+from lockerd.cli.output import clip, display_width, emit_json, key_values, table
 from lockerd.cli.panel import add_panel_commands
 from lockerd.cli.report import add_report_command
-from lockerd.cli.tech import add_tech_commands
+from lockerd.cli.tech import add_tech_commands, human_age
 from lockerd.config import ConfigError, load_config
 from lockerd.domain.timefmt import format_ts
 
@@ -85,6 +87,11 @@ def cmd_status(ctx: Ctx) -> int:
                       ("registration", cab["registration_number"]),
                       ("state", st["state"]), ("version", st["version"]),
                       ("backend", st["backend"]), ("uptime", f"{st['uptime_s']} s")]))
+    reasons = st.get("reasons") or []
+    if reasons:
+        print()
+        print(table(["degraded because", "for", "since"],
+                    [[r["detail"], human_age(r["age_s"]), r["since"]] for r in reasons]))
     print()
     rows = []
     for name, comp in st["components"].items():
@@ -92,6 +99,10 @@ def cmd_status(ctx: Ctx) -> int:
         detail = ", ".join(f"{k}={v}" for k, v in extra.items()
                            if not isinstance(v, (dict, list)))
         rows.append([name, comp["state"], comp["restarts"], comp["last_error"] or detail or "-"])
+    # 80 columns: the detail gets what the other columns leave (--json has everything)
+    used = max(display_width(line) for line in
+               table(["component", "state", "restarts"], [r[:3] for r in rows]).splitlines())
+    rows = [[*r[:3], clip(str(r[3]), max(10, 80 - used - 2))] for r in rows]
     print(table(["component", "state", "restarts", "detail"], rows))
     return EXIT_OK
 
@@ -156,32 +167,6 @@ def _range(ctx: Ctx, default_days: int) -> dict[str, str]:
     until = ctx.args.to or datetime.now(UTC)
     since = ctx.args.since or until - timedelta(days=default_days)
     return {"from": format_ts(since), "to": format_ts(until)}
-
-
-def _summary(body: dict[str, Any]) -> str:
-    text = ", ".join(f"{k}={v}" for k, v in body.items() if not isinstance(v, (dict, list)))
-    return text if len(text) <= 70 else text[:67] + "..."
-
-
-def cmd_log(ctx: Ctx) -> int:
-    """The operation log, masked, filtered by time, compartment and kind."""
-    params: dict[str, Any] = {"limit": ctx.args.limit}
-    if ctx.args.since:
-        params["from"] = format_ts(ctx.args.since)
-    if ctx.args.to:
-        params["to"] = format_ts(ctx.args.to)
-    if ctx.args.kind:
-        params["kind"] = ctx.args.kind
-    if ctx.args.compartment is not None:
-        params["compartment"] = ctx.args.compartment
-    result = ctx.call("log.view", params)
-    if ctx.json:
-        emit_json(result)
-        return EXIT_OK
-    rows = [[op["seq"], op["ts"], op["kind"], op["actor"], op.get("compartment"),
-             _summary(op.get("body") or {})] for op in result["operations"]]
-    print(table(["seq", "time (UTC)", "kind", "actor", "comp", "detail"], rows))
-    return EXIT_OK
 
 
 def cmd_verify_log(ctx: Ctx) -> int:
@@ -327,13 +312,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_open)
     add_tech_commands(sub, common)
 
-    p = sub.add_parser("log", parents=[common], help="the operation log (masked)")
-    p.add_argument("--from", dest="since", type=_when, help="start (RFC 3339)")
-    p.add_argument("--to", type=_when, help="end (RFC 3339)")
-    p.add_argument("--kind", action="append", help="operation kind (repeatable)")
-    p.add_argument("--compartment", type=int)
-    p.add_argument("--limit", type=int, default=100)
-    p.set_defaults(func=cmd_log)
+    add_log_command(sub, common, _when)
+    add_doc_commands(sub, common, build_parser)
     p = sub.add_parser("verify-log", parents=[common], help="verify the log's hash chain")
     add_verify_anchor_options(p)
     p.set_defaults(func=cmd_verify_log)

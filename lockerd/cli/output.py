@@ -14,6 +14,18 @@ def display_width(text: str) -> int:
     return sum(2 if unicodedata.east_asian_width(ch) in ("W", "F") else 1 for ch in text)
 
 
+def clip(text: str, room: int) -> str:
+    """`text` cut to `room` terminal columns, with an ellipsis when cut (80-column tables)."""
+    if display_width(text) <= room:
+        return text
+    out = ""
+    for ch in text:
+        if display_width(out + ch) > room - 1:
+            break
+        out += ch
+    return out + "…"
+
+
 def _cell(value: Any) -> str:
     if value is None:
         return "-"

@@ -67,6 +67,10 @@ class Mqtt(Strict):
     health_min_interval_s: float = Field(default=10.0, ge=0, le=3600,
                                          description="Least time between two health messages (a "
                                                      "flapping board is reported once per gap).")
+    link_down_degraded_s: float = Field(
+        default=900.0, ge=0, le=86400,
+        description="The cabinet reports degraded once the broker link has been down this long "
+                    "(short outages are normal on a cellular uplink).")
 
     @model_validator(mode="after")
     def _tls_off_only_on_loopback(self) -> Mqtt:

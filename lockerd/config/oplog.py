@@ -43,6 +43,10 @@ class Oplog(Strict):
     max_export_rows: int = Field(default=50000, ge=100, le=1000000,
                                  description="Most lines one export may return (narrow the "
                                              "range for more).")
+    slow_commit_s: float = Field(
+        default=2.0, gt=0, le=600,
+        description="A commit taking longer than this makes the cabinet degraded (a worn SD "
+                    "card or a full disk), until commits are quick again for a minute.")
     anchor_every_ops: int = Field(
         default=50, ge=1, le=10000,
         description="Sign and publish the chain head (an anchor, docs/oplog.md) after this many "

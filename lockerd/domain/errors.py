@@ -83,6 +83,8 @@ class ErrorCode(StrEnum):
     UNKNOWN_TYPE = "unknown_type"
     NOT_PERMITTED = "not_permitted"
     INTERNAL_ERROR = "internal_error"
+    # the cabinet's clock (boards without a real-time clock, before time sync)
+    CLOCK_NOT_SET = "clock_not_set"
 
 
 class Refused(Exception):

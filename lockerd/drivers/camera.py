@@ -5,12 +5,18 @@ analyses only `sample_hz` frames a second of the 15 the camera sends. So the thr
 every frame (which drains the device queue and keeps the stream live) and `retrieve()`s
 (decodes) only one per `1/decode_hz`: the newest decoded frame is what the guard analyses and
 what an evidence snapshot keeps, so it is never older than one decode period.
+
+OpenCV's own logging (`[ WARN:0@0.03] global cap_v4l.cpp:914 open VIDEOIO(V4L2:/dev/video0):
+can't open camera by index`, on every retry, straight to stderr past the journal's priorities
+and the redaction) is silenced when this module loads: the driver says why it has no frames
+through logging, once per outage, and once when frames come back.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import threading
 import time
 from typing import Any
@@ -20,6 +26,8 @@ import cv2
 from lockerd.drivers.base import Frame
 
 log = logging.getLogger(__name__)
+
+cv2.utils.logging.setLogLevel(cv2.utils.logging.LOG_LEVEL_SILENT)
 
 
 def parse_source(source: str) -> int | str:
@@ -34,6 +42,18 @@ def _redact(source: int | str) -> str:
         scheme, rest = text.split("://", 1)
         return f"{scheme}://***@{rest.split('@', 1)[1]}"
     return text
+
+
+def _why_not_open(source: int | str) -> str:
+    """What OpenCV's silenced warning would have said, in one line."""
+    if isinstance(source, int) or source.startswith("/dev/"):
+        device = f"/dev/video{source}" if isinstance(source, int) else source
+        if not os.path.exists(device):
+            return f"cannot open: no device {device}"
+        if not os.access(device, os.R_OK | os.W_OK):
+            return f"cannot open: no permission on {device} (the video group)"
+        return f"cannot open {device} (busy or not a capture device)"
+    return "cannot open (file missing, stream unreachable or unsupported)"
 
 
 class OpenCVCamera:
@@ -110,7 +130,7 @@ class OpenCVCamera:
             try:
                 cap = self._open()
                 if cap is None:
-                    raise OSError("cannot open")
+                    raise OSError(_why_not_open(self.source))
                 got = self._read_loop(cap, is_file)
             except Exception as exc:  # a driver error is a state: log once, back off, retry
                 got = False

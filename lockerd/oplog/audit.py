@@ -22,10 +22,12 @@ class ExportTooLarge(OplogError):
 
 async def view(store: OpLog, *, since: datetime | None = None, until: datetime | None = None,
                kinds: Sequence[str] | None = None, compartment: int | None = None,
-               after_seq: int = 0, limit: int = 200) -> list[dict[str, Any]]:
+               after_seq: int = 0, limit: int = 200, before_seq: int | None = None,
+               newest_first: bool = False) -> list[dict[str, Any]]:
     """Operations for people, masked (bodies hold no personal data; masking is a second wall)."""
     ops = await store.operations(since=since, until=until, kinds=kinds, compartment=compartment,
-                                 after_seq=after_seq, limit=limit)
+                                 after_seq=after_seq, limit=limit, before_seq=before_seq,
+                                 newest_first=newest_first)
     return [mask_record(op.to_json()) for op in ops]
 
 

@@ -8,11 +8,12 @@ records both go through `insert_operation`; nothing else writes the operations t
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
-from lockerd.oplog.canonical import GENESIS_HASH, dumps, parse_ts, row_hash
+from lockerd.oplog.canonical import GENESIS_HASH, dumps, format_ts, parse_ts, row_hash
 from lockerd.oplog.errors import PersonalDataInChain
 from lockerd.oplog.models import Operation, VerifyResult
 from lockerd.privacy import chain_violations
@@ -70,6 +71,33 @@ def insert_operation(conn: Any, head: Head, *, ts: str, kind: str, actor: str,
                      compartment=compartment, parcel_id=parcel_id, prev_hash=prev, hash=digest)
 
 
+def select_operations(*, since: datetime | None, until: datetime | None,
+                      kinds: Iterable[str] | None, compartment: int | None, after_seq: int,
+                      limit: int, before_seq: int | None, newest_first: bool
+                      ) -> tuple[str, list[Any]]:
+    """The SELECT (and its arguments) of OpLog.operations: rows of OP_COLUMNS, filtered by
+    time [since, until), kinds, compartment and seq, in seq order or newest first."""
+    where = ["seq > ?"] + ([] if before_seq is None else ["seq < ?"])
+    args: list[Any] = [after_seq] + ([] if before_seq is None else [before_seq])
+    if since is not None:
+        where.append("ts >= ?")
+        args.append(format_ts(since))
+    if until is not None:
+        where.append("ts < ?")
+        args.append(format_ts(until))
+    kind_list = list(kinds) if kinds is not None else None
+    if kind_list:
+        where.append(f"kind IN ({','.join('?' * len(kind_list))})")
+        args.extend(kind_list)
+    if compartment is not None:
+        where.append("compartment = ?")
+        args.append(compartment)
+    args.append(limit)
+    sql = (f"SELECT {OP_COLUMNS} FROM operations WHERE {' AND '.join(where)} "  # noqa: S608
+           f"ORDER BY seq{' DESC' if newest_first else ''} LIMIT ?")
+    return sql, args
+
+
 def read_head(conn: Any) -> Head:
     """The newest operation's (seq, hash), or (0, GENESIS_HASH) for an empty chain."""
     row = conn.execute("SELECT seq, hash FROM operations ORDER BY seq DESC LIMIT 1").fetchone()
@@ -82,6 +110,16 @@ def op_from_row(row: Sequence[Any]) -> Operation:
     return Operation(seq=seq, ts=parse_ts(ts), kind=kind, actor=actor, body=json.loads(body),
                      compartment=compartment, parcel_id=parcel_id, prev_hash=prev_hash,
                      hash=digest)
+
+
+def verify_in_snapshot(conn: Any) -> VerifyResult:
+    """verify_chain in one read transaction: in autocommit mode each SELECT sees its own
+    snapshot, so a commit between the walk and the tail check looked like a truncated tail."""
+    conn.execute("BEGIN")
+    try:
+        return verify_chain(conn)
+    finally:
+        conn.execute("COMMIT")
 
 
 def verify_chain(conn: Any) -> VerifyResult:

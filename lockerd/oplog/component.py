@@ -24,6 +24,7 @@ from lockerd.config import Oplog as OplogConfig
 from lockerd.oplog import audit, backup, integrity, keys, regreport, report_sign, retention
 from lockerd.oplog.anchoring import AnchorKeeper
 from lockerd.oplog.canonical import format_ts
+from lockerd.oplog.clockguard import RELEASE_FLOOR, ClockNotSet
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
 from lockerd.oplog.identity import DeviceIdentity, identity_dir
 from lockerd.oplog.keys import OplogKey
@@ -47,6 +48,9 @@ class ViewParams(_Params):
     kind: list[str] | None = Field(default=None, max_length=32, description="Operation kinds.")
     compartment: int | None = Field(default=None, ge=1, le=9999, description="Compartment.")
     after_seq: int = Field(default=0, ge=0, le=2**63 - 1, description="Page after this seq.")
+    before_seq: int | None = Field(default=None, ge=1, le=2**63 - 1,
+                                   description="Page before this seq (with newest_first).")
+    newest_first: bool = Field(default=False, description="Newest operations first.")
     limit: int = Field(default=100, ge=1, le=1000, description="Most operations returned.")
 
 
@@ -108,6 +112,7 @@ class OplogComponent(Component):
         self._last_purge: dict[str, Any] | None = None
         self._next_purge: datetime | None = None
         self._writer_ok = True
+        self._start_recorded = False
         #: device identity, start gate and anchors (docs/oplog.md "Anchors")
         self.anchors = AnchorKeeper(cabinet.id, identity_dir(paths),
                                     every_ops=cfg.anchor_every_ops,
@@ -155,22 +160,31 @@ class OplogComponent(Component):
             await store.close()
             raise
         self._key_fp = store.key_fingerprint
-        head = store.head
         ok = await self.check_integrity()
         try:
-            await store.append("oplog.opened", actor="lockerd",
-                               body={"pid": os.getpid(), "head_seq": head[0],
-                                     "key_fingerprint": self._key_fp})
-            await store.append("daemon.started", actor="lockerd",
-                               body={"version": __version__, "schema": SCHEMA_VERSION,
-                                     "migrated_from": store.migrated_from})
-            await self.anchors.begin(store)
+            await self._record_start()
+        except ClockNotSet as exc:
+            # a board without a real-time clock before time sync: serve (everything that would
+            # be recorded answers clock_not_set), record the start once the clock is set
+            log.error("not recording operations until the clock is set: %s", exc)
+            self._start_recorded = False
         except Exception as exc:
             if ok:
                 raise
             # A damaged file may refuse the append too: the cabinet still starts, degraded,
             # so status, the alert and lockerctl restore remain reachable.
             log.error("operation log: start not recorded (the file is damaged): %s", exc)
+
+    async def _record_start(self) -> None:
+        store = self.store
+        await store.append("oplog.opened", actor="lockerd",
+                           body={"pid": os.getpid(), "head_seq": store.head[0],
+                                 "key_fingerprint": self._key_fp})
+        await store.append("daemon.started", actor="lockerd",
+                           body={"version": __version__, "schema": SCHEMA_VERSION,
+                                 "migrated_from": store.migrated_from})
+        self._start_recorded = True
+        await self.anchors.begin(store)
 
     async def check_integrity(self) -> bool:
         """Run the integrity checks now; a failure is logged and alerted once per finding."""
@@ -204,7 +218,8 @@ class OplogComponent(Component):
         key = await asyncio.to_thread(keys.load_key, key_file, self._env, self._owner_uid)
         readers = self._cfg.readers
         try:
-            store = await OpLog.open(self.path, key, readers=readers, clock=self._clock)
+            store = await OpLog.open(self.path, key, readers=readers, clock=self._clock,
+                                     not_before=RELEASE_FLOOR)
             self._key = key
             return store
         except WrongKey:
@@ -214,7 +229,8 @@ class OplogComponent(Component):
                 raise
             staged = await asyncio.to_thread(keys.load_key, keys.pending_path(key_file),
                                              self._env, self._owner_uid)
-            store = await OpLog.open(self.path, staged, readers=readers, clock=self._clock)
+            store = await OpLog.open(self.path, staged, readers=readers, clock=self._clock,
+                                     not_before=RELEASE_FLOOR)
             self._key = staged
             await asyncio.to_thread(keys.commit_new_key, key_file)
             log.warning("finished an interrupted rekey: %s now holds the new key", key_file)
@@ -236,8 +252,12 @@ class OplogComponent(Component):
                 log.error("operation log writer has not made progress for %.0f s",
                           time.monotonic() - store.writer_heartbeat)
             self._writer_ok = fresh
+            if not self._start_recorded and store.guard.problem() is None:
+                await self._record_start()
+                log.info("the clock is set; recording operations again")
             try:
-                await self.anchors.tick(store)
+                if self._start_recorded:
+                    await self.anchors.tick(store)
             except (OplogError, OSError) as exc:
                 log.error("cannot anchor the log head: %s", exc)
             if time.monotonic() >= self._next_check:
@@ -312,9 +332,12 @@ class OplogComponent(Component):
     async def _api_view(self, params: ViewParams, caller: Caller) -> dict[str, Any]:
         ops = await audit.view(self._api_store(), since=params.since, until=params.until,
                                kinds=params.kind, compartment=params.compartment,
-                               after_seq=params.after_seq, limit=params.limit)
-        return {"operations": ops,
-                "next_after_seq": ops[-1]["seq"] if len(ops) == params.limit else None}
+                               after_seq=params.after_seq, limit=params.limit,
+                               before_seq=params.before_seq, newest_first=params.newest_first)
+        full = len(ops) == params.limit
+        if params.newest_first:  # the next (older) page: before_seq = the last one shown
+            return {"operations": ops, "next_before_seq": ops[-1]["seq"] if full else None}
+        return {"operations": ops, "next_after_seq": ops[-1]["seq"] if full else None}
 
     async def _api_identity(self, params: Any, caller: Caller) -> dict[str, Any]:
         self._api_store()

@@ -8,7 +8,13 @@ class OplogError(Exception):
 
 
 class KeyRefused(OplogError):
-    """The key is missing, readable by others, malformed or the published example key."""
+    """The key is missing, readable by others, malformed or the published example key.
+
+    Its text is lockerd's own words, config key names and paths (never a key or a caller's
+    value), so the log's redaction keeps its hints (lockerd.privacy.own_words).
+    """
+
+    own_words = True
 
 
 class WrongKey(OplogError):

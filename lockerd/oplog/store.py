@@ -14,6 +14,7 @@ import json
 import logging
 import os
 import sqlite3
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,9 +22,10 @@ from typing import Any, TypeVar
 
 from lockerd.oplog import chain, sqlcipher
 from lockerd.oplog import outbox as outbox_table
-from lockerd.oplog.canonical import dumps, format_ts
+from lockerd.oplog.canonical import dumps, format_ts, parse_ts
 from lockerd.oplog.chain import ChainBody
 from lockerd.oplog.checkpoint import CheckpointPolicy
+from lockerd.oplog.clockguard import ClockGuard
 from lockerd.oplog.errors import DuplicateCommand, OplogError, WriterStopped
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.models import (
@@ -63,8 +65,10 @@ class OpLog:
     """
 
     def __init__(self, path: Path, key: OplogKey | None, writer: Writer, readers: ReaderPool, *,
-                 clock: Callable[[], datetime], cipher: bool) -> None:
+                 clock: Callable[[], datetime], cipher: bool, guard: ClockGuard) -> None:
         self.path = path
+        #: records are refused while the clock reads earlier than this floor (clockguard.py)
+        self.guard = guard
         self._key = key
         self._writer = writer
         self._readers = readers
@@ -84,28 +88,31 @@ class OpLog:
     @classmethod
     async def open(cls, path: Path | str, key: OplogKey | bytes | None, *, readers: int = 2,
                    clock: Callable[[], datetime] | None = None, cipher: bool = True,
-                   checkpoints: CheckpointPolicy | None = None) -> OpLog:
+                   checkpoints: CheckpointPolicy | None = None,
+                   not_before: datetime | None = None) -> OpLog:
         """Open (or create) the log; raises WrongKey without touching an existing file.
 
         `cipher=False` uses plain sqlite3 with the same schema: for the benchmark only.
-        `checkpoints` overrides when the WAL is folded into the file (tests).
+        `checkpoints` overrides when the WAL is folded into the file (tests). No record is
+        stamped before the newest one nor before `not_before` (the daemon: the release date).
         """
         p = Path(path)
         k = OplogKey(key) if isinstance(key, bytes) else key
         if cipher and k is None:
             raise OplogError("an encrypted operation log needs a key")
         return await asyncio.to_thread(cls._open_sync, p, k, readers, clock, cipher,
-                                       checkpoints=checkpoints)
+                                       checkpoints=checkpoints, not_before=not_before)
 
     @classmethod
     def _open_sync(cls, path: Path, key: OplogKey | None, readers: int,
                    clock: Callable[[], datetime] | None, cipher: bool, *,
-                   checkpoints: CheckpointPolicy | None) -> OpLog:
+                   checkpoints: CheckpointPolicy | None, not_before: datetime | None) -> OpLog:
         conn = _open_conn(path, key, cipher=cipher, readonly=False)
         opened: list[Any] = [conn]
         try:
             found = migrate(conn)
             head = chain.read_head(conn)
+            newest = conn.execute("SELECT ts FROM operations ORDER BY seq DESC LIMIT 1").fetchone()
             checkpointer = _open_conn(path, key, cipher=cipher, readonly=False)
             opened.append(checkpointer)
             rconns: list[Any] = []
@@ -119,8 +126,10 @@ class OpLog:
             raise
         writer.start()
         log.info("operation log open: %s (head seq %d)", path, head[0])
-        store = cls(path, key, writer, ReaderPool(rconns),
-                    clock=clock or (lambda: datetime.now(UTC)), cipher=cipher)
+        clock = clock or (lambda: datetime.now(UTC))
+        guard = ClockGuard(None if newest is None else parse_ts(str(newest[0])),
+                           release=not_before, clock=clock)
+        store = cls(path, key, writer, ReaderPool(rconns), clock=clock, cipher=cipher, guard=guard)
         store.migrated_from = None if found == SCHEMA_VERSION else found
         return store
 
@@ -143,6 +152,13 @@ class OpLog:
     def writer_heartbeat(self) -> float:
         """time.monotonic() of the writer thread's last sign of life (feeds the watchdog)."""
         return self._writer.heartbeat
+
+    def writer_timing(self) -> tuple[float, float, float]:
+        """(running commit's s so far, 0 idle; last commit's s; s since it ended): slow writer?"""
+        w = self._writer
+        now = time.monotonic()
+        busy = w.busy_since
+        return (0.0 if busy is None else now - busy, w.last_commit_s, now - w.last_commit_end)
 
     @property
     def writer_alive(self) -> bool:
@@ -190,7 +206,9 @@ class OpLog:
 
     def _chain_row(self, conn: Any, ts: str, kind: str, actor: str, body: ChainBody, *,
                    compartment: int | None = None, parcel_id: str | None = None) -> Operation:
-        """Insert the next chain row on the writer and move the head (every row comes here)."""
+        """Insert the next chain row on the writer and move the head (every row comes here);
+        refused (ClockNotSet) while the clock reads earlier than the guard's floor."""
+        self.guard.check(parse_ts(ts))
         op = chain.insert_operation(conn, self._writer.head, ts=ts, kind=kind, actor=actor,
                                     body=body, compartment=compartment, parcel_id=parcel_id)
         self._writer.head = (op.seq, op.hash)
@@ -254,32 +272,19 @@ class OpLog:
 
     async def operations(self, *, since: datetime | None = None, until: datetime | None = None,
                          kinds: Iterable[str] | None = None, compartment: int | None = None,
-                         after_seq: int = 0, limit: int = 1000) -> list[Operation]:
-        """Operations in seq order, filtered by time [since, until), kinds and compartment."""
-        where = ["seq > ?"]
-        args: list[Any] = [after_seq]
-        if since is not None:
-            where.append("ts >= ?")
-            args.append(format_ts(since))
-        if until is not None:
-            where.append("ts < ?")
-            args.append(format_ts(until))
-        kind_list = list(kinds) if kinds is not None else None
-        if kind_list:
-            where.append(f"kind IN ({','.join('?' * len(kind_list))})")
-            args.extend(kind_list)
-        if compartment is not None:
-            where.append("compartment = ?")
-            args.append(compartment)
-        args.append(limit)
-        sql = (f"SELECT {chain.OP_COLUMNS} FROM operations WHERE {' AND '.join(where)} "  # noqa: S608
-               "ORDER BY seq LIMIT ?")
+                         after_seq: int = 0, limit: int = 1000, before_seq: int | None = None,
+                         newest_first: bool = False) -> list[Operation]:
+        """Operations in seq order (or newest first), filtered by time [since, until), kinds,
+        compartment and seq (after_seq, before_seq)."""
+        sql, args = chain.select_operations(
+            since=since, until=until, kinds=kinds, compartment=compartment, after_seq=after_seq,
+            limit=limit, before_seq=before_seq, newest_first=newest_first)
         rows = await self.read(lambda c: c.execute(sql, args).fetchall())
         return [chain.op_from_row(r) for r in rows]
 
     async def verify(self) -> VerifyResult:
-        """Walk the whole chain and report the first broken link."""
-        return await self.read(chain.verify_chain)
+        """Walk the whole chain and report the first broken link (in one read transaction)."""
+        return await self.read(chain.verify_in_snapshot)
 
     # ----------------------------------------------------------------- outbox
 

@@ -66,6 +66,11 @@ class Writer(threading.Thread):
         self.heartbeat = time.monotonic()
         self.commits = 0
         self.failed: BaseException | None = None
+        #: monotonic start of the group being committed now (None while idle), and how long the
+        #: last group took: the daemon's health reads them ("log writer slow")
+        self.busy_since: float | None = None
+        self.last_commit_s = 0.0
+        self.last_commit_end = -float("inf")
 
     def submit(self, fn: Callable[[Any], Any], *, exclusive: bool = False,
                ride_s: float | None = None) -> concurrent.futures.Future[Any]:
@@ -167,11 +172,19 @@ class Writer(threading.Thread):
             job.future.set_result(result)
 
     def _commit_group(self, group: list[Job]) -> None:
-        """Commit `group` and every waiting rider in one transaction (one fsync)."""
+        """Commit `group` and every waiting rider in one transaction (one fsync), timed."""
         riders, self._riders = self._riders, []
         live = [j for j in group + riders if j.future.set_running_or_notify_cancel()]
         if not live:
             return
+        started = self.busy_since = time.monotonic()
+        try:
+            self._commit_live(live)
+        finally:
+            end = time.monotonic()
+            self.last_commit_s, self.last_commit_end, self.busy_since = end - started, end, None
+
+    def _commit_live(self, live: list[Job]) -> None:
         head_before = self.head
         outcomes: list[tuple[Job, Any, BaseException | None]] = []
         conn = self.conn

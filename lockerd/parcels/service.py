@@ -45,6 +45,7 @@ from lockerd.domain.errors import Refused
 from lockerd.domain.flows.maintenance import DOORS_ACTOR
 from lockerd.domain.identity import Relation
 from lockerd.oplog import OutboxMessage
+from lockerd.oplog.clockguard import ClockNotSet
 from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import (
     Camera,
@@ -145,6 +146,8 @@ class ParcelService:
                 await self._log.append(rec.kind, actor=rec.actor, body=body,
                                        compartment=rec.compartment, parcel_id=rec.parcel_id,
                                        outbox=outbox, mutate=mutate)
+        except ClockNotSet:
+            raise  # a Refused: the caller answers clock_not_set (the condition reports it)
         except Exception as exc:
             log.error("could not record %s: %s", rec.kind, exc)
             raise RecordFailed(f"could not record {rec.kind}") from exc

@@ -82,6 +82,16 @@ class ClockHealth(_Part):
     source: str | None = Field(description="What answered: timedatectl or adjtimex; null when unknown.")
 
 
+class HealthReason(_Part):
+    """One reason the cabinet is degraded (the same list `lockerctl status` shows)."""
+
+    code: str = Field(description="component_down, board_offline, camera_down, camera_covered, "
+                                  "carrier_link_down or log_writer_slow.")
+    subject: str = Field(description="A component name, board address, camera, mqtt or oplog.")
+    detail: str = Field(description="One short line for people.")
+    since: UtcTime = Field(description="When the daemon first saw it.")
+
+
 class HealthPayload(BaseModel):
     """Retained on `lockers/{cab}/health`; no personal data."""
 
@@ -89,7 +99,7 @@ class HealthPayload(BaseModel):
     v: Literal[1] = Field(default=1, description="Payload version.")
     ts: UtcTime
     state: str = Field(description="Cabinet state: starting, ready, degraded or shutdown.")
-    reasons: list[str] = Field(description="Why the cabinet is not fully well (empty when it is).")
+    reasons: list[HealthReason] = Field(description="Why the cabinet is degraded (empty when ready).")
     components: dict[str, ComponentHealth]
     boards: list[BoardHealth]
     camera: CameraHealth
@@ -103,7 +113,7 @@ class HealthPayload(BaseModel):
     def signature(self) -> tuple[object, ...]:
         """What counts as a change: states, reasons, boards up/down, camera, clock, incidents,
         whether there is a backlog. Ages, sizes, counters and the time do not."""
-        return (self.state, tuple(self.reasons),
+        return (self.state, tuple((r.code, r.subject) for r in self.reasons),
                 tuple((n, c.state) for n, c in sorted(self.components.items())),
                 tuple((b.address, b.online) for b in self.boards),
                 (self.camera.verdict, self.camera.intake_open, self.camera.reason),

@@ -45,6 +45,7 @@ def test_status_table_and_json(daemon: Path, capsys: pytest.CaptureFixture[str])
     assert code == 0
     assert "CAB-0001" in out
     assert "oplog" in out
+    assert all(len(line) <= 80 for line in out.splitlines()), out
     code, out, _ = run(capsys, daemon, "status", "--json")
     assert code == 0
     assert json.loads(out)["components"]["oplog"]["state"] == "running"
@@ -119,9 +120,9 @@ def test_maintenance_open_is_recorded(daemon: Path, capsys: pytest.CaptureFixtur
     code, out, _ = run(capsys, daemon, "log", "--json", "--compartment", "3")
     ops = json.loads(out)["operations"]
     kinds = [op["kind"] for op in ops]
-    assert kinds == ["maintenance.open", "maintenance.result"]
-    assert ops[0]["body"]["reason"] == "hinge check, call 138****5678"
-    assert ops[1]["body"]["outcome"] == "opened"
+    assert kinds == ["maintenance.result", "maintenance.open"]  # newest first
+    assert ops[1]["body"]["reason"] == "hinge check, call 138****5678"
+    assert ops[0]["body"]["outcome"] == "opened"
     code, _, err = run(capsys, daemon, "open", "99", "--reason", "x")
     assert code == 1
     assert "unknown_compartment" in err
@@ -296,3 +297,49 @@ def test_panel_login_with_an_offline_pass(tmp_path: Path, capsys: pytest.Capture
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.communicate()
+
+
+def test_log_newest_first_in_pages_within_80_columns(
+        daemon: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    for i in range(3):  # a few more operations: each export is recorded
+        assert run(capsys, daemon, "export", "--out", str(tmp_path / f"e{i}.jsonl"))[0] == 0
+    code, out, _ = run(capsys, daemon, "log", "--json", "--limit", "2")
+    assert code == 0
+    first = json.loads(out)
+    seqs = [op["seq"] for op in first["operations"]]
+    assert seqs == sorted(seqs, reverse=True)
+    assert first["operations"][0]["kind"] == "oplog.exported"
+    assert first["next_before_seq"] == seqs[-1]
+    code, out, _ = run(capsys, daemon, "log", "--json", "--limit", "2", "--before-seq",
+                       str(seqs[-1]))
+    older = [op["seq"] for op in json.loads(out)["operations"]]
+    assert older == [seqs[-1] - 1, seqs[-1] - 2]
+    code, out, _ = run(capsys, daemon, "log", "--limit", "4")
+    assert code == 0
+    lines = out.splitlines()
+    assert all(len(line) <= 80 for line in lines), lines
+    assert lines[2].split()[0] == str(seqs[0])
+    assert lines[-1].startswith("older: lockerctl log --before-seq ")
+
+
+def test_log_follow_prints_new_operations_until_ctrl_c(daemon: Path, tmp_path: Path,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    follower = subprocess.Popen(
+        [sys.executable, "-m", "lockerd.cli.lockerctl", "log", "--follow", "--json", "--limit",
+         "2", "--socket", str(daemon)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert follower.stdout is not None
+        before = [json.loads(follower.stdout.readline()) for _ in range(2)]
+        assert before[0]["seq"] < before[1]["seq"]  # oldest first when following
+        assert run(capsys, daemon, "export", "--out", str(tmp_path / "f.jsonl"))[0] == 0
+        new = json.loads(follower.stdout.readline())
+        assert new["kind"] == "oplog.exported"
+        assert new["seq"] > before[1]["seq"]
+        follower.send_signal(signal.SIGINT)
+        _out, err = follower.communicate(timeout=10)
+    finally:
+        if follower.poll() is None:
+            follower.kill()
+            follower.communicate()
+    assert follower.returncode == 0, err
+    assert "Traceback" not in err

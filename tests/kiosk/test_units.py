@@ -50,7 +50,7 @@ def test_kiosk_unit_security_score(tmp_path: Path) -> None:
 
 def test_kiosk_runs_unprivileged_in_the_panel_group_on_loopback() -> None:
     text = (UNITS / "lockerd-kiosk.service").read_text()
-    for line in ("User=lockerd-kiosk", "SupplementaryGroups=lockerd lockerd-panel",
+    for line in ("User=lockerd-kiosk", "SupplementaryGroups=lockerd-api lockerd-panel",
                  "IPAddressDeny=any", "IPAddressAllow=localhost", "NoNewPrivileges=yes",
                  "CapabilityBoundingSet=\n", "LimitCORE=0", "lockerd kiosk --socket "):
         assert line in text, line
