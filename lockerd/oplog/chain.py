@@ -112,16 +112,6 @@ def op_from_row(row: Sequence[Any]) -> Operation:
                      hash=digest)
 
 
-def verify_in_snapshot(conn: Any) -> VerifyResult:
-    """verify_chain in one read transaction: in autocommit mode each SELECT sees its own
-    snapshot, so a commit between the walk and the tail check looked like a truncated tail."""
-    conn.execute("BEGIN")
-    try:
-        return verify_chain(conn)
-    finally:
-        conn.execute("COMMIT")
-
-
 def verify_chain(conn: Any) -> VerifyResult:
     """Walk the operations table in seq order checking numbering, links and hashes.
 

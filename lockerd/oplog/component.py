@@ -1,4 +1,5 @@
-"""OplogComponent: opens the log at start, runs the daily purge, serves the log.* API methods."""
+"""OplogComponent: opens the log, runs purge and checks, serves log.* methods; long because the
+log's start (anchor gate, integrity, clock guard) and its API live together."""
 
 from __future__ import annotations
 

@@ -283,8 +283,9 @@ class OpLog:
         return [chain.op_from_row(r) for r in rows]
 
     async def verify(self) -> VerifyResult:
-        """Walk the whole chain and report the first broken link (in one read transaction)."""
-        return await self.read(chain.verify_in_snapshot)
+        """Walk the whole chain and report the first broken link (`read` is one read
+        transaction: the walk and the tail checks see one snapshot)."""
+        return await self.read(chain.verify_chain)
 
     # ----------------------------------------------------------------- outbox
 

@@ -33,6 +33,7 @@ class World:
         self.verdict: str | None = "ok"
         self.link: bool | None = True
         self.timing: tuple[float, float, float] | None = (0.0, 0.01, 1.0)
+        self.own: list[str] = []  # components' own reasons (the log's integrity check)
 
     def cabinet_state(self) -> CabinetState:
         if all(s == "running" for s in self.components.values()):
@@ -41,6 +42,9 @@ class World:
 
     def status(self) -> dict[str, Any]:
         return {name: {"state": s} for name, s in self.components.items()}
+
+    def degraded_reasons(self) -> list[str]:
+        return list(self.own)
 
     def board_map(self) -> Mapping[str, Any]:
         return self.boards
@@ -127,6 +131,17 @@ def test_a_component_not_running_is_a_reason() -> None:
     w.components["doors"] = "backoff"
     assert [(r.code, r.detail) for r in cond.reasons()] == [("component_down", "doors backoff")]
     assert cond.state() == CabinetState.DEGRADED
+
+
+def test_a_components_own_reason_is_a_reason() -> None:
+    world = World()
+    cond = world.condition()
+    assert cond.state().value == "ready"
+    world.own = ["oplog_corrupt"]  # every component runs, but the log failed its check
+    assert [(r.code, r.detail) for r in cond.reasons()] == [("oplog_corrupt", "oplog_corrupt")]
+    assert cond.summary() == "degraded: oplog_corrupt"
+    world.own = []
+    assert cond.state().value == "ready"
 
 
 async def test_simulator_with_a_board_unplugged_and_the_camera_covered(tmp_path: Path) -> None:
