@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -29,7 +30,7 @@ def test_demo_runs_and_prints_a_timeline() -> None:
     # an offline pass logs a courier in with no network, and is refused once revoked
     assert "c-301 shows an offline pass" in proc.stdout
     assert "c-301 shows it again: pass_revoked" in proc.stdout
-    assert "platform receives the signed report: 3 deliveries" in proc.stdout
+    assert re.search(r"platform receives the signed report: [1-9][0-9]* deliveries", proc.stdout)
     assert "clean shutdown, exit code 0" in proc.stdout
     assert lines[-1].startswith("demo finished: ")
     assert "Traceback" not in proc.stderr

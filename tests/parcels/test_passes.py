@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from lockerd.demo.realname import DEMO_REALNAME_PUBLIC
 from lockerd.domain.timefmt import format_ts
 from lockerd.parcels.passes import PassVerifier
 from lockerd.testing.passes import demo_key, issue, public_b64
@@ -29,8 +30,9 @@ FORGER = demo_key("forger")
 
 def carriers_with_keys() -> list[dict[str, Any]]:
     """sf issues passes; yto is authorised here but has no pass key (jd is not configured)."""
-    return [{"id": "sf", "name": "SF Express", "pass_public_key": public_b64(SF)},
-            {"id": "yto", "name": "YTO Express"}]
+    return [{"id": "sf", "name": "SF Express", "pass_public_key": public_b64(SF),
+             "realname_public_key": DEMO_REALNAME_PUBLIC},
+            {"id": "yto", "name": "YTO Express", "realname_public_key": DEMO_REALNAME_PUBLIC}]
 
 
 @pytest.fixture
