@@ -161,7 +161,10 @@ async def test_clear_with_a_live_parcel_tells_its_carrier(linked: Cabinet) -> No
     async with CarrierClient("127.0.0.1", cab.cfg.mqtt.port, cab.cfg.cabinet.id, CARRIER) as carrier:
         res = await cab.call("panel.deliver", {**courier(), "parcel": delivery()})
         cid, pid = res["compartment"], res["parcel_id"]
-        code = next(e["body"]["pickup_code"] for e in await carrier.wait_events(1)
+        # the grant may reach the carrier first: wait for the deposit itself
+        await _until(lambda: any(e["type"] == "parcel.deposited"
+                                 for e in carrier.ledger.accepted), 30.0)
+        code = next(e["body"]["pickup_code"] for e in carrier.ledger.accepted
                     if e["type"] == "parcel.deposited")
         # refused on the spot: a parcel its code can no longer claim
         done = await while_open(cab, "panel.pickup", {"panel": "kiosk-1", "code": code},
