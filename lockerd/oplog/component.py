@@ -209,10 +209,14 @@ class OplogComponent(Component):
         return result.ok
 
     def degraded(self) -> list[str]:
-        """`oplog_corrupt` while the last integrity check failed."""
+        """`oplog_corrupt` while the last integrity check failed; `disk_full` while appends
+        fail because the disk is full (until one goes through again)."""
+        reasons = []
         if self.integrity is not None and not self.integrity[1].ok:
-            return ["oplog_corrupt"]
-        return []
+            reasons.append("oplog_corrupt")
+        if self._store is not None and self._store.disk_full_s is not None:
+            reasons.append("disk_full: the operation log cannot append (the disk is full)")
+        return reasons
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file
