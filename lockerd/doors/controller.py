@@ -6,8 +6,9 @@ blocked (docs/lifecycle.md). A pulse whose reply is lost or garbled may still ha
 door, so the door is read before anything is decided: it reads open -> opened; it cannot be
 read -> `unknown` (never "nothing happened", docs/boards.md "Lost replies"). A silent board
 makes its doors unknown and raises board_offline; it is retried with backoff while the other
-boards keep being polled. A compartment whose door switch is wired to GPIO (`[[gpio.door_switches]]`) takes its door state from that switch (the
-GPIO monitor reports it through `door_switch()`), not from its board's input.
+boards keep being polled. A compartment whose door switch is wired to GPIO
+(`[[gpio.door_switches]]`) takes its door state from that switch (the GPIO monitor reports it
+through `door_switch()`), not from its board's input.
 """
 
 from __future__ import annotations

@@ -31,8 +31,9 @@ PROFILES: dict[str, dict[str, Any]] = {
 
 def pulses(cab: Cabinet, cid: int) -> int:
     """Relay pulses the simulated board received on the compartment's channel."""
-    faults, bus, board, channel = cab.hw(cid)
-    assert cab.d.doors.board_set is not None and cab.d.doors.board_set.sim is not None
+    _, bus, board, channel = cab.hw(cid)
+    assert cab.d.doors.board_set is not None
+    assert cab.d.doors.board_set.sim is not None
     return cab.d.doors.board_set.sim.board(bus, board).pulse_counts()[channel]
 
 
