@@ -31,9 +31,12 @@ Append = Callable[[Decision, dict[str, Any] | None], Awaitable[None]]
 class LateRecords:
     """Kept decisions in the order they were made; `flush` records them (cabinet lock held)."""
 
-    def __init__(self, append: Append, lock: asyncio.Lock, *, retry_s: float = RETRY_S) -> None:
+    def __init__(self, append: Append, lock: asyncio.Lock, *, retry_s: float = RETRY_S,
+                 recorded: Callable[[int], None] = lambda compartment: None) -> None:
+        """`recorded(compartment)` is told after a kept end was recorded (lock still held)."""
         self._append = append
         self._lock = lock
+        self._recorded = recorded
         self.retry_s = retry_s
         self._kept: list[tuple[Decision, dict[str, Any] | None]] = []
         self._timer: asyncio.Task[None] | None = None
@@ -63,6 +66,8 @@ class LateRecords:
             await self._append(decision, extra)
             self._kept.pop(0)
             self.recorded_late += 1
+            if decision.record.compartment is not None:
+                self._recorded(decision.record.compartment)
             log.warning("%s of compartment %s recorded late (disk space returned)",
                         decision.record.kind, decision.record.compartment)
 

@@ -110,7 +110,8 @@ class ParcelService:
         #: offline courier passes are verified at the edge with this (None: no carrier's key)
         self.passes: PassVerifier | None = None
         #: door-cycle ends kept while the disk is full, recorded first once it has space again
-        self.late = LateRecords(self._append, self._lock)
+        self.late = LateRecords(self._append, self._lock, recorded=self._late_recorded)
+        self._late_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def _log(self) -> OperationLog:
@@ -466,6 +467,13 @@ class ParcelService:
                                                      "door read closed again")
             await self._record(decision)
         return decision
+
+    def _late_recorded(self, compartment_id: int) -> None:
+        """A kept door-cycle end was recorded late: a door fault that waited for it is now."""
+        if compartment_id in self._deferred:
+            task = asyncio.get_running_loop().create_task(self._after_door(compartment_id))
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_tasks.discard)
 
     async def _after_door(self, compartment_id: int) -> None:
         """A door operation ended: record a door fault that arrived while it was under way."""

@@ -7,6 +7,7 @@ and how a door reading settles a held compartment.
 
 from __future__ import annotations
 
+import asyncio
 import errno
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -85,6 +86,8 @@ async def test_an_end_on_a_full_disk_is_kept_and_recorded_first_once_space_retur
     comp = rig.cabinet.state.compartments[cid]
     assert (comp.state, comp.pending is not None) == (CompartmentState.OPENING, True)
     assert len(rig.service.late) == 1
+    # a door fault meanwhile waits for the operation's end, as during any door operation
+    assert await rig.service.door_fault(cid, "door_forced") is None
     # still full: the next decision is refused too, and the kept end stays first in line
     with pytest.raises(Refused):
         await rig.service.deliver(SF, SF_PANEL, parcel("SF1000002"))
@@ -92,12 +95,17 @@ async def test_an_end_on_a_full_disk_is_kept_and_recorded_first_once_space_retur
     log.full = False
     done = await rig.service.deliver(SF, SF_PANEL, parcel("SF1000003"))
     assert done.ok
+    for _ in range(20):  # the door fault that waited is recorded once the end has been
+        await asyncio.sleep(0)
     kinds = log.kinds()
-    assert kinds[-3:] == ["pickup.confirm", "deliver.begin", "deliver.confirm"]
+    late = kinds.index("pickup.confirm")
+    assert kinds[late:late + 2] == ["pickup.confirm", "deliver.begin"]  # the kept end first
+    assert sorted(kinds[late + 2:]) == ["compartment.block", "deliver.confirm"]
     assert kinds.count("pickup.confirm") == 1
     assert "pickup.rollback" not in kinds
     assert rig.cabinet.state.compartments[cid].state is not CompartmentState.OPENING
     assert len(rig.service.late) == 0
+    assert rig.cabinet.state.compartments[cid].blocked_reason == "door_forced"
     await rig.service.late.stop()
 
 
