@@ -36,7 +36,7 @@ class Reason:
 
     code: str
     """component_down, board_offline, camera_down, camera_covered, carrier_link_down,
-    log_writer_slow, clock_not_set."""
+    log_writer_slow, clock_not_set, and components' own (oplog_corrupt, disk_full)."""
     subject: str
     """What it concerns: a component name, a board address, `camera`, `mqtt`, `oplog`."""
     detail: str

@@ -71,6 +71,10 @@ class ErrorCode(StrEnum):
     DOOR_NOT_CLOSED = "door_not_closed"
     ITEM_STILL_INSIDE = "item_still_inside"
     ROLLED_BACK = "rolled_back"
+    DOOR_STATE_UNKNOWN = "door_state_unknown"
+    # the operation log cannot append (the disk is full): a begin is refused; a door cycle that
+    # already happened is kept in memory and recorded once there is space again
+    DISK_FULL = "disk_full"
     # the carrier-command envelope (checked before any handler runs; docs/mqtt.md)
     TOO_LARGE = "too_large"
     BAD_JSON = "bad_json"

@@ -136,6 +136,9 @@ class DoorFailure(StrEnum):
     NOT_OPENED = "not_opened"     # board failed / door never read open: nothing happened
     JAMMED = "jammed"             # latch jammed: compartment blocked
     NOT_CLOSED = "not_closed"     # door never closed within the timeout: compartment blocked
+    # the board's reply to the pulse was lost and the door could not be read: it may have
+    # opened, so the compartment is held (blocked) until a door reading or staff settle it
+    STATE_UNKNOWN = "state_unknown"
     # Boards with occupancy sensors (Kerong infrared): a deposit counts only with the item seen,
     # a pickup only with the compartment seen empty.
     ITEM_NOT_SEEN = "item_not_seen"          # deposit closed, sensor sees nothing: blocked

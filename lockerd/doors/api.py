@@ -83,6 +83,6 @@ class DoorsApi:
             except Exception as exc:
                 log.error("maintenance open result of %d not recorded: %s",
                           params.compartment, exc)
-        if result.outcome in (Outcome.JAMMED, Outcome.FAILED):
+        if result.outcome in (Outcome.JAMMED, Outcome.FAILED, Outcome.UNKNOWN):
             raise ApiError(f"door_{result.outcome.value}", result.detail, result=result.to_dict())
         return result.to_dict()

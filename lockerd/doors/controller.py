@@ -2,10 +2,13 @@
 
 Opening = one relay pulse, then watching the sensor until the door reads open. No open within
 `open_confirm_s`: read the state, fire one new pulse, still closed -> jammed, compartment
-blocked (docs/lifecycle.md). A silent board makes its doors unknown and raises board_offline;
-it is retried with backoff while the other boards keep being polled. A compartment whose door
-switch is wired to GPIO (`[[gpio.door_switches]]`) takes its door state from that switch (the
-GPIO monitor reports it through `door_switch()`), not from its board's input.
+blocked (docs/lifecycle.md). A pulse whose reply is lost or garbled may still have opened the
+door, so the door is read before anything is decided: it reads open -> opened; it cannot be
+read -> `unknown` (never "nothing happened", docs/boards.md "Lost replies"). A silent board
+makes its doors unknown and raises board_offline; it is retried with backoff while the other
+boards keep being polled. A compartment whose door switch is wired to GPIO
+(`[[gpio.door_switches]]`) takes its door state from that switch (the GPIO monitor reports it
+through `door_switch()`), not from its board's input.
 """
 
 from __future__ import annotations
@@ -208,6 +211,9 @@ class DoorController(Component):
         door.command_pending = True
         pulses = 0
         acked = False
+        polled = self._boards.get(door.comp.board)
+        # a board that answered its last poll: a pulse without a reply may still have acted
+        answering = polled is not None and polled.online is not False
         try:
             # The poll loop is woken only after the pulse: woken first, its read would take
             # the idle bus and the unlock would wait a whole poll transaction behind it.
@@ -222,7 +228,7 @@ class DoorController(Component):
             if state is DoorState.OPEN:
                 return self._result(door, Outcome.OPENED, pulses, t0)
             if state is DoorState.UNKNOWN:
-                return self._unconfirmed(door, acked, pulses, t0)
+                return self._unconfirmed(door, acked, pulses, t0, answering)
             pulses += 1
             acked = await self._pulse(door) or acked
             if await self._wait_state(door, DoorState.OPEN, self._cfg.open_confirm_s):
@@ -237,15 +243,25 @@ class DoorController(Component):
                             f"door stayed closed after {pulses} pulses", compartment=cid)
                 return self._result(door, Outcome.JAMMED, pulses, t0,
                                     "door stayed closed after two pulses; compartment blocked")
-            return self._unconfirmed(door, acked, pulses, t0)
+            return self._unconfirmed(door, acked, pulses, t0, answering)
         finally:
             door.command_pending = False
             door.expect_open_until = self._clock() + self._cfg.open_confirm_s
 
-    def _unconfirmed(self, door: TrackedDoor, acked: bool, pulses: int, t0: float) -> OpenResult:
+    def _unconfirmed(self, door: TrackedDoor, acked: bool, pulses: int, t0: float,
+                     answering: bool) -> OpenResult:
+        """No sensor evidence either way. An acknowledged pulse counts as opened; a pulse to a
+        board that answered until then but whose reply was lost or garbled may have opened the
+        door, so its state is `unknown` (the flows hold the compartment); only a board that was
+        already silent before the pulse makes it `failed`."""
         if acked:
             return self._result(door, Outcome.ACKNOWLEDGED, pulses, t0,
                                 "board acknowledged; the sensor could not confirm")
+        if answering:
+            log.warning("compartment %d: pulse reply lost and the door cannot be read: state "
+                        "unknown", door.comp.id)
+            return self._result(door, Outcome.UNKNOWN, pulses, t0,
+                                "the board's reply was lost and the door could not be read")
         return self._result(door, Outcome.FAILED, pulses, t0,
                             "no acknowledgement from the board and no sensor evidence")
 

@@ -18,7 +18,8 @@ class Outcome(StrEnum):
     OPENED = "opened"              # the sensor saw the door open
     ALREADY_OPEN = "already_open"  # it was open before; the relay was fired anyway
     JAMMED = "jammed"              # two pulses acknowledged, door still closed
-    FAILED = "failed"              # no acknowledgement and no sensor evidence
+    FAILED = "failed"              # board already silent before the pulse, no sensor evidence
+    UNKNOWN = "unknown"            # reply lost or garbled, the door could not be read after it
 
 
 @dataclass(frozen=True, slots=True)

@@ -35,6 +35,9 @@ from lockerd.oplog.store import OpLog
 log = logging.getLogger(__name__)
 
 WRITER_STALE_S = 10.0
+#: After appends failed for a full disk, this much free space means it has returned (the next
+#: append will go through): `disk_full` is no longer reported even before that append.
+SPACE_BACK_BYTES = 4 << 20
 
 
 class _Params(BaseModel):
@@ -209,10 +212,21 @@ class OplogComponent(Component):
         return result.ok
 
     def degraded(self) -> list[str]:
-        """`oplog_corrupt` while the last integrity check failed."""
+        """`oplog_corrupt` while the last integrity check failed; `disk_full` while appends
+        fail because the disk is full (until one goes through again)."""
+        reasons = []
         if self.integrity is not None and not self.integrity[1].ok:
-            return ["oplog_corrupt"]
-        return []
+            reasons.append("oplog_corrupt")
+        if self._store is not None and self._store.disk_full_s is not None \
+                and not self._space_back():
+            reasons.append("disk_full: the operation log cannot append (the disk is full)")
+        return reasons
+
+    def _space_back(self) -> bool:
+        try:
+            return shutil.disk_usage(self.path.parent).free >= SPACE_BACK_BYTES
+        except OSError:
+            return False
 
     async def _open(self) -> OpLog:
         key_file = self._paths.key_file

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import errno
+
+#: SQLite's primary result code for "database or disk is full" (SQLITE_FULL).
+SQLITE_FULL = 13
+
 
 class OplogError(Exception):
     """Base of every operation-log failure."""
@@ -44,3 +49,29 @@ class DuplicateCommand(OplogError):
         super().__init__(f"command {cmd_id!r} of carrier {carrier!r} is already recorded")
         self.carrier = carrier
         self.cmd_id = cmd_id
+
+
+class DiskFull(OplogError):
+    """A commit failed because the disk (or the file system holding the log) is full.
+
+    Nothing of the group was written; the same append succeeds once there is space again."""
+
+
+def is_disk_full(exc: BaseException | None) -> bool:
+    """True when `exc` or an exception it was raised from says the disk is full: SQLITE_FULL
+    from sqlite3/sqlcipher3, OSError ENOSPC, or our own DiskFull (checked along the chain,
+    since the writer and the use cases wrap what they catch)."""
+    seen: set[int] = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, DiskFull):
+            return True
+        if isinstance(exc, OSError) and exc.errno == errno.ENOSPC:
+            return True
+        code = getattr(exc, "sqlite_errorcode", None)
+        if isinstance(code, int) and code & 0xFF == SQLITE_FULL:
+            return True
+        if "database or disk is full" in str(exc):
+            return True
+        exc = exc.__cause__ or exc.__context__
+    return False

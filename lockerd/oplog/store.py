@@ -161,6 +161,12 @@ class OpLog:
         return (0.0 if busy is None else now - busy, w.last_commit_s, now - w.last_commit_end)
 
     @property
+    def disk_full_s(self) -> float | None:
+        """Seconds since appends began failing for a full disk; None while they go through."""
+        since = self._writer.disk_full_since
+        return None if since is None else time.monotonic() - since
+
+    @property
     def writer_alive(self) -> bool:
         """False once the writer thread has stopped or died."""
         return self._writer.is_alive()

@@ -23,7 +23,7 @@ from typing import Any
 
 from lockerd.oplog.chain import Head
 from lockerd.oplog.checkpoint import Checkpointer, CheckpointPolicy
-from lockerd.oplog.errors import OplogError, WriterStopped
+from lockerd.oplog.errors import DiskFull, OplogError, WriterStopped, is_disk_full
 
 log = logging.getLogger(__name__)
 
@@ -71,6 +71,9 @@ class Writer(threading.Thread):
         self.busy_since: float | None = None
         self.last_commit_s = 0.0
         self.last_commit_end = -float("inf")
+        #: monotonic time of the first append that failed because the disk is full, None once
+        #: a commit went through again (the cabinet reports `disk_full` meanwhile)
+        self.disk_full_since: float | None = None
 
     def submit(self, fn: Callable[[Any], Any], *, exclusive: bool = False,
                ride_s: float | None = None) -> concurrent.futures.Future[Any]:
@@ -210,17 +213,30 @@ class Writer(threading.Thread):
                     conn.execute("ROLLBACK")
             self.head = head_before
             log.error("operation log commit failed: %s", exc)
-            failure = OplogError(f"commit failed: {exc}")
+            failure: OplogError = OplogError(f"commit failed: {exc}")
+            if is_disk_full(exc):
+                failure = DiskFull(f"commit failed, the disk is full: {exc}")
+                self._note_full(True)
             for job in live:
                 job.future.set_exception(failure)
             return
         self.commits += 1
         self.checkpointer.committed()
+        self._note_full(any(is_disk_full(error) for _, _, error in outcomes))
         for job, result, error in outcomes:
             if error is None:
                 job.future.set_result(result)
             else:
                 job.future.set_exception(error)
+
+    def _note_full(self, full: bool) -> None:
+        if full and self.disk_full_since is None:
+            self.disk_full_since = time.monotonic()
+            log.critical("operation log: the disk is full; nothing can be recorded until "
+                         "there is space again")
+        elif not full and self.disk_full_since is not None:
+            self.disk_full_since = None
+            log.warning("operation log: appends go through again (disk space returned)")
 
     def _fail_queued(self) -> None:
         left: list[object] = list(self._riders)

@@ -34,10 +34,11 @@ from lockerd.app.supervisor import Component
 from lockerd.camera.guard import IntakeChanged
 from lockerd.config import Carrier, Hardware, Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
+from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN
 from lockerd.domain.limiter import CABINET_KEYS, Credential, cabinet_ladder, locked_until
 from lockerd.domain.model import LIVE_STATUSES, Limiter, SetCompartment, SetLimiter
 from lockerd.domain.timefmt import format_ts
-from lockerd.doors.events import DoorFault
+from lockerd.doors.events import DoorFault, DoorStateChanged
 from lockerd.drivers.factory import IdReaderSet, open_id_reader
 from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
 from lockerd.parcels.escalation import Escalator
@@ -117,6 +118,7 @@ class ParcelFlows(Component):
         if pass_keys:
             self.service.passes = PassVerifier(pass_keys)
         bus.listen(self._on_door_fault, DoorFault)
+        bus.listen(self._on_door_state, DoorStateChanged)
         bus.listen(self._on_intake, IntakeChanged)
         self.panel_ops = PanelOps(self.service, bus, gate)
 
@@ -240,6 +242,7 @@ class ParcelFlows(Component):
             await self.id_readers.close()
             self.id_readers = None
         await self.panel_ops.stop()
+        await self.service.late.stop()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -248,7 +251,8 @@ class ParcelFlows(Component):
     def status(self) -> dict[str, Any]:
         live = [p for p in self.cabinet.state.parcels.values() if p.status in LIVE_STATUSES]
         return {"live_parcels": len(live), "free": self.cabinet.free_counts(),
-                "blocked": self.cabinet.blocked(), "recorded": self.service.recorded}
+                "blocked": self.cabinet.blocked(), "recorded": self.service.recorded,
+                "unrecorded": len(self.service.late), "recorded_late": self.service.late.recorded_late}
 
     # ---- internals -----------------------------------------------------------------------------
 
@@ -323,6 +327,19 @@ class ParcelFlows(Component):
             return
         task = asyncio.get_running_loop().create_task(
             self.service.door_fault(fault.compartment, fault.fault), name="parcels:door-fault")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _on_door_state(self, event: DoorStateChanged) -> None:
+        """A door read again: settle a compartment held because its state was unknown."""
+        if not self._started or event.new.value == "unknown":
+            return
+        comp = self.cabinet.state.compartments.get(event.compartment)
+        if comp is None or comp.blocked_reason != DOOR_STATE_UNKNOWN:
+            return
+        task = asyncio.get_running_loop().create_task(
+            self.service.door_state_known(event.compartment, event.new.value == "open"),
+            name="parcels:door-known")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 

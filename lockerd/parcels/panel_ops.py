@@ -211,6 +211,10 @@ class PanelOps:
             return decision
         except RecordFailed as exc:
             self._finish(op, OpState.FAILED, "failed", message=str(exc))
+        except Refused as exc:  # disk_full: at the begin nothing moved; at the end the door
+            if op.compartment is None:  # did, and its end is recorded once there is space
+                raise  # `start` answers it
+            self._finish(op, OpState.FAILED, "failed", code=exc.code.value, message=exc.message)
         except asyncio.CancelledError:
             self._finish(op, OpState.FAILED, "failed", message="lockerd is stopping")
             raise

@@ -7,7 +7,9 @@ Order for every step (docs/lifecycle.md, write-ahead):
   2. only then the door is pulsed (outside the lock: a door may take minutes to close, and the
      compartment is already reserved/opening, so no other decision can touch it);
   3. the door's outcome is fed back as the confirm or rollback command, recorded the same way.
-A failed append raises `RecordFailed`: the in-memory state is untouched and no door moves.
+A failed append raises `RecordFailed`: the in-memory state is untouched and no door moves. A
+full disk is refused `disk_full`; the end of a door cycle that already happened is then kept in
+memory and recorded once the disk has space again (lockerd/parcels/late.py).
 
 What is recorded where is decided in lockerd/parcels/store.py: the chain gets facts only, the
 encrypted tables get the personal fields and the live state, the outbox gets carrier events.
@@ -42,10 +44,12 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.errors import Refused
-from lockerd.domain.flows.maintenance import DOORS_ACTOR
+from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN, DOORS_ACTOR
 from lockerd.domain.identity import Relation
 from lockerd.oplog import OutboxMessage
 from lockerd.oplog.clockguard import ClockNotSet
+from lockerd.oplog.errors import is_disk_full
+from lockerd.parcels.late import LateRecords
 from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import (
     Camera,
@@ -105,6 +109,9 @@ class ParcelService:
         self.recorded = 0
         #: offline courier passes are verified at the edge with this (None: no carrier's key)
         self.passes: PassVerifier | None = None
+        #: door-cycle ends kept while the disk is full, recorded first once it has space again
+        self.late = LateRecords(self._append, self._lock, recorded=self._late_recorded)
+        self._late_tasks: set[asyncio.Task[None]] = set()
 
     @property
     def _log(self) -> OperationLog:
@@ -132,6 +139,12 @@ class ParcelService:
 
     async def _record(self, decision: Decision, extra: dict[str, Any] | None = None,
                       committer: Committer | None = None) -> None:
+        """Record the kept door-cycle ends first (in order), then this decision. Lock held."""
+        await self.late.flush()
+        await self._append(decision, extra, committer)
+
+    async def _append(self, decision: Decision, extra: dict[str, Any] | None = None,
+                      committer: Committer | None = None) -> None:
         """Append the decision (facts to the chain, personal fields and live state to the tables,
         carrier events to the outbox) in one transaction, then apply it. Lock held."""
         rec = decision.record
@@ -150,6 +163,9 @@ class ParcelService:
             raise  # a Refused: the caller answers clock_not_set (the condition reports it)
         except Exception as exc:
             log.error("could not record %s: %s", rec.kind, exc)
+            if is_disk_full(exc):
+                raise Refused(ErrorCode.DISK_FULL, "the operation log's disk is full; nothing "
+                              "was recorded and no door moved") from exc
             raise RecordFailed(f"could not record {rec.kind}") from exc
         self.cabinet.apply(decision)
         self.recorded += 1
@@ -214,13 +230,35 @@ class ParcelService:
                     continue
             if failure is not None:
                 self._intents.pop(cid, None)
-                done = await self._fail(cid, failure, {"evidence": evidence})
+                end: Callable[[], Decision] = partial(self.cabinet.door_failed, cid, failure)
             else:
-                done = await self._commit(finish(cid), extra={"evidence": evidence})
-            await self._after_door(cid)
+                end = finish(cid)
+            try:
+                done = await self._end(end, {"evidence": evidence})
+            finally:
+                await self._after_door(cid)
             if jammed:
                 done = replace(done, result={**done.result, "jammed_compartments": jammed})
             return done
+
+    async def _end(self, decide: Callable[[], Decision], extra: dict[str, Any]) -> Decision:
+        """Record the end of a door cycle. On a full disk the door has moved all the same: the
+        decision is kept (its compartment stays `opening` in memory, so nothing else touches it)
+        and recorded once the disk has space again; the caller is told `disk_full`."""
+        async with self._lock:
+            decision = decide()
+            try:
+                await self._record(decision, extra)
+            except Refused as exc:
+                if exc.code is not ErrorCode.DISK_FULL:
+                    raise
+                self.late.keep(decision, extra)
+                raise Refused(ErrorCode.DISK_FULL, "the door cycle happened and is kept; it is "
+                              "recorded as soon as the disk has space again",
+                              {"compartment": decision.record.compartment,
+                               "parcel_id": decision.record.parcel_id, "recorded": False}
+                              ) from exc
+        return decision
 
     async def _door_phase(self, begin: Decision, cid: int, op: str, evidence: dict[str, Any]
                           ) -> DoorFailure | None:
@@ -232,6 +270,8 @@ class ParcelService:
             evidence["door_open"] = await self._evidence(f"{op}.open.c{cid}")
             if outcome == "jammed":
                 failure: DoorFailure | None = DoorFailure.JAMMED
+            elif outcome == "unknown":  # reply lost, door unreadable: it may be open, hold it
+                failure = DoorFailure.STATE_UNKNOWN
             elif outcome not in _OPENED:
                 failure = DoorFailure.NOT_OPENED
             elif not await self._doors.wait_closed(cid, self.close_timeout_s):
@@ -411,6 +451,29 @@ class ParcelService:
             decision = self.cabinet.block(compartment_id, reason, DOORS_ACTOR)
             await self._record(decision)
         return decision
+
+    async def door_state_known(self, compartment_id: int, is_open: bool) -> Decision | None:
+        """The door controller reads a door again. A compartment held as `door_state_unknown`
+        (a lost reply, an unreadable door) is settled: read closed, it returns to service with
+        its parcel and code as before; read open, the pulse did act and staff must look
+        (`door_opened_unrecorded`). None when nothing was recorded."""
+        async with self._lock:
+            comp = self.cabinet.state.compartments.get(compartment_id)
+            if comp is None or comp.state is not CompartmentState.BLOCKED \
+                    or comp.blocked_reason != DOOR_STATE_UNKNOWN:
+                return None
+            decision = self.cabinet.block(compartment_id, "door_opened_unrecorded", DOORS_ACTOR) \
+                if is_open else self.cabinet.unblock(compartment_id, DOORS_ACTOR,
+                                                     "door read closed again")
+            await self._record(decision)
+        return decision
+
+    def _late_recorded(self, compartment_id: int) -> None:
+        """A kept door-cycle end was recorded late: a door fault that waited for it is now."""
+        if compartment_id in self._deferred:
+            task = asyncio.get_running_loop().create_task(self._after_door(compartment_id))
+            self._late_tasks.add(task)
+            task.add_done_callback(self._late_tasks.discard)
 
     async def _after_door(self, compartment_id: int) -> None:
         """A door operation ended: record a door fault that arrived while it was under way."""

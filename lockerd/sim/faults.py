@@ -37,6 +37,12 @@ class LineFaults:
     late_probability: float = 0.0
     late_s: float = 0.5
     drop_writes_only: bool = False
+    act_then_drop: int = 0
+    """The next `n` commands (writes) are carried out, but their replies are lost."""
+    mute_after_act: bool = False
+    """Once such a command was carried out, every later reply is lost too (reads fail)."""
+    muted: bool = False
+    """Every reply is lost (set by `mute_after_act`); the board still acts on commands."""
 
 
 class Faults:
@@ -86,6 +92,18 @@ class Faults:
         """The board acts on the next `count` requests but its replies are lost."""
         self.configure(bus, address, drop_next=count)
 
+    def drop_reply_after_act(self, bus: str, address: int, *, count: int = 1,
+                             then_silent: bool = False) -> None:
+        """The board carries out its next `count` commands (the relay pulses, the door opens) but
+        their replies are lost. With `then_silent` every later reply is lost as well, so the
+        door cannot be read either, until `restore_replies` (or `clear`)."""
+        self.configure(bus, address, act_then_drop=count, mute_after_act=then_silent,
+                       muted=False)
+
+    def restore_replies(self, bus: str, address: int) -> None:
+        """End `drop_reply_after_act`: the board answers again."""
+        self.configure(bus, address, act_then_drop=0, mute_after_act=False, muted=False)
+
     def corrupt_crc(self, bus: str, address: int, count: int = 1) -> None:
         """The next `count` replies arrive with a broken CRC."""
         self.configure(bus, address, corrupt_next=count)
@@ -129,6 +147,12 @@ class Faults:
         """Decide what happens to one reply; returns (fate, extra delay in seconds)."""
         with self._lock:
             f = self._line[self._key(bus, address)]
+            if f.muted:
+                return ReplyFate.DROP, 0.0
+            if f.act_then_drop > 0 and is_write:
+                f.act_then_drop -= 1
+                f.muted = f.mute_after_act
+                return ReplyFate.DROP, 0.0
             eligible = is_write or not f.drop_writes_only
             if f.drop_next > 0 and eligible:
                 f.drop_next -= 1

@@ -155,6 +155,18 @@ async def test_lost_pulse_reply_is_not_resent_and_door_still_opens(controller: A
     assert pulses(c, 1) == [0, 1, 0, 0]
 
 
+async def test_lost_pulse_reply_with_an_unreadable_door_is_unknown_not_failed(
+        controller: Any) -> None:
+    c = await controller()
+    c.rig.sim.faults.drop_reply_after_act("bus0", 1, then_silent=True)
+    result = await c.ctl.open(2, "t", "x")
+    assert result.outcome is Outcome.UNKNOWN  # it may have opened: never "nothing happened"
+    assert result.pulses == 1  # no second pulse into a door that may be open
+    assert pulses(c, 1) == [0, 1, 0, 0]
+    c.rig.sim.faults.restore_replies("bus0", 1)
+    await c.until(lambda: c.ctl.state(2) is DoorState.CLOSED, 15.0)
+
+
 async def test_crc_noise_on_pulse_reply_never_duplicates(controller: Any) -> None:
     c = await controller()
     c.rig.sim.faults.corrupt_crc("bus0", 2, 1)

@@ -29,22 +29,29 @@ from lockerd.domain.timefmt import format_ts
 
 #: Who blocks a compartment after a door failure: the door controller saw it.
 DOORS_ACTOR = "doors"
+#: The block of a door whose board lost its reply and could not be read: lifted by the door
+#: controller's next reading of it closed (ParcelService.door_state_known), or by staff.
+DOOR_STATE_UNKNOWN = "door_state_unknown"
 #: Longest blocked reason kept (staff text is cut, never refused for its length).
 REASON_MAX = 100
 
 _BLOCK_REASONS = {DoorFailure.JAMMED: "door_jammed", DoorFailure.NOT_CLOSED: "door_left_open",
-                  DoorFailure.ITEM_NOT_SEEN: "occupancy_mismatch"}
+                  DoorFailure.ITEM_NOT_SEEN: "occupancy_mismatch",
+                  DoorFailure.STATE_UNKNOWN: DOOR_STATE_UNKNOWN}
 _FAILED_CODES = {DoorFailure.JAMMED: ErrorCode.DOOR_JAMMED,
                  DoorFailure.NOT_OPENED: ErrorCode.DOOR_NOT_OPENED,
                  DoorFailure.NOT_CLOSED: ErrorCode.DOOR_NOT_CLOSED,
                  DoorFailure.ITEM_STILL_INSIDE: ErrorCode.ITEM_STILL_INSIDE,
-                 DoorFailure.ITEM_NOT_SEEN: ErrorCode.ROLLED_BACK}
+                 DoorFailure.ITEM_NOT_SEEN: ErrorCode.ROLLED_BACK,
+                 DoorFailure.STATE_UNKNOWN: ErrorCode.DOOR_STATE_UNKNOWN}
 _FAILED_MESSAGES = {
     ErrorCode.DOOR_JAMMED: "the door did not open (jammed); the compartment is out of service",
     ErrorCode.DOOR_NOT_OPENED: "the door did not open; nothing changed",
     ErrorCode.DOOR_NOT_CLOSED: "the door was not closed in time; staff are notified",
     ErrorCode.ITEM_STILL_INSIDE: "the parcel is still inside; nothing was taken",
     ErrorCode.ROLLED_BACK: "the door operation did not complete; the parcel was not stored",
+    ErrorCode.DOOR_STATE_UNKNOWN: "the board did not confirm and the door cannot be read; the "
+                                  "compartment is held until its door state is known",
 }
 
 
@@ -109,7 +116,7 @@ class MaintenanceFlow(CabinetCore):
             changes = (SetCompartment(value=after),)
             status = parcel.status.value
         failed = _FAILED_CODES[failure]
-        if rolled_back and failed is not ErrorCode.DOOR_JAMMED:
+        if rolled_back and failed not in (ErrorCode.DOOR_JAMMED, ErrorCode.DOOR_STATE_UNKNOWN):
             failed = ErrorCode.ROLLED_BACK
         return Decision(Record(kind, pending.actor, body, comp.id, parcel.id), changes=changes,
                         failed=failed, message=_FAILED_MESSAGES[failed],
