@@ -110,7 +110,10 @@ class PickupFlow(CabinetCore):
                 body.update(handover_check.facts())
             why = self._handover_refusal(parcel.recipient_id_hash, handover_check)
             if why is not None:
-                return refuse(kind, actor, why, RULE_MESSAGES[why], body, comp.id, parcel.id)
+                outcome = None if handover_check is None else \
+                    {"id_outcome": handover_check.outcome.value}
+                return refuse(kind, actor, why, RULE_MESSAGES[why], body, comp.id, parcel.id,
+                              result=outcome)
             changes = (SetParcel(value=parcel.model_copy(update={"handover_check": handover_check})),)
         fee = self._fee(parcel, now)
         if fee > 0 and accept_fee_cents != fee:
@@ -127,7 +130,10 @@ class PickupFlow(CabinetCore):
                                  SetCompartment(value=opening)),
                         open_door=comp.id,
                         result={"compartment": comp.id, "parcel_id": parcel.id, "fee_cents": fee,
-                                "overdue": parcel.status is ParcelStatus.OVERDUE})
+                                "overdue": parcel.status is ParcelStatus.OVERDUE,
+                                **({} if handover_check is None or parcel.handover
+                                   is not Handover.ID_CHECK
+                                   else {"identity_check": handover_check.masked()})})
 
     def confirm_pickup(self, compartment_id: int) -> Decision:
         """Door closed with the parcel taken: picked_up, compartment free."""
