@@ -2,7 +2,8 @@
 
 Runs without the daemon (before the first start, after an upgrade, when a cabinet misbehaves):
 serial ports and their group, camera device, gpiochip and the lgpio backend, the clock's sync,
-the state directory, the key and credential files' modes, disk space, the broker. Access is
+the state directory, the key and credential files' modes, the device identity key (loads, its
+fingerprint), disk space, the broker. Access is
 judged for the user the daemon runs as (`--user`, default `lockerd` when it exists). Exit 0
 when every check is ok, 1 when one is a problem, 2 for a config that does not load.
 """
@@ -241,11 +242,23 @@ def check_broker(cfg: Config, timeout_s: float = 3.0) -> Iterator[Check]:
     yield Check("broker", True, f"{mqtt.host}:{mqtt.port} accepts connections")
 
 
+def check_device_identity(cfg: Config, user: User) -> Iterator[Check]:
+    """The device identity key (issue 17): exists, 0600, owned by the daemon's user, loads; its
+    fingerprint printed for enrolment. Before the first start (no log yet) a missing key is
+    fine, the daemon creates it; once a log exists a missing key is a problem: anchors the
+    carriers hold could no longer be matched."""
+    from lockerd.cli.config_files import check_identity
+    from lockerd.oplog.backup import LOG_FILE
+
+    first_start = not (cfg.paths.state_dir / LOG_FILE).exists()
+    yield from check_identity(cfg, user, missing_ok=first_start)
+
+
 def run_checks(cfg: Config, user: User) -> list[Check]:
     """Every check, in the order a technician fixes things."""
     return [*check_serial(cfg, user), *check_camera(cfg, user), *check_gpio(cfg, user),
             *check_time(), *check_state(cfg, user), *check_secrets(cfg, user),
-            *check_broker(cfg)]
+            *check_device_identity(cfg, user), *check_broker(cfg)]
 
 
 def main(argv: Sequence[str]) -> int:

@@ -244,7 +244,12 @@ def cmd_test_all(ctx: Ctx) -> int:
 
 
 def cmd_config_check(ctx: Ctx) -> int:
-    """Validate a config file without a daemon: one line per problem, exit 2 when invalid."""
+    """Validate a config file without a daemon, then every file it names (lockerd/cli/
+    config_files.py): one line per problem; exit 2 when the config is invalid, 1 when a file,
+    directory or device it names is missing, wrongly owned or moded, or unreadable."""
+    from lockerd.cli import config_files
+    from lockerd.cli.doctor import User
+
     path = Path(ctx.args.file)
     try:
         cfg = load_config(path)
@@ -255,15 +260,26 @@ def cmd_config_check(ctx: Ctx) -> int:
             for line in exc.problems:
                 print(line, file=sys.stderr)
         return EXIT_USAGE
-    summary = {"file": str(path), "ok": True, "cabinet": cfg.cabinet.id,
+    try:
+        user = User.named(ctx.args.user)
+    except KeyError:
+        return _fail(ctx, "bad_request", f"no user {ctx.args.user!r}", EXIT_USAGE)
+    checks = config_files.check_config_files(cfg, user)
+    good = all(c.ok for c in checks)
+    summary = {"file": str(path), "ok": good, "cabinet": cfg.cabinet.id,
                "compartments": len(cfg.compartments), "boards": len(cfg.hardware.boards),
-               "backend": cfg.hardware.backend}
+               "backend": cfg.hardware.backend, "user": user.name,
+               "files": [{"name": c.name, "ok": c.ok, "detail": c.detail, "fix": c.fix}
+                         for c in checks]}
     if ctx.json:
         emit_json(summary)
     else:
-        print(f"{path}: OK (cabinet {cfg.cabinet.id}, {len(cfg.compartments)} compartments, "
-              f"{len(cfg.hardware.boards)} boards, {cfg.hardware.backend} backend)")
-    return EXIT_OK
+        for check in checks:
+            print(check.line())
+        print(f"{path}: {'OK' if good else 'PROBLEMS'} (cabinet {cfg.cabinet.id}, "
+              f"{len(cfg.compartments)} compartments, {len(cfg.hardware.boards)} boards, "
+              f"{cfg.hardware.backend} backend; files judged for {user.name})")
+    return EXIT_OK if good else EXIT_FAILED
 
 
 def _when(text: str) -> datetime:
@@ -343,8 +359,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("config", parents=[common], help="configuration tools")
     csub = p.add_subparsers(dest="config_command", required=True, metavar="SUBCOMMAND")
-    c = csub.add_parser("check", parents=[common], help="validate a config file")
+    c = csub.add_parser("check", parents=[common],
+                        help="validate a config file and the files, directories and devices "
+                             "it names")
     c.add_argument("file")
+    c.add_argument("--user", help="the daemon's user whose access is judged (default: lockerd "
+                                  "if it exists, else you)")
     c.set_defaults(func=cmd_config_check)
     return parser
 

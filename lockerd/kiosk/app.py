@@ -57,7 +57,9 @@ class Kiosk:
     def __init__(self, settings: KioskSettings) -> None:
         self.settings = settings
         self.sessions = SessionStore(settings.idle_timeout_s)
-        self.link = DaemonLink(settings.socket, self._on_event)
+        # a call may wait for an ID card on the reader (up to CARD_WAIT_MAX_S) before it answers
+        self.link = DaemonLink(settings.socket, self._on_event,
+                               timeout_s=15.0 + forms.CARD_WAIT_MAX_S)
         self.port = settings.port
         self._owner: dict[str, Session] = {}
         self._orphans: OrderedDict[str, list[dict[str, Any]]] = OrderedDict()
@@ -199,6 +201,7 @@ class Kiosk:
                     "fee_cap_cents": info["fee_cap_cents"],
                     "refusal_reasons": info["refusal_reasons"],
                     "reject_reasons": info["reject_reasons"],
+                    "id_reader": bool(info.get("id_reader")),
                     "idle_timeout_s": self.settings.idle_timeout_s,
                     "terms_version": self.settings.terms_version})
 
@@ -264,7 +267,7 @@ class Kiosk:
 
     async def _pickup(self, session: Session, body: Any) -> dict[str, Any]:
         form = forms.Pickup.model_validate(body)
-        return await self._start(session, "panel.v2.pickup", form.model_dump())
+        return await self._start(session, "panel.v2.pickup", form.model_dump(exclude_none=True))
 
     async def _refuse(self, session: Session, body: Any) -> dict[str, Any]:
         form = forms.Refuse.model_validate(body)
@@ -318,8 +321,8 @@ class Kiosk:
     async def _send(self, session: Session, body: Any) -> dict[str, Any]:
         form = forms.Send.model_validate(body)
         return await self._start(session, "panel.v2.dropoff", {
-            "dropoff": form.model_dump(exclude={"terms_version"}),
-            "terms_version": form.terms_version})
+            "dropoff": form.model_dump(exclude={"terms_version", "card_wait_s"}),
+            "terms_version": form.terms_version, "card_wait_s": form.card_wait_s})
 
     def _own(self, session: Session, op: str) -> None:
         if self._owner.get(op) is not session:

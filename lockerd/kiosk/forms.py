@@ -8,12 +8,15 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from lockerd.domain.identity import Relation
 from lockerd.domain.ids import CARRIER_PATTERN, COURIER_PATTERN, PARCEL_ID_PATTERN, WAYBILL_PATTERN, Size
 from lockerd.domain.requests import RefusalReason, RejectReason
 
 CODE_PATTERN = r"^[0-9]{6,8}$"
 OP_PATTERN = r"^[0-9a-f]{16}$"
 TERMS_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
+#: The longest the screen waits for an ID card on the reader (the daemon allows as long).
+CARD_WAIT_MAX_S = 30.0
 
 
 class Form(BaseModel):
@@ -27,6 +30,9 @@ class Pickup(Form):
 
     code: str = Field(pattern=CODE_PATTERN, repr=False)
     accept_fee_cents: int = Field(default=0, ge=0, le=10_000_000)
+    # an ID-checked parcel: whose card is on the reader, and how long to wait for it
+    relation: Relation | None = None
+    card_wait_s: float = Field(default=0.0, ge=0.0, le=CARD_WAIT_MAX_S)
 
 
 class Refuse(Form):
@@ -89,3 +95,4 @@ class Send(Form):
     ack_insured_value: bool
     ack_prohibited_items: bool
     terms_version: str = Field(pattern=TERMS_PATTERN)
+    card_wait_s: float = Field(default=0.0, ge=0.0, le=CARD_WAIT_MAX_S)

@@ -18,12 +18,14 @@ which is how the carrier computes `recipient_id_hash` in `parcel.expect`.
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import hashlib
 import hmac
 import json
 import logging
+import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, date, datetime
 from typing import Protocol
@@ -36,6 +38,10 @@ from lockerd.privacy import mask_id_number, mask_name
 
 log = logging.getLogger(__name__)
 
+#: The longest a screen may ask the reader to wait for a card (panel.v2 `card_wait_s`).
+MAX_CARD_WAIT_S = 30.0
+#: Pause between two looks at an empty reader while waiting for a card.
+CARD_POLL_S = 0.3
 TOKEN_PREFIX = "rn1"  # noqa: S105 -- a format tag, not a secret
 HASH_PREFIX = "hmac-sha256:"
 ID_KEY_NAME = "id-number.hmac"
@@ -100,17 +106,23 @@ class IdentityChecks:
         return IdentityCheck(method=method, outcome=outcome, checked_at=self._clock(), sam_id=sam_id)
 
     async def check_card(self, *, carrier: str | None = None,
-                         relation: Relation | None = None) -> IdentityCheck:
+                         relation: Relation | None = None, wait_s: float = 0.0) -> IdentityCheck:
         """Read the card on the reader: passed, expired, no card or unreadable (never raises for
         a reader fault: the fault is the check's outcome). `carrier` adds the carrier-keyed hash
-        (handover matching)."""
+        (handover matching). `wait_s` (at most MAX_CARD_WAIT_S): while the reader is empty, look
+        again until a card is laid on it or the time is up, so a screen that asks "lay your card
+        on the reader" makes one check with one recorded outcome, not one per look."""
         reader = self.reader
         if reader is None:
             return self._failed(IdMethod.READER, IdOutcome.NO_READER)
+        deadline = time.monotonic() + min(max(wait_s, 0.0), MAX_CARD_WAIT_S)
         sam: str | None = None
         try:
             sam = await reader.sam_id()
             card = await reader.read_card()
+            while card is None and time.monotonic() + CARD_POLL_S < deadline:
+                await asyncio.sleep(CARD_POLL_S)
+                card = await reader.read_card()
         except DriverError as exc:
             log.warning("id reader: no check: %s", type(exc).__name__)
             return self._failed(IdMethod.READER, IdOutcome.UNREADABLE, sam)
@@ -152,10 +164,11 @@ class IdentityChecks:
                              id_masked=mask_id_number(str(data.get("id_masked") or "")) or None,
                              reference=ref)
 
-    async def for_dropoff(self, carrier: str, token: str) -> IdentityCheck:
-        """The sender's check (Art. 18): the card on a cabinet with a reader, else the token."""
+    async def for_dropoff(self, carrier: str, token: str, wait_s: float = 0.0) -> IdentityCheck:
+        """The sender's check (Art. 18): the card on a cabinet with a reader (waiting up to
+        `wait_s` for one), else the token."""
         if self.reader is not None:
-            return await self.check_card()
+            return await self.check_card(wait_s=wait_s)
         if not token.strip():
             return self._failed(IdMethod.SIGNED_REFERENCE, IdOutcome.NO_READER)
         return self.check_token(carrier, token)

@@ -44,8 +44,9 @@ _OPENED = frozenset({"acknowledged", "opened", "already_open"})
 #: Result keys a screen may be told when an operation ends (no codes, waybills or contents).
 _DONE_KEYS = ("parcel_id", "status", "reason", "fee_cents", "storage_deadline", "received_at",
               "blocked")
-#: ... and when it starts.
-_START_KEYS = (*_DONE_KEYS, "compartment", "size", "overdue")
+#: ... and when it starts; a card check's masked result (`张*`, `1****************X`) is shown
+#: to the person at the reader (docs/idcard.md), never its hash.
+_START_KEYS = (*_DONE_KEYS, "compartment", "size", "overdue", "identity_check")
 
 
 class OpKind(StrEnum):

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lockerd.api.server import ApiError, ApiServer, Caller, Role, current_pusher
 from lockerd.domain import Dropoff, RefusalReason, RejectReason
 from lockerd.domain.errors import refuse_unless_ok
+from lockerd.parcels.identity import MAX_CARD_WAIT_S
 from lockerd.parcels.panel_api import (
     CourierLoginParams,
     DeliverParams,
@@ -32,17 +33,26 @@ OP_PATTERN = r"^[0-9a-f]{16}$"
 TERMS_PATTERN = r"^[A-Za-z0-9._-]{1,32}$"
 
 
+#: How long a screen may ask the reader to wait for a card to be laid on it.
+CARD_WAIT = Field(default=0.0, ge=0.0, le=MAX_CARD_WAIT_S,
+                  description="seconds to wait for an ID card on the reader (0: look once)")
+
+
 class PickupV2Params(PickupParams):
-    """panel.v2.pickup: the code, and the fee the recipient agreed to on the screen (Art. 25)."""
+    """panel.v2.pickup: the code, the fee the recipient agreed to on the screen (Art. 25), and
+    for an ID-checked parcel whose card is on the reader (`relation`) and how long to wait for it."""
 
     accept_fee_cents: int = Field(default=0, ge=0, le=10_000_000)
+    card_wait_s: float = CARD_WAIT
 
 
 class DropoffV2Params(PanelParams):
-    """panel.v2.dropoff: the declarations and the version of the terms shown (Art. 11)."""
+    """panel.v2.dropoff: the declarations, the version of the terms shown (Art. 11), and how
+    long to wait for the sender's ID card on a cabinet with a reader (Art. 18)."""
 
     dropoff: Dropoff
     terms_version: str = Field(pattern=TERMS_PATTERN)
+    card_wait_s: float = CARD_WAIT
 
 
 class OpParams(PanelParams):
@@ -86,6 +96,8 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
         spec = service.cabinet.spec
         return {"version": API_VERSION, "name": spec.name, "address": spec.address,
                 "intake": ops.intake(), "free": service.cabinet.free_counts(),
+                # a reader: drop-offs and ID-checked pickups take the card, not a typed reference
+                "id_reader": service.identity is not None and service.identity.has_reader,
                 "carriers": sorted(spec.carriers),
                 "storage_hours": round(spec.policy.storage_period.total_seconds() / 3600),
                 "fee_cents_per_period": spec.policy.fee_cents_per_period,
@@ -105,7 +117,8 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
         accept = p.accept_fee_cents or None
 
         def run(on_begin: OnBegin) -> Awaitable[Any]:
-            return service.pickup(c.identity, p.code, accept, on_begin=on_begin)
+            return service.pickup(c.identity, p.code, accept, on_begin=on_begin,
+                                  relation=p.relation, card_wait_s=p.card_wait_s)
         return await ops.start(OpKind.PICKUP, c.identity, run)
 
     async def deliver(p: DeliverParams, c: Caller) -> Any:
@@ -118,7 +131,7 @@ def handlers(service: ParcelService, ops: PanelOps) -> dict[str, tuple[type[Base
     async def dropoff(p: DropoffV2Params, c: Caller) -> Any:
         def run(on_begin: OnBegin) -> Awaitable[Any]:
             return service.dropoff(c.identity, p.dropoff, on_begin=on_begin,
-                                   terms_version=p.terms_version)
+                                   terms_version=p.terms_version, card_wait_s=p.card_wait_s)
         return await ops.start(OpKind.DROPOFF, c.identity, run)
 
     async def collect(p: ParcelParams, c: Caller) -> Any:

@@ -175,11 +175,13 @@ class Identity(Protocol):
         """The cabinet has an ID-card reader."""
         ...
 
-    async def for_dropoff(self, carrier: str, token: str) -> IdentityCheck:
-        """The sender's check: the card on the reader, else the carrier-signed token."""
+    async def for_dropoff(self, carrier: str, token: str, wait_s: float = 0.0) -> IdentityCheck:
+        """The sender's check: the card on the reader (waiting up to `wait_s` for one), else the
+        carrier-signed token."""
         ...
 
     async def check_card(self, *, carrier: str | None = None,
-                         relation: Relation | None = None) -> IdentityCheck:
-        """Read the card on the reader (handover: with the carrier-keyed hash)."""
+                         relation: Relation | None = None, wait_s: float = 0.0) -> IdentityCheck:
+        """Read the card on the reader (handover: with the carrier-keyed hash), waiting up to
+        `wait_s` for one."""
         ...

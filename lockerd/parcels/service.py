@@ -320,16 +320,19 @@ class ParcelService:
                                         on_begin)
 
     async def pickup(self, panel: str, code: str, accept_fee_cents: int | None = None, *,
-                     on_begin: OnBegin | None = None, relation: Relation | None = None) -> Decision:
+                     on_begin: OnBegin | None = None, relation: Relation | None = None,
+                     card_wait_s: float = 0.0) -> Decision:
         """Recipient opens with the code (and the fee shown, when one is due); on close:
         picked_up, or refused if `refuse` was called. A sender's retrieval code opens a rejected
         drop-off the same way (returned_to_sender). An ID-checked parcel first reads the card on
-        the reader (the recipient's, or a proxy's with `relation`)."""
+        the reader (the recipient's, or a proxy's with `relation`), waiting up to `card_wait_s`
+        for one to be laid on it."""
         check = None
         carrier = self.cabinet.id_check_carrier(code)
         if carrier is not None and self.identity is not None:
             check = await self.identity.check_card(carrier=carrier,
-                                                   relation=relation or Relation.SELF)
+                                                   relation=relation or Relation.SELF,
+                                                   wait_s=card_wait_s)
         begin = await self._commit(lambda: self.cabinet.begin_pickup(panel, code, accept_fee_cents,
                                                                      check))
 
@@ -351,13 +354,14 @@ class ParcelService:
         self._declare(panel, compartment_id, PendingOp.PICKUP, ("refuse", reason))
 
     async def dropoff(self, panel: str, req: Dropoff, *, on_begin: OnBegin | None = None,
-                      terms_version: str | None = None) -> Decision:
+                      terms_version: str | None = None, card_wait_s: float = 0.0) -> Decision:
         """Sender drops a parcel off while intake is open; `terms_version` names the contract
         text the sender was shown and acknowledged (Art. 11), recorded with the begin. The
         sender's identity is checked first, outside the lock (a card read takes up to a second):
-        the card on the reader, or the carrier-signed token on a cabinet without one."""
+        the card on the reader (waiting up to `card_wait_s` for one), or the carrier-signed token
+        on a cabinet without one."""
         identity = None if self.identity is None else \
-            await self.identity.for_dropoff(req.carrier, req.verification_ref)
+            await self.identity.for_dropoff(req.carrier, req.verification_ref, card_wait_s)
         is_open, reason = self._gate.is_open(), self._gate.reason()
         camera = self._camera.camera_state() if self._camera is not None else None
         begin = await self._commit(lambda: self.cabinet.begin_dropoff(

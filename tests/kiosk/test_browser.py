@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import secrets
 import statistics
 import threading
 import time
@@ -22,9 +23,10 @@ import pytest
 import pytest_asyncio
 
 from lockerd.api.client import AsyncApiClient
+from lockerd.demo.identity import recipient_hash
 from lockerd.kiosk.app import Kiosk, KioskSettings
 from lockerd.kiosk.serve import serving
-from lockerd.sim.idcard import VALID_CARD
+from lockerd.sim.idcard import EXPIRED_CARD, LONG_TERM_CARD, VALID_CARD, IdCardSim
 from lockerd.testing.passes import demo_key, issue, public_b64
 from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
 from tests.kiosk.rig import (
@@ -108,9 +110,14 @@ class Rig:
 async def rig(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[Rig]:
     need_browser()
     started = time.monotonic()
-    cab = Cabinet(tmp_path_factory.mktemp("kiosk"), hardware={"idcard": {"enabled": True}},
+    workdir = tmp_path_factory.mktemp("kiosk")
+    id_key = workdir / "sf.idkey"  # the ID-number hash key sf shares (ID-checked handovers)
+    id_key.write_text(secrets.token_hex(32) + "\n")
+    id_key.chmod(0o600)
+    cab = Cabinet(workdir, hardware={"idcard": {"enabled": True}},
                   carriers=[{"id": "sf", "name": "SF Express",
-                             "pass_public_key": public_b64(demo_key("sf"))},
+                             "pass_public_key": public_b64(demo_key("sf")),
+                             "id_hash_key_file": str(id_key)},
                             {"id": "yto", "name": "YTO Express"}],
                   storage={"overdue_fee_cents_per_day": 150},
                   doors={"close_timeout_s": 15.0, "left_open_prompt_s": 1.5,
@@ -449,22 +456,30 @@ async def test_sending_then_the_courier_rejects_it_at_collection(rig: Rig) -> No
     await page.click("#ack-value")
     await page.click("#ack-items")
     await page.click("#terms-next")
-    await type_keys(page, "RN-7F3A9C21")
+    # this cabinet has a reader: the sender's card on it is the check (Art. 18), no typed
+    # reference and no keypad for one
+    assert await page.query_selector("#ref") is None
+    await page.wait_for_selector("#card-next")
     await page.click("#contents-books")
     await snap(page, "18-send-form")
-    # this cabinet has a reader: the sender's card on it is the check (Art. 18), not the
-    # typed reference
-    readers = rig.cab.d.parcels.id_readers
-    assert readers is not None
-    assert readers.sim is not None
-    readers.sim.present(VALID_CARD)
+    sim = reader_sim(rig)
+    sim.remove()
     await page.click("#send-ok")
+    # the screen asks for the card and counts down while the daemon waits for one
+    await page.wait_for_selector("#card-progress")
+    assert "身份证" in str(await page.text_content("#card-ask"))
+    await snap(page, "18b-send-card-wait")
+    sim.present(VALID_CARD)
     await page.wait_for_selector("#door-number")
+    result = str(await page.text_content("#card-result"))
+    assert "测*" in result
+    assert "9****************9" in result
+    assert VALID_CARD.id_number not in str(await page.content())
     door = int(str(await page.text_content("#door-number")))
     await door_text(page, "交寄完成")
     assert "p-" in str(await page.text_content("#parcel-ref"))
     await snap(page, "19-send-done")
-    readers.sim.remove()
+    sim.remove()
     begin = (await rig.cab.ops("dropoff.begin"))[-1]
     assert begin.body["terms_version"] == rig.kiosk.settings.terms_version  # Art. 11
     assert (begin.body["id_method"], begin.body["id_outcome"]) == ("reader", "passed")
@@ -491,6 +506,93 @@ async def test_sending_then_the_courier_rejects_it_at_collection(rig: Rig) -> No
     assert verdict.body["accept"] is False
     assert verdict.body["reason"] == "mismatch"
     assert verdict.parcel_id == begin.parcel_id
+
+
+async def start_sending(page: Any) -> None:
+    """Home -> terms acknowledged -> the form filled (books, size S)."""
+    await page.click("#go-send")
+    await page.click("#ack-value")
+    await page.click("#ack-items")
+    await page.click("#terms-next")
+    await page.click("#contents-books")
+
+
+async def test_an_expired_card_is_refused_in_plain_words_then_retried(rig: Rig) -> None:
+    sim = reader_sim(rig)
+    sim.present(EXPIRED_CARD)
+    page = await rig.page()
+    before = len(await rig.cab.ops("dropoff.begin"))
+    await start_sending(page)
+    await page.click("#send-ok")
+    await page.wait_for_selector("#card-error")
+    assert "已过有效期" in str(await page.text_content("#card-error"))
+    await snap(page, "19b-send-card-expired")
+    begins = (await rig.cab.ops("dropoff.begin"))[before:]
+    assert [(o.body["id_outcome"], o.body["error"]) for o in begins] == [
+        ("expired", "id_card_expired")]
+    # retry with a valid card: the door opens; cancel would have gone home
+    sim.present(VALID_CARD)
+    await page.click("#card-retry")
+    await page.wait_for_selector("#door-number")
+    await door_text(page, "交寄完成")
+    sim.remove()
+    assert not page.errors
+
+
+async def test_a_proxy_collects_an_id_checked_document_with_the_relation(rig: Rig) -> None:
+    cab, sim = rig.cab, reader_sim(rig)
+    sim.remove()
+    digest = recipient_hash(cab.d, CARRIER, VALID_CARD.id_number)
+    assert digest is not None
+    reply = await cab.command(CARRIER, "parcel.expect", {
+        "waybill": "SF8300000001", "size": "S", "consent": True, "handover": "id_check",
+        "recipient_id_hash": digest})
+    assert reply["ok"], reply
+    assert reply["result"]["deliverable"], reply
+    async with AsyncApiClient(cab.cfg.paths.socket) as api:  # a courier's own connection
+        res = await api.call("panel.deliver", {**courier(panel="api-id"),
+                                               "parcel": delivery("SF8300000001")})
+    pid, code = res["parcel_id"], await cab.code_of(res["parcel_id"])
+    page = await rig.page()
+    # the code alone opens nothing: the screen asks for the card and who collects
+    await enter_code(page, code)
+    await page.wait_for_selector("#relations")
+    assert await page.query_selector("#card-error") is None
+    assert await page.get_attribute("#relation-self", "aria-pressed") == "true"
+    await snap(page, "02b-pickup-card-relation")
+    # a proxy's card read as the recipient's: refused in plain words, the picker offered again
+    sim.present(LONG_TERM_CARD)
+    await page.click("#card-read")
+    await page.wait_for_selector("#card-retry")
+    assert "不是收件人" in str(await page.text_content("#card-error"))
+    await snap(page, "02c-pickup-card-mismatch")
+    await page.click("#card-retry")
+    await page.click("#relation-family")
+    assert await page.get_attribute("#relation-family", "aria-pressed") == "true"
+    await page.click("#card-read")
+    await page.wait_for_selector("#door-number")
+    result = str(await page.text_content("#card-result"))
+    assert "家属" in result
+    assert "9****************7" in result
+    await door_text(page, "谢谢")
+    sim.remove()
+    receipts = [e["body"] for e in await cab.events("parcel.receipt")
+                if e["body"]["parcel_id"] == pid]
+    assert [(r["collected_by"], r["relation"], r["name_masked"], r["id_masked"])
+            for r in receipts] == [("proxy", "family", "测*", "9****************7")]
+    begins = [(o.body.get("id_outcome"), o.body.get("error"))
+              for o in await cab.ops("pickup.begin") if o.parcel_id == pid]
+    assert begins == [("no_card", "id_check_required"), ("passed", "id_mismatch"),
+                      ("passed", None)]
+    assert not page.errors
+
+
+def reader_sim(rig: Rig) -> IdCardSim:
+    """The daemon's simulated ID-card reader (the fault injector lays cards on it)."""
+    readers = rig.cab.d.parcels.id_readers
+    assert readers is not None
+    assert readers.sim is not None
+    return readers.sim
 
 
 async def test_the_courier_takes_back_a_recalled_parcel(rig: Rig) -> None:

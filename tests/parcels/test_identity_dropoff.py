@@ -7,7 +7,9 @@ the socket. Afterwards nothing of the cards in clear may be found in the state d
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -129,3 +131,32 @@ async def test_lockerctl_panel_reader_flows(reader_cab: Cabinet,
     assert rc == 0, err
     [receipt] = await cab.events("parcel.receipt")
     assert (receipt["body"]["collected_by"], receipt["body"]["relation"]) == ("proxy", "colleague")
+
+
+async def test_a_screen_waits_for_the_card_and_learns_why_a_check_failed(
+        reader_cab: Cabinet) -> None:
+    """panel.v2.dropoff with `card_wait_s`: one check that waits for the card laid on the
+    reader meanwhile (one record, not one per look); a refusal names the check's outcome so the
+    screen can say "no card within the time"; the wait is bounded (strict params)."""
+    cab, sim = reader_cab, _sim(reader_cab)
+    sim.remove()
+    params = {"dropoff": dropoff(verification_ref=""), "terms_version": "terms-2026.1"}
+    started = time.monotonic()
+    err = await cab.refused("panel.v2.dropoff", {**params, "card_wait_s": 1.5})
+    assert (err.code, err.reply["result"]) == ("no_verification", {"id_outcome": "no_card"})
+    assert time.monotonic() - started >= 1.2
+    for bad in (-1, 31, "x"):
+        assert (await cab.refused("panel.v2.dropoff", {**params, "card_wait_s": bad})).code \
+            == "bad_params"
+    sim.present(EXPIRED_CARD)
+    err = await cab.refused("panel.v2.dropoff", params)
+    assert (err.code, err.reply["result"]) == ("id_card_expired", {"id_outcome": "expired"})
+    sim.remove()
+    asyncio.get_running_loop().call_later(1.0, sim.present, VALID_CARD)
+    res = await cab.call("panel.v2.dropoff", {**params, "card_wait_s": 10})
+    sim.remove()
+    assert res["identity_check"]["name_masked"] == "测*"
+    assert res["identity_check"]["id_masked"] == "9****************9"
+    assert "id_hash" not in res["identity_check"]
+    begins = [o.body.get("id_outcome") for o in await cab.ops("dropoff.begin")]
+    assert begins == ["no_card", "expired", "passed"]

@@ -126,11 +126,11 @@ class PassingIdentity:
 
     has_reader = False
 
-    async def for_dropoff(self, carrier: str, token: str) -> IdentityCheck:
+    async def for_dropoff(self, carrier: str, token: str, wait_s: float = 0.0) -> IdentityCheck:
         return PASSED
 
     async def check_card(self, *, carrier: str | None = None,
-                         relation: Relation | None = None) -> IdentityCheck:
+                         relation: Relation | None = None, wait_s: float = 0.0) -> IdentityCheck:
         return PASSED
 
 

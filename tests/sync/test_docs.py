@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import json
+import re
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from lockerd.app.events import Alert
 from lockerd.domain.errors import ErrorCode
+from lockerd.parcels.escalation import Escalator
+from lockerd.sync.alerts import alert_payload
 from lockerd.sync.payloads import COMMAND_BODIES, PAYLOAD_MODELS, ErrorInfo
 from lockerd.sync.topics import Topics
+from tests.sync.contract import errors
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -100,3 +106,37 @@ def test_acl_grants_each_carrier_only_its_own_topics() -> None:
             if "carriers" in parts:
                 assert parts[parts.index("carriers") + 1] == carrier, topic
             assert "#" not in topic
+
+
+def _json_blocks(section: str) -> list[Any]:
+    """The ```json examples under one `##`/`###` heading of docs/mqtt.md."""
+    text = (REPO / "docs" / "mqtt.md").read_text()
+    body = text.split(section + "\n", 1)[1]
+    body = re.split(r"\n##+ ", body, maxsplit=1)[0]
+    return [json.loads(block) for block in re.findall(r"```json\n(.*?)```", body, re.S)]
+
+
+def test_mqtt_doc_examples_of_receipts_and_escalations_match_the_contract() -> None:
+    """The prose's example payloads validate against asyncapi.yaml; the receipt is the
+    snapshot's (a changed event shape fails here until the docs follow)."""
+    [receipt] = _json_blocks("## Receipts of ID-checked handovers (`parcel.receipt`)")
+    assert errors("ParcelReceiptEvent", receipt) == []
+    snapshot = json.loads((Path(__file__).parent / "snapshots" / "parcel.receipt.json").read_text())
+    assert receipt == snapshot
+    raised, cleared = _json_blocks("### Escalation of unresolved incidents (`incident_escalated`)")
+    for alert in (raised, cleared):
+        assert errors("Alert", alert) == []
+        assert alert["kind"] == "incident_escalated"
+    assert (raised["active"], raised["severity"], cleared["active"], cleared["severity"]) == (
+        True, "critical", False, "info")
+    assert raised["incident"] == cleared["incident"]
+    # ... and are what the escalator really sends for that incident (ids and times aside)
+    sent: list[Alert] = []
+    escalator = Escalator([24.0, 48.0, 72.0], sent.append)
+    escalator.check([{"kind": "compartment_blocked", "compartment": 7, "age_s": 49 * 3600.0,
+                      "detail": "blocked: door jammed"}])
+    escalator.check([])
+    made = [alert_payload(a) for a in sent]
+    for doc_alert, real in zip((raised, cleared), made, strict=True):
+        assert {k: v for k, v in real.items() if k not in ("id", "ts")} == \
+            {k: v for k, v in doc_alert.items() if k not in ("id", "ts")}

@@ -70,7 +70,9 @@ class DropoffFlow(CabinetCore):
                 reason = (intake_reason or "unknown")[:100]
                 return refuse(kind, actor, code, f"{message} ({reason})", body,
                               result={"intake_reason": reason})
-            return refuse(kind, actor, code, message, body)
+            # which check failed (no card, unreadable, expired...) so a screen can say it plainly
+            outcome = None if identity is None else {"id_outcome": identity.outcome.value}
+            return refuse(kind, actor, code, message, body, result=outcome)
         comp = rules.allocate(self.state.compartments.values(), req.size)
         if comp is None:
             return refuse(kind, actor, ErrorCode.NO_FREE_COMPARTMENT,
@@ -87,7 +89,8 @@ class DropoffFlow(CabinetCore):
                         changes=(SetParcel(value=parcel), SetCompartment(value=reserved)),
                         open_door=comp.id,
                         result={"parcel_id": parcel.id, "compartment": comp.id,
-                                "size": comp.size.value})
+                                "size": comp.size.value,
+                                "identity_check": None if identity is None else identity.masked()})
 
     def confirm_dropoff(self, compartment_id: int) -> Decision:
         """Door closed on the sender's parcel: dropoff_received, the carrier is told."""

@@ -106,7 +106,10 @@ class PickupFlow(CabinetCore):
                 body.update(handover_check.facts())
             why = self._handover_refusal(parcel.recipient_id_hash, handover_check)
             if why is not None:
-                return refuse(kind, actor, why, RULE_MESSAGES[why], body, comp.id, parcel.id)
+                outcome = None if handover_check is None else \
+                    {"id_outcome": handover_check.outcome.value}
+                return refuse(kind, actor, why, RULE_MESSAGES[why], body, comp.id, parcel.id,
+                              result=outcome)
             changes = (SetParcel(value=parcel.model_copy(update={"handover_check": handover_check})),)
         fee = self._fee(parcel, now)
         if fee > 0 and accept_fee_cents != fee:
@@ -118,7 +121,10 @@ class PickupFlow(CabinetCore):
         return self._opening(Record(kind, actor, {**body, "fee_cents": fee}, comp.id, parcel.id),
                              PendingOp.PICKUP, panel, now, changes,
                              result={"fee_cents": fee,
-                                     "overdue": parcel.status is ParcelStatus.OVERDUE})
+                                     "overdue": parcel.status is ParcelStatus.OVERDUE,
+                                     **({} if handover_check is None or parcel.handover
+                                        is not Handover.ID_CHECK
+                                        else {"identity_check": handover_check.masked()})})
 
     def _opening(self, record: Record, op: PendingOp, panel: str, since: datetime,
                  changes: tuple[SetParcel, ...] = (), *, result: dict[str, Any]) -> Decision:

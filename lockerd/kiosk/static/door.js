@@ -2,6 +2,7 @@
 
 import { post } from "./api.js";
 import { errorText, t } from "./i18n.js";
+import { maskedResult } from "./idcard.js";
 import { button, h } from "./ui.js";
 
 const FINAL = ["done", "rolled_back", "failed"];
@@ -35,7 +36,8 @@ export function doorScreen(app) {
   const phase = last?.event ?? "pulse_sent";
   const n = op.compartment;
   const out = [h("h2", { id: "door-title" }, t("door", { n })),
-               h("div", { class: "door", id: "door-number", "aria-labelledby": "door-title" }, String(n))];
+               h("div", { class: "door", id: "door-number", "aria-labelledby": "door-title" }, String(n)),
+               maskedResult(op.identity)].filter((el) => el !== null);
   if (seen.includes("offered")) {
     out.push(h("p", { class: "notice warn", id: "offered" },
       t("jammed", { n: op.jammedDoor }), " ", t("offered", { n })));

@@ -1,7 +1,9 @@
-// The recipient's screens: the code on the keypad, the fee where one applies (Art. 25), then the door.
+// The recipient's screens: the code on the keypad, the ID card (and a proxy's relation) for an
+// ID-checked government document, the fee where one applies (Art. 25), then the door.
 
 import { post } from "./api.js";
 import { errorText, t } from "./i18n.js";
+import { askCard, CARD_REFUSALS } from "./idcard.js";
 import { applyKey, button, field, h, keypad } from "./ui.js";
 
 export function pickupCode(app) {
@@ -31,11 +33,29 @@ async function submitCode(app, acceptFee) {
   }
   performance.mark("code-submit");
   flow.busy = true;
-  const reply = await post("pickup", { code: flow.code, accept_fee_cents: acceptFee });
+  // once the parcel asked for a card, every try (the fee's too) reads it again with the relation
+  const card = flow.card;
+  const reply = card
+    ? await post("pickup", { code: flow.code, accept_fee_cents: acceptFee, relation: card.relation, card_wait_s: 0 })
+    : await post("pickup", { code: flow.code, accept_fee_cents: acceptFee });
   flow.busy = false;
+  handleReply(app, reply, acceptFee);
+}
+
+// An ID-checked parcel (特投): the card on the reader, and a proxy's relation, before the door.
+function askForCard(app, first, acceptFee) {
+  const flow = app.state.flow;
+  const send = (cardWaitS, relation) => post("pickup", {
+    code: flow.code, accept_fee_cents: acceptFee, relation, card_wait_s: cardWaitS });
+  askCard(app, "pickup", send, (result) => handleReply(app, { ok: true, result }, acceptFee),
+          (reply) => handleReply(app, reply, acceptFee), first);
+}
+
+function handleReply(app, reply, acceptFee) {
+  const flow = app.state.flow;
   if (reply.ok) {
     flow.code = "";
-    app.startOp("pickup", reply.result);
+    app.startOp("pickup", reply.result, { identity: reply.result.identity_check });
     performance.mark("door-shown");
     const m = performance.measure("code-to-door", "code-submit", "door-shown");
     app.metrics.push(m.duration);
@@ -43,6 +63,12 @@ async function submitCode(app, acceptFee) {
   }
   const code = reply.error.code;
   const result = reply.result ?? {};
+  if (CARD_REFUSALS.includes(code)) {
+    // nothing on the reader at the first try is no error: the screen just asks for the card
+    const quiet = !flow.card && code === "id_check_required" && result.id_outcome === "no_card";
+    askForCard(app, quiet ? null : { code, outcome: result.id_outcome ?? null }, acceptFee);
+    return;
+  }
   if (code === "fee_due") {
     flow.fee = result.fee_cents;
     app.show(feeScreen);
