@@ -27,7 +27,16 @@ the picture (similarity at least _MOVED_MIN): the scene is there, only too far o
 to the lens pulls the fit a little beyond the bounds while the unmoved picture explains the frame
 as well, so a movement up to _MOVED_FAR times the shift bound must explain it clearly better than
 none (by _MOVED_MARGIN). A larger displacement is no such artefact: it counts even when the scene
-repeats itself (a row of identical doors one door further looks alike)."""
+repeats itself (a row of identical doors one door further looks alike), as long as it explains the
+picture at least as well as no movement (a person walking past can pull the fit far off while the
+unmoved picture still matches)."""
+_NO_EDGES = 0.2
+"""Edges at or below this share of `edge_ratio_min` (a twentieth of the scene's by default): covered."""
+_UNMOVED_BELOW = 0.5
+"""A registered frame this dissimilar is also compared unmoved, and judged by the better of the two:
+registration is an estimate that something large in front of the scene can pull a few pixels off
+(point-like textures, a star field or a printed page, lose their structure to such an error), while
+"the camera did not move" is the prior. Only suspicious frames pay for the second comparison."""
 
 
 class Verdict(StrEnum):
@@ -125,6 +134,12 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         compared = align(gray, motion)
         valid = align(np.ones_like(gray), motion)
     structure = compare(ref, compared, valid, tile_min)
+    if valid is not None and structure.similarity < _UNMOVED_BELOW:
+        # the fit may have followed something in front (a person close to the lens) rather than
+        # the scene: the unmoved picture is the other hypothesis, and the one explaining more wins
+        unmoved = compare(ref, gray, None, tile_min)
+        if unmoved.similarity > structure.similarity:
+            compared, structure = gray, unmoved
     moved, beyond = -1.0, 0.0
     if not motion.within:  # rare: would the scene be there, had the camera not moved this far?
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
@@ -184,10 +199,15 @@ def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
         return Verdict.DEFOCUSED, "sharpness"
     if s.edge_ratio <= t.edge_ratio_min and s.sharpness_ratio <= t.sharpness_ratio_min * 2:
         return Verdict.DEFOCUSED, "edges"
+    # no strong edge left anywhere, whatever the fine detail says (sensor noise on a smooth cloth is
+    # "detail" relative to its little contrast): nothing of any scene is in focus. A smooth cloth lit
+    # by an infrared illuminator keeps a fall-off shaped like a plain scene's own shading
+    if s.edge_ratio <= t.edge_ratio_min * _NO_EDGES:
+        return Verdict.COVERED, "no_edges"
     if s.contrast_ratio <= t.contrast_ratio_min:
         return Verdict.SPRAYED, "contrast"
-    if s.moved_similarity >= _MOVED_MIN and (s.beyond >= _MOVED_FAR
-                                             or s.moved_similarity >= s.similarity + _MOVED_MARGIN):
+    margin = 0.0 if s.beyond >= _MOVED_FAR else _MOVED_MARGIN
+    if s.moved_similarity >= _MOVED_MIN and s.moved_similarity >= s.similarity + margin:
         return Verdict.REDIRECTED, "moved"
     if s.lost >= t.redirected_lost:
         return Verdict.REDIRECTED, "tiles_lost"

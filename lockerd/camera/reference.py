@@ -25,6 +25,7 @@ _FLAT = 0.2            # local contrast below this share of the reference's (lig
 _MIN_VALID = 0.5       # a tile needs this share of pixels seen after alignment to be judged
 _SEEN = 0.6            # a textured tile this similar is plainly the scene (light gain read there)
 _C3_SHARE = 0.12       # SSIM's (0.03 * range): the range taken as four standard deviations
+_GAIN_FLOOR = 0.5        # the contrast gain read on seen tiles is at least this share of the level's
 _DETAIL_QUANTILE = 0.75  # the tiles' fine detail is read at their upper quartile
 _DETAIL_FLOOR = 0.25     # contrast² floor of a tile's detail measure (quantisation, not structure)
 _C3_FLOOR = 1e-2       # keeps the structure term defined on a frame without any contrast
@@ -146,10 +147,14 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     # the whole frame would follow a cover over most of the view and hide it
     ratio = contrast / (ref.tile_contrast + _EPS)
     seen = (tile_s >= _SEEN) & judged
+    level_gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
     if seen.sum() >= max(2, n // 4):
-        gain = float(np.median(ratio[seen]))
+        # light scales contrast and level alike: tiles "seen" with a fraction of the contrast the
+        # level says are not the scene but a smooth gradient shaped like it (an infrared
+        # illuminator's fall-off on a cloth, along the rim of a round object)
+        gain = max(float(np.median(ratio[seen])), _GAIN_FLOOR * level_gain)
     else:  # too little of the scene left to read the light from: its mean level must do
-        gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
+        gain = level_gain
     flat = (contrast < _FLAT * gain * ref.tile_contrast) & judged
     lost = ((tile_s < tile_min) & judged) | flat
     # fine detail per tile relative to the tile's own contrast, against the reference's: blind to

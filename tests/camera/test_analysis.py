@@ -10,8 +10,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from lockerd.camera.analysis import Thresholds, Verdict, classify, decide, is_still, score
-from lockerd.camera.frames import prepare, prepare_frame
+from lockerd.camera.analysis import Scores, Thresholds, Verdict, classify, decide, is_still, score
+from lockerd.camera.frames import FrameStats, prepare, prepare_frame
 from lockerd.camera.reference import make_reference
 from lockerd.camera.registration import Bounds
 from lockerd.sim.camera import BENIGN_MODES, TAMPER_MODES, SimCamera
@@ -110,3 +110,28 @@ def test_colour_spread_tells_infrared_from_colour(scene: SimCamera) -> None:
     assert ir.chroma is not None
     assert ir.chroma < 1.0
     assert gray_source.chroma is None
+
+
+def _ok_scores(**changes: float) -> Scores:
+    """Scores of a frame that plainly shows the scene, with some values changed."""
+    base = {name: 0.0 for name in BOUNDS} | {
+        "brightness": 120.0, "std": 40.0, "entropy": 7.0, "brightness_ratio": 1.0,
+        "sharpness_ratio": 1.0, "edge_ratio": 1.0, "contrast_ratio": 1.0, "similarity": 0.9,
+        "aligned": 1.0, "moved_similarity": -1.0, "change": 3.0}
+    return Scores(**(base | changes))
+
+
+def test_no_edge_left_anywhere_is_a_cover_whatever_the_fine_detail() -> None:
+    ref = FrameStats(120.0, 40.0, 7.0, 0.0, 1.0, 0.1)
+    s = _ok_scores(edge_ratio=0.01, sharpness_ratio=2.0, similarity=0.45)
+    assert decide(s, Thresholds(), ref) == (Verdict.COVERED, "no_edges")
+    assert decide(_ok_scores(edge_ratio=0.3), Thresholds(), ref) == (Verdict.OK, "ok")
+
+
+def test_a_far_movement_must_explain_the_frame_at_least_as_well_as_none() -> None:
+    """A person walking past pulls the fit far off; the unmoved picture still explains the frame."""
+    ref = FrameStats(120.0, 40.0, 7.0, 0.0, 1.0, 0.1)
+    pulled = _ok_scores(aligned=0.0, moved_similarity=0.55, beyond=4.0, similarity=0.95)
+    assert decide(pulled, Thresholds(), ref) == (Verdict.OK, "ok")
+    turned = _ok_scores(aligned=0.0, moved_similarity=0.55, beyond=4.0, similarity=0.5)
+    assert decide(turned, Thresholds(), ref) == (Verdict.REDIRECTED, "moved")

@@ -135,3 +135,70 @@ def test_a_cover_in_infrared_mode_closes_intake_once_infrared_is_learnt() -> Non
     assert changes, verdicts
     assert not changes[0][1]
     assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
+
+
+def _plain_scene(seed: int = 3) -> np.ndarray:
+    """A scene almost without edges (a painted wall, a fundus photograph): smooth shading and a
+    few faint thin lines, its texture mostly the shading itself."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    img = 120.0 + 25.0 * np.cos(xx / 70.0) * np.cos(yy / 55.0)
+    lines = np.zeros((240, 320), np.float32)
+    for _ in range(10):
+        p = rng.integers(0, (320, 240), (2, 2))
+        cv2.line(lines, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), 1.0, 1)
+    img = img - 45.0 * cv2.GaussianBlur(lines, (0, 0), 0.8)
+    return np.repeat(img[:, :, None], 3, axis=2).astype(np.float32)
+
+
+def _ir(img: np.ndarray, falloff: float = 0.5) -> np.ndarray:
+    """Infrared mode with a strong illuminator fall-off towards the corners."""
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    r2 = ((xx - 160) / 160) ** 2 + ((yy - 120) / 120) ** 2
+    gray = img.mean(axis=2) * (1.0 - falloff * r2 / 2.0)
+    return np.repeat(gray[:, :, None], 3, axis=2).astype(np.float32)
+
+
+def test_an_infrared_cover_over_a_plain_scene_closes_intake() -> None:
+    """The illuminator's fall-off on a cloth is shaped like a plain scene's own shading; with no
+    edge left anywhere the frame is a cover, while the uncovered infrared scene stays open."""
+    scene = _plain_scene()
+    tint = scene * np.asarray((0.9, 1.0, 1.1), np.float32)  # the day picture has colour
+    analyser, gate, t, rng = opened(lambda rng, i: expose(tint, rng))
+    changes, _, t = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(_ir(scene), rng, 1.5), 4.0)
+    assert changes == [], analyser.judgement
+    assert analyser.judgement.reference is Regime.IR
+    cloth = _ir(np.full_like(scene, 110.0) * np.linspace(0.9, 1.1, 320, dtype=np.float32)[None, :, None])
+    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(cloth, rng, 1.5), 3.0)
+    assert changes, (verdicts, analyser.judgement)
+    assert not changes[0][1]
+    assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
+
+
+def _stars(seed: int = 5) -> np.ndarray:
+    """A scene of point-like texture (a perforated panel, a star field): its structure is lost to
+    an alignment error of a pixel."""
+    rng = np.random.default_rng(seed)
+    img = np.full((240, 320), 30.0, np.float32)
+    for _ in range(260):
+        x, y = (int(v) for v in rng.integers(0, (320, 240)))
+        cv2.circle(img, (x, y), int(rng.integers(1, 3)), float(rng.uniform(90, 230)), -1)
+    img = cv2.GaussianBlur(img, (0, 0), 0.7)
+    return np.stack([img * 0.9, img, img * 1.1], axis=2).astype(np.float32)
+
+
+def test_a_person_in_front_of_point_like_texture_keeps_intake_open() -> None:
+    """A bright figure over a third of the view pulls the registration a pixel or two off the
+    scene; judged unmoved as well, the rest of the scene is still seen."""
+    scene = _stars()
+
+    def person(rng: np.random.Generator, i: int) -> Img:
+        x = int(rng.integers(0, 200))
+        img = scene.copy()
+        img[60:, x:x + 110] = np.asarray((150, 170, 200), np.float32) * float(rng.uniform(0.9, 1.1))
+        return expose(img, rng)
+
+    analyser, gate, t, rng = opened(lambda rng, i: expose(scene, rng))
+    changes, verdicts, t = feed(analyser, gate, t, rng, person, 8.0)
+    assert changes == [], (verdicts, analyser.judgement)
+    assert gate.is_open(t)
