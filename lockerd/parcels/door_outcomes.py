@@ -10,19 +10,21 @@ the door came to. What the door came to, and what can go wrong around it, is dec
   that operation's end, then blocks the compartment;
 - a door whose state was unknown (a lost board reply) is read again: closed, it returns to
   service; open, staff must look;
-- operations a restart left open are closed at start (`recover`).
+- operations a restart left open are closed at start (`recover`), the ends a stop on a full disk
+  left in the side file (lockerd/parcels/kept_file.py) recorded first.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any, Protocol
 
 from lockerd.domain import Cabinet, CompartmentState, Decision, DoorFailure, ErrorCode
 from lockerd.domain.errors import Refused
 from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN, DOORS_ACTOR
+from lockerd.parcels.kept_file import Entry, entry, redecide
 from lockerd.parcels.late import Append, LateRecords
 from lockerd.parcels.ports import Camera, Doors
 
@@ -74,7 +76,7 @@ class DoorOutcomes:
             except Refused as exc:
                 if exc.code is not ErrorCode.DISK_FULL:
                     raise
-                self.late.keep(decision, extra)
+                self.late.keep(decision, extra, self._entry(decision))
                 raise Refused(ErrorCode.DISK_FULL, "the door cycle happened and is kept; it is "
                               "recorded as soon as the disk has space again",
                               {"compartment": decision.record.compartment,
@@ -136,6 +138,14 @@ class DoorOutcomes:
             return DoorFailure.ITEM_STILL_INSIDE
         return None
 
+    def _entry(self, decision: Decision) -> Entry | None:
+        """What the side file keeps of an end (its operation still open in memory)."""
+        cid = decision.record.compartment
+        comp = None if cid is None else self._cabinet.state.compartments.get(cid)
+        if comp is None or comp.pending is None:
+            return None
+        return entry(decision, comp.pending.since, self._cabinet.now())
+
     async def fail(self, cid: int, failure: DoorFailure, extra: dict[str, Any] | None = None
                    ) -> Decision:
         """Record a door failure of the operation under way at `cid` (rollback or block)."""
@@ -186,8 +196,30 @@ class DoorOutcomes:
             self._late_tasks.add(task)
             task.add_done_callback(self._late_tasks.discard)
 
-    async def recover(self) -> list[Decision]:
-        """After a restart: operations left open by a crash have an unknown door state, so they
-        are closed as `not_closed` (deposits rolled back, compartments blocked for staff)."""
-        stuck = [c.id for c in self._cabinet.state.compartments.values() if c.pending is not None]
-        return [await self.fail(cid, DoorFailure.NOT_CLOSED) for cid in stuck]
+    async def recover(self, kept: Sequence[Entry] = ()) -> list[Decision]:
+        """After a restart. First the door-cycle ends a stop left in the side file (the disk was
+        full): each is decided again and recorded when its operation is still open (kept again
+        when the disk is still full). The operations left open otherwise have an unknown door
+        state: closed as `not_closed` (deposits rolled back, compartments blocked for staff)."""
+        done: list[Decision] = []
+        for k in kept:
+            async with self._lock:
+                decision = redecide(self._cabinet, k)
+                if decision is None:
+                    continue
+                extra = {"kept_at": k.get("at"), "after_restart": True}
+                try:
+                    await self._record(decision, extra)
+                except Refused as exc:
+                    if exc.code is not ErrorCode.DISK_FULL:
+                        raise
+                    self.late.keep(decision, extra, k)
+                    continue
+                log.warning("%s of compartment %s recorded after the restart", decision.record.kind,
+                            decision.record.compartment)
+                done.append(decision)
+        self.late.save()
+        waiting = set(self.late.compartments())
+        stuck = [c.id for c in self._cabinet.state.compartments.values()
+                 if c.pending is not None and c.id not in waiting]
+        return [*done, *[await self.fail(cid, DoorFailure.NOT_CLOSED) for cid in stuck]]

@@ -48,6 +48,7 @@ from lockerd.oplog import OutboxMessage
 from lockerd.oplog.clockguard import ClockNotSet
 from lockerd.oplog.errors import is_disk_full
 from lockerd.parcels.door_outcomes import DoorOutcomes
+from lockerd.parcels.kept_file import Entry
 from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import (
     Camera,
@@ -391,9 +392,10 @@ class ParcelService:
             return None
         return await self._commit(self.cabinet.sweep_overdue)
 
-    async def recover(self) -> list[Decision]:
-        """After a restart: close the operations left open (DoorOutcomes.recover)."""
-        return await self.outcomes.recover()
+    async def recover(self, kept: Sequence[Entry] = ()) -> list[Decision]:
+        """After a restart: record the door-cycle ends a stop on a full disk left in the side
+        file, close the operations left open (DoorOutcomes.recover)."""
+        return await self.outcomes.recover(kept)
 
     # ---- helpers -------------------------------------------------------------------------------
 
