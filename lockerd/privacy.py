@@ -176,6 +176,9 @@ NON_PERSONAL: frozenset[str] = frozenset({
     # what was released or removed, the jammed doors a deposit moved past.
     "blocked_since", "blocked_by", "keep_blocked", "released", "removed", "removed_at",
     "jammed_compartment", "jammed_compartments", "retrieval", "since", "age_s",
+    # A door-cycle end recorded after a restart from the side file (lockerd/parcels/kept_file.py):
+    # when it was kept, and that it came from there.
+    "kept_at", "after_restart",
     # Doors, camera, alerts and the daemon itself.
     "outcome", "pulses", "failure", "verdict", "intake_open", "label", "sha256", "alert_id",
     "severity", "active", "board", "head_seq", "key_fingerprint", "old_key", "new_key",

@@ -29,6 +29,7 @@ from lockerd.gpio.monitor import GpioMonitor
 from lockerd.oplog.component import OplogComponent
 from lockerd.parcels import passes
 from lockerd.parcels.component import ParcelFlows
+from lockerd.parcels.kept_file import KEPT_FILE_NAME
 from lockerd.parcels.ports import IntakeGate
 from lockerd.parcels.spec_from_config import cabinet_spec
 from lockerd.sync import reports
@@ -173,7 +174,8 @@ class Daemon:
                            bus=self.events, hardware=self.cfg.hardware,
                            carrier_cfg=self.cfg.carriers,
                            escalation_hours=self.cfg.escalation.tiers_hours,
-                           pass_keys=passes.public_keys(self.cfg.carriers))
+                           pass_keys=passes.public_keys(self.cfg.carriers),
+                           kept_file=self.cfg.paths.state_dir / KEPT_FILE_NAME)
     # --- end parcel flows
 
     async def _api_status(self, _params: Any, _caller: Caller) -> dict[str, Any]:

@@ -25,6 +25,7 @@ import logging
 import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -43,6 +44,7 @@ from lockerd.drivers.factory import IdReaderSet, open_id_reader
 from lockerd.parcels import carrier_commands, incidents, panel_api, panel_v2, tech_api
 from lockerd.parcels.escalation import Escalator
 from lockerd.parcels.identity import ID_KEY_NAME, IdentityChecks
+from lockerd.parcels.kept_file import Entry, KeptFile
 from lockerd.parcels.panel_ops import PanelOps
 from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import Camera, Carriers, DoorWatch, IntakeGate, StoreHandle
@@ -87,7 +89,9 @@ class ParcelFlows(Component):
                  clock: Clock | None = None, sweep_interval_s: float = 30.0,
                  hardware: Hardware | None = None, carrier_cfg: Sequence[Carrier] = (),
                  escalation_hours: Sequence[float] = (24.0, 48.0, 72.0),
-                 pass_keys: Mapping[str, bytes] | None = None) -> None:
+                 pass_keys: Mapping[str, bytes] | None = None,
+                 kept_file: Path | None = None) -> None:
+        """`kept_file`: the side file of door-cycle ends kept on a full disk (None: memory only)."""
         super().__init__()
         self.spec = spec
         self.clock: Clock = clock or AdjustableClock()
@@ -97,6 +101,7 @@ class ParcelFlows(Component):
         self._carriers = carriers
         self._bus = bus
         self._sweep_s = sweep_interval_s
+        self._kept_path = kept_file
         self._code_key: bytes | None = None
         self._id_key: bytes | None = None
         self._hardware = hardware
@@ -184,7 +189,11 @@ class ParcelFlows(Component):
         self.cabinet.state = state
         live = sum(1 for p in state.parcels.values() if p.status in LIVE_STATUSES)
         log.info("parcel flows: %d live parcels, %d couriers restored", live, len(state.couriers))
-        recovered = await self.service.recover()
+        kept: list[Entry] = []
+        if self._kept_path is not None:
+            self.service.late.file = side = KeptFile(self._kept_path)
+            kept = await asyncio.to_thread(side.open)
+        recovered = await self.service.recover(kept)
         if recovered:
             log.warning("closed %d door operations left open by a restart", len(recovered))
         self._started = True
@@ -243,6 +252,8 @@ class ParcelFlows(Component):
             self.id_readers = None
         await self.panel_ops.stop()
         await self.service.late.stop()
+        if self.service.late.file is not None:
+            self.service.late.file.close()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()

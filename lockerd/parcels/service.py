@@ -1,5 +1,4 @@
-"""Parcel use cases: decide in the domain, record write-ahead, then move the door; long because
-every use case shares the one lock, write-ahead commit and door phase defined here.
+"""Parcel use cases: decide in the domain, record write-ahead, then move the door.
 
 Order for every step (docs/lifecycle.md, write-ahead):
   1. under the cabinet lock: the domain decides, the decision (its changes and its carrier events
@@ -8,8 +7,8 @@ Order for every step (docs/lifecycle.md, write-ahead):
      compartment is already reserved/opening, so no other decision can touch it);
   3. the door's outcome is fed back as the confirm or rollback command, recorded the same way.
 A failed append raises `RecordFailed`: the in-memory state is untouched and no door moves. A
-full disk is refused `disk_full`; the end of a door cycle that already happened is then kept in
-memory and recorded once the disk has space again (lockerd/parcels/late.py).
+full disk is refused `disk_full`. What the door came to, the end of a door cycle on a full disk,
+door faults and restart recovery are lockerd/parcels/door_outcomes.py's job.
 
 What is recorded where is decided in lockerd/parcels/store.py: the chain gets facts only, the
 encrypted tables get the personal fields and the live state, the outbox gets carrier events.
@@ -44,12 +43,12 @@ from lockerd.domain import (
     RejectReason,
 )
 from lockerd.domain.errors import Refused
-from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN, DOORS_ACTOR
 from lockerd.domain.identity import Relation
 from lockerd.oplog import OutboxMessage
 from lockerd.oplog.clockguard import ClockNotSet
 from lockerd.oplog.errors import is_disk_full
-from lockerd.parcels.late import LateRecords
+from lockerd.parcels.door_outcomes import DoorOutcomes
+from lockerd.parcels.kept_file import Entry
 from lockerd.parcels.passes import PassVerifier
 from lockerd.parcels.ports import (
     Camera,
@@ -66,7 +65,6 @@ from lockerd.parcels.store import chain_body, plan_writes
 
 log = logging.getLogger(__name__)
 
-_OPENED = frozenset({"acknowledged", "opened", "already_open"})
 #: Operations that may move on to another compartment when their door jams (nothing is inside yet).
 _MOVABLE = frozenset({"deliver", "dropoff"})
 #: At most this many jammed doors in one operation before it is rolled back.
@@ -92,7 +90,6 @@ class ParcelService:
                  identity: Identity | None = None) -> None:
         self.cabinet = cabinet
         self._log_handle = log
-        self._doors = doors
         self._gate = gate
         self._events = events
         self._camera = camera
@@ -104,14 +101,15 @@ class ParcelService:
         self._lock = asyncio.Lock()
         # what the person at an open door declared before closing it (refusal, collection verdict)
         self._intents: dict[int, tuple[str, Any]] = {}
-        # door faults that arrived during a door operation, recorded once it has ended
-        self._deferred: dict[int, str] = {}
         self.recorded = 0
         #: offline courier passes are verified at the edge with this (None: no carrier's key)
         self.passes: PassVerifier | None = None
-        #: door-cycle ends kept while the disk is full, recorded first once it has space again
-        self.late = LateRecords(self._append, self._lock, recorded=self._late_recorded)
-        self._late_tasks: set[asyncio.Task[None]] = set()
+        #: door-cycle ends on a full disk, door faults, doors read again, restart recovery
+        self.outcomes = DoorOutcomes(cabinet, self._lock, record=self._record,
+                                     append=self._append, commit=self._commit,
+                                     doors=doors, camera=camera, intents=self._intents)
+        #: door-cycle ends kept while the disk is full (lockerd/parcels/late.py)
+        self.late = self.outcomes.late
 
     @property
     def _log(self) -> OperationLog:
@@ -185,18 +183,6 @@ class ParcelService:
                 await self._record(decision, committer=committer)
         return decision
 
-    async def _evidence(self, label: str) -> dict[str, Any]:
-        """Camera state and a snapshot's reference (SHA-256) at a door event."""
-        if self._camera is None:
-            return {"camera": None, "snapshot": None}
-        state = self._camera.camera_state()
-        try:
-            ref = await self._camera.snapshot_ref(label)
-        except Exception as exc:  # evidence must never stop a customer's door
-            log.warning("evidence snapshot %s failed: %s", label, exc)
-            ref = None
-        return {"camera": state, "snapshot": None if ref is None else ref.as_dict()}
-
     # ---- the door phase --------------------------------------------------------------------------
 
     async def _through_door(self, begin: Decision, finish: Callable[[int], Callable[[], Decision]],
@@ -218,14 +204,14 @@ class ParcelService:
             if on_begin is not None:
                 on_begin(step)  # a screen shows this door (again after a jam: another one)
             evidence: dict[str, Any] = {}
-            failure = await self._door_phase(step, cid, op, evidence)
+            failure = await self.outcomes.read(step, cid, op, evidence, self.close_timeout_s)
             if failure is DoorFailure.JAMMED and op in _MOVABLE and len(jammed) < MAX_REDIRECTS:
                 self._intents.pop(cid, None)
                 moved = await self._commit(partial(self.cabinet.redirect_after_jam, cid),
                                            extra={"evidence": evidence})
                 if moved.ok:
                     jammed.append(cid)
-                    await self._after_door(cid)
+                    await self.outcomes.after_door(cid)
                     step = moved
                     continue
             if failure is not None:
@@ -234,77 +220,12 @@ class ParcelService:
             else:
                 end = finish(cid)
             try:
-                done = await self._end(end, {"evidence": evidence})
+                done = await self.outcomes.end(end, {"evidence": evidence})
             finally:
-                await self._after_door(cid)
+                await self.outcomes.after_door(cid)
             if jammed:
                 done = replace(done, result={**done.result, "jammed_compartments": jammed})
             return done
-
-    async def _end(self, decide: Callable[[], Decision], extra: dict[str, Any]) -> Decision:
-        """Record the end of a door cycle. On a full disk the door has moved all the same: the
-        decision is kept (its compartment stays `opening` in memory, so nothing else touches it)
-        and recorded once the disk has space again; the caller is told `disk_full`."""
-        async with self._lock:
-            decision = decide()
-            try:
-                await self._record(decision, extra)
-            except Refused as exc:
-                if exc.code is not ErrorCode.DISK_FULL:
-                    raise
-                self.late.keep(decision, extra)
-                raise Refused(ErrorCode.DISK_FULL, "the door cycle happened and is kept; it is "
-                              "recorded as soon as the disk has space again",
-                              {"compartment": decision.record.compartment,
-                               "parcel_id": decision.record.parcel_id, "recorded": False}
-                              ) from exc
-        return decision
-
-    async def _door_phase(self, begin: Decision, cid: int, op: str, evidence: dict[str, Any]
-                          ) -> DoorFailure | None:
-        """Pulse, wait for the close, check occupancy; the failure to record, None when all went
-        well. Fills `evidence` with the camera state and snapshots at door open and close."""
-        try:
-            result = await self._doors.open(cid, begin.record.kind, begin.record.actor)
-            outcome = str(result.outcome)
-            evidence["door_open"] = await self._evidence(f"{op}.open.c{cid}")
-            if outcome == "jammed":
-                failure: DoorFailure | None = DoorFailure.JAMMED
-            elif outcome == "unknown":  # reply lost, door unreadable: it may be open, hold it
-                failure = DoorFailure.STATE_UNKNOWN
-            elif outcome not in _OPENED:
-                failure = DoorFailure.NOT_OPENED
-            elif not await self._doors.wait_closed(cid, self.close_timeout_s):
-                failure = DoorFailure.NOT_CLOSED
-            else:
-                failure = self._occupancy_check(op, cid)
-            if failure is not DoorFailure.NOT_OPENED:
-                evidence["door_close"] = await self._evidence(f"{op}.close.c{cid}")
-        except asyncio.CancelledError:
-            # shutting down mid-flow: the door state is unknown, so block it for staff to check
-            await asyncio.shield(self._fail(cid, DoorFailure.NOT_CLOSED, {"evidence": evidence}))
-            raise
-        except Exception:
-            log.exception("door %d failed during %s", cid, begin.record.kind)
-            failure = DoorFailure.NOT_CLOSED  # the door state is unknown
-        return failure
-
-    def _occupancy_check(self, op: str, cid: int) -> DoorFailure | None:
-        """Where the board sees occupancy (docs/lifecycle.md): a deposit or drop-off needs the
-        item seen, a plain pickup the compartment seen empty (a refusal puts it back)."""
-        seen = self._doors.occupied(cid)
-        if seen is None:
-            return None
-        if op in ("deliver", "dropoff") and not seen:
-            return DoorFailure.ITEM_NOT_SEEN
-        intent = self._intents.get(cid)
-        if op == "pickup" and seen and (intent is None or intent[0] != "refuse"):
-            return DoorFailure.ITEM_STILL_INSIDE
-        return None
-
-    async def _fail(self, cid: int, failure: DoorFailure, extra: dict[str, Any] | None = None
-                    ) -> Decision:
-        return await self._commit(lambda: self.cabinet.door_failed(cid, failure), extra=extra)
 
     # ---- use cases -------------------------------------------------------------------------------
 
@@ -441,49 +362,12 @@ class ParcelService:
     # ---- blocked compartments: door facts and technicians ------------------------------------
 
     async def door_fault(self, compartment_id: int, reason: str) -> Decision | None:
-        """The door controller saw a jam, a forced door or a door left open: block the
-        compartment (recorded). While a door operation is under way on it, the block waits for
-        that operation's end (its flow records the door's fate first); a compartment already
-        blocked stays as it is. None when nothing was recorded now."""
-        async with self._lock:
-            comp = self.cabinet.state.compartments.get(compartment_id)
-            if comp is None or comp.state is CompartmentState.BLOCKED:
-                return None
-            if comp.pending is not None:
-                self._deferred.setdefault(compartment_id, reason)
-                return None
-            decision = self.cabinet.block(compartment_id, reason, DOORS_ACTOR)
-            await self._record(decision)
-        return decision
+        """A door fault from the door controller (DoorOutcomes.door_fault)."""
+        return await self.outcomes.door_fault(compartment_id, reason)
 
     async def door_state_known(self, compartment_id: int, is_open: bool) -> Decision | None:
-        """The door controller reads a door again. A compartment held as `door_state_unknown`
-        (a lost reply, an unreadable door) is settled: read closed, it returns to service with
-        its parcel and code as before; read open, the pulse did act and staff must look
-        (`door_opened_unrecorded`). None when nothing was recorded."""
-        async with self._lock:
-            comp = self.cabinet.state.compartments.get(compartment_id)
-            if comp is None or comp.state is not CompartmentState.BLOCKED \
-                    or comp.blocked_reason != DOOR_STATE_UNKNOWN:
-                return None
-            decision = self.cabinet.block(compartment_id, "door_opened_unrecorded", DOORS_ACTOR) \
-                if is_open else self.cabinet.unblock(compartment_id, DOORS_ACTOR,
-                                                     "door read closed again")
-            await self._record(decision)
-        return decision
-
-    def _late_recorded(self, compartment_id: int) -> None:
-        """A kept door-cycle end was recorded late: a door fault that waited for it is now."""
-        if compartment_id in self._deferred:
-            task = asyncio.get_running_loop().create_task(self._after_door(compartment_id))
-            self._late_tasks.add(task)
-            task.add_done_callback(self._late_tasks.discard)
-
-    async def _after_door(self, compartment_id: int) -> None:
-        """A door operation ended: record a door fault that arrived while it was under way."""
-        reason = self._deferred.pop(compartment_id, None)
-        if reason is not None:
-            await self.door_fault(compartment_id, reason)
+        """A door read again after its state was unknown (DoorOutcomes.door_state_known)."""
+        return await self.outcomes.door_state_known(compartment_id, is_open)
 
     async def block(self, compartment_id: int, reason: str, actor: str) -> Decision:
         """A technician takes a compartment out of customer use (reason recorded)."""
@@ -508,11 +392,10 @@ class ParcelService:
             return None
         return await self._commit(self.cabinet.sweep_overdue)
 
-    async def recover(self) -> list[Decision]:
-        """After a restart: operations left open by a crash have an unknown door state, so they are
-        closed as `not_closed` (deposits rolled back, compartments blocked for staff to check)."""
-        stuck = [c.id for c in self.cabinet.state.compartments.values() if c.pending is not None]
-        return [await self._fail(cid, DoorFailure.NOT_CLOSED) for cid in stuck]
+    async def recover(self, kept: Sequence[Entry] = ()) -> list[Decision]:
+        """After a restart: record the door-cycle ends a stop on a full disk left in the side
+        file, close the operations left open (DoorOutcomes.recover)."""
+        return await self.outcomes.recover(kept)
 
     # ---- helpers -------------------------------------------------------------------------------
 

@@ -6,6 +6,9 @@ private mount namespace by tests/parcels/test_disk_full.py.
 operation log there. A deposit and a pickup open their doors; while the doors are held open a
 filler file takes every free byte; the doors close. Then the filler is removed. The observations
 are printed as one JSON line; any failed expectation raises (exit code 1).
+
+`... WORKDIR restart`: the daemon is stopped while the disk is still full, the filler removed,
+and a new daemon started on the same files: the kept ends come back from the side file.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from lockerd.api.client import ApiReplyError, AsyncApiClient
+from lockerd.parcels.kept_file import KEPT_FILE_NAME
 from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
 
 CHUNKS = (1 << 20, 1 << 16, 1 << 12, 1 << 9)
@@ -57,7 +61,15 @@ async def reasons(cab: Cabinet) -> tuple[str, list[str]]:
     return st["state"], [r["code"] for r in st["reasons"]]
 
 
-async def run(workdir: Path) -> dict[str, Any]:
+def side_file(path: Path) -> dict[str, Any]:
+    """What the side file holds after the stop: its mode and its entries' keys."""
+    doc = json.loads(path.read_bytes().decode().strip())
+    return {"mode": oct(path.stat().st_mode & 0o777), "size": path.stat().st_size,
+            "kinds": [e["kind"] for e in doc["ends"]],
+            "keys": sorted({k for e in doc["ends"] for k in e}), "text": json.dumps(doc)}
+
+
+async def run(workdir: Path, restart: bool = False) -> dict[str, Any]:
     state_dir = workdir / "state"
     cab = Cabinet(workdir, doors={"close_timeout_s": 30.0})
     await cab.start()
@@ -111,7 +123,17 @@ async def run(workdir: Path) -> dict[str, Any]:
             out["new_begin"] = "ok"
         except ApiReplyError as exc:
             out["new_begin"] = exc.code
-        (state_dir / "filler").unlink()
+        if restart:
+            await cab.stop()
+            out["side_file"] = side_file(state_dir / KEPT_FILE_NAME)
+            (state_dir / "filler").unlink()
+            cab.cfg.paths.socket.unlink(missing_ok=True)
+            await cab.start()
+            out["after_start"] = {"unrecorded": cab.d.parcels.status().get("unrecorded"),
+                                  "blocked": cab.d.parcels.cabinet.blocked()}
+            parcels = cab.d.parcels.cabinet.state.parcels
+        else:
+            (state_dir / "filler").unlink()
 
         async def recorded() -> bool:
             return not cab.d.parcels.status().get("unrecorded")
@@ -130,6 +152,8 @@ async def run(workdir: Path) -> dict[str, Any]:
             "pickup_confirms": [o.parcel_id for o in await cab.ops("pickup.confirm")],
             "rollbacks": [o.kind for o in await cab.ops() if o.kind.endswith(".rollback")],
             "recorded_late": cab.d.parcels.status().get("recorded_late"),
+            "after_restart": [o.kind for o in await cab.ops()
+                              if (o.body or {}).get("after_restart")],
         }
         out["ids"] = {"first": first["parcel_id"], "deposited": deposited}
         await cab.verify()
@@ -140,7 +164,8 @@ async def run(workdir: Path) -> dict[str, Any]:
 
 def main() -> None:
     workdir = Path(sys.argv[1])
-    print(json.dumps(asyncio.run(run(workdir))), flush=True)
+    restart = sys.argv[2:] == ["restart"]
+    print(json.dumps(asyncio.run(run(workdir, restart))), flush=True)
 
 
 if __name__ == "__main__":
