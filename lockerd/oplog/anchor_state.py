@@ -19,7 +19,7 @@ from typing import Any
 from lockerd.oplog import anchors
 from lockerd.oplog.anchors import Anchor
 from lockerd.oplog.errors import OplogError
-from lockerd.oplog.identity import write_private_file
+from lockerd.oplog.secretfile import write_private_file
 
 STATE_FILE = "anchor-state.json"
 RESET_FILE = "reset-request.json"

@@ -37,6 +37,7 @@ from lockerd.oplog import chain, sqlcipher
 from lockerd.oplog.errors import NewerSchema, OplogError, WrongKey
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.schema import SCHEMA_VERSION
+from lockerd.oplog.secretfile import fsync_dir
 from lockerd.oplog.store import OpLog
 
 FORMAT = 1
@@ -327,14 +328,6 @@ def _swapped(state_dir: Path, pairs: list[tuple[Path, str]], aside: Path) -> Ite
         raise
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _chown(state_dir: Path, names: tuple[str, ...], owner: tuple[int, int]) -> None:
     for name in names:
         for suffix in SIDE_FILES:
@@ -383,7 +376,7 @@ def _prepare(archive: Path, state_dir: Path, key: OplogKey, log_name: str,
 
 def _settle(state_dir: Path, names: tuple[str, str], prep: _Prepared) -> None:
     _chown(state_dir, names, prep.owner)
-    _fsync_dir(state_dir)
+    fsync_dir(state_dir)
 
 
 def _clean(prep: _Prepared) -> None:

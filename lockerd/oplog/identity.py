@@ -9,10 +9,7 @@ lives in the config.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
-import os
-import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -22,6 +19,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from lockerd.config import Paths
 from lockerd.oplog.errors import KeyRefused
+from lockerd.oplog.secretfile import read_secret_file, write_private_file
 
 IDENTITY_FILE = "identity.key"
 IDENTITY_DIR = "identity"
@@ -95,49 +93,11 @@ def verify_signature(public_raw: bytes, signature: bytes, data: bytes) -> bool:
 
 def load_identity(path: Path, owner_uid: int | None = None) -> DeviceIdentity:
     """Read the key file (64 hex digits of the Ed25519 seed), refusing an unsafe one."""
-    uid = os.geteuid() if owner_uid is None else owner_uid
-    try:
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
-    except FileNotFoundError:
-        raise KeyRefused(f"{path}: device identity key is missing") from None
-    except OSError as exc:
-        raise KeyRefused(f"{path}: cannot open device identity key: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyRefused(f"{path}: identity key is not a regular file")
-        if info.st_mode & 0o077:
-            raise KeyRefused(f"{path}: identity key mode {stat.S_IMODE(info.st_mode):04o} lets "
-                             "group or others access it; chmod 600 it")
-        if info.st_uid != uid:
-            raise KeyRefused(f"{path}: identity key is owned by uid {info.st_uid}, not the "
-                             f"daemon user (uid {uid})")
-        data = os.read(fd, 4096)
-    finally:
-        os.close(fd)
+    data = read_secret_file(path, "device identity key", owner_uid)
     text = data.decode("ascii", errors="replace").strip()
     if len(text) != 2 * SEED_BYTES or any(c not in "0123456789abcdef" for c in text):
         raise KeyRefused(f"{path}: identity key must be {2 * SEED_BYTES} lowercase hex digits")
     return DeviceIdentity(Ed25519PrivateKey.from_private_bytes(bytes.fromhex(text)), str(path))
-
-
-def write_private_file(path: Path, data: bytes) -> None:
-    """Write a 0600 file durably: temp file, fsync, rename, fsync the directory."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
 
 
 def load_or_create(directory: Path, owner_uid: int | None = None) -> tuple[DeviceIdentity, bool]:

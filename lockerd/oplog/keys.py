@@ -8,12 +8,12 @@ import itertools
 import logging
 import os
 import secrets
-import stat
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from lockerd.oplog.errors import KeyRefused, RekeyRefused
+from lockerd.oplog.secretfile import fsync_dir, read_secret_file, write_private_file
 from lockerd.oplog.sqlcipher import RAW_KEY_BYTES, key_literal
 
 log = logging.getLogger(__name__)
@@ -105,53 +105,12 @@ def load_key(key_file: Path | None, env: Mapping[str, str] | None = None,
     executable by group or others (0600/0400): the key protects personal data (Art. 36).
     """
     path = key_path(key_file, env)
-    uid = os.geteuid() if owner_uid is None else owner_uid
-    _refuse_symlinked_parent(path)
-    try:
-        # O_NONBLOCK: opening a FIFO with no writer would block start-up forever (a device
-        # might too); with it the open returns at once and fstat below refuses the file.
-        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC | os.O_NONBLOCK)
-    except FileNotFoundError:
-        raise KeyRefused(f"{path}: operation-log key file is missing") from None
-    except OSError as exc:
-        raise KeyRefused(f"{path}: cannot open operation-log key file: {exc.strerror}") from None
-    try:
-        info = os.fstat(fd)
-        if not stat.S_ISREG(info.st_mode):
-            raise KeyRefused(f"{path}: key is not a regular file ({_file_kind(info.st_mode)})")
-        if info.st_mode & 0o077:
-            raise KeyRefused(f"{path}: key file mode {stat.S_IMODE(info.st_mode):04o} lets group "
-                             "or others access it; chmod 600 it")
-        if info.st_uid != uid:
-            raise KeyRefused(f"{path}: key file is owned by uid {info.st_uid}, not the daemon "
-                             f"user (uid {uid})")
-        data = os.read(fd, 4096)
-    finally:
-        os.close(fd)
+    data = read_secret_file(path, "operation-log key file", owner_uid)
     try:
         text = data.decode("ascii")
     except UnicodeDecodeError:
         raise KeyRefused(f"{path}: key must be hex text") from None
     return parse_key_text(text, str(path))
-
-
-def _refuse_symlinked_parent(path: Path) -> None:
-    """O_NOFOLLOW guards only the last component: a directory on the way that is a symlink
-    lets whoever can change that link point the daemon at a key of their choosing."""
-    absolute = Path(os.path.abspath(path))
-    for parent in absolute.parents:
-        if parent.is_symlink():
-            raise KeyRefused(f"{path}: directory {parent} on the way to the key is a symbolic "
-                             f"link (to {os.readlink(parent)}); use the real path")
-
-
-def _file_kind(mode: int) -> str:
-    for test, name in ((stat.S_ISFIFO, "a FIFO"), (stat.S_ISCHR, "a character device"),
-                       (stat.S_ISBLK, "a block device"), (stat.S_ISDIR, "a directory"),
-                       (stat.S_ISSOCK, "a socket")):
-        if test(mode):
-            return name
-    return "not a regular file"
 
 
 def pending_path(path: Path) -> Path:
@@ -161,25 +120,7 @@ def pending_path(path: Path) -> Path:
 
 def write_key_file(path: Path, key: OplogKey) -> None:
     """Write a key file 0600 durably (temp file, fsync, rename, fsync directory)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    with contextlib.suppress(FileNotFoundError):
-        tmp.unlink()
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        os.write(fd, (key.raw.hex() + "\n").encode("ascii"))
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    write_private_file(path, (key.raw.hex() + "\n").encode("ascii"))
 
 
 def stage_new_key(key_file: Path | None, env: Mapping[str, str] | None = None) -> tuple[Path, OplogKey]:
@@ -198,7 +139,7 @@ def stage_new_key(key_file: Path | None, env: Mapping[str, str] | None = None) -
 def commit_new_key(key_file: Path) -> None:
     """Make the staged key the current one (step 3 of a rekey, after PRAGMA rekey succeeded)."""
     os.replace(pending_path(key_file), key_file)
-    _fsync_dir(key_file.parent)
+    fsync_dir(key_file.parent)
 
 
 def discard_new_key(key_file: Path) -> None:

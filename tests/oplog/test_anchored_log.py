@@ -25,8 +25,7 @@ from lockerd.oplog.identity import DeviceIdentity, identity_dir, load_identity
 from lockerd.oplog.keys import load_key
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import PIN, Cabinet, courier
-from tests.sync.test_delivery_rules import mqtt_settings, until
+from tests.fixtures.cabinet import PIN, Cabinet, courier, mqtt_settings, until
 
 # the log and the evidence store (whose key lives in the log) are replaced together
 DB_FILES = ("oplog.db", "oplog.db-wal", "oplog.db-shm", "evidence.db", "evidence.db-wal",

@@ -14,8 +14,7 @@ import time
 from pathlib import Path
 
 from lockerd.testing.broker import LocalBroker
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
-from tests.sync.test_delivery_rules import mqtt_settings, until
+from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery, mqtt_settings, until
 
 
 def state_files(state_dir: Path) -> dict[str, tuple[int, int]]:

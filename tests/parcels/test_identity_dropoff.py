@@ -15,7 +15,7 @@ import pytest
 
 from lockerd.demo.identity import recipient_hash
 from lockerd.sim.idcard import EXPIRED_CARD, LONG_TERM_CARD, VALID_CARD, IdCardSim
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, dropoff
+from tests.fixtures.cabinet import CARRIER, Cabinet, courier, dropoff, running
 from tests.parcels.test_identity_handover import scan
 from tests.parcels.test_technician import _lockerctl
 
@@ -35,15 +35,8 @@ def _clear_forms() -> list[bytes]:
 
 @pytest.fixture
 async def reader_cab(tmp_path: Path) -> AsyncIterator[Cabinet]:
-    c = Cabinet(tmp_path, hardware={"idcard": {"enabled": True}})
-    await c.start()
-    await c.grant(CARRIER, "c-101", PIN)
-    try:
+    async with running(tmp_path, grant=True, hardware={"idcard": {"enabled": True}}) as c:
         yield c
-    finally:
-        if c.daemon is not None:
-            await c.verify()
-            await c.stop()
 
 
 def _sim(cab: Cabinet) -> IdCardSim:

@@ -23,8 +23,7 @@ from lockerd.demo.identity import recipient_hash
 from lockerd.sim.idcard import LONG_TERM_CARD, VALID_CARD, X_CARD, IdCardSim
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier
-from tests.sync.test_delivery_rules import mqtt_settings, until
+from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, mqtt_settings, until
 
 pytestmark = pytest.mark.asyncio
 

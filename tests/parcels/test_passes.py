@@ -19,7 +19,7 @@ from lockerd.demo.realname import DEMO_REALNAME_PUBLIC
 from lockerd.domain.timefmt import format_ts
 from lockerd.parcels.passes import PassVerifier
 from lockerd.testing.passes import demo_key, issue, public_b64
-from tests.fixtures.cabinet import Cabinet, delivery, dropoff, while_open
+from tests.fixtures.cabinet import Cabinet, delivery, dropoff, running, while_open
 
 CAB = "CAB-0001"
 SF = demo_key("sf")
@@ -37,14 +37,9 @@ def carriers_with_keys() -> list[dict[str, Any]]:
 
 @pytest.fixture
 async def pcab(tmp_path: Path) -> AsyncIterator[Cabinet]:
-    c = Cabinet(tmp_path, carriers=carriers_with_keys(), cabinet={"groups": ["haidian-north"]})
-    await c.start()
-    try:
+    async with running(tmp_path, carriers=carriers_with_keys(),
+                       cabinet={"groups": ["haidian-north"]}) as c:
         yield c
-    finally:
-        if c.daemon is not None:
-            await c.verify()
-        await c.stop()
 
 
 def a_pass(key: Any = SF, *, carrier: str = "sf", courier_id: str = "c-900",

@@ -15,27 +15,23 @@ import pytest
 from lockerd.cli import lockerctl
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery, dropoff, while_open
-
-
-def _mqtt(broker: LocalBroker) -> dict[str, Any]:
-    return {"enabled": True, "host": "127.0.0.1", "port": broker.port, "tls": False,
-            "reconnect_min_s": 0.2, "reconnect_max_s": 1.0, "idle_poll_ms": 100,
-            "state_min_interval_s": 0.1}
+from tests.fixtures.cabinet import (
+    CARRIER,
+    Cabinet,
+    courier,
+    delivery,
+    dropoff,
+    mqtt_settings,
+    running,
+    while_open,
+)
 
 
 @pytest.fixture
 async def linked(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[Cabinet]:
     """The in-process daemon connected to the test's mosquitto."""
-    c = Cabinet(tmp_path, mqtt=_mqtt(broker))
-    await c.start()
-    await c.grant(CARRIER, "c-101", PIN)
-    try:
+    async with running(tmp_path, grant=True, mqtt=mqtt_settings(broker)) as c:
         yield c
-    finally:
-        if c.daemon is not None:
-            await c.verify()
-        await c.stop()
 
 
 async def _until(pred: Any, limit_s: float = 10.0) -> None:

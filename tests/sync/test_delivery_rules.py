@@ -6,7 +6,6 @@ plain MQTT client; the courier goes through the real local API socket (panel rol
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,24 +16,9 @@ import pytest
 from lockerd.domain.timefmt import format_ts
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import PIN, Cabinet, courier
+from tests.fixtures.cabinet import PIN, Cabinet, courier, mqtt_settings, running
 
 YTO_PIN = "615208"
-
-
-def mqtt_settings(broker: LocalBroker) -> dict[str, Any]:
-    """[mqtt] of an in-process daemon on the test broker (loopback, no TLS, quick reconnects)."""
-    return {"enabled": True, "host": "127.0.0.1", "port": broker.port, "tls": False,
-            "reconnect_min_s": 0.2, "reconnect_max_s": 1.0, "idle_poll_ms": 100,
-            "state_min_interval_s": 0.1}
-
-
-async def until(pred: Any, limit_s: float = 20.0) -> None:
-    loop = asyncio.get_running_loop()
-    end = loop.time() + limit_s
-    while not pred():
-        assert loop.time() < end, "condition not reached in time"
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture
@@ -42,16 +26,10 @@ async def online(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[Cabinet]:
     """A daemon connected to the broker; yto delivers only what it announced."""
     workdir = tmp_path / "cab"
     workdir.mkdir()
-    cab = Cabinet(workdir, mqtt=mqtt_settings(broker), carriers=[
-        {"id": "sf", "name": "SF Express"},
-        {"id": "yto", "name": "YTO Express", "require_expectation": True}])
-    await cab.start()
-    try:
-        await until(lambda: cab.d.sync.link is not None and cab.d.sync.link.connected)
+    async with running(workdir, online=True, mqtt=mqtt_settings(broker), carriers=[
+            {"id": "sf", "name": "SF Express"},
+            {"id": "yto", "name": "YTO Express", "require_expectation": True}]) as cab:
         yield cab
-    finally:
-        await cab.verify()
-        await cab.stop()
 
 
 async def _grant(client: CarrierClient, courier_id: str, pin: str) -> None:

@@ -16,23 +16,16 @@ from lockerd.cli.maintenance import duration_s
 from lockerd.domain.timefmt import format_ts
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import Cabinet
+from tests.fixtures.cabinet import Cabinet, mqtt_settings, running, until
 from tests.sync.contract import errors
-from tests.sync.test_delivery_rules import mqtt_settings, until
 
 
 @pytest.fixture
 async def online(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[Cabinet]:
     workdir = tmp_path / "cab"
     workdir.mkdir()
-    cab = Cabinet(workdir, mqtt=mqtt_settings(broker))
-    await cab.start()
-    try:
-        await until(lambda: cab.d.sync.link is not None and cab.d.sync.link.connected)
+    async with running(workdir, online=True, mqtt=mqtt_settings(broker)) as cab:
         yield cab
-    finally:
-        await cab.verify()
-        await cab.stop()
 
 
 def _statuses(client: CarrierClient) -> list[dict[str, Any]]:

@@ -14,8 +14,7 @@ from lockerd.domain.timefmt import format_ts
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
 from lockerd.testing.passes import demo_key, issue, public_b64
-from tests.fixtures.cabinet import Cabinet, delivery
-from tests.sync.test_delivery_rules import mqtt_settings, until
+from tests.fixtures.cabinet import Cabinet, delivery, mqtt_settings, running, until
 
 SF = demo_key("sf")
 
@@ -24,15 +23,9 @@ SF = demo_key("sf")
 async def online(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[Cabinet]:
     workdir = tmp_path / "cab"
     workdir.mkdir()
-    cab = Cabinet(workdir, mqtt=mqtt_settings(broker), carriers=[
-        {"id": "sf", "name": "SF Express", "pass_public_key": public_b64(SF)}])
-    await cab.start()
-    try:
-        await until(lambda: cab.d.sync.link is not None and cab.d.sync.link.connected)
+    async with running(workdir, online=True, mqtt=mqtt_settings(broker), carriers=[
+            {"id": "sf", "name": "SF Express", "pass_public_key": public_b64(SF)}]) as cab:
         yield cab
-    finally:
-        await cab.verify()
-        await cab.stop()
 
 
 async def test_a_pass_issued_during_an_outage_delivers_and_its_revocation_lands_later(

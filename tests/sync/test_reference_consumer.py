@@ -14,8 +14,7 @@ from examples.carrier_consumer import CarrierConsumer
 from lockerd.cli import lockerctl
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import PIN, Cabinet, courier
-from tests.sync.test_delivery_rules import mqtt_settings, until
+from tests.fixtures.cabinet import PIN, Cabinet, courier, mqtt_settings, until
 
 KEY_HEX = "5f" * 32
 

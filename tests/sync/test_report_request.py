@@ -15,8 +15,7 @@ from lockerd.domain.timefmt import format_ts
 from lockerd.oplog import report_sign
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import PIN, Cabinet, courier, delivery
-from tests.sync.test_delivery_rules import mqtt_settings, until
+from tests.fixtures.cabinet import PIN, Cabinet, courier, delivery, mqtt_settings, running
 
 SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.schema.json")
                     .read_text())
@@ -26,16 +25,11 @@ SCHEMA = json.loads((Path(__file__).resolve().parents[2] / "docs" / "report.sche
 async def online(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[Cabinet]:
     workdir = tmp_path / "cab"
     workdir.mkdir()
-    cab = Cabinet(workdir, mqtt={**mqtt_settings(broker), "max_report_bytes": 8192}, carriers=[
-        {"id": "sf", "name": "SF Express"},
-        {"id": "ops", "name": "Operator platform", "platform": True}])
-    await cab.start()
-    try:
-        await until(lambda: cab.d.sync.link is not None and cab.d.sync.link.connected)
+    async with running(workdir, online=True,
+                       mqtt={**mqtt_settings(broker), "max_report_bytes": 8192}, carriers=[
+                           {"id": "sf", "name": "SF Express"},
+                           {"id": "ops", "name": "Operator platform", "platform": True}]) as cab:
         yield cab
-    finally:
-        await cab.verify()
-        await cab.stop()
 
 
 def _period(days: float = 1) -> dict[str, str]:

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Self
 
 from lockerd.domain import limiter, rules
-from lockerd.domain.decision import Decision, Record
+from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
 from lockerd.domain.ids import Size
 from lockerd.domain.limiter import Credential
@@ -30,6 +30,7 @@ from lockerd.domain.model import (
     PendingOp,
     SetCompartment,
     SetLimiter,
+    SetParcel,
     courier_key,
     pass_key,
 )
@@ -359,6 +360,17 @@ def emptied(comp: Compartment) -> Compartment:
     """The compartment free again after its parcel left."""
     return comp.model_copy(update={"state": CompartmentState.FREE, "parcel_id": None,
                                    "pending": None})
+
+
+def parcel_left(record: Record, parcel: Parcel, comp: Compartment, status: ParcelStatus, *,
+                now: datetime, events: tuple[DomainEvent, ...], result: dict[str, Any],
+                **extra: Any) -> Decision:
+    """The door closed after the parcel was taken out (picked up, returned to the carrier,
+    taken back by its sender): the parcel ends in `status` with its code spent, the compartment
+    is free, and its carrier hears of it."""
+    done = parcel.model_copy(update={"status": status, "code": None, "closed_at": now, **extra})
+    return Decision(record, changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
+                    events=events, result=result)
 
 
 def courier_of(actor: str) -> str | None:

@@ -11,7 +11,15 @@ from typing import Any
 from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, courier_of, emptied, panel_actor, refuse
+from lockerd.domain.flows.core import (
+    RULE_MESSAGES,
+    CabinetCore,
+    courier_of,
+    emptied,
+    panel_actor,
+    parcel_left,
+    refuse,
+)
 from lockerd.domain.identity import IdentityCheck
 from lockerd.domain.model import (
     CompartmentState,
@@ -162,14 +170,11 @@ class DropoffFlow(CabinetCore):
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
-        done = parcel.model_copy(update={"status": ParcelStatus.RETURNED_TO_SENDER, "code": None,
-                                         "closed_at": now})
         event = DomainEvent(parcel.carrier, "dropoff.returned_to_sender", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "reason": parcel.reason, "returned_at": format_ts(now)})
-        return Decision(Record(kind, pending.actor, {}, comp.id, parcel.id),
-                        changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
-                        events=(event,),
-                        result={"parcel_id": parcel.id, "compartment": comp.id,
-                                "status": ParcelStatus.RETURNED_TO_SENDER.value})
+        return parcel_left(Record(kind, pending.actor, {}, comp.id, parcel.id), parcel, comp,
+                           ParcelStatus.RETURNED_TO_SENDER, now=now, events=(event,),
+                           result={"parcel_id": parcel.id, "compartment": comp.id,
+                            "status": ParcelStatus.RETURNED_TO_SENDER.value})
 

@@ -11,12 +11,13 @@ opens its compartment (a `retrieve` operation, confirmed in the drop-off flow).
 from __future__ import annotations
 
 from dataclasses import replace
+from datetime import datetime
 from typing import Any
 
 from lockerd.domain import rules
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, emptied, panel_actor, refuse
+from lockerd.domain.flows.core import RULE_MESSAGES, CabinetCore, panel_actor, parcel_left, refuse
 from lockerd.domain.identity import Handover, IdentityCheck, IdOutcome, Relation
 from lockerd.domain.limiter import Credential
 from lockerd.domain.model import (
@@ -95,14 +96,9 @@ class PickupFlow(CabinetCore):
                                            f"{comp.id}, which is {comp.state.value}")
         if parcel.kind is ParcelKind.DROPOFF:
             # the sender takes back a drop-off its carrier rejected (Art. 21)
-            retrieving = comp.model_copy(update={
-                "state": CompartmentState.OPENING,
-                "pending": Pending(op=PendingOp.RETRIEVE, actor=actor, panel=panel, since=now)})
-            return Decision(Record(kind, actor, {**body, "retrieval": True}, comp.id, parcel.id),
-                            changes=(*self._limiter_success(panel), SetCompartment(value=retrieving)),
-                            open_door=comp.id,
-                            result={"compartment": comp.id, "parcel_id": parcel.id,
-                                    "retrieval": True})
+            return self._opening(Record(kind, actor, {**body, "retrieval": True}, comp.id,
+                                        parcel.id), PendingOp.RETRIEVE, panel, now,
+                                 result={"retrieval": True})
         assert parcel.deadline is not None
         changes: tuple[SetParcel, ...] = ()
         if parcel.handover is Handover.ID_CHECK:
@@ -119,15 +115,25 @@ class PickupFlow(CabinetCore):
                           comp.id, parcel.id,
                           result={"fee_cents": fee, **rules.deadline_fields(parcel.deadline,
                                                                             self.spec)})
+        return self._opening(Record(kind, actor, {**body, "fee_cents": fee}, comp.id, parcel.id),
+                             PendingOp.PICKUP, panel, now, changes,
+                             result={"fee_cents": fee,
+                                     "overdue": parcel.status is ParcelStatus.OVERDUE})
+
+    def _opening(self, record: Record, op: PendingOp, panel: str, since: datetime,
+                 changes: tuple[SetParcel, ...] = (), *, result: dict[str, Any]) -> Decision:
+        """A right code opens the door: the caller's wrong-code count is cleared and the
+        compartment waits in OPENING for the door's outcome (pickup or the sender's retrieval)."""
+        assert record.compartment is not None
+        assert record.parcel_id is not None
+        comp = self.state.compartments[record.compartment]
         opening = comp.model_copy(update={
             "state": CompartmentState.OPENING,
-            "pending": Pending(op=PendingOp.PICKUP, actor=actor, panel=panel, since=now)})
-        return Decision(Record(kind, actor, {**body, "fee_cents": fee}, comp.id, parcel.id),
-                        changes=(*self._limiter_success(panel), *changes,
-                                 SetCompartment(value=opening)),
+            "pending": Pending(op=op, actor=record.actor, panel=panel, since=since)})
+        return Decision(record, changes=(*self._limiter_success(panel), *changes,
+                                         SetCompartment(value=opening)),
                         open_door=comp.id,
-                        result={"compartment": comp.id, "parcel_id": parcel.id, "fee_cents": fee,
-                                "overdue": parcel.status is ParcelStatus.OVERDUE})
+                        result={"compartment": comp.id, "parcel_id": record.parcel_id, **result})
 
     def confirm_pickup(self, compartment_id: int) -> Decision:
         """Door closed with the parcel taken: picked_up, compartment free."""
@@ -140,8 +146,6 @@ class PickupFlow(CabinetCore):
         assert parcel.deadline is not None
         # the fee the recipient accepted when the door opened, not one grown since
         fee = self._fee(parcel, pending.since)
-        done = parcel.model_copy(update={"status": ParcelStatus.PICKED_UP, "code": None,
-                                         "closed_at": now, "fee_cents": fee})
         event = DomainEvent(parcel.carrier, "parcel.picked_up", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "picked_up_at": format_ts(now), "fee_cents": fee,
@@ -158,9 +162,9 @@ class PickupFlow(CabinetCore):
                 "name_masked": check.name_masked, "id_masked": check.id_masked,
                 "checked_at": format_ts(check.checked_at), "sam_id": check.sam_id,
                 "picked_up_at": format_ts(now)}),)
-        return Decision(Record(kind, pending.actor, {"fee_cents": fee}, comp.id, parcel.id),
-                        changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
-                        events=events, result={"parcel_id": parcel.id, "fee_cents": fee})
+        return parcel_left(Record(kind, pending.actor, {"fee_cents": fee}, comp.id, parcel.id),
+                           parcel, comp, ParcelStatus.PICKED_UP, now=now, events=events,
+                           result={"parcel_id": parcel.id, "fee_cents": fee}, fee_cents=fee)
 
     def confirm_refusal(self, compartment_id: int, reason: RefusalReason) -> Decision:
         """Art. 26: the recipient put the parcel back and closed the door: refused, awaiting the courier."""

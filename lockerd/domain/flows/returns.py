@@ -7,14 +7,13 @@ from typing import Any
 from lockerd.domain import limiter
 from lockerd.domain.decision import Decision, DomainEvent, Record
 from lockerd.domain.errors import ErrorCode
-from lockerd.domain.flows.core import RETURNABLE, CabinetCore, courier_of, emptied, refuse
+from lockerd.domain.flows.core import RETURNABLE, CabinetCore, courier_of, parcel_left, refuse
 from lockerd.domain.model import (
     CODE_STATUSES,
     Change,
     ParcelKind,
     ParcelStatus,
     PendingOp,
-    SetCompartment,
     SetExpectation,
     SetParcel,
     expectation_key,
@@ -90,14 +89,12 @@ class ReturnFlow(CabinetCore):
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
-        done = parcel.model_copy(update={"status": ParcelStatus.RETURNED, "code": None,
-                                         "closed_at": now})
         event = DomainEvent(parcel.carrier, "parcel.returned", {
             "parcel_id": parcel.id, "waybill": parcel.waybill, "compartment": comp.id,
             "courier_id": courier_of(pending.actor), "from_status": parcel.status.value,
             "returned_at": format_ts(now), **self._deadline(parcel)})
-        return Decision(Record(kind, pending.actor, {"from_status": parcel.status.value},
-                               comp.id, parcel.id),
-                        changes=(SetParcel(value=done), SetCompartment(value=emptied(comp))),
-                        events=(event,), result={"parcel_id": parcel.id, "status": "returned"})
+        return parcel_left(Record(kind, pending.actor, {"from_status": parcel.status.value},
+                                  comp.id, parcel.id), parcel, comp, ParcelStatus.RETURNED,
+                           now=now, events=(event,),
+                           result={"parcel_id": parcel.id, "status": "returned"})
 
