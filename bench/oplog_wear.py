@@ -87,8 +87,9 @@ class Capture:
         real = sqlcipher.connect
 
         def connect(path: Path, key: bytes | None, *, readonly: bool = False,
-                    cipher: bool = True) -> sqlcipher.Connection:
-            conn = real(path, key, readonly=readonly, cipher=cipher)
+                    cipher: bool = True,
+                    cache_kib: int = sqlcipher.CACHE_KIB) -> sqlcipher.Connection:
+            conn = real(path, key, readonly=readonly, cipher=cipher, cache_kib=cache_kib)
             if not readonly and path.name == "oplog.db":
                 conn.set_trace_callback(self.statements.append)
             return conn

@@ -10,6 +10,11 @@ this process divided by the polls made). Targets (issue 19): CPU per Modbus poll
 idle CPU <= 1 % of a core for 96 doors without the camera (a target for the whole daemon;
 this is its polling part).
 
+Also printed, as the floor a poll stands on: the CPU of one bare asyncio timer wake-up (twelve
+tasks sleeping the idle period in turn, doing nothing), measured in the same run. A poll needs
+at least two wake-ups (its timer, the reply on the port); on a machine whose caches other
+processes keep cold, that floor alone can be most of the 0.3 ms.
+
 Usage: python bench/poll_cpu.py [--seconds 20] [--rounds 3] [--profile]
 """
 
@@ -101,6 +106,28 @@ async def measure(boards: int, seconds: float, profile: cProfile.Profile | None
     return 100 * cpu / wall, polls / wall, 1000 * cpu / max(1, polls)
 
 
+async def bare_wakeup_ms(seconds: float, tasks: int = 12, period: float = 0.5) -> float:
+    """CPU ms of one asyncio timer wake-up that does nothing (the floor under every poll)."""
+    wakes = 0
+
+    async def sleeper(i: int) -> None:
+        nonlocal wakes
+        await asyncio.sleep(period * i / tasks)
+        while True:
+            wakes += 1
+            await asyncio.sleep(period)
+
+    sleepers = [asyncio.create_task(sleeper(i)) for i in range(tasks)]
+    await asyncio.sleep(period)
+    cpu0, wakes0 = _cpu(), wakes
+    await asyncio.sleep(seconds)
+    cpu, n = _cpu() - cpu0, wakes - wakes0
+    for t in sleepers:
+        t.cancel()
+    await asyncio.gather(*sleepers, return_exceptions=True)
+    return 1000 * cpu / max(1, n)
+
+
 def _fmt(values: list[float], digits: int) -> str:
     return (f"{statistics.median(values):.{digits}f} "
             f"({min(values):.{digits}f}-{max(values):.{digits}f})")
@@ -135,6 +162,9 @@ async def main() -> None:
             print(f"target: idle CPU <= {TARGET_IDLE_PCT:g} % of a core for 96 doors (whole "
                   f"daemon without camera; polling alone here): {med:.2f} % "
                   f"({'met' if med <= TARGET_IDLE_PCT else 'NOT met'})")
+    floor = [await bare_wakeup_ms(min(args.seconds, 10.0)) for _ in range(args.rounds)]
+    print(f"floor: one bare asyncio timer wake-up costs {_fmt(floor, 3)} ms CPU here (a poll "
+          "needs at least two)")
     if prof is not None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 

@@ -9,7 +9,7 @@ import signal
 import time
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
@@ -19,7 +19,7 @@ from lockerd.app.health import HealthSnapshots
 from lockerd.app.oplog_ports import OplogPorts
 from lockerd.app.sdnotify import Notifier, watchdog_interval
 from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
-from lockerd.camera.guard import CameraGuard, EvidencePlace, IntakeChanged
+from lockerd.camera.intake import EvidencePlace, IntakeChanged
 from lockerd.config import Config, ConfigError, load_config
 from lockerd.doors.api import DoorsApi
 from lockerd.doors.commissioning import BoardCommissioning
@@ -36,6 +36,9 @@ from lockerd.sync import reports
 from lockerd.sync.component import SyncComponent
 from lockerd.sync.feed import CarrierFeed
 from lockerd.sync.topics import Topics
+
+if TYPE_CHECKING:
+    from lockerd.camera.guard import CameraGuard
 
 log = logging.getLogger(__name__)
 
@@ -97,6 +100,8 @@ class Daemon:
                            recorder=oplog).register_api(self.api)
         self.camera: CameraGuard | None = None
         if hardware.frame_source is not None:
+            from lockerd.camera.guard import CameraGuard
+
             self.camera = CameraGuard(cfg.camera, hardware.frame_source, self.events,
                                       evidence=EvidencePlace(cfg.paths.state_dir / EVIDENCE_DB,
                                                              oplog))

@@ -24,7 +24,7 @@ from typing import Any, Protocol
 from lockerd.app.clocksync import Sync, clock_sync
 from lockerd.app.condition import CabinetCondition
 from lockerd.app.events import EventBus
-from lockerd.camera.guard import IntakeChanged
+from lockerd.camera.intake import IntakeChanged
 from lockerd.sync.health import (
     BoardHealth,
     CameraHealth,

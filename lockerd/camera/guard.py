@@ -8,8 +8,6 @@ import logging
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
@@ -18,12 +16,15 @@ import numpy as np
 import numpy.typing as npt
 
 from lockerd.api.server import ApiServer, Caller, Role
-from lockerd.app.events import Alert, AlertKind, EventBus, Severity, utc_now
+from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.camera.analyser import Analyser
 from lockerd.camera.analysis import Scores, Verdict
 from lockerd.camera.evidence import EvidenceRef, EvidenceStore
 from lockerd.camera.gate import GateChange, GateLogic
+from lockerd.camera.intake import EvidencePlace, IntakeChanged, Secrets
+
+__all__ = ["CameraGuard", "EvidencePlace", "IntakeChanged", "Secrets"]
 from lockerd.camera.regimes import Regime
 from lockerd.config import Camera as CameraConfig
 from lockerd.drivers.base import FrameSource
@@ -34,16 +35,6 @@ PURGE_EVERY_S = 3600.0
 EVIDENCE_KEY = "evidence.key"
 """Name of the evidence database's key among the secrets kept in the (encrypted) operation log."""
 _ALERTS = {"camera_down": AlertKind.CAMERA_DOWN, "camera_obstructed": AlertKind.CAMERA_OBSTRUCTED}
-
-
-@dataclass(frozen=True, slots=True)
-class IntakeChanged:
-    """Intake opened or closed; `reason` is the machine code shown in the cabinet state."""
-
-    open: bool
-    reason: str | None
-    detail: str
-    ts: datetime = field(default_factory=utc_now)
 
 
 @runtime_checkable
@@ -61,22 +52,6 @@ class IntakeGate(Protocol):
 
     async def snapshot_ref(self, label: str) -> EvidenceRef | None:
         """Store an evidence snapshot now; None when there is no frame or no store."""
-
-
-class Secrets(Protocol):
-    """Where the evidence key is kept: the operation log, readable once it is open."""
-
-    async def secret(self, name: str) -> bytes:
-        """The named secret (created on first use)."""
-        ...
-
-
-@dataclass(frozen=True, slots=True)
-class EvidencePlace:
-    """Where the guard keeps its evidence snapshots: the database file and its key (or its keeper)."""
-
-    path: Path
-    key: bytes | Secrets
 
 
 class CameraGuard(Component):

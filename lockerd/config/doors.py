@@ -17,6 +17,14 @@ class Doors(Strict):
                                 description="Sensor poll period while a door is in motion.")
     poll_idle_ms: int = Field(default=500, ge=50, le=10000,
                               description="Sensor poll period when all doors are at rest.")
+    poll_fast_hold_s: float = Field(
+        default=3.0, ge=0, le=60,
+        description="A board whose door opened or closed this recently (or has a pulse pending, "
+                    "or a flow waiting for its door) is polled at poll_moving_ms.")
+    poll_switched_ms: int = Field(
+        default=5000, ge=100, le=60000,
+        description="Poll period of a board whose every door has a GPIO door switch: its inputs "
+                    "are not needed, it is read only to know that it answers.")
     pulse_ms: int = Field(default=700, ge=100, le=MAX_PULSE_MS,
                           description="Lock relay pulse length (at most every board profile's "
                                       "maximum pulse).")

@@ -14,7 +14,6 @@ through `door_switch()`), not from its board's input.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Callable, Collection, Sequence
@@ -37,15 +36,13 @@ from lockerd.doors.events import (
 )
 from lockerd.doors.ports import BlockedView, BlockNote, BoardSource
 from lockerd.doors.tracking import PolledBoard, TrackedDoor, block_fields, door_incidents
-from lockerd.drivers.base import DoorState
+from lockerd.drivers.base import BoardSnapshot, DoorState
 from lockerd.drivers.errors import DriverError
 from lockerd.drivers.factory import BoardSet
 
 log = logging.getLogger(__name__)
 
 BACKOFF_MAX_S = 10.0
-MOVING_HOLD_S = 1.0
-"""After a door changes state, keep polling its board fast this long (it may bounce)."""
 
 
 class UnknownCompartment(LookupError):
@@ -95,13 +92,17 @@ class DoorController(Component):
         self._boards = {}
         for addr, board in self._set.boards.items():
             doors = {d.comp.channel: d for d in self._doors.values() if d.comp.board == addr}
-            self._boards[addr] = PolledBoard(board, doors)
+            switched_only = bool(doors) and all(d.comp.id in self._switched for d in doors.values())
+            self._boards[addr] = PolledBoard(board, doors, switched_only=switched_only)
 
     async def run(self) -> None:
         """Poll every board in its own loop until cancelled."""
+        boards = list(self._boards.values())
+        period = self._cfg.poll_idle_ms / 1000
         async with asyncio.TaskGroup() as tg:
-            for b in self._boards.values():
-                tg.create_task(self._poll_loop(b), name=f"doors:poll:{b.board.address}")
+            for i, b in enumerate(boards):
+                tg.create_task(self._poll_loop(b, period * i / len(boards)),
+                               name=f"doors:poll:{b.board.address}")
 
     async def stop(self) -> None:
         """Close the boards (pending relay-offs finish first) and the simulator."""
@@ -116,6 +117,10 @@ class DoorController(Component):
                            for a, b in self._boards.items()},
                 "blocked": sorted(self.blocked), "commands": self.commands,
                 "open": states.count("open"), "unknown": states.count("unknown")}
+
+    def poll_counts(self) -> dict[int, int]:
+        """Reads each board's poll loop has made (benches, and tests of the adaptive rate)."""
+        return {a: b.polls for a, b in self._boards.items()}
 
     # Public API for flows
 
@@ -182,6 +187,9 @@ class DoorController(Component):
         state = DoorState.UNKNOWN if is_open is None else (
             DoorState.OPEN if is_open else DoorState.CLOSED)
         if self._update(door, state, self._clock()):
+            board = self._boards.get(door.comp.board)
+            if board is not None:
+                board.open_doors = sum(d.state is DoorState.OPEN for d in board.doors.values())
             self._notify()
             self._kick(door)
 
@@ -289,7 +297,7 @@ class DoorController(Component):
         except DriverError:
             return DoorState.UNKNOWN
         board.occupied = snap.occupied
-        self._apply(board, snap.doors)
+        self._apply(board, snap.doors, snap)
         return door.state
 
     async def _wait_state(self, door: TrackedDoor, want: DoorState, limit_s: float) -> bool:
@@ -309,13 +317,24 @@ class DoorController(Component):
     # Polling
 
     def _moving(self, b: PolledBoard) -> bool:
-        now = self._clock()
-        return any(d.command_pending or d.waiters or now - d.changed_at < MOVING_HOLD_S
-                   for d in b.doors.values())
+        """A door of the board is in motion: a pulse pending, a flow waiting for it, or it
+        changed state in the last `poll_fast_hold_s` (GPIO-switched doors report themselves)."""
+        since = self._clock() - self._cfg.poll_fast_hold_s
+        return any(d.command_pending or d.waiters or d.moved_at > since
+                   for d in b.doors.values() if d.comp.id not in self._switched)
 
-    async def _poll_loop(self, b: PolledBoard) -> None:
+    def _period(self, b: PolledBoard) -> tuple[float, bool]:
+        """(seconds to the next poll, whether a door command may cut it short)."""
+        if b.switched_only:
+            return self._cfg.poll_switched_ms / 1000, True
+        if self._moving(b):
+            return self._cfg.poll_moving_ms / 1000, False
+        return self._cfg.poll_idle_ms / 1000, True
+
+    async def _poll_loop(self, b: PolledBoard, phase_s: float = 0.0) -> None:
         addr = b.board.address
         while True:
+            b.polls += 1
             try:
                 snap = await b.board.read()
             except DriverError as exc:
@@ -328,42 +347,45 @@ class DoorController(Component):
                                 f"board {addr} does not answer", board=addr)
                     self._apply(b, tuple(DoorState.UNKNOWN for _ in range(b.board.channels)))
                 delay = min(self._cfg.poll_idle_ms / 1000 * 2 ** (b.failures - 1), BACKOFF_MAX_S)
-                await self._sleep(b, delay, kickable=False)
+                await asyncio.sleep(delay)  # a door command does not hurry a silent board
+                b.kick.clear()
                 continue
-            if b.online is False:
-                log.info("board %d back online after %d failed polls", addr, b.failures)
-                self._alert(AlertKind.BOARD_OFFLINE, Severity.INFO, False,
-                            f"board {addr} answers again", board=addr)
-            b.online = True
-            b.failures = 0
-            b.offline_since = None
+            if b.online is not True:
+                if b.online is False:
+                    log.info("board %d back online after %d failed polls", addr, b.failures)
+                    self._alert(AlertKind.BOARD_OFFLINE, Severity.INFO, False,
+                                f"board {addr} answers again", board=addr)
+                b.online = True
+                b.failures = 0
+                b.offline_since = None
             b.occupied = snap.occupied
-            self._apply(b, snap.doors)
-            self._escalate(b)
+            if snap is not b.applied:  # drivers hand back the same snapshot while nothing changed
+                self._apply(b, snap.doors, snap)
+            if b.open_doors:
+                self._escalate(b)
             self.progress()
-            moving = self._moving(b)
-            await self._sleep(b, (self._cfg.poll_moving_ms if moving else self._cfg.poll_idle_ms)
-                              / 1000, kickable=not moving)
+            delay, kickable = self._period(b)
+            if kickable and not b.switched_only:
+                # At rest each board keeps its own slot of the idle period (`phase_s`), so the
+                # boards of a bus never queue behind each other for the line and its gap.
+                delay -= (self._clock() - phase_s) % delay
+            if kickable:
+                await b.kick.sleep(delay)
+            else:
+                await asyncio.sleep(delay)
+                b.kick.clear()
 
-    async def _sleep(self, b: PolledBoard, delay: float, *, kickable: bool) -> None:
-        if not kickable:
-            await asyncio.sleep(delay)
-            b.kick.clear()
-            return
-        b.kick.clear()
-        with contextlib.suppress(TimeoutError):
-            async with asyncio.timeout(delay):
-                await b.kick.wait()
-        b.kick.clear()
-
-    def _apply(self, b: PolledBoard, states: tuple[DoorState, ...]) -> None:
+    def _apply(self, b: PolledBoard, states: tuple[DoorState, ...],
+               snap: BoardSnapshot | None = None) -> None:
         """A board read: its door inputs, except for doors that have a GPIO switch."""
+        b.applied = snap
         now = self._clock()
         changed = False
         for channel, door in b.doors.items():
             if door.comp.id not in self._switched:
                 changed = self._update(door, states[channel], now) or changed
         if changed:
+            b.open_doors = sum(d.state is DoorState.OPEN for d in b.doors.values())
             self._notify()
 
     def _update(self, door: TrackedDoor, new: DoorState, now: float) -> bool:
@@ -373,6 +395,8 @@ class DoorController(Component):
             return False
         door.state = new
         door.changed_at = now
+        if new is DoorState.OPEN or old is DoorState.OPEN:
+            door.moved_at = now
         cid = door.comp.id
         self._events.publish(DoorStateChanged(cid, old, new))
         if new is DoorState.OPEN:

@@ -11,7 +11,7 @@ from lockerd.config import Compartment
 from lockerd.domain.timefmt import format_ts
 from lockerd.doors.events import LeftOpenLevel
 from lockerd.doors.ports import BlockNote
-from lockerd.drivers.base import DoorState, ManagedBoard
+from lockerd.drivers.base import BoardSnapshot, DoorState, ManagedBoard
 
 
 @dataclass(eq=False)
@@ -22,12 +22,62 @@ class TrackedDoor:
     state: DoorState = DoorState.UNKNOWN
     opened_at: float | None = None
     changed_at: float = 0.0
+    moved_at: float = float("-inf")
+    """When the door last opened or closed (a board read after an outage is not a movement)."""
     command_pending: bool = False
     expect_open_until: float = 0.0
     """Until then an opening counts as commanded (the door may spring open after the pulse)."""
     left_open: LeftOpenLevel | None = None
     waiters: int = 0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+
+
+class Wakeup:
+    """A poll loop's sleep that a door command can cut short: one future and one timer per sleep.
+
+    `asyncio.timeout` around `Event.wait()` did the same with a cancellation and two exceptions
+    per idle poll, a noticeable part of a poll's CPU.
+    """
+
+    __slots__ = ("_flag", "_waiter")
+
+    def __init__(self) -> None:
+        self._flag = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        """Wake the sleeper now (or make its next sleep return at once)."""
+        self._flag = True
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        """A wake-up is pending."""
+        return self._flag
+
+    def clear(self) -> None:
+        """Forget a pending wake-up."""
+        self._flag = False
+
+    async def sleep(self, delay: float) -> None:
+        """Sleep `delay` seconds or until `set()`; clears the flag either way."""
+        if self._flag:
+            self._flag = False
+            return
+        loop = asyncio.get_running_loop()
+        waiter = self._waiter = loop.create_future()
+        timer = loop.call_later(delay, _done, waiter)
+        try:
+            await waiter
+        finally:
+            timer.cancel()
+            self._waiter = None
+            self._flag = False
+
+
+def _done(fut: asyncio.Future[None]) -> None:
+    if not fut.done():
+        fut.set_result(None)
 
 
 @dataclass(eq=False)
@@ -40,9 +90,17 @@ class PolledBoard:
     failures: int = 0
     offline_since: float | None = None
     """Controller clock time of the first failed poll of the current outage (for incidents)."""
-    kick: asyncio.Event = field(default_factory=asyncio.Event)
+    kick: Wakeup = field(default_factory=Wakeup)
     occupied: tuple[bool, ...] | None = None
     """Infrared occupancy bits (Kerong boards), None where the board has none."""
+    applied: BoardSnapshot | None = None
+    """The last snapshot applied to the doors (a driver returns the same one while nothing changed)."""
+    open_doors: int = 0
+    """Doors of the board reading open (left-open escalation runs only while there are some)."""
+    polls: int = 0
+    """Reads made by the poll loop (status, and the tests of the adaptive rate)."""
+    switched_only: bool = False
+    """Every door of the board has a GPIO switch: polled only to know the board is alive."""
 
 
 def door_incidents(boards: Mapping[int, PolledBoard], doors: Iterable[TrackedDoor],

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
-import numpy as np
-import numpy.typing as npt
+if TYPE_CHECKING:  # numpy is loaded with the camera, not by every door and board module
+    import numpy as np
+    import numpy.typing as npt
 
 
 class DoorState(StrEnum):
@@ -56,7 +57,7 @@ class ManagedBoard(LockBoard, Protocol):
         """Identity and counters for status output."""
 
 
-Frame = npt.NDArray[np.uint8]
+Frame: TypeAlias = "npt.NDArray[np.uint8]"
 
 
 @runtime_checkable

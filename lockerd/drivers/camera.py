@@ -6,6 +6,12 @@ every frame (which drains the device queue and keeps the stream live) and `retri
 (decodes) only one per `1/decode_hz`: the newest decoded frame is what the guard analyses and
 what an evidence snapshot keeps, so it is never older than one decode period.
 
+A V4L2 camera sending MJPEG hands over compressed frames: `grab()` only dequeues a buffer and
+`retrieve()` decodes. OpenCV's FFmpeg backend instead decodes inside `grab()`, so a recorded
+MJPEG file (the field recordings, the idle benchmark) paid for every frame. An MJPEG file is
+therefore read as raw packets (`CAP_PROP_FORMAT = -1`) and the sampled ones decoded with
+`cv2.imdecode`: the file source costs what a V4L2 MJPEG camera costs (`raw_packets`).
+
 OpenCV's own logging (`[ WARN:0@0.03] global cap_v4l.cpp:914 open VIDEOIO(V4L2:/dev/video0):
 can't open camera by index`, on every retry, straight to stderr past the journal's priorities
 and the redaction) is silenced when this module loads: the driver says why it has no frames
@@ -81,6 +87,7 @@ class OpenCVCamera:
         self.frames = 0
         self.decoded = 0
         self.reconnects = 0
+        self.raw_packets = False
 
     async def start(self) -> None:
         """Start the capture thread; opening happens there (it may block on a dead RTSP host)."""
@@ -114,17 +121,22 @@ class OpenCVCamera:
         if not cap.isOpened():
             cap.release()
             return None
+        self.raw_packets = self._is_file() and _fourcc(cap) == "MJPG" \
+            and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
         if isinstance(self.source, int):
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a stale queue
         return cap
 
+    def _is_file(self) -> bool:
+        return isinstance(self.source, str) and "://" not in self.source \
+            and not self.source.startswith("/dev/")
+
     def _run(self) -> None:
         delay = self._backoff_initial
         failing = False
-        is_file = isinstance(self.source, str) and "://" not in self.source \
-            and not self.source.startswith("/dev/")
+        is_file = self._is_file()
         while not self._stop.is_set():
             cap = None
             try:
@@ -169,6 +181,8 @@ class OpenCVCamera:
             self.frames += 1
             if t0 >= next_decode:
                 ok, frame = cap.retrieve()
+                if ok and frame is not None and self.raw_packets:
+                    frame = cv2.imdecode(frame, cv2.IMREAD_COLOR)  # the JPEG of this frame
                 if not ok or frame is None:
                     return got
                 if not got:
@@ -185,3 +199,9 @@ class OpenCVCamera:
             if is_file:
                 self._stop.wait(max(0.0, period - (time.monotonic() - t0)))
         return got
+
+
+def _fourcc(cap: Any) -> str:
+    """The capture's codec as its four characters ('MJPG'), '' when it does not say."""
+    code = int(cap.get(cv2.CAP_PROP_FOURCC))
+    return code.to_bytes(4, "little").decode("ascii", "replace") if code > 0 else ""

@@ -52,8 +52,10 @@ Mutation = Callable[[Connection], None]
 COMMANDS_KEEP_DAYS = 7
 
 
-def _open_conn(path: Path, key: OplogKey | None, *, cipher: bool, readonly: bool) -> Any:
+def _open_conn(path: Path, key: OplogKey | None, *, cipher: bool, readonly: bool,
+               cache_kib: int = sqlcipher.CACHE_KIB) -> Any:
     return sqlcipher.connect(path, None if key is None else key.raw, cipher=cipher,
+                             cache_kib=cache_kib,
                              readonly=readonly)
 
 
@@ -107,7 +109,8 @@ class OpLog:
     def _open_sync(cls, path: Path, key: OplogKey | None, readers: int,
                    clock: Callable[[], datetime] | None, cipher: bool, *,
                    checkpoints: CheckpointPolicy | None, not_before: datetime | None) -> OpLog:
-        conn = _open_conn(path, key, cipher=cipher, readonly=False)
+        conn = _open_conn(path, key, cipher=cipher, readonly=False,
+                          cache_kib=sqlcipher.WRITER_CACHE_KIB)
         opened: list[Any] = [conn]
         try:
             found = migrate(conn)

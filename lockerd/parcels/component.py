@@ -32,7 +32,7 @@ from zoneinfo import ZoneInfo
 from lockerd.api.server import ApiServer
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
-from lockerd.camera.guard import IntakeChanged
+from lockerd.camera.intake import IntakeChanged
 from lockerd.config import Carrier, Hardware, Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
 from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN

@@ -28,7 +28,7 @@ from typing import Any
 
 from lockerd.api.server import Pusher
 from lockerd.app.events import EventBus
-from lockerd.camera.guard import IntakeChanged
+from lockerd.camera.intake import IntakeChanged
 from lockerd.domain import Decision, ErrorCode
 from lockerd.domain.errors import Refused, refuse_unless_ok
 from lockerd.doors.events import DoorClosed, DoorCommanded, DoorLeftOpen, DoorOpened

@@ -80,5 +80,28 @@ async def test_only_one_frame_per_decode_period_is_decoded(tmp_path: Path) -> No
         assert cam.frames >= 90
         assert 1 <= cam.decoded <= 10.0 * seconds + 2
         assert cam.decoded * 3 <= cam.frames
+        assert cam.raw_packets  # MJPEG read like V4L2: grabbed compressed, decoded when sampled
+    finally:
+        await cam.stop()
+
+
+async def test_a_non_mjpeg_file_is_decoded_by_opencv(tmp_path: Path) -> None:
+    video = tmp_path / "rec.avi"
+    sim = SimCamera(320, 240)
+    writer = cv2.VideoWriter(str(video), cv2.VideoWriter.fourcc(*"XVID"), 15.0, (320, 240))
+    assert writer.isOpened()
+    for i in range(12):
+        writer.write(sim.render("normal", i / 15))
+    writer.release()
+    cam = OpenCVCamera(str(video), fps=60.0, decode_hz=10.0)
+    await cam.start()
+    try:
+        t0 = time.monotonic()
+        while cam.latest() is None and time.monotonic() - t0 < 15:  # noqa: ASYNC110
+            await asyncio.sleep(0.02)
+        latest = cam.latest()
+        assert latest is not None
+        assert latest[1].shape == (240, 320, 3)
+        assert not cam.raw_packets  # imdecode cannot read MPEG-4 packets: OpenCV decodes them
     finally:
         await cam.stop()

@@ -25,7 +25,7 @@ EXPECTED = {
 
 
 def _pragmas(conn: Any) -> dict[str, Any]:
-    names = [*EXPECTED, "journal_mode", "query_only"]
+    names = [*EXPECTED, "journal_mode", "query_only", "cache_size"]
     return {n: conn.execute(f"PRAGMA {n}").fetchone()[0] for n in names}
 
 
@@ -35,8 +35,9 @@ def opened(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Path, bool, Any]]:
     seen: list[tuple[Path, bool, Any]] = []
     real = sqlcipher.connect
 
-    def spy(path: Path, key: bytes | None, *, readonly: bool = False, cipher: bool = True) -> Any:
-        conn = real(path, key, readonly=readonly, cipher=cipher)
+    def spy(path: Path, key: bytes | None, *, readonly: bool = False, cipher: bool = True,
+            cache_kib: int = sqlcipher.CACHE_KIB) -> Any:
+        conn = real(path, key, readonly=readonly, cipher=cipher, cache_kib=cache_kib)
         seen.append((Path(path), readonly, conn))
         return conn
 
@@ -69,6 +70,9 @@ async def test_oplog_and_evidence_share_the_pragmas(tmp_path: Path, key: OplogKe
     assert (writer_log["journal_mode"], writer_log["query_only"]) == ("wal", 0)
     assert (writer_ev["journal_mode"], writer_ev["query_only"]) == ("wal", 0)
     assert reader_log["query_only"] == 1
+    # page caches capped (SQLite's default of 2000 KiB per connection grew RSS over a year)
+    assert writer_log["cache_size"] == -sqlcipher.WRITER_CACHE_KIB
+    assert (reader_log["cache_size"], writer_ev["cache_size"]) == (-sqlcipher.CACHE_KIB,) * 2
     for path in (log_path, ev_path):
         assert path.stat().st_mode & 0o777 == 0o600
         assert path.read_bytes()[:16] != b"SQLite format 3\x00"
