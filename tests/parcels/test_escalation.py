@@ -20,23 +20,16 @@ from lockerd.parcels.component import AdjustableClock
 from lockerd.parcels.escalation import Escalator, incident_key
 from lockerd.testing.broker import LocalBroker
 from lockerd.testing.carrier import CarrierClient
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
-from tests.parcels.test_technician import _lockerctl, _mqtt
+from tests.fixtures.cabinet import CARRIER, Cabinet, courier, delivery, mqtt_settings, running
+from tests.parcels.test_technician import _lockerctl
 
 TIMELINE: list[str] = []
 
 
 @pytest.fixture
 async def linked(tmp_path: Path, broker: LocalBroker) -> AsyncIterator[Cabinet]:
-    c = Cabinet(tmp_path, mqtt=_mqtt(broker))
-    await c.start()
-    await c.grant(CARRIER, "c-101", PIN)
-    try:
+    async with running(tmp_path, grant=True, mqtt=mqtt_settings(broker)) as c:
         yield c
-    finally:
-        if c.daemon is not None:
-            await c.verify()
-        await c.stop()
 
 
 def _clock(cab: Cabinet) -> AdjustableClock:
