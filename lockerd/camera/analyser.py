@@ -25,6 +25,17 @@ _LEARN_TEXTURED_SHARE = 0.02
 _LEARN_NOISE_FACTOR = 3.0
 _LEARN_MIN_CONTRAST = 1.0
 
+PASSING_CHECKS = frozenset({"tiles_flattened", "tiles_lost", "moved", "similarity", "contrast"})
+"""Verdicts a passer-by can cause (something large and near in front of part of the view); the
+light (black, darker than the regime), uniformity, defocus and saturation are not deferred."""
+PASSING_MOVING = 0.25
+"""A frame is passing when at least this share of its lost tiles changed since the previous sample,
+and the previous sample's did too: the region that hides the scene keeps changing, as a person
+walking, swaying or gesturing does, while a cover stays put relative to the lens."""
+PASSING_MAX_S = 4.0
+"""Deferral ends after this long: a person standing close for a few seconds keeps intake open, a
+cloth waved in front of the lens closes it after PASSING_MAX_S plus the gate's bad hold."""
+
 
 def thresholds_from(cfg: CameraConfig) -> Thresholds:
     """Analysis thresholds from the [camera] section."""
@@ -90,6 +101,8 @@ class Analyser:
         self._prev: Gray | None = None
         self._still_since: float | None = None
         self._last_update: float | None = None
+        self._moving_prev = False                           # the previous sample's lost tiles moved
+        self._passing_since: float | None = None
 
     @property
     def ref(self) -> Reference | None:
@@ -119,6 +132,7 @@ class Analyser:
                             tile_min=self.t.tile_similarity_min)
         self._prev = p.gray
         verdict, check = decide(s, self.t, ref.stats)
+        verdict, check = self._passing(verdict, check, s, now)
         if 0.0 <= s.change <= self.t.frozen_diff:
             self._still_since = self._still_since if self._still_since is not None else now
         else:
@@ -127,12 +141,33 @@ class Analyser:
                 and now - self._still_since >= self.cfg.frozen_after_s):
             verdict, check = Verdict.FROZEN, "still"
         self.judgement = Judgement(regime, ref_regime, check)
-        if verdict is Verdict.OK and gate_open:
+        if check == "ok" and gate_open:  # never learn from a frame only deferred as passing
             self._follow(regime, ref_regime, compared, s, now)
         else:
             self._last_update = None
             self._candidates.clear()
         return verdict, s
+
+    def _passing(self, verdict: Verdict, check: str, s: Scores, now: float) -> tuple[Verdict, str]:
+        """Defer a structure verdict while the region hiding the scene keeps changing (a passer-by).
+
+        Needs change over two consecutive sample pairs: the frame a cover arrives in changes, the
+        next ones do not, so a cover's verdict is never deferred and the gate's bad hold starts on
+        its first frame. Bounded by PASSING_MAX_S.
+        """
+        moving = s.moving >= PASSING_MOVING
+        was_moving, self._moving_prev = self._moving_prev, moving
+        if check not in PASSING_CHECKS:
+            self._passing_since = None
+            return verdict, check
+        if not (moving and was_moving):
+            self._passing_since = None
+            return verdict, check
+        if self._passing_since is None:
+            self._passing_since = now
+        if now - self._passing_since >= PASSING_MAX_S:
+            return verdict, check
+        return Verdict.OK, "passing"
 
     def _follow(self, regime: Regime, ref_regime: Regime, compared: Gray, s: Scores,
                 now: float) -> None:

@@ -14,6 +14,7 @@ from enum import StrEnum
 
 import cv2
 import numpy as np
+import numpy.typing as npt
 
 from lockerd.camera.frames import FrameStats, Gray, frame_stats
 from lockerd.camera.reference import Reference, compare
@@ -37,6 +38,9 @@ _UNMOVED_BELOW = 0.5
 registration is an estimate that something large in front of the scene can pull a few pixels off
 (point-like textures, a star field or a printed page, lose their structure to such an error), while
 "the camera did not move" is the prior. Only suspicious frames pay for the second comparison."""
+_MOVING_FACTOR, _MOVING_FLOOR = 3.0, 1.0
+"""A tile changed when its mean absolute change since the previous sample exceeds three times the
+median tile's (the noise, on a mostly static view) plus one gray level (quantisation)."""
 
 
 class Verdict(StrEnum):
@@ -106,6 +110,7 @@ class Scores:
     moved_similarity: float  # similarity had a movement beyond the bounds been compensated (-1: none)
     beyond: float           # the movement's shift in multiples of the shift bound (0: within), 0..1e4
     change: float           # mean absolute difference to the previous sample, 0..255 (-1: none)
+    moving: float = 0.0     # share of the lost tiles whose content changed since the previous sample, 0..1
 
     def as_dict(self) -> dict[str, float]:
         """Rounded, JSON-able."""
@@ -125,9 +130,10 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
     """
     st = frame_stats(gray)
     rs = ref.stats
-    change = -1.0
+    change, diff = -1.0, None
     if previous is not None and previous.shape == gray.shape:
-        change = float(cv2.mean(cv2.absdiff(gray, previous))[0])
+        diff = np.asarray(cv2.absdiff(gray, previous), np.float32)
+        change = float(cv2.mean(diff)[0])
     motion: Motion = IDENTITY if bounds is None else register(ref.reg, gray, bounds)
     compared, valid = gray, None
     if motion.within and not motion.negligible:
@@ -145,6 +151,7 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
         if bounds is not None and bounds.max_shift > 0:
             beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
+    moving = 0.0 if diff is None else moving_share(diff, structure.lost_tiles)
     # contrast over level: a veil of paint adds light and takes contrast, less light takes both
     # alike (the offset only keeps a black frame's ratio defined)
     cv_now = st.std / (st.brightness + _CV_OFFSET)
@@ -167,7 +174,23 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moved_similarity=moved,
         beyond=beyond,
         change=change,
+        moving=moving,
     ), compared
+
+
+def moving_share(diff: Gray, lost: npt.NDArray[np.bool_] | None) -> float:
+    """Share of the lost tiles whose content changed since the previous sample beyond the noise.
+
+    The noise is read on the frame itself: the median tile's change (most of the view is the
+    static scene; when a light change moves every tile, nothing stands out and nothing counts as
+    moving). A cover stays put relative to the lens, so after the frame it arrived in its tiles
+    change by sensor noise only; a person in front moves, sways, swings an arm.
+    """
+    if lost is None or not lost.any():
+        return 0.0
+    per_tile = cv2.resize(diff, (lost.shape[1], lost.shape[0]), interpolation=cv2.INTER_AREA)
+    floor = _MOVING_FACTOR * float(np.median(per_tile)) + _MOVING_FLOOR
+    return float(np.count_nonzero((per_tile > floor) & lost)) / float(np.count_nonzero(lost))
 
 
 def blinded(st: FrameStats, t: Thresholds) -> bool:

@@ -61,6 +61,7 @@ class Structure:
     flat: float        # share of the judged tiles flattened (something uniform in front), 0..1
     sharpness: float   # median over the judged tiles of fine detail kept (light-corrected), 0..10
     judged: int        # number of tiles judged
+    lost_tiles: npt.NDArray[np.bool_] | None = None  # which tiles are lost (None: none judged)
 
 
 def tile_grid(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -142,7 +143,7 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
         judged = judged & (_tile_mean(valid, ref.tiles) >= _MIN_VALID)
     n = int(judged.sum())
     if n == 0:
-        return Structure(similarity, 0.0, 0.0, 1.0, 0)
+        return Structure(similarity, 0.0, 0.0, 1.0, 0, None)
     # the light's contrast gain, read where the scene is plainly still seen (tiles that match);
     # the whole frame would follow a cover over most of the view and hide it
     ratio = contrast / (ref.tile_contrast + _EPS)
@@ -165,4 +166,4 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     ref_own = ref.tile_energy / (ref.tile_contrast * ref.tile_contrast + _DETAIL_FLOOR)
     detail = (own + 1e-3) / (ref_own + 1e-3)  # a tile without detail in either matches itself
     sharpness = float(np.clip(np.quantile(detail[judged], _DETAIL_QUANTILE), 0.0, 10.0))
-    return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n)
+    return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n, lost)

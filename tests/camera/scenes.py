@@ -90,3 +90,50 @@ def jpeg(img: Img, quality: int) -> Img:
     ok, buf = cv2.imencode(".jpg", img, [cv2.IMWRITE_JPEG_QUALITY, quality])
     assert ok
     return np.asarray(cv2.imdecode(buf, cv2.IMREAD_COLOR), np.uint8)
+
+
+def person(x: float, share: float, seed: int = 11, *,
+           swing: float = 0.0) -> tuple[npt.NDArray[np.float32], npt.NDArray[np.float32]]:
+    """A person in front of the camera, centred at column `x`, covering about `share` of the view:
+    head, torso and two arms, clothing with a print (another cabinet's front, contrast halved) and
+    folds, slightly out of focus. Returns (layer, alpha) to composite over a view: the layer moves
+    with the person, so their texture moves coherently."""
+    rng = np.random.default_rng(seed)
+    print_ = cv2.resize(np.ascontiguousarray(world(seed).mean(axis=2).T), (W, H))  # turned: no scene
+    print_ = (print_ - print_.mean()) / (print_.std() + 1e-3)
+    folds = cv2.resize(rng.normal(0, 1, (H // 16, W // 16)).astype(np.float32), (W, H),
+                       interpolation=cv2.INTER_CUBIC)
+    shade = np.clip(1 + 0.25 * print_ + 0.1 * folds, 0.2, 2)
+    fabric = np.asarray((60, 110, 150), np.float32) * shade[:, :, None]
+    shift = round(x - W / 2)
+    layer = np.roll(fabric, shift, axis=1)
+    cx, top = round(x), round(H * 0.1)
+
+    def body(u: float, cx: int) -> npt.NDArray[np.uint8]:
+        mask = np.zeros((H, W), np.uint8)
+        cv2.fillPoly(mask, [np.array([[cx - 2.2 * u, top + 2.6 * u], [cx + 2.2 * u, top + 2.6 * u],
+                                      [cx + 2.5 * u, H], [cx - 2.5 * u, H]], np.int32)], 1)
+        for side in (-1, 1):
+            sx, sy = cx + side * 2.1 * u, top + 3.0 * u
+            ex, ey = sx + side * 0.6 * u + np.sin(side * swing) * 5.5 * u, sy + np.cos(swing) * 5.5 * u
+            cv2.line(mask, (round(sx), round(sy)), (round(ex), round(ey)), 1, max(1, round(1.1 * u)))
+        return mask
+
+    u = 0.05 * H
+    for _ in range(4):  # head units giving `share` of a view it stands in the middle of
+        u = min(u * share / max(float(body(u, W // 2).mean()), 1e-3), 0.2 * H)
+    mask = body(u, cx)
+    head = np.zeros((H, W), np.uint8)
+    cv2.ellipse(head, (cx, round(top + 1.1 * u)), (max(1, round(0.85 * u)), max(1, round(1.1 * u))),
+                0, 0, 360, 1, -1)
+    face = np.asarray((90, 130, 190), np.float32) * (1 + 0.15 * np.roll(print_, shift, axis=1))[:, :, None]
+    layer = np.where(head[:, :, None] > 0, face, layer)
+    alpha = cv2.GaussianBlur(np.maximum(mask, head).astype(np.float32), (0, 0), 1.0)
+    return np.asarray(cv2.GaussianBlur(layer, (0, 0), 1.0), np.float32), alpha
+
+
+def composite(img: npt.NDArray[np.float32], layer: npt.NDArray[np.float32],
+              alpha: npt.NDArray[np.float32]) -> npt.NDArray[np.float32]:
+    """`layer` over `img` with `alpha` (0..1 per pixel)."""
+    a = alpha[:, :, None]
+    return np.asarray(img * (1 - a) + layer * a, np.float32)

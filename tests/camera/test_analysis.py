@@ -23,7 +23,7 @@ BOUNDS = {
     "contrast_ratio": (0, 10), "similarity": (-1, 1), "lost": (0, 1), "flat": (0, 1),
     "shift": (0, 1e4), "rotation": (-180, 180), "aligned": (0, 1), "moved_similarity": (-1, 1),
     "beyond": (0, 1e4),
-    "change": (-1, 255),
+    "change": (-1, 255), "moving": (0, 1),
 }
 
 

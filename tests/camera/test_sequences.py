@@ -18,7 +18,19 @@ from lockerd.camera.analysis import Verdict
 from lockerd.camera.gate import GateLogic
 from lockerd.camera.regimes import Regime
 from lockerd.config import Camera
-from tests.camera.scenes import SIDES, Img, cover, expose, gray_noise, infrared, jpeg, tape, view
+from tests.camera.scenes import (
+    SIDES,
+    Img,
+    composite,
+    cover,
+    expose,
+    gray_noise,
+    infrared,
+    jpeg,
+    person,
+    tape,
+    view,
+)
 
 Frames = Callable[[np.random.Generator, int], Img]
 CFG = Camera()
@@ -202,3 +214,51 @@ def test_a_person_in_front_of_point_like_texture_keeps_intake_open() -> None:
     changes, verdicts, t = feed(analyser, gate, t, rng, person, 8.0)
     assert changes == [], (verdicts, analyser.judgement)
     assert gate.is_open(t)
+
+
+def _walking(share: float, speed: float, x0: float = 60.0) -> Frames:
+    """A textured person moving `speed` px per sample across the view (bouncing at its sides)."""
+    def frame(rng: np.random.Generator, i: int) -> Img:
+        x = (x0 + speed * i) % (2 * 280)
+        x = 20 + (x if x <= 280 else 560 - x)
+        layer, alpha = person(x, share, swing=0.3 * np.sin(1.3 * i))
+        return expose(composite(view(), layer, alpha), rng)
+    return frame
+
+
+@pytest.mark.parametrize(("share", "speed"), [(0.3, 12.0), (0.4, 6.0), (0.4, 2.0)])
+def test_a_textured_person_moving_in_front_keeps_intake_open(share: float, speed: float) -> None:
+    analyser, gate, t, rng = opened(lambda rng, i: expose(view(), rng))
+    changes, verdicts, t = feed(analyser, gate, t, rng, _walking(share, speed), 6.0)
+    assert changes == [], (analyser.judgement, verdicts)
+    assert gate.is_open(t)
+
+
+def test_a_persistent_partial_cover_after_a_passer_by_closes_intake_in_time() -> None:
+    """The frame a cover arrives in changes, so right after someone walked by it may be deferred
+    as passing; the next frames do not change and close intake within one more sample."""
+    analyser, gate, t, rng = opened(lambda rng, i: expose(view(), rng))
+    changes, _, t = feed(analyser, gate, t, rng, _walking(0.3, 12.0), 2.0)
+    assert changes == []
+    cloth = cover(view(), 0.85, "right")
+    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: expose(cloth, rng), 3.0)
+    assert changes, verdicts
+    assert not changes[0][1]
+    assert changes[0][0] <= CFG.bad_hold_s + 3 * STEP + 1e-9, (changes, verdicts)
+
+
+def test_a_region_hiding_the_scene_that_keeps_changing_is_deferred_only_for_a_while() -> None:
+    """Something changing in front of nearly all the view (a crowd, a cloth waved about) reads as
+    passing for at most PASSING_MAX_S; then intake closes within the gate's hold."""
+    from lockerd.camera.analyser import PASSING_MAX_S
+
+    others = [view(seed) for seed in (21, 22, 23)]  # other cabinets: the scene is hidden, content moves
+
+    def crowd(rng: np.random.Generator, i: int) -> Img:
+        return expose(np.roll(others[i % 3], 37 * i, axis=1), rng)
+
+    analyser, gate, t, rng = opened(lambda rng, i: expose(view(), rng))
+    changes, verdicts, _ = feed(analyser, gate, t, rng, crowd, PASSING_MAX_S + 3.0)
+    assert changes, verdicts
+    assert not changes[0][1]
+    assert 1.0 <= changes[0][0] <= PASSING_MAX_S + CFG.bad_hold_s + 3 * STEP + 1e-9, (changes, verdicts)
