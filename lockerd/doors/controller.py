@@ -1,5 +1,5 @@
-"""Door controller: opens compartments, watches door sensors, raises door and board alerts; long
-because opening, lost-reply truth and adaptive polling all act on the same tracked doors.
+"""Door controller: opens doors, watches sensors, raises door/board alerts; long because opening,
+lost-reply truth and adaptive polling all act on the same tracked doors.
 
 Opening = one relay pulse, then watching the sensor until the door reads open. No open within
 `open_confirm_s`: read the state, fire one new pulse, still closed -> jammed, compartment
