@@ -15,7 +15,8 @@ log = logging.getLogger(__name__)
 
 class AlertKind(StrEnum):
     """Alert kinds of docs/mqtt.md (plus GPIO tamper and power, and the cabinet-wide
-    wrong-code/PIN ceiling reached: `brute_force`, and a damaged log file: `oplog_corrupt`)."""
+    wrong-code/PIN ceiling reached: `brute_force`, a damaged log file: `oplog_corrupt`, and a
+    deposit a restart left open held for staff with its parcel inside: `deposit_unconfirmed`)."""
 
     CAMERA_DOWN = "camera_down"
     CAMERA_OBSTRUCTED = "camera_obstructed"
@@ -30,6 +31,7 @@ class AlertKind(StrEnum):
     BRUTE_FORCE = "brute_force"
     INCIDENT_ESCALATED = "incident_escalated"
     OPLOG_CORRUPT = "oplog_corrupt"
+    DEPOSIT_UNCONFIRMED = "deposit_unconfirmed"
 
 
 class Severity(StrEnum):

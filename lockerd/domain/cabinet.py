@@ -34,7 +34,7 @@ class Cabinet(CourierFlow, DeliveryFlow, PickupFlow, DropoffFlow, ReturnFlow, St
     `confirm_pickup`, `confirm_refusal` (pickup); `begin_dropoff`, `confirm_dropoff`,
     `begin_collect`, `confirm_collect`, `confirm_retrieval` (dropoff); `sweep_overdue`,
     `recall_parcel`, `begin_return`, `confirm_return` (returns); `notice_parcel`,
-    `extend_parcel` (storage); `door_failed`, `redirect_after_jam`, `block`, `unblock`, `clear`
-    (maintenance); `blocks` (the blocked set with why, since when and by whom).
+    `extend_parcel` (storage); `door_failed`, `hold_unconfirmed`, `redirect_after_jam`, `block`,
+    `unblock`, `clear` (maintenance); `blocks` (the blocked set with why, since when and by whom).
 
     """

@@ -35,7 +35,7 @@ from lockerd.app.supervisor import Component
 from lockerd.camera.intake import IntakeChanged
 from lockerd.config import Carrier, Hardware, Size
 from lockerd.domain import Cabinet, CabinetSpec, CabinetState, Clock, Compartment, Decision
-from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN
+from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN, HELD_KINDS
 from lockerd.domain.limiter import CABINET_KEYS, Credential, cabinet_ladder, locked_until
 from lockerd.domain.model import LIVE_STATUSES, Limiter, SetCompartment, SetLimiter
 from lockerd.domain.timefmt import format_ts
@@ -283,8 +283,14 @@ class ParcelFlows(Component):
             self._check_full()
         if decision.notify_operator:
             log.warning("operator: %s (%s)", decision.notify_operator, decision.record.kind)
+        if decision.ok and decision.record.kind in HELD_KINDS:
+            # a deposit a restart left open is inside: its carrier must send a person
+            self._bus.publish(Alert(
+                AlertKind.DEPOSIT_UNCONFIRMED, Severity.WARNING, True,
+                "a deposit left open by a restart reads closed on an item; held for staff",
+                compartment=decision.record.compartment))
         released = decision.result.get("released") if decision.ok else None
-        for kind in (AlertKind.DOOR_JAMMED, AlertKind.DOOR_FORCED):
+        for kind in (AlertKind.DOOR_JAMMED, AlertKind.DOOR_FORCED, AlertKind.DEPOSIT_UNCONFIRMED):
             if released == kind.value:
                 # the door controller raised it; the domain owns the block, so it clears it
                 self._bus.publish(Alert(kind, Severity.INFO, False, "compartment released",

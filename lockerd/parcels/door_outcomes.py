@@ -11,7 +11,8 @@ the door came to. What the door came to, and what can go wrong around it, is dec
 - a door whose state was unknown (a lost board reply) is read again: closed, it returns to
   service; open, staff must look;
 - operations a restart left open are closed at start (`recover`), the ends a stop on a full disk
-  left in the side file (lockerd/parcels/kept_file.py) recorded first.
+  left in the side file (lockerd/parcels/kept_file.py) recorded first; a deposit left open
+  without a kept end whose door reads closed on an item the sensor sees is held for staff.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
+from functools import partial
 from typing import Any, Protocol
 
-from lockerd.domain import Cabinet, CompartmentState, Decision, DoorFailure, ErrorCode
+from lockerd.domain import Cabinet, CompartmentState, Decision, DoorFailure, ErrorCode, PendingOp
 from lockerd.domain.errors import Refused
 from lockerd.domain.flows.maintenance import DOOR_STATE_UNKNOWN, DOORS_ACTOR
 from lockerd.parcels.kept_file import Entry, entry, redecide
@@ -32,6 +34,11 @@ log = logging.getLogger(__name__)
 
 #: What a board reports when the door did open (or was open already).
 _OPENED = frozenset({"acknowledged", "opened", "already_open"})
+
+#: The open operations whose parcel is inside once their door closed on it.
+_DEPOSITS = frozenset({PendingOp.DEPOSIT, PendingOp.DROPOFF})
+#: How long recovery at start waits for a door's first reading (the poll is kicked at once).
+START_READ_S = 2.0
 
 #: Records a decision under the cabinet lock (kept late ends first).
 Record = Callable[[Decision, dict[str, Any] | None], Awaitable[None]]
@@ -200,7 +207,10 @@ class DoorOutcomes:
         """After a restart. First the door-cycle ends a stop left in the side file (the disk was
         full): each is decided again and recorded when its operation is still open (kept again
         when the disk is still full). The operations left open otherwise have an unknown door
-        state: closed as `not_closed` (deposits rolled back, compartments blocked for staff)."""
+        state: closed as `not_closed` (deposits rolled back, compartments blocked for staff) -
+        except a deposit or drop-off whose door reads closed on an item its occupancy sensor
+        sees: the parcel is inside, so it is held for staff (`deposit_unconfirmed`), never
+        `rolled_back`."""
         done: list[Decision] = []
         for k in kept:
             async with self._lock:
@@ -220,6 +230,26 @@ class DoorOutcomes:
                 done.append(decision)
         self.late.save()
         waiting = set(self.late.compartments())
-        stuck = [c.id for c in self._cabinet.state.compartments.values()
+        stuck = [c for c in self._cabinet.state.compartments.values()
                  if c.pending is not None and c.id not in waiting]
-        return [*done, *[await self.fail(cid, DoorFailure.NOT_CLOSED) for cid in stuck]]
+        for comp in stuck:
+            assert comp.pending is not None
+            if comp.pending.op in _DEPOSITS and await self._item_inside(comp.id):
+                log.warning("compartment %d: a %s left open reads closed on an item; held for "
+                            "staff", comp.id, comp.pending.op.value)
+                done.append(await self._commit(partial(self._cabinet.hold_unconfirmed, comp.id),
+                                               extra={"after_restart": True}))
+            else:
+                done.append(await self.fail(comp.id, DoorFailure.NOT_CLOSED))
+        return done
+
+    async def _item_inside(self, cid: int) -> bool:
+        """At start, for a deposit left open without a kept end: the door reads closed and the
+        occupancy sensor sees an item. False where the board has no sensor, the sensor sees the
+        compartment empty, or the door is open or cannot be read: the rollback stays."""
+        try:
+            closed = await self._doors.wait_closed(cid, START_READ_S)
+        except Exception as exc:  # an unreadable door is not a closed one
+            log.warning("door %d could not be read at start: %s", cid, exc)
+            return False
+        return closed and self._doors.occupied(cid) is True

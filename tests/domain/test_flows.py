@@ -262,6 +262,41 @@ def test_deposit_rollback(h: Harness, failure: DoorFailure, state: CompartmentSt
     assert retry.open_door == (1 if state is CompartmentState.FREE else 2)
 
 
+def test_a_deposit_left_open_on_an_item_is_held_for_staff_not_rolled_back(h: Harness) -> None:
+    """Recovery at start (issue 16): the door reads closed on an item the sensor sees. The parcel
+    stays inside as `depositing` without a code behind a `deposit_unconfirmed` block; unblock is
+    refused while it is inside, clear takes it out and tells its carrier."""
+    granted(h)
+    begin = h.run(h.cab.begin_deposit(SF, "k1", parcel()))
+    pid = begin.result["parcel_id"]
+    held = h.run(h.cab.hold_unconfirmed(1))
+    assert (held.ok, held.failed, held.record.kind) == (True, None, "deposit.held")
+    assert held.events == ()
+    assert held.notify_operator is not None
+    p, comp = h.cab.state.parcels[pid], h.cab.state.compartments[1]
+    assert (p.status, p.code) == (ParcelStatus.DEPOSITING, None)
+    assert (comp.state, comp.parcel_id, comp.pending) == (CompartmentState.BLOCKED, pid, None)
+    assert (comp.blocked_reason, comp.blocked_by) == ("deposit_unconfirmed", "doors")
+    # nothing under way any more: a second hold or rollback is refused
+    refused_unchanged(h, h.cab.hold_unconfirmed(1), ErrorCode.BAD_STATE)
+    refused_unchanged(h, h.cab.door_failed(1, DoorFailure.NOT_CLOSED), ErrorCode.BAD_STATE)
+    refused_unchanged(h, h.cab.unblock(1, "tech:t1", "looked"), ErrorCode.HOLDS_PARCEL)
+    cleared = h.run(h.cab.clear(1, "tech:t1", "taken out"))
+    assert cleared.result["released"] == "deposit_unconfirmed"
+    assert [e.type for e in cleared.events] == ["parcel.removed_by_staff"]
+    assert finished(h, cleared, pid) is ParcelStatus.REMOVED_BY_STAFF
+    assert h.cab.state.compartments[1].state is CompartmentState.FREE
+
+
+def test_only_a_deposit_or_dropoff_is_held(h: Harness) -> None:
+    granted(h)
+    refused_unchanged(h, h.cab.hold_unconfirmed(1), ErrorCode.BAD_STATE)
+    cid, code, _ = deposited(h)
+    assert h.run(h.cab.begin_pickup("k2", code, None)).ok
+    refused_unchanged(h, h.cab.hold_unconfirmed(cid), ErrorCode.BAD_STATE)
+    refused_unchanged(h, h.cab.hold_unconfirmed(99), ErrorCode.UNKNOWN_COMPARTMENT)
+
+
 def test_confirm_without_a_matching_operation(h: Harness) -> None:
     granted(h)
     refused_unchanged(h, h.cab.confirm_deposit(1), ErrorCode.BAD_STATE)

@@ -32,6 +32,12 @@ DOORS_ACTOR = "doors"
 #: The block of a door whose board lost its reply and could not be read: lifted by the door
 #: controller's next reading of it closed (ParcelService.door_state_known), or by staff.
 DOOR_STATE_UNKNOWN = "door_state_unknown"
+#: The hold of a deposit or drop-off a restart left open whose door reads closed on an item the
+#: occupancy sensor sees (`hold_unconfirmed`): the parcel stays inside as `depositing`, without a
+#: code; staff clear it (its carrier gets `parcel.removed_by_staff`).
+DEPOSIT_UNCONFIRMED = "deposit_unconfirmed"
+#: The record kinds of that hold.
+HELD_KINDS = frozenset({"deposit.held", "dropoff.held"})
 #: Longest blocked reason kept (staff text is cut, never refused for its length).
 REASON_MAX = 100
 
@@ -123,6 +129,28 @@ class MaintenanceFlow(CabinetCore):
                         notify_operator=f"compartment {comp.id} blocked: {reason}" if block else None,
                         result={"parcel_id": parcel.id, "compartment": comp.id, "status": status,
                                 "failure": failure.value, "blocked": block})
+
+    def hold_unconfirmed(self, compartment_id: int) -> Decision:
+        """A deposit or drop-off a restart left open, with no kept end, whose door reads closed
+        and whose occupancy sensor sees an item: the parcel is physically inside, so it is not
+        rolled back. It stays `depositing` (recorded as inside, no code, so never released to a
+        recipient) behind a compartment blocked as `deposit_unconfirmed` until staff look:
+        `clear` takes it out (`removed_by_staff`); `unblock` is refused while it is inside."""
+        comp = self.state.compartments.get(compartment_id)
+        op = comp.pending.op.value if comp is not None and comp.pending is not None else "deposit"
+        kind = f"{op}.held"
+        got = self._pending(kind, compartment_id, (PendingOp.DEPOSIT, PendingOp.DROPOFF))
+        if isinstance(got, Decision):
+            return got
+        comp, pending, parcel = got
+        after = blocked_as(comp, DEPOSIT_UNCONFIRMED, DOORS_ACTOR, self.now())
+        return Decision(Record(kind, pending.actor, {"blocked_reason": DEPOSIT_UNCONFIRMED, "blocked": True},
+                               comp.id, parcel.id),
+                        changes=(SetCompartment(value=after),),
+                        notify_operator=f"compartment {comp.id} blocked: {DEPOSIT_UNCONFIRMED}",
+                        result={"parcel_id": parcel.id, "compartment": comp.id,
+                                "status": parcel.status.value, "blocked": True,
+                                "reason": DEPOSIT_UNCONFIRMED})
 
     def redirect_after_jam(self, compartment_id: int) -> Decision:
         """A deposit or drop-off whose door jammed moves on to another free compartment of a
