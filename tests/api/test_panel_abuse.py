@@ -20,7 +20,7 @@ import pytest
 from lockerd.app.events import Alert, AlertKind
 from lockerd.domain import Cabinet as DomainCabinet
 from lockerd.parcels.component import AdjustableClock
-from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery, dropoff
+from tests.fixtures.cabinet import Cabinet, courier, delivery, dropoff, running
 from tests.fixtures.peers import NOBODY, PANEL_GROUP, Peer, panel_gid, shared_workdir
 
 pytestmark = pytest.mark.skipif(__import__("os").geteuid() != 0,
@@ -39,17 +39,13 @@ async def shared_cab() -> AsyncIterator[Cabinet]:
     """The in-process daemon on the simulator, its socket reachable by other uids."""
     workdir = shared_workdir()
     # the per-connection request rate is raised: the limiters, not the rate, are under test here
-    cab = Cabinet(workdir, api={"panel_group": PANEL_GROUP, "socket_mode": 0o666,
-                                "max_requests_per_s": 1000.0,
-                                "panels": [{"user": KIOSK, "panel": "front"}]})
-    await cab.start()
-    await cab.grant(CARRIER, "c-101", PIN)
     try:
-        yield cab
+        async with running(workdir, grant=True,
+                           api={"panel_group": PANEL_GROUP, "socket_mode": 0o666,
+                                "max_requests_per_s": 1000.0,
+                                "panels": [{"user": KIOSK, "panel": "front"}]}) as cab:
+            yield cab
     finally:
-        if cab.daemon is not None:
-            await cab.verify()
-        await cab.stop()
         shutil.rmtree(workdir, ignore_errors=True)
 
 

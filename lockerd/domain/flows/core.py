@@ -285,6 +285,15 @@ class CabinetCore:
                         open_door=comp.id,
                         result={"parcel_id": parcel.id, "compartment": comp.id})
 
+    def _open_deposit(self, compartment_id: int, step: str
+                      ) -> tuple[str, tuple[Compartment, Pending, Parcel] | Decision]:
+        """The deposit or drop-off under way in a compartment, and the record kind of `step`
+        for it (`deposit.redirect`, `dropoff.held` ...): a door fault ends either the same way."""
+        comp = self.state.compartments.get(compartment_id)
+        op = comp.pending.op.value if comp is not None and comp.pending is not None else "deposit"
+        kind = f"{op}.{step}"
+        return kind, self._pending(kind, compartment_id, (PendingOp.DEPOSIT, PendingOp.DROPOFF))
+
     def _pending(self, kind: str, compartment_id: int, ops: tuple[PendingOp, ...]
                  ) -> tuple[Compartment, Pending, Parcel] | Decision:
         """The compartment, its open operation and its parcel, or a refusal."""

@@ -136,10 +136,7 @@ class MaintenanceFlow(CabinetCore):
         rolled back. It stays `depositing` (recorded as inside, no code, so never released to a
         recipient) behind a compartment blocked as `deposit_unconfirmed` until staff look:
         `clear` takes it out (`removed_by_staff`); `unblock` is refused while it is inside."""
-        comp = self.state.compartments.get(compartment_id)
-        op = comp.pending.op.value if comp is not None and comp.pending is not None else "deposit"
-        kind = f"{op}.held"
-        got = self._pending(kind, compartment_id, (PendingOp.DEPOSIT, PendingOp.DROPOFF))
+        kind, got = self._open_deposit(compartment_id, "held")
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
@@ -159,10 +156,7 @@ class MaintenanceFlow(CabinetCore):
 
         Refused with `no_free_compartment` when none fits; the caller then rolls back.
         """
-        comp = self.state.compartments.get(compartment_id)
-        op = comp.pending.op.value if comp is not None and comp.pending is not None else "deposit"
-        kind = f"{op}.redirect"
-        got = self._pending(kind, compartment_id, (PendingOp.DEPOSIT, PendingOp.DROPOFF))
+        kind, got = self._open_deposit(compartment_id, "redirect")
         if isinstance(got, Decision):
             return got
         comp, pending, parcel = got
