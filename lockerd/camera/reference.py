@@ -143,12 +143,13 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     tile_w = ref.tile_weight if valid is None else _tile_mean(np.asarray(weight, np.float32), ref.tiles)
     tile_s = _tile_mean(weighted, ref.tiles) / (tile_w + _EPS)
     judged = ref.textured
-    if valid is not None:
-        judged = judged & (_tile_mean(valid, ref.tiles) >= _MIN_VALID)
+    seen_view = None if valid is None else _tile_mean(valid, ref.tiles) >= _MIN_VALID
+    if seen_view is not None:
+        judged = judged & seen_view
     n = int(judged.sum())
     energy = _energy(gray, ref.tiles)
     level_gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
-    snr, scene = detail_snr(energy if valid is None else energy[_tile_mean(valid, ref.tiles) >= _MIN_VALID],
+    snr, scene = detail_snr(energy if seen_view is None else energy[seen_view],
                             float(ref.tile_energy.max()), level_gain)
     if n == 0:
         return Structure(similarity, 0.0, 0.0, 1.0, 0, None, snr, scene)
@@ -191,7 +192,9 @@ def detail_snr(energy: npt.NDArray[np.float32], ref_max: float, level_gain: floa
     """
     if energy.size == 0:
         return 1e3, 1e3
-    floor = float(np.quantile(energy, _NOISE_QUANTILE)) + _QUANT_ENERGY
+    flat = energy.ravel()
+    k = int(_NOISE_QUANTILE * (flat.size - 1))
+    floor = float(np.partition(flat, k)[k]) + _QUANT_ENERGY
     gain = min(max(level_gain, 0.0), 1.0)
     return (float(min(float(energy.max()) / floor, 1e3)),
             float(min((gain * gain * ref_max + floor) / floor, 1e3)))
