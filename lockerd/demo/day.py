@@ -204,6 +204,7 @@ SCENES: list[Scene] = [
     scene_broker_back,
     demo_flows.scene_refusal, demo_flows.scene_revoked, demo_flows.scene_dropoff,
     scene_id_handover, demo_flows.scene_overdue, demo_flows.scene_door_never_closes,
+    demo_flows.scene_technician,
     demo_evidence.scene_offline_pass, demo_evidence.scene_report,
 ]
 

@@ -228,6 +228,31 @@ async def scene_door_never_closes(ctx: DemoContext) -> None:
                                 f"{ctx.daemon.parcels.cabinet.blocked()}")
 
 
+async def scene_technician(ctx: DemoContext) -> None:
+    """A technician comes by: `incidents` lists what needs a person (the compartment the courier
+    left open is blocked), the latch is checked and the compartment unblocked, back in service."""
+    rows: list[dict[str, Any]] = (await ctx.call("incidents"))["incidents"]
+    for row in rows:
+        where = (f"compartment {row['compartment']}" if row.get("compartment") is not None
+                 else f"board {row['board']}" if row.get("board") is not None else "cabinet")
+        ctx.timeline.say("tech", f"incident {row['kind']} at {where}, "
+                                 f"{row.get('age_s', 0) / 3600:.1f} h old (demo clock): "
+                                 f"{row.get('detail') or row.get('reason') or '-'}")
+    for compartment in sorted(ctx.daemon.parcels.cabinet.blocked()):
+        res = await ctx.call("compartments.unblock", {"compartment": compartment,
+                                                      "reason": "latch checked, door closes"})
+        ctx.timeline.say("tech", f"compartment {compartment} unblocked: {res.get('status', res)}")
+    for row in rows:
+        if row["kind"] == "dropoff_rejected":
+            res = await ctx.call("compartments.clear", {
+                "compartment": row["compartment"],
+                "reason": "rejected item handed back to its sender at the desk"})
+            ctx.timeline.say("tech", f"compartment {row['compartment']} cleared: "
+                                     f"{res.get('status', res)}")
+    left = (await ctx.call("incidents"))["incidents"]
+    ctx.timeline.say("tech", f"{len(rows)} incident(s) found, {len(left)} left")
+
+
 async def _until(pred: Callable[[], bool], *, want: bool, limit_s: float = 20.0) -> None:
     deadline = time.monotonic() + limit_s
     while pred() != want and time.monotonic() < deadline:  # noqa: ASYNC110 -- polling the camera gate, which has no event
@@ -235,4 +260,4 @@ async def _until(pred: Callable[[], bool], *, want: bool, limit_s: float = 20.0)
 
 
 SCENES = [scene_couriers, scene_deliveries, scene_wrong_codes, scene_refusal, scene_revoked,
-          scene_dropoff, scene_overdue, scene_door_never_closes]
+          scene_dropoff, scene_overdue, scene_door_never_closes, scene_technician]

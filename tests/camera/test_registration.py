@@ -42,7 +42,10 @@ def test_small_shifts_and_rotations_within_the_bound_never_flag(
 @FAST
 @given(turn=st.one_of(
     st.tuples(st.just("rotate"), st.floats(2.0, 6.0)),   # multiples of the rotation bound
-    st.tuples(st.just("shift"), st.floats(2.0, 6.0))),   # multiples of the shift bound
+    # multiples of the shift bound, up to the edge of the test world: beyond 3.3 bounds the view
+    # reaches the world's border and cv2.BORDER_REFLECT mirrors the scene back into it, which no
+    # turned camera sees (it once read as the unmoved scene, similarity 0.78, and passed as OK)
+    st.tuples(st.just("shift"), st.floats(2.0, 3.3))),
     sign=st.sampled_from([-1.0, 1.0]), seed=st.integers(0, 2**16))
 def test_a_turn_beyond_the_bound_fails(reference: Reference, turn: tuple[str, float], sign: float,
                                        seed: int) -> None:
