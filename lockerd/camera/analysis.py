@@ -38,6 +38,17 @@ _UNMOVED_BELOW = 0.5
 registration is an estimate that something large in front of the scene can pull a few pixels off
 (point-like textures, a star field or a printed page, lose their structure to such an error), while
 "the camera did not move" is the prior. Only suspicious frames pay for the second comparison."""
+_NOISE_SNR, _NOISE_BELOW = 4.0, 0.5
+"""Covered when the frame's most detailed tile holds at most four times the fine-detail energy of
+its plainest tiles (`detail_snr`: nothing anywhere stands above the sensor noise) while its structure
+is doubtful (similarity below 0.5). A smooth cloth lit by an infrared illuminator keeps a fall-off
+shaped like a plain scene's shading (similarity 0.3-0.35 on a fundus photograph) and its noise reads
+as edges and detail relative to its little contrast; measured against the noise instead, that
+detail is the noise. Chosen on the tuning scenes: full covers reach at most 2.4, benign frames
+below 0.5 similarity at least 130 and the plainest benign frames (grass, brick) 1.5-2 at 0.9.
+The cue speaks only where the learnt scene, at the frame's light, would stand at least twice the
+cut-off above the frame's noise (`scene_snr`): a scene dim by nature or in falling light sinks its
+own detail into the noise and would read as a cover."""
 _MOVING_FACTOR, _MOVING_FLOOR = 3.0, 1.0
 """A tile changed when its mean absolute change since the previous sample exceeds three times the
 median tile's (the noise, on a mostly static view) plus one gray level (quantisation)."""
@@ -111,6 +122,8 @@ class Scores:
     beyond: float           # the movement's shift in multiples of the shift bound (0: within), 0..1e4
     change: float           # mean absolute difference to the previous sample, 0..255 (-1: none)
     moving: float = 0.0     # share of the lost tiles whose content changed since the previous sample, 0..1
+    detail_snr: float = 1e3  # most detailed tile's fine detail over the frame's noise floor, 0..1e3
+    scene_snr: float = 1e3   # the same for the learnt scene's most detailed tile at this light, 0..1e3
 
     def as_dict(self) -> dict[str, float]:
         """Rounded, JSON-able."""
@@ -175,6 +188,8 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         beyond=beyond,
         change=change,
         moving=moving,
+        detail_snr=structure.detail_snr,
+        scene_snr=structure.scene_snr,
     ), compared
 
 
@@ -227,6 +242,10 @@ def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
     # by an infrared illuminator keeps a fall-off shaped like a plain scene's own shading
     if s.edge_ratio <= t.edge_ratio_min * _NO_EDGES:
         return Verdict.COVERED, "no_edges"
+    # fine detail nowhere above the sensor noise, and the structure doubtful: a smooth cover whose
+    # shading imitates a plain scene's, its noise read as detail by the ratios above
+    if s.detail_snr <= _NOISE_SNR and s.scene_snr >= 2 * _NOISE_SNR and s.similarity < _NOISE_BELOW:
+        return Verdict.COVERED, "noise_only"
     if s.contrast_ratio <= t.contrast_ratio_min:
         return Verdict.SPRAYED, "contrast"
     margin = 0.0 if s.beyond >= _MOVED_FAR else _MOVED_MARGIN

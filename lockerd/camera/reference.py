@@ -29,6 +29,8 @@ _GAIN_FLOOR = 0.5        # the contrast gain read on seen tiles is at least this
 _DETAIL_QUANTILE = 0.75  # the tiles' fine detail is read at their upper quartile
 _DETAIL_FLOOR = 0.25     # contrast² floor of a tile's detail measure (quantisation, not structure)
 _C3_FLOOR = 1e-2       # keeps the structure term defined on a frame without any contrast
+_NOISE_QUANTILE = 0.1    # the plainest tenth of the tiles gives the frame's noise floor of fine detail
+_QUANT_ENERGY = 80.0 / 12.0  # Laplacian energy of 8-bit rounding alone (the floor of any noise)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,6 +64,8 @@ class Structure:
     sharpness: float   # median over the judged tiles of fine detail kept (light-corrected), 0..10
     judged: int        # number of tiles judged
     lost_tiles: npt.NDArray[np.bool_] | None = None  # which tiles are lost (None: none judged)
+    detail_snr: float = 1e3  # most detailed tile's fine detail over the frame's noise floor, 0..1e3
+    scene_snr: float = 1e3   # what the learnt scene's most detailed tile would give at this light, 0..1e3
 
 
 def tile_grid(shape: tuple[int, ...]) -> tuple[int, int]:
@@ -139,16 +143,20 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     tile_w = ref.tile_weight if valid is None else _tile_mean(np.asarray(weight, np.float32), ref.tiles)
     tile_s = _tile_mean(weighted, ref.tiles) / (tile_w + _EPS)
     judged = ref.textured
-    if valid is not None:
-        judged = judged & (_tile_mean(valid, ref.tiles) >= _MIN_VALID)
+    seen_view = None if valid is None else _tile_mean(valid, ref.tiles) >= _MIN_VALID
+    if seen_view is not None:
+        judged = judged & seen_view
     n = int(judged.sum())
+    energy = _energy(gray, ref.tiles)
+    level_gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
+    snr, scene = detail_snr(energy if seen_view is None else energy[seen_view],
+                            float(ref.tile_energy.max()), level_gain)
     if n == 0:
-        return Structure(similarity, 0.0, 0.0, 1.0, 0, None)
+        return Structure(similarity, 0.0, 0.0, 1.0, 0, None, snr, scene)
     # the light's contrast gain, read where the scene is plainly still seen (tiles that match);
     # the whole frame would follow a cover over most of the view and hide it
     ratio = contrast / (ref.tile_contrast + _EPS)
     seen = (tile_s >= _SEEN) & judged
-    level_gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
     if seen.sum() >= max(2, n // 4):
         # light scales contrast and level alike: tiles "seen" with a fraction of the contrast the
         # level says are not the scene but a smooth gradient shaped like it (an infrared
@@ -162,8 +170,31 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     # the light's gain, so no estimate of it is needed (a person in front would bias one). A turned
     # focus ring or grease lowers it everywhere, a person in front only where they stand (the upper
     # quartile ignores up to three quarters of the view that something plain stands in front of)
-    own = _energy(gray, ref.tiles) / (contrast * contrast + _DETAIL_FLOOR)
+    own = energy / (contrast * contrast + _DETAIL_FLOOR)
     ref_own = ref.tile_energy / (ref.tile_contrast * ref.tile_contrast + _DETAIL_FLOOR)
     detail = (own + 1e-3) / (ref_own + 1e-3)  # a tile without detail in either matches itself
     sharpness = float(np.clip(np.quantile(detail[judged], _DETAIL_QUANTILE), 0.0, 10.0))
-    return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n, lost)
+    return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n, lost, snr, scene)
+
+
+def detail_snr(energy: npt.NDArray[np.float32], ref_max: float, level_gain: float) -> tuple[float, float]:
+    """Fine detail of the frame's most detailed tile over its noise floor (tiles' Laplacian energy),
+    and what the learnt scene's most detailed tile would give over the same floor at this light.
+
+    The floor is read on the frame itself, at its plainest tenth of tiles: sensor noise is about
+    the same everywhere, so there it is all the fine detail there is (Immerkaer's idea of reading
+    noise where the picture is smooth, at tile scale). A real scene in focus, even a smooth one
+    (a fundus photograph, a clock face), has somewhere detail well above that floor: its edges;
+    a cloth in front of the lens has only the noise, everywhere alike, whatever its shading.
+    The second value says whether the scene could be told from noise at all: a scene dim by
+    nature, or light falling, sinks its detail into the noise (light gain capped at 1: more light
+    than learnt never hides detail).
+    """
+    if energy.size == 0:
+        return 1e3, 1e3
+    flat = energy.ravel()
+    k = int(_NOISE_QUANTILE * (flat.size - 1))
+    floor = float(np.partition(flat, k)[k]) + _QUANT_ENERGY
+    gain = min(max(level_gain, 0.0), 1.0)
+    return (float(min(float(energy.max()) / floor, 1e3)),
+            float(min((gain * gain * ref_max + floor) / floor, 1e3)))

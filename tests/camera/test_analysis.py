@@ -23,7 +23,7 @@ BOUNDS = {
     "contrast_ratio": (0, 10), "similarity": (-1, 1), "lost": (0, 1), "flat": (0, 1),
     "shift": (0, 1e4), "rotation": (-180, 180), "aligned": (0, 1), "moved_similarity": (-1, 1),
     "beyond": (0, 1e4),
-    "change": (-1, 255), "moving": (0, 1),
+    "change": (-1, 255), "moving": (0, 1), "detail_snr": (0, 1e3), "scene_snr": (0, 1e3),
 }
 
 
@@ -117,7 +117,7 @@ def _ok_scores(**changes: float) -> Scores:
     base = {name: 0.0 for name in BOUNDS} | {
         "brightness": 120.0, "std": 40.0, "entropy": 7.0, "brightness_ratio": 1.0,
         "sharpness_ratio": 1.0, "edge_ratio": 1.0, "contrast_ratio": 1.0, "similarity": 0.9,
-        "aligned": 1.0, "moved_similarity": -1.0, "change": 3.0}
+        "aligned": 1.0, "moved_similarity": -1.0, "change": 3.0, "detail_snr": 50.0, "scene_snr": 50.0}
     return Scores(**(base | changes))
 
 
@@ -126,6 +126,35 @@ def test_no_edge_left_anywhere_is_a_cover_whatever_the_fine_detail() -> None:
     s = _ok_scores(edge_ratio=0.01, sharpness_ratio=2.0, similarity=0.45)
     assert decide(s, Thresholds(), ref) == (Verdict.COVERED, "no_edges")
     assert decide(_ok_scores(edge_ratio=0.3), Thresholds(), ref) == (Verdict.OK, "ok")
+
+
+def test_fine_detail_only_at_the_noise_level_with_doubtful_structure_is_a_cover() -> None:
+    """An infrared cloth shaded like a smooth scene: similarity 0.3, its noise read as edges and
+    detail by the ratios, but nowhere above the noise while the scene would be well above it."""
+    ref = FrameStats(120.0, 40.0, 7.0, 0.0, 1.0, 0.1)
+    cloth = _ok_scores(similarity=0.32, edge_ratio=0.6, detail_snr=1.3, scene_snr=20.0)
+    assert decide(cloth, Thresholds(), ref) == (Verdict.COVERED, "noise_only")
+    # the scene itself keeps detail above its noise; a scene dim by nature cannot be told apart
+    assert decide(_ok_scores(similarity=0.32, detail_snr=6.0, scene_snr=20.0), Thresholds(), ref)[1] == "ok"
+    assert decide(_ok_scores(similarity=0.32, detail_snr=1.3, scene_snr=4.0), Thresholds(), ref)[1] == "ok"
+    assert decide(_ok_scores(similarity=0.8, detail_snr=1.3, scene_snr=20.0), Thresholds(), ref)[1] == "ok"
+
+
+def test_the_detail_cue_reads_a_noisy_cloth_as_noise_and_a_noisy_scene_above_it() -> None:
+    """Scores of real frames: a smooth shaded cloth with sensor noise against a scene with edges."""
+    rng = np.random.default_rng(1)
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    shading = 150.0 * (1.0 - 0.45 * (((xx - 160) / 160) ** 2 + ((yy - 120) / 120) ** 2))
+    scene = shading.copy()
+    for x in (60, 150, 250):
+        scene[:, x:x + 2] -= 30.0
+    ref = make_reference(prepare(np.clip(scene, 0, 255).astype(np.uint8), SIZE))
+    def noisy(img: np.ndarray) -> np.ndarray:
+        return np.clip(img + rng.normal(0, 3.0, img.shape), 0, 255).astype(np.uint8)
+    s_scene, _ = score(ref, prepare(noisy(scene), SIZE), None, bounds=Bounds())
+    s_cloth, _ = score(ref, prepare(noisy(shading * 0.9), SIZE), None, bounds=Bounds())
+    assert s_cloth.detail_snr <= 4.0 < s_scene.detail_snr
+    assert s_cloth.scene_snr >= 8.0
 
 
 def test_a_far_movement_must_explain_the_frame_at_least_as_well_as_none() -> None:

@@ -262,3 +262,35 @@ def test_a_region_hiding_the_scene_that_keeps_changing_is_deferred_only_for_a_wh
     assert changes, verdicts
     assert not changes[0][1]
     assert 1.0 <= changes[0][0] <= PASSING_MAX_S + CFG.bad_hold_s + 3 * STEP + 1e-9, (changes, verdicts)
+
+
+def _fundus(lines: int = 6) -> np.ndarray:
+    """A fundus-like scene: bright centre falling off towards the rim (an infrared illuminator's
+    fall-off on a cloth has the same shape) with a few dark vessels, its only edges."""
+    rng = np.random.default_rng(3)
+    yy, xx = np.mgrid[0:240, 0:320].astype(np.float32)
+    img = 150.0 * (1.0 - 0.15 * (((xx - 160) / 160) ** 2 + ((yy - 120) / 120) ** 2))
+    drawn = np.zeros((240, 320), np.float32)
+    for _ in range(lines):
+        p = rng.integers(0, (320, 240), (2, 2))
+        cv2.line(drawn, tuple(int(v) for v in p[0]), tuple(int(v) for v in p[1]), 1.0, 2)
+    img = img - 40.0 * cv2.GaussianBlur(drawn, (0, 0), 1.0)
+    return np.repeat(img[:, :, None], 3, axis=2).astype(np.float32)
+
+
+def test_an_infrared_cover_shaded_like_a_smooth_scene_closes_and_the_noisy_scene_stays_open() -> None:
+    """Under infrared with sensor noise the smooth scene keeps detail above the noise and stays open;
+    a cloth whose shading is the scene's own fall-off has only noise for detail and closes intake
+    within the configured time."""
+    scene = _fundus()
+    tint = scene * np.asarray((0.9, 1.0, 1.1), np.float32)
+    analyser, gate, t, rng = opened(lambda rng, i: expose(tint, rng))
+    changes, _, t = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(_ir(scene, 0.35), rng, 3.0), 6.0)
+    assert changes == [], analyser.judgement
+    assert analyser.judgement.reference is Regime.IR
+    cloth = _ir(_fundus(lines=0) * 0.9, 0.35)
+    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(cloth, rng, 3.0), 3.0)
+    assert analyser.judgement.check == "noise_only"  # the edge, contrast and tile rules miss it
+    assert changes, (verdicts, analyser.judgement)
+    assert not changes[0][1]
+    assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
