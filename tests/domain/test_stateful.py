@@ -564,12 +564,16 @@ TestCabinetMachine = CabinetMachine.TestCase
 def _same_programs_in_every_run(monkeypatch: pytest.MonkeyPatch) -> None:
     """Hypothesis (6.131 on) mixes literals of every imported local module into what it draws,
     so the derandomized programs depended on which other test modules the run had imported
-    (the whole suite drove other programs than this file alone and once missed a refusal).
+    (the whole suite drove other programs than this file alone and missed a refusal, then an
+    unblock refused for a parcel inside).
     Drawing without those literals keeps the 500 programs the same in every run."""
+    from hypothesis.internal.cache import LRUCache
     from hypothesis.internal.conjecture import providers
     from hypothesis.internal.constants_ast import Constants
     if hasattr(providers, "_get_local_constants"):
         monkeypatch.setattr(providers, "_get_local_constants", Constants)
+        # and forget the pools earlier tests' draws cached with those literals in them
+        monkeypatch.setattr(providers, "CONSTANTS_CACHE", LRUCache(1024))
 # derandomize: the same 500 programs every run, so the coverage check below cannot flake in CI
 # (a failure found this way reproduces by just running the test again).
 TestCabinetMachine.settings = settings(max_examples=500, stateful_step_count=50, deadline=None,
