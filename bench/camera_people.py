@@ -32,7 +32,7 @@ def faces() -> F32:
     """scikit-image's bundled LFW faces (200 x 25 x 25, 0..1)."""
     from skimage import data
 
-    return np.asarray(data.lfw_subset(), np.float32)  # type: ignore[no-untyped-call]
+    return np.asarray(data.lfw_subset(), np.float32)
 
 
 def extra_prints() -> list[Img]:
