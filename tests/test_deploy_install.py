@@ -24,6 +24,7 @@ import re
 import secrets
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import time
@@ -158,6 +159,26 @@ def test_unshare_works_here() -> None:
 
 
 @pytest.fixture
+def others_reach_this_checkout() -> Iterator[None]:
+    """The service and role users run this checkout's code with its venv's interpreter: every
+    directory on the way to them must let others through (o+x only, nothing listed or read that
+    was not already). A clone in `mktemp -d` (0700) or under /root is not: traversal is opened
+    for the test and put back after it."""
+    opened: list[tuple[Path, int]] = []
+    for target in (REPO, Path(sys.prefix), Path(sys.base_prefix)):
+        for directory in (*reversed(target.parents), target):
+            mode = os.stat(directory).st_mode
+            if not mode & 0o001 and directory not in [d for d, _ in opened]:
+                opened.append((directory, mode))
+                os.chmod(directory, stat.S_IMODE(mode) | 0o001)
+    try:
+        yield
+    finally:
+        for directory, mode in reversed(opened):
+            os.chmod(directory, stat.S_IMODE(mode))
+
+
+@pytest.fixture
 def work() -> Iterator[Path]:
     """A directory other users can traverse (pytest's are 0700), removed afterwards."""
     path = shared_workdir("lockerd-deploy-")
@@ -165,6 +186,7 @@ def work() -> Iterator[Path]:
     shutil.rmtree(path, ignore_errors=True)
 
 
+@pytest.mark.usefixtures("others_reach_this_checkout")
 def test_install_is_idempotent_and_the_daemon_serves_each_role_exactly(
         names: Names, work: Path) -> None:
     root = work / "root"
