@@ -117,11 +117,7 @@ async def daemon_child(workdir: Path, port: int, n: int, gap_s: float,
     capture.install()
     from tests.fixtures.cabinet import CARRIER, PIN, Cabinet, courier, delivery
 
-    class Cab(Cabinet):
-        async def wait_camera(self, limit_s: float = 20.0) -> None:
-            return None  # the camera is off
-
-    cab = Cab(workdir, camera={"enabled": False},
+    cab = Cabinet(workdir, camera={"enabled": False},
               mqtt={"enabled": True, "host": "127.0.0.1", "port": port, "tls": False,
                     "reconnect_min_s": 0.2, "reconnect_max_s": 1.0})
     await cab.start()
