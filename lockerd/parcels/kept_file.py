@@ -27,6 +27,7 @@ from typing import Any
 
 from lockerd.domain import Cabinet, Decision, DoorFailure, RefusalReason, RejectReason
 from lockerd.domain.timefmt import format_ts
+from lockerd.oplog.secretfile import fsync_dir
 
 log = logging.getLogger(__name__)
 
@@ -112,11 +113,7 @@ class KeptFile:
                 os.ftruncate(fd, 0)
                 os.pwrite(fd, b" " * SLOT, 0)
                 os.fsync(fd)
-                dfd = os.open(self.path.parent, os.O_RDONLY | os.O_DIRECTORY)
-                try:
-                    os.fsync(dfd)
-                finally:
-                    os.close(dfd)
+                fsync_dir(self.path.parent)
         except OSError as exc:
             os.close(fd)
             log.error("side file for unrecorded door-cycle ends unusable: %s", exc)
