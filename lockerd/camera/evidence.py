@@ -135,17 +135,22 @@ class EvidenceStore:
         pool.shutdown(wait=True)
 
     async def snapshot(self, label: str) -> EvidenceRef | None:
-        """Store the newest frame under `label`; None when the camera has no frame to give."""
+        """Store the newest frame under `label`; None when the camera has no frame to give.
+
+        The frame is fetched in the store's worker thread: a camera that keeps its newest
+        frame compressed decodes it on that request, which must not hold up the loop."""
         if not LABEL.match(label):
             raise ValueError("evidence label must be 1-80 of [A-Za-z0-9_.:-] (no personal data)")
-        latest = self._frames()
         state = self._camera_state() if self._camera_state is not None else {}
-        if latest is None:
-            log.warning("no camera frame for evidence %s", label)
-            return None
-        frame = latest[1]
         ts = self._clock()
-        return await self._call(lambda: self._store_sync(label, frame, ts, state))
+        ref = await self._call(lambda: self._snapshot_sync(label, ts, state))
+        if ref is None:
+            log.warning("no camera frame for evidence %s", label)
+        return ref
+
+    def _snapshot_sync(self, label: str, ts: float, state: dict[str, Any]) -> EvidenceRef | None:
+        latest = self._frames()
+        return None if latest is None else self._store_sync(label, latest[1], ts, state)
 
     def _store_sync(self, label: str, frame: Frame, ts: float, state: dict[str, Any]) -> EvidenceRef:
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self._quality])

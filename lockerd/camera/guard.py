@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import logging
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -25,13 +27,18 @@ from lockerd.camera.gate import GateChange, GateLogic
 from lockerd.camera.intake import EvidencePlace, IntakeChanged, Secrets
 
 __all__ = ["CameraGuard", "EvidencePlace", "IntakeChanged", "Secrets"]
+from lockerd.camera.frames import prepare
 from lockerd.camera.regimes import Regime
+from lockerd.camera.steady import SteadyScene
 from lockerd.config import Camera as CameraConfig
-from lockerd.drivers.base import FrameSource
+from lockerd.drivers.base import Frame, FrameSource, SampledFrameSource
 
 log = logging.getLogger(__name__)
 
 PURGE_EVERY_S = 3600.0
+SUPERVISE_S = 1.0
+"""With a pushing camera, how often the loop looks for a silent camera (at most; down_after_s / 2
+when that is shorter). Intake never waits for it: `is_open` needs a fresh good verdict."""
 EVIDENCE_KEY = "evidence.key"
 """Name of the evidence database's key among the secrets kept in the (encrypted) operation log."""
 _ALERTS = {"camera_down": AlertKind.CAMERA_DOWN, "camera_obstructed": AlertKind.CAMERA_OBSTRUCTED}
@@ -84,6 +91,9 @@ class CameraGuard(Component):
         self.gate = GateLogic(bad_hold_s=cfg.bad_hold_s, good_hold_s=cfg.good_hold_s,
                               fresh_s=cfg.fresh_s)
         self._analyser = Analyser(cfg)
+        self.steady = SteadyScene(max_mean_diff=cfg.steady_mean_diff,
+                                  max_cell_diff=cfg.steady_cell_diff,
+                                  live_diff=cfg.frozen_diff, recheck_s=cfg.recheck_s)
         self._pool: ThreadPoolExecutor | None = None
         self._last_ts: float | None = None
         self._last_frame_at: float | None = None
@@ -91,6 +101,12 @@ class CameraGuard(Component):
         self.samples = 0
         self._alert: AlertKind | None = None
         self._last_purge: float | None = None
+        # the gate and what the status shows are written by the camera's thread (pushed
+        # samples) and read by the loop: one lock, held for bookkeeping, never for analysis
+        self._lock = threading.Lock()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._sampling_idle = False
+        self._pushing: SampledFrameSource | None = None
 
     # --- lifecycle -------------------------------------------------------------------------
     async def start(self) -> None:
@@ -114,7 +130,18 @@ class CameraGuard(Component):
             await self.evidence.open()
 
     async def run(self) -> None:
-        """Sample at `sample_hz` until cancelled."""
+        """Judge `sample_hz` frames a second until cancelled.
+
+        A camera that pushes its sampled frames (all of ours) has them judged in its own thread
+        as they are decoded; the loop then wakes only to announce a gate change and, once a
+        `SUPERVISE_S`, to notice a silent camera. Any other source is polled from the loop
+        (`sample_once`), the analysis handed to a worker thread."""
+        if isinstance(self.source, SampledFrameSource):
+            await self._run_pushed(self.source)
+        else:
+            await self._run_polled()
+
+    async def _run_polled(self) -> None:
         interval = 1.0 / self.cfg.sample_hz
         while True:
             await self.sample_once()
@@ -122,6 +149,75 @@ class CameraGuard(Component):
             if self.evidence is not None:
                 await self._maybe_purge()
             await asyncio.sleep(interval)
+
+    async def _run_pushed(self, source: SampledFrameSource) -> None:
+        self._loop = asyncio.get_running_loop()
+        tick = min(SUPERVISE_S, self.cfg.down_after_s / 2)
+        self._pushing = source
+        source.listen(self._on_sample)
+        try:
+            while True:
+                self._check_silence()
+                self.progress()
+                if self.evidence is not None:
+                    await self._maybe_purge()
+                await asyncio.sleep(tick)
+        finally:
+            source.listen(None)
+            source.sample_at(self.cfg.sample_hz)
+            self._sampling_idle = False
+            self._pushing = self._loop = None
+
+    def _on_sample(self, ts: float, frame: Frame) -> None:
+        """A pushed sample, in the camera's thread: judge it and update the gate."""
+        now = self._clock()
+        with self._lock:
+            if ts == self._last_ts:
+                return
+            gate_open = self.gate.open
+        skipped = self.steady.skipped
+        verdict, scores = self._judge(frame, now, gate_open)
+        steady = self.steady.skipped > skipped
+        source = self._pushing
+        if steady != self._sampling_idle and source is not None:
+            self._sampling_idle = steady
+            source.sample_at(self.cfg.idle_sample_hz if steady else self.cfg.sample_hz)
+        with self._lock:
+            self._last_ts, self._last_frame_at, self.scores = ts, now, scores
+            change = self._judged(now, verdict)
+        loop = self._loop
+        if change is not None and loop is not None:
+            with contextlib.suppress(RuntimeError):  # the loop closed while we judged
+                loop.call_soon_threadsafe(self._announce, change)
+
+    def _judge(self, frame: Frame, now: float, gate_open: bool) -> tuple[Verdict, Scores | None]:
+        """The verdict on one sample: the last good one for a steady scene (camera/steady.py),
+        else the full judgement."""
+        gray = prepare(frame, self._analyser.size)
+        if self.steady.unchanged(gray, now):
+            return Verdict.OK, self.scores
+        verdict, scores = self._analyser.analyse(frame, now, gate_open)
+        self.steady.remember(gray, now, verdict is Verdict.OK
+                             and self._analyser.judgement.check == "ok")
+        return verdict, scores
+
+    def _check_silence(self) -> None:
+        """No pushed frame for down_after_s: the camera is down."""
+        now = self._clock()
+        with self._lock:
+            if self._last_frame_at is None:
+                self._last_frame_at = now  # grace counts from the first look, not from boot
+            if now - self._last_frame_at < self.cfg.down_after_s:
+                return
+            self.scores = None
+            change = self._judged(now, Verdict.DOWN)
+        if change is not None:
+            self._announce(change)
+
+    def _judged(self, now: float, verdict: Verdict) -> GateChange | None:
+        """Count a verdict and feed it to the gate (under the lock)."""
+        self.samples += 1
+        return self.gate.update(now, verdict)
 
     async def stop(self) -> None:
         """Release the camera, close the store, stop the analysis thread (idempotent)."""
@@ -136,7 +232,7 @@ class CameraGuard(Component):
 
     # --- sampling --------------------------------------------------------------------------
     async def sample_once(self) -> Verdict | None:
-        """Judge the newest frame (if there is a new one) and update the gate."""
+        """Judge the newest frame (if there is a new one) and update the gate (polled sources)."""
         now = self._clock()
         latest = self.source.latest()
         if latest is not None and latest[0] != self._last_ts:
@@ -144,9 +240,10 @@ class CameraGuard(Component):
             self._last_frame_at = now
             if self._pool is None:
                 raise RuntimeError("camera guard not started")
-            gate_open = self.gate.open
+            with self._lock:
+                gate_open = self.gate.open
             verdict, scores = await asyncio.get_running_loop().run_in_executor(
-                self._pool, self._analyser.analyse, latest[1], now, gate_open)
+                self._pool, self._judge, latest[1], now, gate_open)
             self.scores = scores
         else:
             if self._last_frame_at is None:
@@ -155,8 +252,8 @@ class CameraGuard(Component):
                 return None  # no new frame yet, still within down_after_s
             verdict = Verdict.DOWN
             self.scores = None
-        self.samples += 1
-        change = self.gate.update(now, verdict)
+        with self._lock:
+            change = self._judged(now, verdict)
         if change is not None:
             self._announce(change)
         return verdict
@@ -192,7 +289,8 @@ class CameraGuard(Component):
     # --- IntakeGate ------------------------------------------------------------------------
     def is_open(self) -> bool:
         """Intake may be used: gate open and the last good verdict fresher than fresh_s."""
-        return self.cfg.enabled and self.gate.is_open(self._clock())
+        with self._lock:
+            return self.cfg.enabled and self.gate.is_open(self._clock())
 
     def reason(self) -> str | None:
         """Why intake is closed, None when open."""
@@ -200,12 +298,14 @@ class CameraGuard(Component):
             return None
         if not self.cfg.enabled:
             return "camera_disabled"
-        return self.gate.reason or "camera_down"
+        with self._lock:
+            return self.gate.reason or "camera_down"
 
     def camera_state(self) -> dict[str, Any]:
         """What an operation record keeps about the camera."""
-        return {"verdict": self.gate.verdict.value, "intake_open": self.is_open(),
-                "reason": self.reason()}
+        open_now, reason = self.is_open(), self.reason()
+        with self._lock:
+            return {"verdict": self.gate.verdict.value, "intake_open": open_now, "reason": reason}
 
     async def snapshot_ref(self, label: str) -> EvidenceRef | None:
         """Evidence snapshot at a door event; None without a frame or a store."""
@@ -236,6 +336,8 @@ class CameraGuard(Component):
             "check": judged.check,
             "frame_age_s": age,
             "samples": self.samples,
+            "judged_in_full": self.steady.judged,
+            "steady_samples": self.steady.skipped,
             "source": getattr(self.source, "state", None),
         }
 

@@ -21,12 +21,29 @@ class Camera(Strict):
     sample_hz: float = Field(default=5.0, ge=1.0, le=30.0,
                              description="Frames decoded and analysed per second (the others are "
                                          "grabbed and dropped undecoded).")
+    idle_sample_hz: float = Field(default=2.0, ge=1.0, le=30.0,
+                                  description="Frames sampled per second while the scene is steady "
+                                              "(see steady_mean_diff); the first changed frame "
+                                              "brings back sample_hz.")
     cv_threads: int = Field(default=1, ge=1, le=4,
                             description="OpenCV worker threads (cv2.setNumThreads): the analysed "
                                         "frame is small, a pool only adds hand-off CPU.")
     analysis_width: int = Field(default=160, ge=64, le=640,
                                 description="Width of the grayscale frame analysed (speed vs detail).")
     analysis_height: int = Field(default=120, ge=48, le=480, description="Height of the analysed frame.")
+    steady_mean_diff: float = Field(default=3.0, ge=0, le=32,
+                                    description="A sample whose mean gray-level difference to the "
+                                                "last frame judged good in full is at most this (and "
+                                                "above frozen_diff) takes its verdict without the "
+                                                "full judgement; 0: judge every sample in full.")
+    steady_cell_diff: float = Field(default=8.0, ge=0, le=64,
+                                    description="... and whose difference in every cell of an 8x6 "
+                                                "grid is at most this (a hand or a person in one "
+                                                "corner is judged in full).")
+    recheck_s: float = Field(default=2.0, ge=0, le=10,
+                             description="A full judgement at least this often however steady the "
+                                         "scene (bounds how late a change too slow for the steady "
+                                         "limits is judged).")
     down_after_s: float = Field(default=1.0, gt=0, le=30,
                                 description="No new frame for this long: camera_down.")
     fresh_s: float = Field(default=2.0, gt=0, le=2.0,
@@ -114,9 +131,11 @@ class Camera(Strict):
 
     @model_validator(mode="after")
     def _closes_within_a_second(self) -> Camera:
-        if self.bad_hold_s + 1.0 / self.sample_hz > 1.0:
-            raise ValueError("bad_hold_s + 1/sample_hz must not exceed 1 s (a bad verdict closes "
-                             "intake within 1 s)")
+        if self.bad_hold_s + 1.0 / min(self.sample_hz, self.idle_sample_hz) > 1.0:
+            raise ValueError("bad_hold_s + 1/idle_sample_hz (and + 1/sample_hz) must not exceed "
+                             "1 s (a bad verdict closes intake within 1 s)")
+        if self.idle_sample_hz > self.sample_hz:
+            raise ValueError("idle_sample_hz must not exceed sample_hz")
         if self.analysis_width * 3 != self.analysis_height * 4 and \
                 self.analysis_width * 9 != self.analysis_height * 16:
             raise ValueError("analysis_width x analysis_height must be 4:3 or 16:9")

@@ -7,6 +7,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:  # numpy is loaded with the camera, not by every door and board module
+    from collections.abc import Callable
+
     import numpy as np
     import numpy.typing as npt
 
@@ -59,6 +61,9 @@ class ManagedBoard(LockBoard, Protocol):
 
 Frame: TypeAlias = "npt.NDArray[np.uint8]"
 
+SampleListener: TypeAlias = "Callable[[float, Frame], None]"
+"""Called in a camera's own thread with (monotonic capture time, BGR frame) of each sampled frame."""
+
 
 @runtime_checkable
 class FrameSource(Protocol):
@@ -72,3 +77,19 @@ class FrameSource(Protocol):
 
     def latest(self) -> tuple[float, Frame] | None:
         """(monotonic capture time, BGR frame) of the newest frame, or None."""
+
+
+@runtime_checkable
+class SampledFrameSource(FrameSource, Protocol):
+    """A camera that pushes each sampled frame to a listener in its own thread.
+
+    Judging the frame where it was decoded spares the event loop a wake-up (and the analysis
+    pool a hand-off) per sample: at idle those wake-ups, not the analysis, were most of the
+    camera's CPU (issue 19)."""
+
+    def listen(self, listener: SampleListener | None) -> None:
+        """Start (or with None, stop) handing sampled frames to `listener`."""
+
+    def sample_at(self, hz: float) -> None:
+        """Sample `hz` frames a second from now on (thread-safe; the guard slows down while the
+        scene is steady and speeds up when it changes)."""

@@ -10,7 +10,19 @@ A V4L2 camera sending MJPEG hands over compressed frames: `grab()` only dequeues
 `retrieve()` decodes. OpenCV's FFmpeg backend instead decodes inside `grab()`, so a recorded
 MJPEG file (the field recordings, the idle benchmark) paid for every frame. An MJPEG file is
 therefore read as raw packets (`CAP_PROP_FORMAT = -1`) and the sampled ones decoded with
-`cv2.imdecode`: the file source costs what a V4L2 MJPEG camera costs (`raw_packets`).
+`cv2.imdecode`: the file source costs what a V4L2 MJPEG camera costs (`raw_packets`). A V4L2
+camera sending MJPEG is asked for its buffers unconverted (`CAP_PROP_CONVERT_RGB = 0`) for the
+same reason; should a backend still hand over pixels, they are used as they come.
+
+A compressed frame is decoded twice at most, and small first: the guard analyses a 160x120
+picture, and libjpeg decodes straight to a half, quarter or eighth of the size (DCT scaling,
+`IMREAD_REDUCED_COLOR_*`) for a fraction of a full decode. The sampled frame goes to the
+`listen()`er at that size, in this thread (the guard judges it here: no hand-off to the event
+loop per frame); the full-size picture is decoded from the kept packet only when `latest()` is
+asked for it (an evidence snapshot). The camera is asked for `decode_hz` frames a second
+(`CAP_PROP_FPS`; one that cannot go so low keeps its own rate and the rest are grabbed and
+dropped), and a file replays as such a camera would: one wake-up per sampled frame, the packets
+in between only demuxed.
 
 OpenCV's own logging (`[ WARN:0@0.03] global cap_v4l.cpp:914 open VIDEOIO(V4L2:/dev/video0):
 can't open camera by index`, on every retry, straight to stderr past the journal's priorities
@@ -25,11 +37,13 @@ import logging
 import os
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import cv2
+import numpy as np
 
-from lockerd.drivers.base import Frame
+from lockerd.drivers.base import Frame, SampleListener
 
 log = logging.getLogger(__name__)
 
@@ -62,31 +76,69 @@ def _why_not_open(source: int | str) -> str:
     return "cannot open (file missing, stream unreachable or unsupported)"
 
 
+_REDUCED = ((8, cv2.IMREAD_REDUCED_COLOR_8), (4, cv2.IMREAD_REDUCED_COLOR_4),
+            (2, cv2.IMREAD_REDUCED_COLOR_2))
+
+
+def reduced_decode_flag(size: tuple[int, int], wanted: tuple[int, int] | None) -> int:
+    """The cheapest imdecode flag whose picture is still at least `wanted` (width, height)."""
+    if wanted is not None and wanted[0] > 0 and wanted[1] > 0:
+        for factor, flag in _REDUCED:
+            if size[0] // factor >= wanted[0] and size[1] // factor >= wanted[1]:
+                return flag
+    return cv2.IMREAD_COLOR
+
+
+def is_packet(data: Any) -> bool:
+    """True for a compressed frame (a one-row byte buffer) rather than a picture."""
+    shape: tuple[int, ...] = tuple(getattr(data, "shape", ()))
+    return len(shape) == 1 or (len(shape) == 2 and shape[0] == 1)
+
+
+@dataclass
+class _Newest:
+    """The newest sampled frame: its time, its compressed packet and/or its full picture."""
+
+    ts: float
+    packet: Frame | None
+    full: Frame | None
+
+
 class OpenCVCamera:
     """Reads frames with cv2.VideoCapture in a worker thread; the loop only reads `latest()`.
 
     An open failure or a read failure is a state (`no_frames`), never an exception: the thread
     releases the device and reconnects with exponential backoff. A video file is replayed at
     `fps` and looped, which makes field recordings usable as a test source. Frames are decoded
-    at `decode_hz` (None: every frame); `frames` counts frames grabbed, `decoded` those decoded.
+    at `decode_hz` (None: every frame); `frames` counts frames grabbed, `decoded` those decoded
+    (for the listener, at `sample_size` or the least larger DCT scale), `full_decodes` the
+    full-size pictures `latest()` decoded from a kept packet, `wakeups` the read loop's turns.
     """
 
     def __init__(self, source: str, *, width: int = 640, height: int = 480, fps: float = 15.0,
-                 decode_hz: float | None = None, backoff_initial: float = 0.5,
-                 backoff_max: float = 30.0, open_timeout_ms: int = 5000) -> None:
+                 decode_hz: float | None = None, sample_size: tuple[int, int] | None = None,
+                 backoff_initial: float = 0.5, backoff_max: float = 30.0,
+                 open_timeout_ms: int = 5000) -> None:
         self.source = parse_source(source)
         self.width, self.height, self.fps = width, height, fps
+        self._decode_hz = decode_hz
         self._decode_period = 0.0 if decode_hz is None else 1.0 / decode_hz
+        self._sample_size = sample_size
         self._backoff_initial, self._backoff_max = backoff_initial, backoff_max
         self._open_timeout_ms = open_timeout_ms
         self._lock = threading.Lock()
-        self._latest: tuple[float, Frame] | None = None
+        self._latest: _Newest | None = None
+        self._listener: SampleListener | None = None
+        self._frame_size = (width, height)
+        self._file_frames = 1
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.state = "stopped"
         self.frames = 0
         self.decoded = 0
         self.reconnects = 0
+        self.full_decodes = 0
+        self.wakeups = 0
         self.raw_packets = False
 
     async def start(self) -> None:
@@ -109,10 +161,30 @@ class OpenCVCamera:
             log.error("camera thread did not stop within 10 s (device read hangs)")
         self.state = "stopped"
 
+    def listen(self, listener: SampleListener | None) -> None:
+        """Hand every sampled frame to `listener(ts, frame)` in the capture thread (None: stop).
+
+        The frame is BGR at `sample_size` or the least larger size the JPEG decodes to; the
+        listener must be quick and must not touch the event loop except thread-safely."""
+        self._listener = listener
+
+    def sample_at(self, hz: float) -> None:
+        """Decode (and hand to the listener) `hz` frames a second from now on."""
+        self._decode_period = 1.0 / hz
+
     def latest(self) -> tuple[float, Frame] | None:
-        """(monotonic capture time, BGR frame), or None while no frames arrive."""
+        """(monotonic capture time, full-size BGR frame), or None while no frames arrive.
+
+        A compressed frame is decoded here, once, on first request (evidence needs the full
+        picture; the analysis never asks)."""
         with self._lock:
-            return self._latest
+            newest = self._latest
+            if newest is None:
+                return None
+            if newest.full is None and newest.packet is not None:
+                newest.full = _decode(newest.packet, cv2.IMREAD_COLOR)
+                self.full_decodes += 1
+            return None if newest.full is None else (newest.ts, newest.full)
 
     def _open(self) -> Any:
         params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, self._open_timeout_ms,
@@ -121,13 +193,25 @@ class OpenCVCamera:
         if not cap.isOpened():
             cap.release()
             return None
-        self.raw_packets = self._is_file() and _fourcc(cap) == "MJPG" \
-            and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
-        if isinstance(self.source, int):
+        mjpeg = _fourcc(cap) == "MJPG"
+        if self._is_file():
+            self.raw_packets = mjpeg and bool(cap.set(cv2.CAP_PROP_FORMAT, -1))
+            # a wake-up never asks for more packets than a (short) recording holds
+            self._file_frames = max(1, int(cap.get(cv2.CAP_PROP_FRAME_COUNT)))
+        elif self._is_device():
             cap.set(cv2.CAP_PROP_FRAME_WIDTH, self.width)
             cap.set(cv2.CAP_PROP_FRAME_HEIGHT, self.height)
             cap.set(cv2.CAP_PROP_BUFFERSIZE, 1)  # newest frame, not a stale queue
+            if self._decode_hz is not None:
+                cap.set(cv2.CAP_PROP_FPS, self._decode_hz)  # fewer frames to dequeue
+            self.raw_packets = mjpeg and bool(cap.set(cv2.CAP_PROP_CONVERT_RGB, 0))
+        width, height = int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT))
+        if width > 0 and height > 0:
+            self._frame_size = (width, height)
         return cap
+
+    def _is_device(self) -> bool:
+        return isinstance(self.source, int) or self.source.startswith("/dev/")
 
     def _is_file(self) -> bool:
         return isinstance(self.source, str) and "://" not in self.source \
@@ -172,33 +256,67 @@ class OpenCVCamera:
         """Grab until failure or stop, decoding one frame per decode period; True when at least
         one frame came."""
         period = 1.0 / self.fps
+        # a file plays the camera asked for decode_hz: it wakes per sample, not per packet
         got = False
         next_decode = 0.0
         while not self._stop.is_set():
             t0 = time.monotonic()
-            if not cap.grab():
-                return got
-            self.frames += 1
+            self.wakeups += 1
+            decode_period = self._decode_period  # sample_at() may change it at any time
+            per_wake = max(1, min(round(decode_period * self.fps), self._file_frames)) \
+                if is_file else 1
+            for _ in range(per_wake):
+                if not cap.grab():
+                    return got
+                self.frames += 1
             if t0 >= next_decode:
-                ok, frame = cap.retrieve()
-                if ok and frame is not None and self.raw_packets:
-                    frame = cv2.imdecode(frame, cv2.IMREAD_COLOR)  # the JPEG of this frame
-                if not ok or frame is None:
+                ok, data = cap.retrieve()
+                if not ok or data is None or not self._take(t0, data):
                     return got
                 if not got:
                     log.info("camera %s: frames arriving (%dx%d)", _redact(self.source),
-                             frame.shape[1], frame.shape[0])
+                             *self._frame_size)
                 got = True
                 self.state = "streaming"
-                self.decoded += 1
                 # the next decode one period after this one, not after a late grab: no drift
-                next_decode = max(next_decode + self._decode_period, t0) \
-                    if next_decode else t0 + self._decode_period
-                with self._lock:
-                    self._latest = (time.monotonic(), frame)
+                next_decode = max(next_decode + decode_period, t0) \
+                    if next_decode else t0 + decode_period
             if is_file:
-                self._stop.wait(max(0.0, period - (time.monotonic() - t0)))
+                self._stop.wait(max(0.0, per_wake * period - (time.monotonic() - t0)))
         return got
+
+    def _take(self, t0: float, data: Frame) -> bool:
+        """Keep a retrieved frame as the newest and hand its sample to the listener; False
+        when it cannot be decoded."""
+        listener = self._listener
+        if is_packet(data):
+            packet: Frame | None = data
+            full = None
+            sample = None
+            if listener is not None:
+                sample = _decode(data, reduced_decode_flag(self._frame_size, self._sample_size))
+            else:
+                full = sample = _decode(data, cv2.IMREAD_COLOR)
+            if sample is None:
+                return False
+        else:
+            packet, full, sample = None, data, data
+        self.decoded += 1
+        ts = time.monotonic()
+        with self._lock:
+            self._latest = _Newest(ts, packet, full)
+        if listener is not None:
+            try:
+                listener(ts, sample)
+            except Exception:  # the listener's own failure must not stop the camera
+                log.exception("camera frame listener failed")
+        return True
+
+
+def _decode(packet: Frame, flag: int) -> Frame | None:
+    """A JPEG packet decoded with `flag`, None when it is not one."""
+    img = cv2.imdecode(packet, flag)
+    return None if img is None else np.asarray(img, dtype=np.uint8)
 
 
 def _fourcc(cap: Any) -> str:

@@ -166,7 +166,8 @@ def build_hardware(hw: Hardware, camera: Camera, gpio: Gpio, *, state_dir: Path)
             from lockerd.drivers.camera import OpenCVCamera
 
             source = OpenCVCamera(camera.source, width=camera.width, height=camera.height,
-                                  decode_hz=camera.sample_hz)
+                                  decode_hz=camera.sample_hz,
+                                  sample_size=(camera.analysis_width, camera.analysis_height))
     pins: Any = None
     if gpio.enabled and sim:
         from gpiozero.pins.mock import MockFactory

@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 from lockerd.camera.frames import as_u8
-from lockerd.drivers.base import Frame
+from lockerd.drivers.base import Frame, SampleListener
 
 log = logging.getLogger(__name__)
 
@@ -80,6 +80,7 @@ class SimCamera:
         self._bases: dict[str, Frame] = {}
         self._lock = threading.Lock()
         self._latest: tuple[float, Frame] | None = None
+        self._listener: SampleListener | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.frames = 0
@@ -119,6 +120,14 @@ class SimCamera:
         await asyncio.to_thread(thread.join, 5.0)
         self.state = "stopped"
 
+    def sample_at(self, hz: float) -> None:
+        """Render (and hand to the listener) `hz` frames a second from now on."""
+        self._decode_period = 1.0 / hz
+
+    def listen(self, listener: SampleListener | None) -> None:
+        """Hand each rendered (sampled) frame to `listener(ts, frame)` in the frame thread."""
+        self._listener = listener
+
     def latest(self) -> tuple[float, Frame] | None:
         """(capture time, frame) of the newest frame, None while unplugged."""
         with self._lock:
@@ -141,11 +150,19 @@ class SimCamera:
                 self.frames += 1
                 if t0 >= next_decode:
                     frame = self.render(mode, self._clock())
+                    ts = self._clock()
                     with self._lock:
-                        self._latest = (self._clock(), frame)
+                        self._latest = (ts, frame)
                     self.decoded += 1
-                    next_decode = max(next_decode + self._decode_period, t0) \
-                        if next_decode else t0 + self._decode_period
+                    listener = self._listener
+                    if listener is not None:
+                        try:
+                            listener(ts, frame)
+                        except Exception:  # as the real driver: the camera keeps going
+                            log.exception("camera frame listener failed")
+                    decode_period = self._decode_period
+                    next_decode = max(next_decode + decode_period, t0) \
+                        if next_decode else t0 + decode_period
             self._stop.wait(max(0.0, period - (time.monotonic() - t0)))
 
     def render(self, mode: str, now: float) -> Frame:

@@ -62,7 +62,8 @@ async def test_tamper_mode_closes_intake_and_recovery_reopens_it(fast_cfg: Camer
         # configured worst case: detection time + hold + one sample; generous slack for a loaded CI
         detect = fast_cfg.frozen_after_s if mode == "frozen" else (
             fast_cfg.down_after_s if mode == "unplugged" else 0.0)
-        limit = detect + fast_cfg.bad_hold_s + 2 / fast_cfg.sample_hz
+        # a steady scene is sampled at the idle rate: the change is seen up to one idle period late
+        limit = detect + fast_cfg.bad_hold_s + 1 / fast_cfg.idle_sample_hz + 2 / fast_cfg.sample_hz
         took = await wait_for(lambda: not guard.is_open(), limit + 3.0)
         expected = "camera_down" if mode in DOWN_MODES else "camera_obstructed"
         assert guard.reason() == expected
@@ -171,6 +172,10 @@ async def test_guard_records_camera_state_and_evidence(fast_cfg: Camera, sim_cam
 def test_config_keeps_close_within_one_second() -> None:
     with pytest.raises(ValidationError, match="within 1 s"):
         Camera(sample_hz=1.0, bad_hold_s=0.5)
+    with pytest.raises(ValidationError, match="within 1 s"):
+        Camera(sample_hz=5.0, idle_sample_hz=1.0, bad_hold_s=0.5)  # a steady scene is sampled slower
+    with pytest.raises(ValidationError, match="idle_sample_hz must not exceed"):
+        Camera(sample_hz=5.0, idle_sample_hz=10.0)
     with pytest.raises(ValidationError, match="4:3 or 16:9"):
         Camera(analysis_width=160, analysis_height=100)
     with pytest.raises(ValidationError):
@@ -194,7 +199,7 @@ async def test_a_camera_decoding_only_the_sampled_frames_still_closes_intake_in_
         await wait_for(guard.is_open, 15)
         cam.set_mode(mode)
         detect = fast_cfg.frozen_after_s if mode == "frozen" else 0.0
-        limit = detect + fast_cfg.bad_hold_s + 2 / fast_cfg.sample_hz
+        limit = detect + fast_cfg.bad_hold_s + 1 / fast_cfg.idle_sample_hz + 2 / fast_cfg.sample_hz
         took = await wait_for(lambda: not guard.is_open(), limit + 3.0)
         assert took < limit + 3.0
         assert guard.reason() == ("camera_down" if mode == "frozen" else "camera_obstructed")

@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 
 from lockerd.drivers.base import FrameSource
-from lockerd.drivers.camera import OpenCVCamera, _redact, parse_source
+from lockerd.drivers.camera import OpenCVCamera, _redact, parse_source, reduced_decode_flag
 from lockerd.sim.camera import SimCamera
 
 
@@ -105,3 +105,61 @@ async def test_a_non_mjpeg_file_is_decoded_by_opencv(tmp_path: Path) -> None:
         assert not cam.raw_packets  # imdecode cannot read MPEG-4 packets: OpenCV decodes them
     finally:
         await cam.stop()
+
+
+async def test_sampled_frames_reach_the_listener_small_and_the_full_picture_only_on_request(
+        tmp_path: Path) -> None:
+    # issue 19: the analysis gets the JPEG decoded at a quarter size (DCT scaling) in the
+    # capture thread; the full picture is decoded from the kept packet once, for evidence
+    video = tmp_path / "rec.avi"
+    write_video(video)
+    cam = OpenCVCamera(str(video), fps=60.0, decode_hz=10.0, sample_size=(80, 60))
+    shapes: list[tuple[int, ...]] = []
+    cam.listen(lambda _ts, frame: shapes.append(frame.shape))
+    await cam.start()
+    try:
+        t0 = time.monotonic()
+        while len(shapes) < 8 and time.monotonic() - t0 < 15:  # noqa: ASYNC110  (thread counter)
+            await asyncio.sleep(0.02)
+        assert set(shapes) == {(60, 80, 3)}
+        assert cam.full_decodes == 0
+        first = cam.latest()
+        second = cam.latest()
+        assert first is not None
+        assert second is not None
+        if first[0] == second[0]:
+            assert first[1] is second[1]  # decoded once per packet
+        assert first[1].shape == (240, 320, 3)
+        assert 1 <= cam.full_decodes <= 2
+        # a file plays the camera asked for 10 frames a second: one wake-up per sample, the
+        # packets in between (60 fps) only demuxed
+        assert cam.wakeups * 4 <= cam.frames
+    finally:
+        await cam.stop()
+
+
+async def test_the_sampling_rate_can_change_while_streaming(tmp_path: Path) -> None:
+    video = tmp_path / "rec.avi"
+    write_video(video, frames=12)  # shorter than one slow wake's packets: replayed all the same
+    cam = OpenCVCamera(str(video), fps=60.0, decode_hz=20.0, sample_size=(80, 60))
+    times: list[float] = []
+    cam.listen(lambda ts, _frame: times.append(ts))
+    await cam.start()
+    try:
+        await asyncio.sleep(1.0)
+        cam.sample_at(4.0)
+        await asyncio.sleep(0.3)
+        n = len(times)
+        await asyncio.sleep(2.0)
+        assert len(times) - n <= 4.0 * 2.0 + 2
+        assert len(times) - n >= 3
+    finally:
+        await cam.stop()
+
+
+def test_reduced_decoding_picks_the_cheapest_scale_still_large_enough() -> None:
+    assert reduced_decode_flag((640, 480), (160, 120)) == cv2.IMREAD_REDUCED_COLOR_4
+    assert reduced_decode_flag((640, 480), (80, 60)) == cv2.IMREAD_REDUCED_COLOR_8
+    assert reduced_decode_flag((640, 480), (320, 240)) == cv2.IMREAD_REDUCED_COLOR_2
+    assert reduced_decode_flag((320, 240), (320, 240)) == cv2.IMREAD_COLOR
+    assert reduced_decode_flag((640, 480), None) == cv2.IMREAD_COLOR
