@@ -19,6 +19,7 @@ from lockerd.app.health import HealthSnapshots
 from lockerd.app.oplog_ports import OplogPorts
 from lockerd.app.sdnotify import Notifier, watchdog_interval
 from lockerd.app.supervisor import CabinetState, Component, CriticalStartFailure, Supervisor
+from lockerd.app.ticks import next_tick
 from lockerd.camera.intake import EvidencePlace, IntakeChanged
 from lockerd.config import Config, ConfigError, load_config
 from lockerd.doors.api import DoorsApi
@@ -301,7 +302,7 @@ class Daemon:
                     log.warning("cabinet %s", line)
                 elif state == CabinetState.READY:
                     log.info("cabinet ready")
-            await asyncio.sleep(1.0)
+            await next_tick(1.0)
 
 
 def run_daemon(cfg: Config, config_path: Path | None) -> int:

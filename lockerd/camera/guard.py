@@ -20,6 +20,7 @@ import numpy.typing as npt
 from lockerd.api.server import ApiServer, Caller, Role
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
+from lockerd.app.ticks import next_tick
 from lockerd.camera.analyser import Analyser
 from lockerd.camera.analysis import Scores, Verdict
 from lockerd.camera.evidence import EvidenceRef, EvidenceStore
@@ -161,7 +162,7 @@ class CameraGuard(Component):
                 self.progress()
                 if self.evidence is not None:
                     await self._maybe_purge()
-                await asyncio.sleep(tick)
+                await next_tick(tick)
         finally:
             source.listen(None)
             source.sample_at(self.cfg.sample_hz)

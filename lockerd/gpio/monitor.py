@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
+from lockerd.app.ticks import next_tick
 from lockerd.config import Gpio as GpioConfig
 from lockerd.drivers.gpio import GpioBank, InputSpec
 
@@ -94,7 +95,7 @@ class GpioMonitor(Component):
         """Nothing to poll: inputs are edge-driven. Progress is fed for the watchdog."""
         while True:
             self.progress()
-            await asyncio.sleep(1.0)
+            await next_tick(1.0)
 
     async def stop(self) -> None:
         """Outputs off, pins released; the doors on switches become unknown."""

@@ -20,6 +20,7 @@ from lockerd import __version__
 from lockerd.api.server import ApiError, ApiServer, Caller, Role
 from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
+from lockerd.app.ticks import next_tick
 from lockerd.config import Cabinet, Compartment, Paths
 from lockerd.config import Oplog as OplogConfig
 from lockerd.oplog import audit, backup, integrity, keys, regreport, report_sign, retention
@@ -285,7 +286,7 @@ class OplogComponent(Component):
             if now >= self._next_purge:
                 await self.purge_now()
                 self._next_purge = self._next_purge_after(now)
-            await asyncio.sleep(1.0)
+            await next_tick(1.0)
 
     def _next_purge_after(self, now: datetime) -> datetime:
         at = now.astimezone(UTC).replace(hour=self._cfg.purge_hour_utc, minute=0,
