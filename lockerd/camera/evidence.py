@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import cv2
+import numpy as np
 
 from lockerd.domain.timefmt import format_ts
 from lockerd.drivers.base import Frame
@@ -76,7 +77,8 @@ class EvidenceStore:
 
     def __init__(self, path: Path, key: bytes | KeyProvider, frames: FrameGetter, *,
                  retention_days: int = 30,
-                 jpeg_quality: int = 85, camera_state: Callable[[], dict[str, Any]] | None = None,
+                 jpeg_quality: int = 70, max_width: int = 640,
+                 camera_state: Callable[[], dict[str, Any]] | None = None,
                  clock: Callable[[], float] = time.time) -> None:
         self._path = path
         # The daemon's key lives in the operation log, readable only once the log is open.
@@ -85,6 +87,7 @@ class EvidenceStore:
         self._frames = frames
         self._retention_s = retention_days * 86400.0
         self._quality = jpeg_quality
+        self._max_width = max_width
         self._camera_state = camera_state
         self._clock = clock
         self._pool: ThreadPoolExecutor | None = None
@@ -153,6 +156,7 @@ class EvidenceStore:
         return None if latest is None else self._store_sync(label, latest[1], ts, state)
 
     def _store_sync(self, label: str, frame: Frame, ts: float, state: dict[str, Any]) -> EvidenceRef:
+        frame = fit_width(frame, self._max_width)
         ok, buf = cv2.imencode(".jpg", frame, [cv2.IMWRITE_JPEG_QUALITY, self._quality])
         if not ok:
             raise EvidenceError("JPEG encoding failed")
@@ -192,3 +196,12 @@ class EvidenceStore:
         """Snapshots held."""
         return await self._call(
             lambda: int(self._db.execute("SELECT count(*) FROM evidence").fetchone()[0]))
+
+
+def fit_width(frame: Frame, max_width: int) -> Frame:
+    """The frame scaled down (area average, aspect kept) to at most `max_width` pixels wide."""
+    height, width = frame.shape[:2]
+    if width <= max_width:
+        return frame
+    size = (max_width, max(1, round(height * max_width / width)))
+    return np.asarray(cv2.resize(frame, size, interpolation=cv2.INTER_AREA), dtype=np.uint8)

@@ -87,6 +87,7 @@ class CameraGuard(Component):
             self.evidence = EvidenceStore(evidence.path, key, source.latest,
                                           retention_days=cfg.evidence_retention_days,
                                           jpeg_quality=cfg.evidence_jpeg_quality,
+                                          max_width=cfg.evidence_width,
                                           camera_state=self.camera_state)
         self._clock = clock
         self.gate = GateLogic(bad_hold_s=cfg.bad_hold_s, good_hold_s=cfg.good_hold_s,

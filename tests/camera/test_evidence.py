@@ -117,3 +117,23 @@ async def test_labels_with_personal_data_shape_are_refused(tmp_path: Path) -> No
 def test_short_keys_are_refused(tmp_path: Path) -> None:
     with pytest.raises(EvidenceError):
         EvidenceStore(tmp_path / "e.db", b"short", lambda: None)
+
+
+async def test_a_wide_frame_is_stored_at_the_configured_width_keeping_its_aspect(
+        tmp_path: Path) -> None:
+    # issue 19: a 1280x720 camera's snapshot is kept at 640x360 (about a quarter of the bytes)
+    cam = SimCamera(1280, 720)
+    store = EvidenceStore(tmp_path / "evidence.db", KEY, lambda: (1.0, cam.render("normal", 0.0)),
+                          max_width=640)
+    await store.open()
+    try:
+        ref = await store.snapshot("op-2:door_open")
+        assert ref is not None
+        jpeg = await store.load(ref.id)
+        assert jpeg is not None
+        picture = cv2.imdecode(np.frombuffer(jpeg, np.uint8), cv2.IMREAD_COLOR)
+        assert picture.shape == (360, 640, 3)
+        full = cv2.imencode(".jpg", cam.render("normal", 0.0), [cv2.IMWRITE_JPEG_QUALITY, 70])[1]
+        assert len(jpeg) < len(full) / 2
+    finally:
+        await store.close()
