@@ -67,6 +67,9 @@ class RawPolls:
         self._flight: InFlight | None = None
         self._spans: deque[float] = deque(maxlen=SPANS_KEPT)
         self._wire: dict[tuple[int, int], float] = {}
+        self._min_interval: float | None = None
+        self._last: dict[int, tuple[bytes, tuple[bool, ...]]] = {}
+        self._span: float | None = None
         self._unwatched: Any = None
         """The port while the loop does not watch it (since the last poll sent to be read later)."""
         self.sent_later = 0
@@ -80,8 +83,16 @@ class RawPolls:
         """Shortest time from one poll sent to be read later to the next: the slowest recent
         request-to-reply time plus the gap and a timer's rounding (a round whose slots are shorter
         would find every reply still arriving, and wait for each)."""
-        wire = (8 + read_inputs_reply_len(8)) * char_time(self._bus.baudrate)
-        return 1.1 * max(self._spans, default=wire) + self._bus.scheduler.gap_s + 0.001
+        if self._min_interval is None:
+            wire = (8 + read_inputs_reply_len(8)) * char_time(self._bus.baudrate)
+            self._min_interval = (1.1 * max(self._spans, default=wire)
+                                  + self._bus.scheduler.gap_s + 0.001)
+        return self._min_interval
+
+    def _took(self, span: float) -> None:
+        """An awaited poll's request-to-reply time (the gap after a reply read late; slots)."""
+        self._spans.append(span)
+        self._min_interval = self._span = None
 
     @property
     def in_flight(self) -> bool:
@@ -115,7 +126,7 @@ class RawPolls:
         sent = loop.time()
         self._write(request)
         bits = await self._await_reply(tap, unit, count, sent + timeout_s, timeout_s)
-        self._spans.append(loop.time() - sent)
+        self._took(loop.time() - sent)
         return bits
 
     async def _await_reply(self, tap: RawTap, unit: int, count: int, deadline: float,
@@ -126,7 +137,7 @@ class RawPolls:
         while True:
             if tap.buf:
                 try:
-                    bits = find_read_inputs_reply(bytes(tap.buf), unit, count)
+                    bits = self._parse(bytes(tap.buf), unit, count)
                 except DriverError as exc:  # the board's exception reply
                     tap.buf.clear()
                     raise DriverError(f"bus {bus.name} {exc}") from None
@@ -153,6 +164,18 @@ class RawPolls:
         raise DriverTimeout(f"bus {bus.name} unit {unit}: no reply in "
                             f"{timeout_s * 1000:.0f} ms")
 
+    def _parse(self, buf: bytes, unit: int, count: int) -> tuple[bool, ...] | None:
+        """The inputs in `buf` (frames_modbus.find_read_inputs_reply). A reply byte for byte the
+        same as the board's last good one is that one (its CRC was checked): at rest nearly
+        every reply is, and it is then neither checked nor unpacked again."""
+        last = self._last.get(unit)
+        if last is not None and last[0] == buf:
+            return last[1]
+        bits = find_read_inputs_reply(buf, unit, count)
+        if bits is not None and len(buf) == read_inputs_reply_len(count):
+            self._last[unit] = (buf, bits)
+        return bits
+
     def _drop_stale(self, tap: RawTap) -> None:
         if tap.buf:  # bytes nobody asked for (a late reply, noise) never answer this request
             self._bus.stale_bytes += len(tap.buf)
@@ -169,7 +192,12 @@ class RawPolls:
         written = 0
         if port is not None:
             try:
-                written = port.write(frame) or 0
+                if type(port) is serial.Serial:  # POSIX, O_NONBLOCK: skip pyserial's bookkeeping
+                    written = os.write(port.fileno(), frame)
+                else:
+                    written = port.write(frame) or 0
+            except BlockingIOError:
+                written = 0
             except (serial.SerialException, OSError) as exc:
                 bus.close()
                 raise DriverUnavailable(f"bus {bus.name}: write failed: {exc}") from exc
@@ -200,9 +228,7 @@ class RawPolls:
             self.watch()  # (a new port after a reconnect)
             asyncio.get_running_loop().remove_reader(port.fileno())
             self._unwatched = port
-        else:
-            self._read_port(port)  # stray bytes that came while unwatched: counted, dropped
-        self._drop_stale(tap)
+        self._drop_stale(tap)  # (bytes arriving unwatched are skipped in front of the reply)
         try:
             self._write(self._request(unit, count))
         except DriverError:
@@ -237,7 +263,7 @@ class RawPolls:
         if not tap.buf:
             return False
         try:
-            bits = find_read_inputs_reply(bytes(tap.buf), flight.unit, flight.count)
+            bits = self._parse(bytes(tap.buf), flight.unit, flight.count)
         except DriverError as exc:  # the board's exception reply
             tap.buf.clear()
             self._end(flight, DriverError(f"bus {bus.name} {exc}"))
@@ -269,7 +295,7 @@ class RawPolls:
             timeout_s = bus.read_timeout_s
             deadline = loop.time() + max(0.0, flight.sent + timeout_s - bus._clock())
             result = await self._await_reply(tap, flight.unit, flight.count, deadline, timeout_s)
-            self._spans.append(bus._clock() - flight.sent)
+            self._took(bus._clock() - flight.sent)
         except DriverError as exc:
             result = exc
         finally:
@@ -288,9 +314,10 @@ class RawPolls:
         else:
             # Read late, the reply ended at most the slowest recent send-to-reply time after
             # the request went out (never later than now): the inter-frame gap counts from there.
-            wire = self._wire_time(flight)
-            span = max(self._spans, default=wire)
-            bus.scheduler.ended_at(min(now, flight.sent + max(span, wire)))
+            if self._span is None:
+                self._span = max(self._spans, default=0.0)
+            bus.scheduler.ended_at(min(now, flight.sent + max(self._span,
+                                                              self._wire_time(flight))))
         try:
             flight.deliver(result)
         except Exception:  # a consumer's bug must not leave the line owed
