@@ -44,7 +44,7 @@ log = logging.getLogger(__name__)
 PollResult: TypeAlias = "tuple[bool, ...] | DriverError"
 """What a poll read later delivers: the inputs, or why there are none."""
 SPANS_KEPT = 8
-"""Awaited polls whose send-to-reply time bounds when a harvested reply ended (for the gap)."""
+"""Awaited polls whose request-to-reply time tells when a harvested reply ended (for the gap)."""
 
 
 @dataclass(eq=False, slots=True)
@@ -80,14 +80,22 @@ class RawPolls:
         """Non-blocking reads made to harvest a reply (tests: one per harvested poll)."""
 
     def min_interval(self) -> float:
-        """Shortest time from one poll sent to be read later to the next: the slowest recent
-        request-to-reply time plus the gap and a timer's rounding (a round whose slots are shorter
-        would find every reply still arriving, and wait for each)."""
+        """Shortest time from one poll sent to be read later to the next: the request-to-reply
+        time, two gaps and a timer's rounding (a round whose slots are shorter would find every
+        reply still arriving, and wait for each)."""
         if self._min_interval is None:
             wire = (8 + read_inputs_reply_len(8)) * char_time(self._bus.baudrate)
-            self._min_interval = (1.1 * max(self._spans, default=wire)
-                                  + self._bus.scheduler.gap_s + 0.001)
+            self._min_interval = (1.1 * max(self._reply_span(), wire)
+                                  + 2 * self._bus.scheduler.gap_s + 0.001)
         return self._min_interval
+
+    def _reply_span(self) -> float:
+        """The request-to-reply time of this line: the shortest of the recent awaited polls.
+        Not the longest: a waiting poll measures the loop's lateness too, and one late wake-up
+        (a busy machine) must not stretch every slot or gap for good."""
+        if self._span is None:
+            self._span = min(self._spans, default=0.0)
+        return self._span
 
     def _took(self, span: float) -> None:
         """An awaited poll's request-to-reply time (the gap after a reply read late; slots)."""
@@ -312,12 +320,11 @@ class RawPolls:
             bus.scheduler.mark_dirty()
             bus.scheduler.ended_at(now)
         else:
-            # Read late, the reply ended at most the slowest recent send-to-reply time after
-            # the request went out (never later than now): the inter-frame gap counts from there.
-            if self._span is None:
-                self._span = max(self._spans, default=0.0)
-            bus.scheduler.ended_at(min(now, flight.sent + max(self._span,
-                                                              self._wire_time(flight))))
+            # Read late, the reply ended about the line's request-to-reply time after the
+            # request went out; one gap more covers a board that answers a little slower this
+            # time (never later than now): the inter-frame gap counts from there.
+            end = flight.sent + max(self._reply_span(), self._wire_time(flight))
+            bus.scheduler.ended_at(min(now, end + bus.scheduler.gap_s))
         try:
             flight.deliver(result)
         except Exception:  # a consumer's bug must not leave the line owed

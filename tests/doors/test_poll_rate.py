@@ -129,10 +129,12 @@ async def test_idle_boards_cost_one_loop_wake_up_and_one_port_read_per_poll(make
             b - a for a, b in zip(before, (sum(ctl.poll_counts().values()), polls.sent_later,
                                            polls.harvested, polls.port_reads), strict=True))
         assert made >= 20, made  # 8 boards every 200 ms: about 40
-        assert sent == made
-        assert harvested >= made - 1
-        assert reads <= made + 1
-        assert wakes <= 1.5 * made, (wakes, made)
+        # A reply the (busy) simulator has not sent by the next slot is waited for the usual
+        # way, and a slot that finds the line busy reads its board inside a transaction: rare.
+        assert sent >= 0.75 * made, (sent, made)
+        assert harvested >= 0.75 * sent, (harvested, sent)
+        assert reads <= harvested + 2 * (sent - harvested) + 2  # one read per reply read later
+        assert wakes <= 2 * made, (wakes, made)  # it was about three
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):

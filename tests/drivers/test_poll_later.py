@@ -50,9 +50,13 @@ async def test_a_reply_read_later_wakes_nobody_and_takes_one_read(line: Line) ->
     assert bus._tap is not None
     assert not bus._tap.buf
     assert not got
-    assert bus.harvest()
+    tries = 1
+    while not bus.harvest():  # (a machine so busy that the simulator has not answered yet)
+        assert tries < 100
+        tries += 1
+        await asyncio.sleep(0.02)
     assert got == [BoardSnapshot((DoorState.CLOSED,) * 4)]
-    assert (bus.polls.sent_later, bus.polls.harvested, bus.polls.port_reads) == (1, 1, 1)
+    assert (bus.polls.sent_later, bus.polls.harvested, bus.polls.port_reads) == (1, 1, tries)
     assert bus.harvest()
     assert len(got) == 1
     assert bus.scheduler.pending is None
