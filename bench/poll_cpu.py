@@ -10,10 +10,14 @@ this process divided by the polls made). Targets (issue 19): CPU per Modbus poll
 idle CPU <= 1 % of a core for 96 doors without the camera (a target for the whole daemon;
 this is its polling part).
 
-Also printed, as the floor a poll stands on: the CPU of one bare asyncio timer wake-up (twelve
-tasks sleeping the idle period in turn, doing nothing), measured in the same run. A poll needs
-at least two wake-ups (its timer, the reply on the port); on a machine whose caches other
-processes keep cold, that floor alone can be most of the 0.3 ms.
+Also printed, as the floor a poll stands on: the CPU of one bare timer wake-up (twelve tasks
+sleeping the idle period in turn, doing nothing; and a chain of timer callbacks, which is how
+the bus round of doors/bus_round.py waits), measured in the same run. An idle poll needs one
+wake-up (its bus round's slot: the last reply is read, the next request sent); on a machine
+whose caches other processes keep cold, that floor alone can be most of the 0.3 ms.
+
+Runs on the daemon's event loop (lockerd/app/eventloop.py: uvloop when installed;
+`LOCKERD_EVENT_LOOP=asyncio` for asyncio's own, to compare).
 
 Usage: python bench/poll_cpu.py [--seconds 20] [--rounds 3] [--profile]
 """
@@ -33,6 +37,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from lockerd.app import eventloop
 from lockerd.app.events import EventBus
 from lockerd.config import Board, Compartment, Doors, Hardware, SerialPort, Size
 from lockerd.doors.controller import DoorController
@@ -128,6 +133,25 @@ async def bare_wakeup_ms(seconds: float, tasks: int = 12, period: float = 0.5) -
     return 1000 * cpu / max(1, n)
 
 
+async def callback_wakeup_ms(seconds: float, period: float = 0.5 / 12) -> float:
+    """CPU ms of one timer-callback wake-up that does nothing (a bus round's slot, bare)."""
+    loop = asyncio.get_running_loop()
+    wakes = 0
+
+    def tick() -> None:
+        nonlocal wakes
+        wakes += 1
+        handle[0] = loop.call_later(period, tick)
+
+    handle = [loop.call_later(period, tick)]
+    await asyncio.sleep(0.5)
+    cpu0, wakes0 = _cpu(), wakes
+    await asyncio.sleep(seconds)
+    cpu, n = _cpu() - cpu0, wakes - wakes0
+    handle[0].cancel()
+    return 1000 * cpu / max(1, n)
+
+
 def _fmt(values: list[float], digits: int) -> str:
     return (f"{statistics.median(values):.{digits}f} "
             f"({min(values):.{digits}f}-{max(values):.{digits}f})")
@@ -147,8 +171,8 @@ async def main() -> None:
         return
     prof = cProfile.Profile(time.process_time) if args.profile else None
     print(f"door polling at rest, Modbus (modbus-waveshare) at {BAUD} baud, poll_idle_ms "
-          f"{Doors().poll_idle_ms}, simulator in its own process; median (min-max) of "
-          f"{args.rounds} rounds x {args.seconds:g} s")
+          f"{Doors().poll_idle_ms}, simulator in its own process, {eventloop.loop_name()} event "
+          f"loop; median (min-max) of {args.rounds} rounds x {args.seconds:g} s")
     for boards in (2, 12, 24):
         runs = [await measure(boards, args.seconds, prof if boards == 12 else None)
                 for _ in range(args.rounds)]
@@ -163,11 +187,12 @@ async def main() -> None:
                   f"daemon without camera; polling alone here): {med:.2f} % "
                   f"({'met' if med <= TARGET_IDLE_PCT else 'NOT met'})")
     floor = [await bare_wakeup_ms(min(args.seconds, 10.0)) for _ in range(args.rounds)]
-    print(f"floor: one bare asyncio timer wake-up costs {_fmt(floor, 3)} ms CPU here (a poll "
-          "needs at least two)")
+    chain = [await callback_wakeup_ms(min(args.seconds, 10.0)) for _ in range(args.rounds)]
+    print(f"floor: one bare timer wake-up costs {_fmt(floor, 3)} ms CPU here for a sleeping "
+          f"task, {_fmt(chain, 3)} ms for a timer callback (an idle poll needs one)")
     if prof is not None:
         pstats.Stats(prof).sort_stats("tottime").print_stats(15)
 
 
 if __name__ == "__main__":
-    asyncio.run(main())
+    eventloop.run(main())

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from lockerd import __version__
 from lockerd.api.server import ALL_ROLES, ApiServer, Caller
+from lockerd.app import eventloop
 from lockerd.app.condition import CabinetCondition, Sources
 from lockerd.app.events import EventBus
 from lockerd.app.health import HealthSnapshots
@@ -228,8 +229,9 @@ class Daemon:
                 return 1
             state = self._built_condition().state()
             self.notifier.ready(self._built_condition().summary())
-            log.info("lockerd %s %s (cabinet %s, %s backend)", __version__, state.value,
-                     self.cfg.cabinet.id, self.cfg.hardware.backend)
+            log.info("lockerd %s %s (cabinet %s, %s backend, %s event loop)", __version__,
+                     state.value, self.cfg.cabinet.id, self.cfg.hardware.backend,
+                     type(loop).__module__.split(".")[0])
             async with asyncio.TaskGroup() as tg:
                 loops = [tg.create_task(self._watchdog_loop(), name="watchdog"),
                          tg.create_task(self._state_loop(), name="state")]
@@ -306,5 +308,5 @@ class Daemon:
 
 
 def run_daemon(cfg: Config, config_path: Path | None) -> int:
-    """Entry point for `lockerd run`: the event loop with debug off, the daemon's exit code."""
-    return asyncio.run(Daemon(cfg, config_path).run())
+    """Entry point for `lockerd run`: the daemon's exit code, on the loop of app/eventloop.py."""
+    return eventloop.run(Daemon(cfg, config_path).run())

@@ -24,6 +24,7 @@ from lockerd.app.events import Alert, AlertKind, EventBus, Severity
 from lockerd.app.supervisor import Component
 from lockerd.config import Compartment
 from lockerd.config import Doors as DoorsConfig
+from lockerd.doors.bus_round import run_round
 from lockerd.doors.events import (
     DoorClosed,
     DoorCommanded,
@@ -37,7 +38,7 @@ from lockerd.doors.events import (
 )
 from lockerd.doors.ports import BlockedView, BlockNote, BoardSource
 from lockerd.doors.tracking import PolledBoard, TrackedDoor, block_fields, door_incidents
-from lockerd.drivers.base import BoardSnapshot, DoorState
+from lockerd.drivers.base import BoardSnapshot, DoorState, LaterPolled, PollLine
 from lockerd.drivers.errors import DriverError
 from lockerd.drivers.factory import BoardSet
 
@@ -76,6 +77,7 @@ class DoorController(Component):
             raise UnknownCompartment(f"door switches on unknown compartments {unknown}")
         self._switched = frozenset(door_switches)
         self._boards: dict[int, PolledBoard] = {}
+        self._rounds: list[tuple[PollLine, list[PolledBoard]]] = []
         self._blocks: BlockedView | None = None
         self._changed = asyncio.Event()
         self.commands = 0
@@ -95,15 +97,19 @@ class DoorController(Component):
             doors = {d.comp.channel: d for d in self._doors.values() if d.comp.board == addr}
             switched_only = bool(doors) and all(d.comp.id in self._switched for d in doors.values())
             self._boards[addr] = PolledBoard(board, doors, switched_only=switched_only)
+        self._rounds = _bus_rounds(self._boards.values())
 
     async def run(self) -> None:
-        """Poll every board in its own loop until cancelled."""
+        """Poll every board in its own loop, and idle boards in their bus's round, until cancelled."""
         boards = list(self._boards.values())
         period = self._cfg.poll_idle_ms / 1000
         async with asyncio.TaskGroup() as tg:
             for i, b in enumerate(boards):
                 tg.create_task(self._poll_loop(b, period * i / len(boards)),
                                name=f"doors:poll:{b.board.address}")
+            for n, (line, members) in enumerate(self._rounds):
+                tg.create_task(run_round(line, members, period, self._delivered),
+                               name=f"doors:round:{n}")
 
     async def stop(self) -> None:
         """Close the boards (pending relay-offs finish first) and the simulator."""
@@ -351,21 +357,13 @@ class DoorController(Component):
                 await asyncio.sleep(delay)  # a door command does not hurry a silent board
                 b.kick.clear()
                 continue
-            if b.online is not True:
-                if b.online is False:
-                    log.info("board %d back online after %d failed polls", addr, b.failures)
-                    self._alert(AlertKind.BOARD_OFFLINE, Severity.INFO, False,
-                                f"board {addr} answers again", board=addr)
-                b.online = True
-                b.failures = 0
-                b.offline_since = None
-            b.occupied = snap.occupied
-            if snap is not b.applied:  # drivers hand back the same snapshot while nothing changed
-                self._apply(b, snap.doors, snap)
-            if b.open_doors:
-                self._escalate(b)
-            self.progress()
+            self._took(b, snap)
             delay, kickable = self._period(b)
+            if kickable and b.in_round and b.online:
+                b.later = True  # idle and answering: its bus round polls it until a kick
+                await b.kick.wait()
+                b.later = False
+                continue
             if kickable and not b.switched_only:
                 # At rest each board keeps its own slot of the idle period (`phase_s`), so the
                 # boards of a bus never queue behind each other for the line and its gap.
@@ -375,6 +373,37 @@ class DoorController(Component):
             else:
                 await asyncio.sleep(delay)
                 b.kick.clear()
+
+    def _took(self, b: PolledBoard, snap: BoardSnapshot) -> None:
+        """A board answered a poll: back online if it was not, its doors, left-open escalation."""
+        if b.online is not True:
+            if b.online is False:
+                log.info("board %d back online after %d failed polls", b.board.address,
+                         b.failures)
+                self._alert(AlertKind.BOARD_OFFLINE, Severity.INFO, False,
+                            f"board {b.board.address} answers again", board=b.board.address)
+            b.online = True
+            b.failures = 0
+            b.offline_since = None
+        b.occupied = snap.occupied
+        if snap is not b.applied:  # drivers hand back the same snapshot while nothing changed
+            self._apply(b, snap.doors, snap)
+        if b.open_doors:
+            self._escalate(b)
+        self.progress()
+
+    def _delivered(self, b: PolledBoard, result: BoardSnapshot | DriverError) -> None:
+        """A bus round's poll of `b` was read: take it; on an error, or when a door of the board
+        now moves, the board's own loop takes over (reads at once, fast or with backoff)."""
+        if isinstance(result, DriverError):
+            log.info("board %d: idle poll failed (%s); reading it again", b.board.address, result)
+        else:
+            changed = result is not b.applied
+            self._took(b, result)
+            if not changed or not self._moving(b):
+                return  # the same snapshot: no door moved (a command kicks the board itself)
+        b.later = False
+        b.kick.set()
 
     def _apply(self, b: PolledBoard, states: tuple[DoorState, ...],
                snap: BoardSnapshot | None = None) -> None:
@@ -465,3 +494,15 @@ class DoorController(Component):
             raise UnknownCompartment(f"no compartment {compartment_id}")
         return door
 
+
+def _bus_rounds(boards: Collection[PolledBoard]) -> list[tuple[PollLine, list[PolledBoard]]]:
+    """Boards that can be polled later, grouped by bus (GPIO-switched-only boards keep their
+    slow loop): each group gets one round (doors/bus_round.py)."""
+    rounds: dict[int, tuple[PollLine, list[PolledBoard]]] = {}
+    for b in boards:
+        if b.switched_only or not isinstance(b.board, LaterPolled):
+            continue
+        line = b.board.line
+        rounds.setdefault(id(line), (line, []))[1].append(b)
+        b.in_round = True
+    return list(rounds.values())

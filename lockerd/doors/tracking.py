@@ -59,6 +59,18 @@ class Wakeup:
         """Forget a pending wake-up."""
         self._flag = False
 
+    async def wait(self) -> None:
+        """Sleep until `set()` (no timer: a board its bus round polls); clears the flag."""
+        if self._flag:
+            self._flag = False
+            return
+        waiter = self._waiter = asyncio.get_running_loop().create_future()
+        try:
+            await waiter
+        finally:
+            self._waiter = None
+            self._flag = False
+
     async def sleep(self, delay: float) -> None:
         """Sleep `delay` seconds or until `set()`; clears the flag either way."""
         if self._flag:
@@ -101,6 +113,10 @@ class PolledBoard:
     """Reads made by the poll loop (status, and the tests of the adaptive rate)."""
     switched_only: bool = False
     """Every door of the board has a GPIO switch: polled only to know the board is alive."""
+    in_round: bool = False
+    """The board's bus round (doors/bus_round.py) can poll it while it is idle."""
+    later: bool = False
+    """Its bus round polls it now (it is idle and answers); its own loop sleeps until kicked."""
 
 
 def door_incidents(boards: Mapping[int, PolledBoard], doors: Iterable[TrackedDoor],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Protocol, TypeAlias, runtime_checkable
@@ -11,6 +12,8 @@ if TYPE_CHECKING:  # numpy is loaded with the camera, not by every door and boar
 
     import numpy as np
     import numpy.typing as npt
+
+    from lockerd.drivers.errors import DriverError
 
 
 class DoorState(StrEnum):
@@ -57,6 +60,32 @@ class ManagedBoard(LockBoard, Protocol):
 
     def info(self) -> dict[str, Any]:
         """Identity and counters for status output."""
+
+
+class PollLine(Protocol):
+    """The bus under boards that can poll without waiting (`LaterPolled`)."""
+
+    def harvest(self) -> bool:
+        """Read the reply of the poll in flight if it has arrived; True when none is left."""
+
+    async def finish_poll(self) -> None:
+        """Wait for the reply of the poll in flight (up to the read timeout), if any."""
+
+    def min_interval(self) -> float:
+        """Shortest time between two polls sent to be read later for the line to keep up."""
+
+
+@runtime_checkable
+class LaterPolled(Protocol):
+    """A board whose idle poll can be sent now and its reply read at the next slot of its
+    bus (Modbus boards; doors/bus_round.py): one event-loop wake-up per poll instead of two."""
+
+    @property
+    def line(self) -> PollLine:
+        """The bus that reads the replies."""
+
+    def poll_later(self, deliver: Callable[[BoardSnapshot | DriverError], None]) -> bool:
+        """Send the poll if the line is free (False: nothing sent); `deliver` gets the result."""
 
 
 Frame: TypeAlias = "npt.NDArray[np.uint8]"

@@ -4,7 +4,10 @@ A bus has one master and one transaction at a time. Every line driver (drivers/l
 via pymodbus, Kerong and 0x8A frames via pyserial) runs its request/reply exchange inside
 `BusScheduler.transaction(priority)`: unlocks go ahead of polls, frames never interleave, the
 inter-frame gap is kept, and after a timeout or garbage the next transaction first waits for
-the line to be quiet and flushes the input (`Line.settle`).
+the line to be quiet and flushes the input (`Line.settle`). An idle door poll may also be sent
+outside a transaction, when the line is free, and its reply read later (`pending`, see
+`ModbusBus.send_poll`): every transaction first finishes such a poll, so frames still never
+interleave and the gap is kept.
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ import itertools
 import logging
 import math
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from enum import IntEnum
 from typing import Protocol
@@ -71,6 +74,27 @@ class BusScheduler:
         self.settles = 0
         self.max_queue = 0
         self.preemptions = 0
+        self.pending: Callable[[], Awaitable[None]] | None = None
+        """Finishes a poll sent outside a transaction whose reply is still to be read (set by
+        the line); a transaction granted the line awaits it before anything else."""
+
+    def free(self) -> bool:
+        """Nothing holds, wants or owes the line and the gap is kept: a poll may go out now."""
+        return (not self._busy and not self._waiters and not self._dirty and self.pending is None
+                and self._clock() >= self._last_end + self._gap)
+
+    def sent_outside(self) -> None:
+        """A poll went out outside a transaction (counted like one)."""
+        self.transactions += 1
+
+    def ended_at(self, t: float) -> None:
+        """An exchange made outside a transaction ended at `t` (for the inter-frame gap)."""
+        self._last_end = max(self._last_end, t)
+
+    @property
+    def gap_s(self) -> float:
+        """The inter-frame gap kept between exchanges."""
+        return self._gap
 
     @property
     def queued(self) -> int:
@@ -95,6 +119,8 @@ class BusScheduler:
         held, sent = True, False
         try:
             while True:
+                while self.pending is not None:  # a poll's reply is on the line: read it first
+                    await self.pending()
                 if self._dirty:
                     self._dirty = False
                     self.settles += 1

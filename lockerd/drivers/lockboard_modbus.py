@@ -4,8 +4,8 @@ pymodbus 3.16.1 `AsyncModbusSerialClient` with the RTU framer does the framing a
 writes; this module decides timeouts and retries (pymodbus's defaults, 3 s and 3 re-sends, are
 wrong for locks), keeps all access to a bus in one `BusScheduler`, and never retries an unlock.
 The door poll (FC02), made all day long, bypasses pymodbus's client: its fixed frames are built
-and checked by drivers/frames_modbus.py and sent raw on the same port (drivers/modbus_tap.py),
-for about a tenth of the CPU.
+and checked by drivers/frames_modbus.py and sent raw on the same port (drivers/modbus_tap.py,
+drivers/modbus_poll.py: awaited, or sent now and read at the next slot), for a fraction of the CPU.
 """
 
 from __future__ import annotations
@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import serial
 from pymodbus.client import AsyncModbusSerialClient
 from pymodbus.exceptions import ConnectionException, ModbusException, ModbusIOException
 from pymodbus.framer import FramerType
@@ -29,9 +28,9 @@ from pymodbus.pdu.bit_message import WriteMultipleCoilsRequest
 from lockerd.drivers.base import BoardSnapshot
 from lockerd.drivers.bus import Priority
 from lockerd.drivers.errors import DriverError, DriverTimeout, DriverUnavailable, FrameError
-from lockerd.drivers.frames_modbus import find_read_inputs_reply, read_inputs_request
 from lockerd.drivers.line import SerialLine
 from lockerd.drivers.lockboard_common import LockBoardBase
+from lockerd.drivers.modbus_poll import PollResult, RawPolls
 from lockerd.drivers.modbus_tap import RawTap
 
 log = logging.getLogger(__name__)
@@ -84,8 +83,8 @@ class ModbusBus(SerialLine):
         self.client.register(CoilWrite)
         self.client.set_max_no_responses(1 << 30)
         self._tap: RawTap | None = None
-        self._requests: dict[tuple[int, int], bytes] = {}
         self.stale_bytes = 0
+        self.polls = RawPolls(self)
 
     def _trace_packet(self, sending: bool, data: bytes) -> bytes:
         self._traced("tx" if sending else "rx", data)
@@ -123,6 +122,12 @@ class ModbusBus(SerialLine):
         """Close the port."""
         self.client.close()
 
+    async def settle(self) -> None:
+        """Settle the line (drivers/line.py) with the port watched, so chatter is seen."""
+        if self._tap is not None:
+            self.polls.watch()
+        await super().settle()
+
     def _discard_input(self) -> None:
         self.client.ctx.recv_buffer = b""
         if self._tap is not None:
@@ -145,6 +150,7 @@ class ModbusBus(SerialLine):
         self.client.ctx.comm_params.timeout_connect = timeout_s
         unit = request.dev_id
         tap = self._install_tap()
+        self.polls.watch()
         tap.to_inner = True
         try:
             reply: ModbusPDU = await self.client.execute(False, request)
@@ -171,73 +177,23 @@ class ModbusBus(SerialLine):
     async def read_inputs(self, unit: int, count: int, *, timeout_s: float,
                           attempts: int) -> tuple[bool, ...]:
         """FC02 inputs 0..count-1 of `unit`, raw on the line (the door poll; idempotent)."""
-        request = self._requests.get((unit, count))
-        if request is None:
-            request = self._requests[(unit, count)] = read_inputs_request(unit, count)
-        return await self._transaction(
-            Priority.POLL, attempts, lambda: self._raw_read_inputs(request, unit, count, timeout_s))
+        return await self.polls.read_inputs(unit, count, timeout_s=timeout_s, attempts=attempts)
 
-    async def _raw_read_inputs(self, request: bytes, unit: int, count: int,
-                               timeout_s: float) -> tuple[bool, ...]:
-        if not self.client.connected:
-            await self.open()
-        tap = self._install_tap()
-        if tap.buf:  # bytes nobody asked for (a late reply, noise) never answer this request
-            self.stale_bytes += len(tap.buf)
-            tap.buf.clear()
-        self._write_raw(request)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout_s
-        while True:
-            waiter: asyncio.Future[None] = loop.create_future()
-            tap.waiter = waiter
-            timer = loop.call_at(deadline, _wake, waiter)
-            try:
-                await waiter
-            finally:
-                timer.cancel()
-                tap.waiter = None
-            if tap.buf:
-                try:
-                    bits = find_read_inputs_reply(bytes(tap.buf), unit, count)
-                except DriverError as exc:  # the board's exception reply
-                    tap.buf.clear()
-                    raise DriverError(f"bus {self.name} {exc}") from None
-                if bits is not None:
-                    tap.buf.clear()
-                    return bits
-            if tap.lost or not self.client.connected:
-                raise DriverUnavailable(f"bus {self.name}: port closed")
-            if loop.time() >= deadline:
-                break
-        if tap.buf:
-            self.garbled += 1
-            raise FrameError(f"bus {self.name} unit {unit}: no valid reply to FC02 in "
-                             f"{bytes(tap.buf).hex(' ')}")
-        self.timeouts += 1
-        raise DriverTimeout(f"bus {self.name} unit {unit}: no reply in "
-                            f"{timeout_s * 1000:.0f} ms")
+    def send_poll(self, unit: int, count: int, deliver: Callable[[PollResult], None]) -> bool:
+        """Send an idle FC02 poll now if the line is free; its reply is read later (modbus_poll)."""
+        return self.polls.send(unit, count, deliver)
 
-    def _write_raw(self, frame: bytes) -> None:
-        """Write straight to the port (8 bytes: the OS takes them at once), via pymodbus's
-        transport only for what the port did not take."""
-        transport = self.client.ctx.transport
-        port = getattr(transport, "sync_serial", None)
-        if transport is None:
-            raise DriverUnavailable(f"bus {self.name}: port closed")
-        written = 0
-        if port is not None:
-            try:
-                written = port.write(frame) or 0
-            except (serial.SerialException, OSError) as exc:
-                self.close()
-                raise DriverUnavailable(f"bus {self.name}: write failed: {exc}") from exc
-        if written < len(frame):
-            if not isinstance(transport, asyncio.WriteTransport):
-                raise DriverUnavailable(f"bus {self.name}: cannot write to {transport!r}")
-            transport.write(frame[written:])
-        self._traced("tx", frame)
+    def harvest(self) -> bool:
+        """Read the reply of the poll in flight if it has arrived; True when none is left."""
+        return self.polls.harvest()
 
+    def min_interval(self) -> float:
+        """Shortest sensible time between polls sent to be read later (modbus_poll)."""
+        return self.polls.min_interval()
+
+    async def finish_poll(self) -> None:
+        """Wait for the reply of the poll in flight (up to the read timeout), if any."""
+        await self.polls.finish()
 
 class EnergisedStore:
     """Persists which plain-coil relays are on, so a restart knows a relay may be left energised."""
@@ -280,10 +236,25 @@ class ModbusLockBoard(LockBoardBase[ModbusBus]):
         self._last_bits: tuple[bool, ...] = ()
         self._last: BoardSnapshot | None = None
 
+    @property
+    def line(self) -> ModbusBus:
+        """The bus, which reads the replies of polls sent by `poll_later()` (doors/bus_round.py)."""
+        return self.bus
+
     async def read(self) -> BoardSnapshot:
         """FC02 inputs 0..n-1 in one request; a read is retried at most once."""
         bits = await self.bus.read_inputs(self.address, self.channels,
                                           timeout_s=self.bus.read_timeout_s, attempts=2)
+        return self._snapshot(bits)
+
+    def poll_later(self, deliver: Callable[[BoardSnapshot | DriverError], None]) -> bool:
+        """Send an idle poll now if the line is free (False if not); `deliver` gets the
+        snapshot, or the error, when the bus reads the reply (`harvest`, `finish_poll`)."""
+        def done(result: PollResult) -> None:
+            deliver(result if isinstance(result, DriverError) else self._snapshot(result))
+        return self.bus.send_poll(self.address, self.channels, done)
+
+    def _snapshot(self, bits: tuple[bool, ...]) -> BoardSnapshot:
         if bits != self._last_bits or self._last is None:
             self._last_bits, self._last = bits, BoardSnapshot(self._doors(bits))
         return self._last  # the same snapshot while nothing changed: cheap to compare
@@ -382,8 +353,3 @@ class CoilBoard(ModbusLockBoard):
             for task in pending:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
-
-
-def _wake(fut: asyncio.Future[None]) -> None:
-    if not fut.done():
-        fut.set_result(None)

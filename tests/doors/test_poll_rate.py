@@ -92,3 +92,51 @@ async def test_gpio_switched_doors_do_not_make_their_board_poll(cabinet: Any) ->
     counts = await _counts_over(ctl, 1.0)
     assert counts[2] <= 1, counts  # liveness only: every 2 s
     assert counts[1] <= 8, counts  # its moving door reports itself: board 1 stays idle
+
+
+async def test_idle_boards_cost_one_loop_wake_up_and_one_port_read_per_poll(make_rig: Any) -> None:
+    """Eight idle boards on one bus: their bus round polls them, each reply read with one
+    non-blocking read at the next slot; the loop wakes about once per poll (it woke three
+    times: the board's timer, the reply, the task)."""
+    rig = await make_rig(boards=8, channels=CHANNELS, close_after_s=None)
+    comps = [Compartment(id=(a - 1) * CHANNELS + ch + 1, size=Size.S, board=a, channel=ch)
+             for a in range(1, 9) for ch in range(CHANNELS)]
+    cfg = CFG.model_copy(update={"poll_idle_ms": 200})
+    ctl = DoorController(cfg, comps, EventBus(), GivenBoards(rig.boards))
+    await ctl.start()
+    task = asyncio.create_task(ctl.run())
+    try:
+        async with asyncio.timeout(10):
+            while not all(b.later for b in ctl._boards.values()):  # noqa: ASYNC110 - sim thread
+                await asyncio.sleep(0.05)
+        selector = asyncio.get_running_loop()._selector  # type: ignore[attr-defined]
+        select, wakes = selector.select, 0
+
+        def counted(timeout: float | None = None) -> Any:
+            nonlocal wakes
+            wakes += 1
+            return select(timeout)
+
+        polls = rig.bus.polls
+        before = (sum(ctl.poll_counts().values()), polls.sent_later, polls.harvested,
+                  polls.port_reads)
+        selector.select = counted
+        try:
+            await asyncio.sleep(1.0)
+        finally:
+            selector.select = select
+        made, sent, harvested, reads = (
+            b - a for a, b in zip(before, (sum(ctl.poll_counts().values()), polls.sent_later,
+                                           polls.harvested, polls.port_reads), strict=True))
+        assert made >= 20, made  # 8 boards every 200 ms: about 40
+        # A reply the (busy) simulator has not sent by the next slot is waited for the usual
+        # way, and a slot that finds the line busy reads its board inside a transaction: rare.
+        assert sent >= 0.75 * made, (sent, made)
+        assert harvested >= 0.75 * sent, (harvested, sent)
+        assert reads <= harvested + 2 * (sent - harvested) + 2  # one read per reply read later
+        assert wakes <= 2 * made, (wakes, made)  # it was about three
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await ctl.stop()
