@@ -32,6 +32,13 @@ PASSING_MOVING = 0.25
 """A frame is passing when at least this share of its lost tiles changed since the previous sample,
 and the previous sample's did too: the region that hides the scene keeps changing, as a person
 walking, swaying or gesturing does, while a cover stays put relative to the lens."""
+STEP_RATIO = 0.5
+"""A sample at or below this share of the last good sample's mean gray, right after it, is a step
+down: light falls over minutes (dusk) and auto exposure works against it, while a cover arrives
+between two samples. Until a good sample or the light returns, the scene is taken to be lit as it
+was before the step, so the `noise_only` rule is not silenced by the cover's own darkness (a dark
+cloth in front of a smooth scene looks, from one frame, like light falling). Set a priori: half the
+light gone within one sample period is no dusk."""
 PASSING_MAX_S = 4.0
 """Deferral ends after this long: a person standing close for a few seconds keeps intake open, a
 cloth waved in front of the lens closes it after PASSING_MAX_S plus the gate's bad hold."""
@@ -103,6 +110,9 @@ class Analyser:
         self._last_update: float | None = None
         self._moving_prev = False                           # the previous sample's lost tiles moved
         self._passing_since: float | None = None
+        self._good_level: float | None = None               # mean gray of the last good sample
+        self._prev_good = False                             # the previous sample was judged good
+        self._step_level: float | None = None               # the level before a step down, latched
 
     @property
     def ref(self) -> Reference | None:
@@ -129,7 +139,7 @@ class Analyser:
         ref_regime, ref = picked
         self._ref = ref
         s, compared = score(ref, p.gray, self._prev, bounds=self.bounds,
-                            tile_min=self.t.tile_similarity_min)
+                            tile_min=self.t.tile_similarity_min, step_level=self._stepped(brightness))
         self._prev = p.gray
         verdict, check = decide(s, self.t, ref.stats)
         verdict, check = self._passing(verdict, check, s, now)
@@ -141,12 +151,29 @@ class Analyser:
                 and now - self._still_since >= self.cfg.frozen_after_s):
             verdict, check = Verdict.FROZEN, "still"
         self.judgement = Judgement(regime, ref_regime, check)
+        self._prev_good = check in ("ok", "passing")
+        if check == "ok":
+            self._good_level, self._step_level = brightness, None
         if check == "ok" and gate_open:  # never learn from a frame only deferred as passing
             self._follow(regime, ref_regime, compared, s, now)
         else:
             self._last_update = None
             self._candidates.clear()
         return verdict, s
+
+    def _stepped(self, brightness: float) -> float | None:
+        """The light level before a step down in light, while it lasts (see STEP_RATIO).
+
+        The step is read against the sample right before (judged good): a cover arrives between
+        two samples. It is latched until a sample is judged good again or the light comes back
+        above STEP_RATIO of that level, so every sample of a cover left in place is judged alike.
+        """
+        if self._step_level is not None and brightness > STEP_RATIO * self._step_level:
+            self._step_level = None
+        if (self._step_level is None and self._prev_good and self._good_level is not None
+                and brightness <= STEP_RATIO * self._good_level):
+            self._step_level = self._good_level
+        return self._step_level
 
     def _passing(self, verdict: Verdict, check: str, s: Scores, now: float) -> tuple[Verdict, str]:
         """Defer a structure verdict while the region hiding the scene keeps changing (a passer-by).
