@@ -125,6 +125,7 @@ class Scores:
     detail_snr: float = 1e3  # most detailed tile's fine detail over the frame's noise floor, 0..1e3
     scene_snr: float = 1e3   # the same for the learnt scene's most detailed tile at this light, 0..1e3
     step: float = 0.0        # mean gray over the last good sample's after a step down (0: no step), 0..10
+    tile_change: float = -1.0  # median tile's mean absolute change since the previous sample (-1: none)
 
     def as_dict(self) -> dict[str, float]:
         """Rounded, JSON-able."""
@@ -167,7 +168,11 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
         if bounds is not None and bounds.max_shift > 0:
             beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
-    moving = 0.0 if diff is None else moving_share(diff, structure.lost_tiles)
+    moving, median_change = 0.0, -1.0
+    if diff is not None:
+        per_tile = tile_change(diff, ref.tiles)
+        moving = moving_share(per_tile, structure.lost_tiles)
+        median_change = float(np.median(per_tile))
     # contrast over level: a veil of paint adds light and takes contrast, less light takes both
     # alike (the offset only keeps a black frame's ratio defined)
     cv_now = st.std / (st.brightness + _CV_OFFSET)
@@ -191,13 +196,19 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         beyond=beyond,
         change=change,
         moving=moving,
+        tile_change=median_change,
         detail_snr=structure.detail_snr,
         scene_snr=structure.scene_snr,
         step=0.0 if step_level is None else _ratio(st.brightness + 1.0, step_level + 1.0),
     ), compared
 
 
-def moving_share(diff: Gray, lost: npt.NDArray[np.bool_] | None) -> float:
+def tile_change(diff: Gray, tiles: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """Mean absolute change since the previous sample, per tile."""
+    return np.asarray(cv2.resize(diff, tiles, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def moving_share(per_tile: npt.NDArray[np.float32], lost: npt.NDArray[np.bool_] | None) -> float:
     """Share of the lost tiles whose content changed since the previous sample beyond the noise.
 
     The noise is read on the frame itself: the median tile's change (most of the view is the
@@ -207,9 +218,24 @@ def moving_share(diff: Gray, lost: npt.NDArray[np.bool_] | None) -> float:
     """
     if lost is None or not lost.any():
         return 0.0
-    per_tile = cv2.resize(diff, (lost.shape[1], lost.shape[0]), interpolation=cv2.INTER_AREA)
     floor = _MOVING_FACTOR * float(np.median(per_tile)) + _MOVING_FLOOR
     return float(np.count_nonzero((per_tile > floor) & lost)) / float(np.count_nonzero(lost))
+
+
+def changed_share(per_tile: npt.NDArray[np.float32], textured: npt.NDArray[np.bool_],
+                  quiet: float | None) -> float:
+    """Share of the scene's textured tiles whose change (`per_tile`) exceeds the noise.
+
+    The noise is the median tile change of the last pair of good samples (`quiet`, a static view),
+    not the change's own median: when the camera turns, every tile changes and a median read on the
+    change itself would call all of it noise. Without a quiet pair yet, that median has to do.
+    """
+    n = int(np.count_nonzero(textured))
+    if n == 0:
+        return 0.0
+    base = float(np.median(per_tile)) if quiet is None else quiet
+    floor = _MOVING_FACTOR * base + _MOVING_FLOOR
+    return float(np.count_nonzero((per_tile > floor) & textured)) / float(n)
 
 
 def blinded(st: FrameStats, t: Thresholds) -> bool:

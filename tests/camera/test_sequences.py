@@ -308,13 +308,20 @@ def _fundus_ir_opened(seconds: float = 6.0) -> tuple[Analyser, GateLogic, float,
     return analyser, gate, t, rng
 
 
-def test_an_infrared_cover_darker_than_the_scene_closes_intake_on_the_step_down() -> None:
+@pytest.mark.parametrize("reduced", [False, True])
+def test_an_infrared_cover_darker_than_the_scene_closes_intake_on_the_step_down(reduced: bool) -> None:
     """A dark cloth in front of a smooth infrared scene looks, from one frame, like the light
     falling: at its own level the scene's detail would sink into the noise. It arrived between two
-    samples, though, so it is judged at the light before the step and closes intake in time."""
+    samples, though, so it is judged at the light before the step and closes intake in time. Also
+    when the cover's frames arrive already at the analysis size (decoded at reduced size)."""
     analyser, gate, t, rng = _fundus_ir_opened()
     cloth = _ir(_fundus(lines=0) * 0.35, 0.35)
-    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(cloth, rng, 3.0), 4.0)
+
+    def frame(rng: np.random.Generator, i: int) -> Img:
+        img = gray_noise(cloth, rng, 3.0)
+        return np.asarray(cv2.resize(img, (160, 120), interpolation=cv2.INTER_AREA)) if reduced else img
+
+    changes, verdicts, _ = feed(analyser, gate, t, rng, frame, 4.0)
     assert analyser.judgement.check == "noise_after_step", analyser.judgement
     assert all(v is Verdict.COVERED for v in verdicts), verdicts  # latched while the cloth stays
     assert changes, verdicts
