@@ -172,7 +172,8 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
     if diff is not None:
         per_tile = tile_change(diff, ref.tiles)
         moving = moving_share(per_tile, structure.lost_tiles)
-        median_change = float(np.median(per_tile))
+        flat = per_tile.ravel()  # the median by partition: np.median costs 50 us on 48 values
+        median_change = float(np.partition(flat, flat.size // 2)[flat.size // 2])
     # contrast over level: a veil of paint adds light and takes contrast, less light takes both
     # alike (the offset only keeps a black frame's ratio defined)
     cv_now = st.std / (st.brightness + _CV_OFFSET)
