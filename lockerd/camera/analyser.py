@@ -60,7 +60,7 @@ the last good sample, not the previous one, so a camera turned slowly, a little 
 left turned is judged on the whole way it moved. Set a priori: a turn leaves few textured tiles
 unchanged, a person in front many."""
 QUIET_RISE = 1.02
-"""The noise of a static view (median tile change between two good samples) may rise by at most
+"""The noise of a static view (mean absolute change between two good samples) may rise by at most
 this factor per good sample: good samples can change a lot (a crowd of look-alike content, people
 passing), and a noise estimate following them would hide a turn. 2 % per sample is 10 % per second
 at 5 Hz, well ahead of any sensor gain following falling light."""
@@ -138,7 +138,7 @@ class Analyser:
         self._good_level: float | None = None               # mean gray of the last good sample
         self._prev_good = False                             # the previous sample was judged good
         self._step_level: float | None = None               # the level before a step down, latched
-        self._quiet: float | None = None                    # median tile change of the last good pair
+        self._quiet: float | None = None                    # mean change between good samples: noise
         self._good_gray: Gray | None = None                 # the last sample judged good
 
     @property
@@ -184,9 +184,9 @@ class Analyser:
         self._prev_good = check in ("ok", "passing")
         if check == "ok":
             self._good_level, self._step_level, self._good_gray = brightness, None, p.gray
-            if s.tile_change >= 0.0:  # the noise: falls at once, rises slowly (see QUIET_RISE)
-                rise = s.tile_change if self._quiet is None else self._quiet * QUIET_RISE
-                self._quiet = min(s.tile_change, rise)
+            if s.change >= 0.0:  # the noise: falls at once, rises slowly (see QUIET_RISE)
+                rise = s.change if self._quiet is None else self._quiet * QUIET_RISE
+                self._quiet = min(s.change, rise)
         if check == "ok" and gate_open:  # never learn from a frame only deferred as passing
             self._follow(regime, ref_regime, compared, s, now)
         else:

@@ -125,7 +125,6 @@ class Scores:
     detail_snr: float = 1e3  # most detailed tile's fine detail over the frame's noise floor, 0..1e3
     scene_snr: float = 1e3   # the same for the learnt scene's most detailed tile at this light, 0..1e3
     step: float = 0.0        # mean gray over the last good sample's after a step down (0: no step), 0..10
-    tile_change: float = -1.0  # median tile's mean absolute change since the previous sample (-1: none)
 
     def as_dict(self) -> dict[str, float]:
         """Rounded, JSON-able."""
@@ -168,12 +167,10 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
         if bounds is not None and bounds.max_shift > 0:
             beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
-    moving, median_change = 0.0, -1.0
-    if diff is not None:
-        per_tile = tile_change(diff, ref.tiles)
-        moving = moving_share(per_tile, structure.lost_tiles)
-        flat = per_tile.ravel()  # the median by partition: np.median costs 50 us on 48 values
-        median_change = float(np.partition(flat, flat.size // 2)[flat.size // 2])
+    lost_tiles = structure.lost_tiles
+    moving = 0.0
+    if diff is not None and lost_tiles is not None and lost_tiles.any():
+        moving = moving_share(tile_change(diff, ref.tiles), lost_tiles)
     # contrast over level: a veil of paint adds light and takes contrast, less light takes both
     # alike (the offset only keeps a black frame's ratio defined)
     cv_now = st.std / (st.brightness + _CV_OFFSET)
@@ -197,7 +194,6 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         beyond=beyond,
         change=change,
         moving=moving,
-        tile_change=median_change,
         detail_snr=structure.detail_snr,
         scene_snr=structure.scene_snr,
         step=0.0 if step_level is None else _ratio(st.brightness + 1.0, step_level + 1.0),
@@ -227,9 +223,9 @@ def changed_share(per_tile: npt.NDArray[np.float32], textured: npt.NDArray[np.bo
                   quiet: float | None) -> float:
     """Share of the scene's textured tiles whose change (`per_tile`) exceeds the noise.
 
-    The noise is the median tile change of the last pair of good samples (`quiet`, a static view),
-    not the change's own median: when the camera turns, every tile changes and a median read on the
-    change itself would call all of it noise. Without a quiet pair yet, that median has to do.
+    The noise is the mean change between good samples (`quiet`, a static view), not the change's
+    own median: when the camera turns, every tile changes and a median read on the change itself
+    would call all of it noise. Without a quiet pair yet, that median has to do.
     """
     n = int(np.count_nonzero(textured))
     if n == 0:

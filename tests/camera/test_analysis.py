@@ -24,7 +24,7 @@ BOUNDS = {
     "shift": (0, 1e4), "rotation": (-180, 180), "aligned": (0, 1), "moved_similarity": (-1, 1),
     "beyond": (0, 1e4),
     "change": (-1, 255), "moving": (0, 1), "detail_snr": (0, 1e3), "scene_snr": (0, 1e3),
-    "step": (0, 10), "tile_change": (-1, 255),
+    "step": (0, 10),
 }
 
 
