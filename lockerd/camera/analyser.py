@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 from dataclasses import dataclass
 from typing import Any
 
+import cv2
 import numpy as np
 import numpy.typing as npt
 
-from lockerd.camera.analysis import Scores, Thresholds, Verdict, blinded, decide, score
+from lockerd.camera.analysis import (
+    Scores,
+    Thresholds,
+    Verdict,
+    blinded,
+    changed_share,
+    decide,
+    score,
+    tile_change,
+)
 from lockerd.camera.frames import Gray, blur, frame_stats, prepare_frame
 from lockerd.camera.reference import Reference
 from lockerd.camera.regimes import Bands, Regime, RegimeBank
@@ -32,6 +43,27 @@ PASSING_MOVING = 0.25
 """A frame is passing when at least this share of its lost tiles changed since the previous sample,
 and the previous sample's did too: the region that hides the scene keeps changing, as a person
 walking, swaying or gesturing does, while a cover stays put relative to the lens."""
+STEP_RATIO = 0.5
+"""A sample at or below this share of the last good sample's mean gray, right after it, is a step
+down: light falls over minutes (dusk) and auto exposure works against it, while a cover arrives
+between two samples. Until a good sample or the light returns, the scene is taken to be lit as it
+was before the step, so the `noise_only` rule is not silenced by the cover's own darkness (a dark
+cloth in front of a smooth scene looks, from one frame, like light falling). Set a priori: half the
+light gone within one sample period is no dusk."""
+MOVED_CHANGED = 0.75
+"""A camera that turns moves every textured part of the view: a movement beyond the bounds
+(`moved`) is believed only when at least this share of the scene's textured tiles changed beyond
+the noise since the last good sample. Otherwise the fit followed something in front of a scene
+that stayed where it was (a person close to the lens over a repetitive texture), and the frame is
+judged as if no movement had been found (the tile and similarity rules still apply). Read against
+the last good sample, not the previous one, so a camera turned slowly, a little per sample, or
+left turned is judged on the whole way it moved. Set a priori: a turn leaves few textured tiles
+unchanged, a person in front many."""
+QUIET_RISE = 1.02
+"""The noise of a static view (mean absolute change between two good samples) may rise by at most
+this factor per good sample: good samples can change a lot (a crowd of look-alike content, people
+passing), and a noise estimate following them would hide a turn. 2 % per sample is 10 % per second
+at 5 Hz, well ahead of any sensor gain following falling light."""
 PASSING_MAX_S = 4.0
 """Deferral ends after this long: a person standing close for a few seconds keeps intake open, a
 cloth waved in front of the lens closes it after PASSING_MAX_S plus the gate's bad hold."""
@@ -103,6 +135,11 @@ class Analyser:
         self._last_update: float | None = None
         self._moving_prev = False                           # the previous sample's lost tiles moved
         self._passing_since: float | None = None
+        self._good_level: float | None = None               # mean gray of the last good sample
+        self._prev_good = False                             # the previous sample was judged good
+        self._step_level: float | None = None               # the level before a step down, latched
+        self._quiet: float | None = None                    # mean change between good samples: noise
+        self._good_gray: Gray | None = None                 # the last sample judged good
 
     @property
     def ref(self) -> Reference | None:
@@ -129,9 +166,12 @@ class Analyser:
         ref_regime, ref = picked
         self._ref = ref
         s, compared = score(ref, p.gray, self._prev, bounds=self.bounds,
-                            tile_min=self.t.tile_similarity_min)
+                            tile_min=self.t.tile_similarity_min, step_level=self._stepped(brightness))
         self._prev = p.gray
         verdict, check = decide(s, self.t, ref.stats)
+        if check == "moved" and not self._moved_whole(p.gray, ref):
+            # most of the scene stayed where it was: the movement found is not the camera's
+            verdict, check = decide(dataclasses.replace(s, moved_similarity=-1.0), self.t, ref.stats)
         verdict, check = self._passing(verdict, check, s, now)
         if 0.0 <= s.change <= self.t.frozen_diff:
             self._still_since = self._still_since if self._still_since is not None else now
@@ -141,12 +181,42 @@ class Analyser:
                 and now - self._still_since >= self.cfg.frozen_after_s):
             verdict, check = Verdict.FROZEN, "still"
         self.judgement = Judgement(regime, ref_regime, check)
+        self._prev_good = check in ("ok", "passing")
+        if check == "ok":
+            self._good_level, self._step_level, self._good_gray = brightness, None, p.gray
+            if s.change >= 0.0:  # the noise: falls at once, rises slowly (see QUIET_RISE)
+                rise = s.change if self._quiet is None else self._quiet * QUIET_RISE
+                self._quiet = min(s.change, rise)
         if check == "ok" and gate_open:  # never learn from a frame only deferred as passing
             self._follow(regime, ref_regime, compared, s, now)
         else:
             self._last_update = None
             self._candidates.clear()
         return verdict, s
+
+    def _moved_whole(self, gray: Gray, ref: Reference) -> bool:
+        """Whether the scene's textured tiles changed since the last good sample (see MOVED_CHANGED).
+
+        Without a good sample to compare with, the movement is believed."""
+        good = self._good_gray
+        if good is None or good.shape != gray.shape:
+            return True
+        per_tile = tile_change(np.asarray(cv2.absdiff(gray, good), np.float32), ref.tiles)
+        return changed_share(per_tile, ref.textured, self._quiet) >= MOVED_CHANGED
+
+    def _stepped(self, brightness: float) -> float | None:
+        """The light level before a step down in light, while it lasts (see STEP_RATIO).
+
+        The step is read against the sample right before (judged good): a cover arrives between
+        two samples. It is latched until a sample is judged good again or the light comes back
+        above STEP_RATIO of that level, so every sample of a cover left in place is judged alike.
+        """
+        if self._step_level is not None and brightness > STEP_RATIO * self._step_level:
+            self._step_level = None
+        if (self._step_level is None and self._prev_good and self._good_level is not None
+                and brightness <= STEP_RATIO * self._good_level):
+            self._step_level = self._good_level
+        return self._step_level
 
     def _passing(self, verdict: Verdict, check: str, s: Scores, now: float) -> tuple[Verdict, str]:
         """Defer a structure verdict while the region hiding the scene keeps changing (a passer-by).

@@ -124,6 +124,7 @@ class Scores:
     moving: float = 0.0     # share of the lost tiles whose content changed since the previous sample, 0..1
     detail_snr: float = 1e3  # most detailed tile's fine detail over the frame's noise floor, 0..1e3
     scene_snr: float = 1e3   # the same for the learnt scene's most detailed tile at this light, 0..1e3
+    step: float = 0.0        # mean gray over the last good sample's after a step down (0: no step), 0..10
 
     def as_dict(self) -> dict[str, float]:
         """Rounded, JSON-able."""
@@ -135,11 +136,13 @@ def _ratio(value: float, ref: float) -> float:
 
 
 def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds | None = None,
-          tile_min: float = 0.3) -> tuple[Scores, Gray]:
+          tile_min: float = 0.3, step_level: float | None = None) -> tuple[Scores, Gray]:
     """All scores of an analysis frame against the reference (and the previous sample).
 
     Returns the scores and the frame as compared (aligned into the reference's geometry when the
-    camera moved within `bounds`; `bounds` None compares without registration).
+    camera moved within `bounds`; `bounds` None compares without registration). `step_level`: the
+    mean gray of the last good sample when this frame is a step darker than it (see `analyser`):
+    light does not fall that fast, so the scene is taken to be lit as it was then.
     """
     st = frame_stats(gray)
     rs = ref.stats
@@ -152,11 +155,11 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
     if motion.within and not motion.negligible:
         compared = align(gray, motion)
         valid = align(np.ones_like(gray), motion)
-    structure = compare(ref, compared, valid, tile_min)
+    structure = compare(ref, compared, valid, tile_min, step_level)
     if valid is not None and structure.similarity < _UNMOVED_BELOW:
         # the fit may have followed something in front (a person close to the lens) rather than
         # the scene: the unmoved picture is the other hypothesis, and the one explaining more wins
-        unmoved = compare(ref, gray, None, tile_min)
+        unmoved = compare(ref, gray, None, tile_min, step_level)
         if unmoved.similarity > structure.similarity:
             compared, structure = gray, unmoved
     moved, beyond = -1.0, 0.0
@@ -164,7 +167,10 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moved = compare(ref, align(gray, motion), align(np.ones_like(gray), motion), tile_min).similarity
         if bounds is not None and bounds.max_shift > 0:
             beyond = min(motion.shift / (bounds.max_shift * gray.shape[1]), 1e4)
-    moving = 0.0 if diff is None else moving_share(diff, structure.lost_tiles)
+    lost_tiles = structure.lost_tiles
+    moving = 0.0
+    if diff is not None and lost_tiles is not None and lost_tiles.any():
+        moving = moving_share(tile_change(diff, ref.tiles), lost_tiles)
     # contrast over level: a veil of paint adds light and takes contrast, less light takes both
     # alike (the offset only keeps a black frame's ratio defined)
     cv_now = st.std / (st.brightness + _CV_OFFSET)
@@ -190,10 +196,16 @@ def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds |
         moving=moving,
         detail_snr=structure.detail_snr,
         scene_snr=structure.scene_snr,
+        step=0.0 if step_level is None else _ratio(st.brightness + 1.0, step_level + 1.0),
     ), compared
 
 
-def moving_share(diff: Gray, lost: npt.NDArray[np.bool_] | None) -> float:
+def tile_change(diff: Gray, tiles: tuple[int, int]) -> npt.NDArray[np.float32]:
+    """Mean absolute change since the previous sample, per tile."""
+    return np.asarray(cv2.resize(diff, tiles, interpolation=cv2.INTER_AREA), np.float32)
+
+
+def moving_share(per_tile: npt.NDArray[np.float32], lost: npt.NDArray[np.bool_] | None) -> float:
     """Share of the lost tiles whose content changed since the previous sample beyond the noise.
 
     The noise is read on the frame itself: the median tile's change (most of the view is the
@@ -203,9 +215,24 @@ def moving_share(diff: Gray, lost: npt.NDArray[np.bool_] | None) -> float:
     """
     if lost is None or not lost.any():
         return 0.0
-    per_tile = cv2.resize(diff, (lost.shape[1], lost.shape[0]), interpolation=cv2.INTER_AREA)
     floor = _MOVING_FACTOR * float(np.median(per_tile)) + _MOVING_FLOOR
     return float(np.count_nonzero((per_tile > floor) & lost)) / float(np.count_nonzero(lost))
+
+
+def changed_share(per_tile: npt.NDArray[np.float32], textured: npt.NDArray[np.bool_],
+                  quiet: float | None) -> float:
+    """Share of the scene's textured tiles whose change (`per_tile`) exceeds the noise.
+
+    The noise is the mean change between good samples (`quiet`, a static view), not the change's
+    own median: when the camera turns, every tile changes and a median read on the change itself
+    would call all of it noise. Without a quiet pair yet, that median has to do.
+    """
+    n = int(np.count_nonzero(textured))
+    if n == 0:
+        return 0.0
+    base = float(np.median(per_tile)) if quiet is None else quiet
+    floor = _MOVING_FACTOR * base + _MOVING_FLOOR
+    return float(np.count_nonzero((per_tile > floor) & textured)) / float(n)
 
 
 def blinded(st: FrameStats, t: Thresholds) -> bool:
@@ -244,8 +271,9 @@ def decide(s: Scores, t: Thresholds, ref: FrameStats) -> tuple[Verdict, str]:
         return Verdict.COVERED, "no_edges"
     # fine detail nowhere above the sensor noise, and the structure doubtful: a smooth cover whose
     # shading imitates a plain scene's, its noise read as detail by the ratios above
+    # (after a step down in light, `scene_snr` is read at the light before the step: see `analyser`)
     if s.detail_snr <= _NOISE_SNR and s.scene_snr >= 2 * _NOISE_SNR and s.similarity < _NOISE_BELOW:
-        return Verdict.COVERED, "noise_only"
+        return Verdict.COVERED, "noise_after_step" if s.step > 0 else "noise_only"
     if s.contrast_ratio <= t.contrast_ratio_min:
         return Verdict.SPRAYED, "contrast"
     margin = 0.0 if s.beyond >= _MOVED_FAR else _MOVED_MARGIN

@@ -111,7 +111,8 @@ def blend_reference(ref: Reference, gray: Gray, alpha: float) -> Reference:
     return make_reference(np.asarray(mixed, dtype=np.float32))
 
 
-def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> Structure:
+def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float,
+            light_level: float | None = None) -> Structure:
     """Structure of an aligned frame against the reference, globally and per tile.
 
     Similarity: texture-weighted mean of the SSIM structure term (blind to light gain and offset).
@@ -120,6 +121,8 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     the lens there (a hand, cloth or tape touching the lens is far out of focus; a person a metre
     away is not). Lost: share of those tiles flattened or whose structure term is below
     `tile_min` (showing something else). Tiles mostly outside the aligned view are not judged.
+    `light_level` is the mean gray the scene is lit to, when known better than from this frame's
+    own mean (the level before a step down, see `analyser`): it sizes `scene_snr` only.
     """
     centred = np.asarray(gray - np.float32(ref.stats.brightness), np.float32)
     mu = blur(centred)
@@ -149,8 +152,9 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float) -> 
     n = int(judged.sum())
     energy = _energy(gray, ref.tiles)
     level_gain = (float(gray.mean()) + 2.0) / (ref.stats.brightness + 2.0)
+    light_gain = level_gain if light_level is None else (light_level + 2.0) / (ref.stats.brightness + 2.0)
     snr, scene = detail_snr(energy if seen_view is None else energy[seen_view],
-                            float(ref.tile_energy.max()), level_gain)
+                            float(ref.tile_energy.max()), light_gain)
     if n == 0:
         return Structure(similarity, 0.0, 0.0, 1.0, 0, None, snr, scene)
     # the light's contrast gain, read where the scene is plainly still seen (tiles that match);

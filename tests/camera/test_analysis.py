@@ -24,6 +24,7 @@ BOUNDS = {
     "shift": (0, 1e4), "rotation": (-180, 180), "aligned": (0, 1), "moved_similarity": (-1, 1),
     "beyond": (0, 1e4),
     "change": (-1, 255), "moving": (0, 1), "detail_snr": (0, 1e3), "scene_snr": (0, 1e3),
+    "step": (0, 10),
 }
 
 
@@ -39,12 +40,13 @@ def frames() -> st.SearchStrategy[np.ndarray]:
 
 
 @settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-@given(ref=frames(), frame=frames(), prev=st.one_of(st.none(), frames()))
+@given(ref=frames(), frame=frames(), prev=st.one_of(st.none(), frames()),
+       step=st.one_of(st.none(), st.floats(0, 255)))
 def test_scores_are_bounded_and_never_raise_on_random_frames(
-        ref: np.ndarray, frame: np.ndarray, prev: np.ndarray | None) -> None:
+        ref: np.ndarray, frame: np.ndarray, prev: np.ndarray | None, step: float | None) -> None:
     reference = make_reference(prepare(ref, SIZE))
     previous = None if prev is None else prepare(prev, SIZE)
-    s, compared = score(reference, prepare(frame, SIZE), previous, bounds=Bounds())
+    s, compared = score(reference, prepare(frame, SIZE), previous, bounds=Bounds(), step_level=step)
     assert compared.shape == (SIZE[1], SIZE[0])
     assert set(s.as_dict()) == set(BOUNDS)
     for name, (lo, hi) in BOUNDS.items():

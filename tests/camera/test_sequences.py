@@ -294,3 +294,55 @@ def test_an_infrared_cover_shaded_like_a_smooth_scene_closes_and_the_noisy_scene
     assert changes, (verdicts, analyser.judgement)
     assert not changes[0][1]
     assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
+
+
+def _fundus_ir_opened(seconds: float = 6.0) -> tuple[Analyser, GateLogic, float, np.random.Generator]:
+    """The fundus-like scene learnt in colour, then in infrared mode (learnt too), gate open."""
+    scene = _fundus()
+    tint = scene * np.asarray((0.9, 1.0, 1.1), np.float32)
+    analyser, gate, t, rng = opened(lambda rng, i: expose(tint, rng))
+    ir = _ir(scene, 0.35)
+    changes, _, t = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(ir, rng, 3.0), seconds)
+    assert changes == [], analyser.judgement
+    assert analyser.judgement.reference is Regime.IR
+    return analyser, gate, t, rng
+
+
+@pytest.mark.parametrize("reduced", [False, True])
+def test_an_infrared_cover_darker_than_the_scene_closes_intake_on_the_step_down(reduced: bool) -> None:
+    """A dark cloth in front of a smooth infrared scene looks, from one frame, like the light
+    falling: at its own level the scene's detail would sink into the noise. It arrived between two
+    samples, though, so it is judged at the light before the step and closes intake in time. Also
+    when the cover's frames arrive already at the analysis size (decoded at reduced size)."""
+    analyser, gate, t, rng = _fundus_ir_opened()
+    cloth = _ir(_fundus(lines=0) * 0.35, 0.35)
+
+    def frame(rng: np.random.Generator, i: int) -> Img:
+        img = gray_noise(cloth, rng, 3.0)
+        return np.asarray(cv2.resize(img, (160, 120), interpolation=cv2.INTER_AREA)) if reduced else img
+
+    changes, verdicts, _ = feed(analyser, gate, t, rng, frame, 4.0)
+    assert analyser.judgement.check == "noise_after_step", analyser.judgement
+    assert all(v is Verdict.COVERED for v in verdicts), verdicts  # latched while the cloth stays
+    assert changes, verdicts
+    assert not changes[0][1]
+    assert changes[0][0] <= CFG.bad_hold_s + 2 * STEP + 1e-9
+
+
+def test_light_falling_slowly_on_a_smooth_infrared_scene_keeps_intake_open() -> None:
+    """The same darkness reached as light falls (no step between two samples) sinks the scene's
+    detail into the noise by nature: no cover, intake stays open."""
+    analyser, gate, t, rng = _fundus_ir_opened()
+    scene = _ir(_fundus(), 0.35)
+    changes, verdicts, _ = feed(analyser, gate, t, rng,
+                                lambda rng, i: gray_noise(scene * max(0.3, 1.0 - i / 12), rng, 3.0), 6.0)
+    assert changes == [], (verdicts, analyser.judgement)
+
+
+def test_light_switched_down_in_one_step_keeps_intake_open_while_the_scene_is_seen() -> None:
+    """A step down in light latches the light before it, but a scene whose edges still stand above
+    the noise is no cover: the step alone closes nothing."""
+    analyser, gate, t, rng = _fundus_ir_opened()
+    scene = _ir(_fundus(), 0.35)
+    changes, verdicts, _ = feed(analyser, gate, t, rng, lambda rng, i: gray_noise(scene * 0.4, rng, 3.0), 4.0)
+    assert changes == [], (verdicts, analyser.judgement)
