@@ -77,7 +77,11 @@ async def test_outage_with_restart_loses_and_repeats_nothing(
                         client.carrier, len(led.accepted), led.duplicates)
         alerts = [m.payload for m in sf.all if m.topic == sf.topics.alerts]
         backlog = [a for a in alerts if a["kind"] == AlertKind.SYNC_BACKLOG.value]
-        assert [a["active"] for a in backlog][:2] == [True, False]
+        # raised (by the first component too when the offline stretch before its stop already
+        # exceeded the threshold on a loaded machine: the restarted one raises it again), then
+        # cleared; a repeated state is harmless to a carrier, a missing clear is not
+        states = [a["active"] for a in backlog]
+        assert [s for i, s in enumerate(states) if i == 0 or s != states[i - 1]][:2] == [True, False]
         # an alert from another component (doors) goes the same way
         comp2.bus.publish(Alert(AlertKind.DOOR_JAMMED, Severity.CRITICAL, True, "door 3 jammed",
                                 compartment=3))
