@@ -194,7 +194,8 @@ async def test_open_exports_are_capped_and_expire(
     rng = await _seed(comp)
     a = (await _call(api, AUDITOR, **rng))["result"]
     b = (await _call(api, OTHER_AUDITOR, **rng))["result"]
-    assert a["cursor"] and b["cursor"]
+    assert a["cursor"]
+    assert b["cursor"]
     recorded = len(await comp.store.operations(kinds=["oplog.exported"]))
     third = await _call(api, ROOT, **rng)
     assert third["error"]["code"] == "too_many_exports"
