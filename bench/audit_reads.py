@@ -6,8 +6,8 @@ spread evenly over the past year (35 days ~ 96k operations), one parcel row per 
 (personal fields as retention leaves them: nulled after 30 days). Then, per mode, the server
 side runs in a child process (OplogComponent + ApiServer on a unix socket, as in the daemon)
 with a task ticking every 10 ms that records its lateness (the door poll timer's stand-in),
-while this process runs a masked 35-day export through lockerctl's own code path and a second
-client calls `log.view` (limit 1) every 50 ms recording its latency. Modes:
+while a client process runs a masked 35-day export through lockerctl's own code path and this
+process calls `log.view` (limit 1) every 50 ms recording its latency. Modes:
 
 - `paged`: today's `log.export` (pages read, masked and encoded in the reader; lockerctl
   writes page by page);
@@ -184,6 +184,24 @@ async def _single_export(store: Any, since: datetime, until: datetime, uid: int
     return {"lines": lines, "rows": len(lines), "masked": True, "record_seq": record.seq}
 
 
+def _watch_loop_steps() -> list[float]:
+    """CPU time (ms, this thread's own: neither waiting for the GIL nor preempted by other
+    processes count) of every callback the event loop runs; on a loaded machine the lateness
+    figures include both, this is what the loop itself was kept busy by."""
+    steps: list[float] = []
+    run = asyncio.events.Handle._run
+
+    def timed(handle: asyncio.events.Handle) -> None:
+        t0 = time.thread_time()
+        run(handle)
+        steps.append((time.thread_time() - t0) * 1000)
+        if len(steps) > 100_000:
+            steps[:] = [max(steps)]
+
+    asyncio.events.Handle._run = timed  # type: ignore[method-assign,assignment]
+    return steps
+
+
 async def child(workdir: Path) -> None:
     """The log and its API in this process; commands on stdin, one JSON reply line each."""
     from lockerd.api.server import ALL_ROLES, ApiServer, Caller
@@ -213,6 +231,7 @@ async def child(workdir: Path) -> None:
             late.append((now - due) * 1000)
             due = max(due + TICK_S, now)
 
+    steps = _watch_loop_steps()
     tick = asyncio.create_task(ticker())
     reply: dict[str, Any] = {"rss_mb": _status_mb("VmRSS")}
     try:
@@ -224,11 +243,13 @@ async def child(workdir: Path) -> None:
             if cmd == "begin":
                 await asyncio.to_thread(Path("/proc/self/clear_refs").write_text, "5")  # HWM:=RSS
                 late.clear()
+                steps.clear()
                 reply = {"rss_mb": _status_mb("VmRSS"), "cpu_s": time.process_time()}
             elif cmd == "end":
                 reply = {"hwm_mb": _status_mb("VmHWM"), "rss_mb": _status_mb("VmRSS"),
                          "late_max": max(late, default=0.0), "late_p99": _pct(late, 0.99),
-                         "ticks": len(late), "cpu_s": time.process_time()}
+                         "ticks": len(late), "cpu_s": time.process_time(),
+                         "step_cpu_max": max(steps, default=0.0)}
     finally:
         tick.cancel()
         await api.stop()
@@ -280,21 +301,27 @@ async def _probe(sock: Path, stop: asyncio.Event) -> list[float]:
     return out
 
 
-def _export_paged(sock: Path, since: str, until: str, out: Path) -> int:
-    from lockerd.cli import lockerctl
-    code = lockerctl.main(["export", "--from", since, "--to", until, "--out", str(out),
-                           "--socket", str(sock)])
-    assert code == 0, code
+def _export(mode: str, sock: Path, since: str, until: str, out: Path) -> int:
+    """The export client in its own process, as lockerctl is (its JSON parsing must not slow
+    this process's probe); the number of lines written."""
+    subprocess.run([sys.executable, __file__, "--export", mode, str(sock), since, until,
+                    str(out)], check=True, stdout=subprocess.DEVNULL)
     return sum(1 for _ in out.open(encoding="utf-8"))
 
 
-def _export_single(sock: Path, since: str, until: str, out: Path) -> int:
+def export_client(mode: str, sock: Path, since: str, until: str, out: Path) -> None:
+    """paged: lockerctl export itself; single: the client of the single-reply export."""
+    if mode == "paged":
+        from lockerd.cli import lockerctl
+        code = lockerctl.main(["export", "--from", since, "--to", until, "--out", str(out),
+                               "--socket", str(sock)])
+        assert code == 0, code
+        return
     from lockerd.api.client import ApiClient
     with ApiClient(sock, timeout=600) as client:
         result = client.call("log.export_single", {"from": since, "to": until})
     with out.open("w", encoding="utf-8") as fh:
         fh.writelines(line + "\n" for line in result["lines"])
-    return len(result["lines"])
 
 
 def _verify(sock: Path) -> dict[str, Any]:
@@ -331,11 +358,10 @@ async def run_mode(workdir: Path, mode: str, days: int) -> dict[str, float]:
     sock = workdir / "api.sock"
     out = workdir / f"export-{mode}.jsonl"
     out.unlink(missing_ok=True)
-    fn = _export_paged if mode == "paged" else _export_single
     try:
         _, _, istats, ilat = await _measured(child_proc, sock, lambda: time.sleep(2.0))
         rows, took, stats, lat = await _measured(child_proc, sock,
-                                                 lambda: fn(sock, since, until, out))
+                                                 lambda: _export(mode, sock, since, until, out))
         verdict, vtook, vstats, vlat = await _measured(child_proc, sock, lambda: _verify(sock))
     finally:
         child_proc.close()
@@ -347,11 +373,12 @@ async def run_mode(workdir: Path, mode: str, days: int) -> dict[str, float]:
             "export_cpu_s": stats["cpu_s"],
             "late_max": stats["late_max"], "late_p99": stats["late_p99"],
             "call_max": max(lat), "call_p99": _pct(lat, 0.99), "calls": len(lat),
+            "step_cpu_max": stats["step_cpu_max"],
             "rss_rise": stats["hwm_mb"] - stats["rss_before"], "rss_after": stats["rss_mb"],
             "verify_ops": verdict["checked"], "verify_s": vtook,
             "verify_per_s": verdict["checked"] / vtook,
             "verify_per_cpu_s": verdict["checked"] / vstats["cpu_s"],
-            "v_late_max": vstats["late_max"], "v_call_max": max(vlat)}
+            "v_late_max": vstats["late_max"], "v_step": vstats["step_cpu_max"], "v_call_max": max(vlat)}
 
 
 def _report(mode: str, runs: list[dict[str, float]]) -> None:
@@ -370,12 +397,14 @@ def _report(mode: str, runs: list[dict[str, float]]) -> None:
           f"p99 {fig('late_p99')} ms (target <= {TARGET_DELAY_MS:.0f} ms)")
     print(f"log.view latency during export: max {fig('call_max')} ms, p99 {fig('call_p99')} ms "
           f"(target <= {TARGET_DELAY_MS:.0f} ms)")
+    print(f"longest event-loop step during export (loop thread CPU): {fig('step_cpu_max')} ms")
     print(f"server RSS rise during export: {fig('rss_rise')} MB (target <= "
           f"{TARGET_RSS_MB:.0f} MB); RSS after: {fig('rss_after')} MB")
     print(f"verify: {fig('verify_ops', '{:.0f}')} ops in {fig('verify_s', '{:.2f}')} s = "
           f"{fig('verify_per_s', '{:.0f}')} ops/s (target >= {TARGET_VERIFY}), "
           f"{fig('verify_per_cpu_s', '{:.0f}')} ops per server CPU-second; during it tick "
-          f"max {fig('v_late_max')} ms, log.view max {fig('v_call_max')} ms")
+          f"max {fig('v_late_max')} ms, log.view max {fig('v_call_max')} ms, longest loop step "
+          f"{fig('v_step')} ms")
 
 
 async def main() -> None:
@@ -394,7 +423,9 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+    if len(sys.argv) == 7 and sys.argv[1] == "--export":
+        export_client(sys.argv[2], Path(sys.argv[3]), sys.argv[4], sys.argv[5], Path(sys.argv[6]))
+    elif len(sys.argv) == 3 and sys.argv[1] == "--child":
         os.environ.pop("PYTHONASYNCIODEBUG", None)
         asyncio.run(child(Path(sys.argv[2])))
     else:
