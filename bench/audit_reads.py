@@ -19,7 +19,7 @@ probes. Printed with their targets: max and p99 tick lateness and call latency (
 child's RSS rise (VmRSS before the export vs VmHWM during it, the peak reset via clear_refs;
 <= 20 MB), export rows/s, verify operations/s (>= 200k/s). Usage:
 python bench/audit_reads.py [--ops 1000000] [--days 35] [--dir /var/tmp/audit-bench]
-                            [--modes paged,single] [--rounds 1]
+                            [--modes paged,single] [--rounds 1] [--page-kib 256]
 """
 
 from __future__ import annotations
@@ -50,6 +50,7 @@ TICK_S = 0.010
 CALL_S = 0.050
 YEAR = timedelta(days=365)
 BATCH = 50_000
+PAGE_KIB_ENV = "AUDIT_BENCH_PAGE_KIB"  # --page-kib, passed to the server child
 
 
 def _status_mb(field: str) -> float:
@@ -145,6 +146,8 @@ def _config(workdir: Path) -> Any:
     data["paths"] = {"state_dir": str(workdir / "state"), "socket": str(workdir / "api.sock"),
                      "key_file": str(workdir / "oplog.key")}
     data["oplog"]["max_export_rows"] = 10_000_000
+    if os.environ.get(PAGE_KIB_ENV):
+        data["oplog"]["export_page_kib"] = int(os.environ[PAGE_KIB_ENV])
     return parse_config(data, example)
 
 
@@ -414,7 +417,10 @@ async def main() -> None:
     parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "audit-bench")
     parser.add_argument("--modes", default="paged,single")
     parser.add_argument("--rounds", type=int, default=1)
+    parser.add_argument("--page-kib", type=int, help="[oplog] export_page_kib (default: config)")
     args = parser.parse_args()
+    if args.page_kib:
+        os.environ[PAGE_KIB_ENV] = str(args.page_kib)
     args.dir.mkdir(parents=True, exist_ok=True)
     await build(args.dir, args.ops)
     for mode in args.modes.split(","):
