@@ -66,6 +66,9 @@ class ExportPlan:
     record_seq: int = 0
     sent: int = 0
     done: bool = field(default=False)
+    #: pages served so far; `mark` is where the last one started (it can be served again)
+    page: int = 0
+    mark: tuple[int, int, int] | None = None
 
     @property
     def rows(self) -> int:
@@ -239,7 +242,22 @@ async def next_page(store: OpLog, plan: ExportPlan, *, max_bytes: int = PAGE_BYT
     """Read, mask and encode the next page of a begun export in the read executor."""
     if plan.done:
         return ExportPage([], 0, True)
-    return await store.read(lambda conn: _page(conn, plan, max_bytes, max_rows))
+    mark = (plan.after_seq, plan.after_rowid, plan.sent)
+    page = await store.read(lambda conn: _page(conn, plan, max_bytes, max_rows))
+    plan.mark = mark
+    plan.page += 1
+    return page
+
+
+def rewind(plan: ExportPlan) -> bool:
+    """Go back to the start of the last page served (its reply was lost); False if none."""
+    if plan.mark is None:
+        return False
+    plan.after_seq, plan.after_rowid, plan.sent = plan.mark
+    plan.mark = None
+    plan.page -= 1
+    plan.done = False
+    return True
 
 
 async def export(store: OpLog, *, since: datetime, until: datetime, uid: int, masked: bool = True,

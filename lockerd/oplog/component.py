@@ -92,8 +92,9 @@ class ExportParams(_Params):
     reason: str | None = Field(default=None, min_length=3, max_length=500,
                                description="Why the export is needed (recorded).")
     cursor: str | None = Field(default=None, min_length=16, max_length=64,
-                               pattern=r"^[A-Za-z0-9_-]+$",
-                               description="The previous page's cursor: the next page.")
+                               pattern=r"^[A-Za-z0-9_-]+\.[0-9]{1,9}$",
+                               description="The previous page's cursor: the next page (the "
+                                           "same cursor again: the same page).")
 
     @model_validator(mode="after")
     def _range_or_cursor(self) -> ExportParams:
@@ -395,8 +396,9 @@ class OplogComponent(Component):
         store = self._api_store()
         try:
             if params.cursor is not None:
-                token = params.cursor
+                token, _, number = params.cursor.partition(".")
                 entry = self._exports.get(token, caller.uid)
+                want: int | None = int(number)
             else:
                 assert params.since is not None
                 assert params.until is not None
@@ -413,13 +415,19 @@ class OplogComponent(Component):
                          "masked" if plan.masked else "UNMASKED", plan.record_seq)
                 token = self._exports.add(plan, caller.uid)
                 entry = self._exports.get(token, caller.uid)
+                want = None
         except audit.ExportTooLarge as exc:
             raise ApiError("too_large", str(exc)) from None
         except ExportCursorError as exc:
             raise ApiError(exc.code, exc.message) from None
         if not entry.plan.masked and not caller.is_root:  # the grant travels with the cursor
             raise ApiError("forbidden", "unmasked export is for root only")
-        async with entry.lock:
+        async with entry.lock:  # one page at a time: the position moves under the lock
+            if want is not None:
+                try:
+                    self._exports.seek(entry, want)
+                except ExportCursorError as exc:
+                    raise ApiError(exc.code, exc.message) from None
             page = await audit.next_page(store, entry.plan,
                                          max_bytes=self._cfg.export_page_kib * 1024)
         if page.done:
@@ -429,8 +437,8 @@ class OplogComponent(Component):
             self._exports.touch(token)
         plan = entry.plan
         return {"lines": page.lines, "rows": plan.rows, "masked": plan.masked,
-                "record_seq": plan.record_seq, "cursor": None if page.done else token,
-                "sent": plan.sent}
+                "record_seq": plan.record_seq,
+                "cursor": None if page.done else f"{token}.{plan.page}", "sent": plan.sent}
 
     async def _api_report(self, params: ReportParams, caller: Caller) -> dict[str, Any]:
         try:

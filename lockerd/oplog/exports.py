@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from lockerd.oplog.audit import ExportPlan
+from lockerd.oplog.audit import ExportPlan, rewind
 from lockerd.oplog.errors import OplogError
 
 
@@ -92,6 +92,19 @@ class OpenExports:
                                                         "export")
         entry.used = self._clock()
         return entry
+
+    @staticmethod
+    def seek(entry: OpenExport, page: int) -> None:
+        """Position an export at the page its cursor names (under the export's lock): the next
+        page, or the last one again (its reply was lost); any other was served already
+        (cursor_unknown)."""
+        plan = entry.plan
+        if page == plan.page - 1 and rewind(plan):
+            return
+        if page != plan.page:
+            raise ExportCursorError(
+                "cursor_unknown", f"page {page} of this export was served already (it is at "
+                f"page {plan.page}): only the next page or the last one again can be asked for")
 
     def touch(self, token: str) -> None:
         """Restart the idle clock after a page was served."""

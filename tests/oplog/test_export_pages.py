@@ -115,6 +115,25 @@ async def test_pages_are_complete_in_order_and_bounded(
     assert gone["error"]["code"] == "cursor_unknown"
 
 
+async def test_a_lost_page_can_be_asked_for_again_but_no_older_one(
+        running: tuple[OplogComponent, ApiServer]) -> None:
+    comp, api = running
+    rng = await _seed(comp)
+    first = (await _call(api, AUDITOR, **rng))["result"]
+    second = (await _call(api, AUDITOR, cursor=first["cursor"]))["result"]
+    # the reply of `second` was lost: the same cursor serves the same page again
+    again = (await _call(api, AUDITOR, cursor=first["cursor"]))["result"]
+    assert again == second
+    third = (await _call(api, AUDITOR, cursor=second["cursor"]))["result"]
+    assert third["lines"] != second["lines"]
+    stale = await _call(api, AUDITOR, cursor=first["cursor"])  # two pages back
+    assert stale["error"]["code"] == "cursor_unknown"
+    # the export goes on, complete and without repeats
+    rest, _ = await _drain(api, AUDITOR, {"ok": True, "result": third})
+    lines = first["lines"] + second["lines"] + rest
+    assert len(lines) == len(set(lines)) == 80
+
+
 async def test_appends_during_an_export_do_not_enter_it(
         running: tuple[OplogComponent, ApiServer]) -> None:
     comp, api = running
@@ -172,7 +191,7 @@ async def test_cursors_are_bound_to_their_caller_and_grant(
     # a cursor cannot widen its grant
     widened = await _call(api, AUDITOR, cursor=masked["cursor"], unmasked=True, reason="xyz")
     assert widened["error"]["code"] == "bad_params"
-    unknown = await _call(api, AUDITOR, cursor="A" * 22)
+    unknown = await _call(api, AUDITOR, cursor="A" * 22 + ".1")
     assert unknown["error"]["code"] == "cursor_unknown"
     # root's unmasked export stays unmasked on every page, and only root can read it
     first = await _call(api, ROOT, unmasked=True, reason="police request 42", **rng)
