@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -201,22 +202,43 @@ def cmd_export(ctx: Ctx) -> int:
                      0o600)
     except OSError as exc:
         raise CliError("cannot_write", f"cannot create {out}: {exc.strerror}") from None
+    written = 0
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             os.fchmod(fh.fileno(), 0o600)
+            # The first call records the export and returns its first page; each page is
+            # written before the next is asked for, so neither side holds the whole range.
             result = ctx.call("log.export", params)
-            fh.writelines(line + "\n" for line in result["lines"])
+            while True:
+                fh.writelines(line + "\n" for line in result["lines"])
+                written += len(result["lines"])
+                if not result.get("cursor"):
+                    break
+                result = _next_export_page(ctx, result["cursor"])
     except BaseException:
         out.unlink(missing_ok=True)
         raise
-    summary = {"file": str(out), "rows": result["rows"], "masked": result["masked"],
+    summary = {"file": str(out), "rows": written, "masked": result["masked"],
                "recorded_as": result["record_seq"]}
     if ctx.json:
         emit_json(summary)
     else:
-        print(f"{result['rows']} rows ({'masked' if result['masked'] else 'UNMASKED'}) written "
+        print(f"{written} rows ({'masked' if result['masked'] else 'UNMASKED'}) written "
               f"to {out}; the export is recorded as operation {result['record_seq']}")
     return EXIT_OK
+
+
+def _next_export_page(ctx: Ctx, cursor: str) -> Any:
+    """The next page of an open export; an auditor's connection is rate-limited (docs/local-api.md
+    "Limits"), so a `rate_limited` reply (the request never ran) waits a moment and asks again."""
+    for _ in range(600):
+        try:
+            return ctx.call("log.export", {"cursor": cursor})
+        except ApiReplyError as exc:
+            if exc.code != "rate_limited":
+                raise
+            time.sleep(0.05)
+    raise CliError("rate_limited", "the daemon kept refusing the export's next page")
 
 
 def cmd_rekey(ctx: Ctx) -> int:

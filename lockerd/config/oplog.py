@@ -40,9 +40,18 @@ class Oplog(Strict):
                                      description="Hours between integrity checks of the log file "
                                                  "(also at every start); a damaged page makes "
                                                  "the cabinet degraded: oplog_corrupt.")
-    max_export_rows: int = Field(default=50000, ge=100, le=1000000,
-                                 description="Most lines one export may return (narrow the "
-                                             "range for more).")
+    max_export_rows: int = Field(
+        default=500000, ge=100, le=10_000_000,
+        description="Most lines one export may cover (a sanity cap: an export is read in pages, "
+                    "so memory does not grow with it; 500000 holds five months of a busy "
+                    "cabinet's million operations a year).")
+    export_page_kib: int = Field(default=256, ge=1, le=4096,
+                                 description="Most KiB of JSON lines in one log.export page.")
+    max_open_exports: int = Field(default=4, ge=1, le=64,
+                                  description="Exports open at once (being read page by page).")
+    export_idle_s: float = Field(default=300.0, ge=1, le=3600,
+                                 description="An open export without a page request for this "
+                                             "long is dropped (its cursor is refused).")
     slow_commit_s: float = Field(
         default=2.0, gt=0, le=600,
         description="A commit taking longer than this makes the cabinet degraded (a worn SD "

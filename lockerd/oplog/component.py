@@ -28,6 +28,7 @@ from lockerd.oplog.anchoring import AnchorKeeper
 from lockerd.oplog.canonical import format_ts
 from lockerd.oplog.clockguard import RELEASE_FLOOR, ClockNotSet
 from lockerd.oplog.errors import OplogError, RekeyRefused, WrongKey
+from lockerd.oplog.exports import ExportCursorError, OpenExports
 from lockerd.oplog.identity import DeviceIdentity, identity_dir
 from lockerd.oplog.keys import OplogKey
 from lockerd.oplog.schema import SCHEMA_VERSION
@@ -80,12 +81,34 @@ class ReportParams(RangeParams):
     format: Literal["json", "csv"] = Field(default="json", description="Document format.")
 
 
-class ExportParams(RangeParams):
-    """log.export: masked by default; unmasked only for root, with a reason."""
+class ExportParams(_Params):
+    """log.export: a range begins an export (masked by default; unmasked only for root, with a
+    reason); `cursor` alone reads its next page."""
 
+    since: AwareDatetime | None = Field(default=None, alias="from",
+                                        description="Inclusive start (RFC 3339).")
+    until: AwareDatetime | None = Field(default=None, alias="to",
+                                        description="Exclusive end (RFC 3339).")
     unmasked: bool = Field(default=False, description="Root only; needs a reason.")
     reason: str | None = Field(default=None, min_length=3, max_length=500,
                                description="Why the export is needed (recorded).")
+    cursor: str | None = Field(default=None, min_length=16, max_length=64,
+                               pattern=r"^[A-Za-z0-9_-]+\.[0-9]{1,9}$",
+                               description="The previous page's cursor: the next page (the "
+                                           "same cursor again: the same page).")
+
+    @model_validator(mode="after")
+    def _range_or_cursor(self) -> ExportParams:
+        if self.cursor is not None:
+            if self.since or self.until or self.unmasked or self.reason:
+                raise ValueError("a cursor goes alone: the export's range and grant are fixed "
+                                 "when it begins")
+            return self
+        if self.since is None or self.until is None:
+            raise ValueError("'from' and 'to' are required to begin an export")
+        if self.until <= self.since:
+            raise ValueError("'to' must be after 'from'")
+        return self
 
 
 class OplogComponent(Component):
@@ -124,6 +147,8 @@ class OplogComponent(Component):
                                     every_min=cfg.anchor_every_min,
                                     owner_uid=owner_uid)
         self._bus = bus
+        #: exports being read page by page (log.export cursors)
+        self._exports = OpenExports(cfg.max_open_exports, cfg.export_idle_s)
         #: the last integrity check: (when, result); a failed one makes the cabinet degraded
         self.integrity: tuple[str, integrity.IntegrityResult] | None = None
         self._next_check = 0.0
@@ -306,6 +331,7 @@ class OplogComponent(Component):
     async def stop(self) -> None:
         """Close the log (queued writes finish first). Idempotent."""
         store, self._store = self._store, None
+        self._exports.clear()
         if store is not None:
             try:
                 await self.anchors.final(store)
@@ -368,17 +394,52 @@ class OplogComponent(Component):
             raise ApiError("forbidden", "unmasked export is for root only")
         if params.unmasked and not params.reason:
             raise ApiError("reason_required", "an unmasked export needs --reason")
+        store = self._api_store()
         try:
-            result = await audit.export(self._api_store(), since=params.since,
-                                        until=params.until, uid=caller.uid,
-                                        masked=not params.unmasked, reason=params.reason,
-                                        max_rows=self._cfg.max_export_rows)
+            if params.cursor is not None:
+                token, _, number = params.cursor.partition(".")
+                entry = self._exports.get(token, caller.uid)
+                want: int | None = int(number)
+            else:
+                assert params.since is not None
+                assert params.until is not None
+                self._exports.reserve()
+                try:
+                    plan = await audit.begin_export(
+                        store, since=params.since, until=params.until, uid=caller.uid,
+                        masked=not params.unmasked, reason=params.reason,
+                        max_rows=self._cfg.max_export_rows)
+                except BaseException:
+                    self._exports.release()
+                    raise
+                log.info("log export by uid %d: %d rows, %s (record %d)", caller.uid, plan.rows,
+                         "masked" if plan.masked else "UNMASKED", plan.record_seq)
+                token = self._exports.add(plan, caller.uid)
+                entry = self._exports.get(token, caller.uid)
+                want = None
         except audit.ExportTooLarge as exc:
             raise ApiError("too_large", str(exc)) from None
-        log.info("log export by uid %d: %d rows, %s (record %d)", caller.uid, result.rows,
-                 "masked" if result.masked else "UNMASKED", result.record_seq)
-        return {"lines": result.lines, "rows": result.rows, "masked": result.masked,
-                "record_seq": result.record_seq}
+        except ExportCursorError as exc:
+            raise ApiError(exc.code, exc.message) from None
+        if not entry.plan.masked and not caller.is_root:  # the grant travels with the cursor
+            raise ApiError("forbidden", "unmasked export is for root only")
+        async with entry.lock:  # one page at a time: the position moves under the lock
+            if want is not None:
+                try:
+                    self._exports.seek(entry, want)
+                except ExportCursorError as exc:
+                    raise ApiError(exc.code, exc.message) from None
+            page = await audit.next_page(store, entry.plan,
+                                         max_bytes=self._cfg.export_page_kib * 1024)
+        if page.done:
+            self._exports.close(token)
+            log.info("log export %d done: %d lines", entry.plan.record_seq, entry.plan.sent)
+        else:
+            self._exports.touch(token)
+        plan = entry.plan
+        return {"lines": page.lines, "rows": plan.rows, "masked": plan.masked,
+                "record_seq": plan.record_seq,
+                "cursor": None if page.done else f"{token}.{plan.page}", "sent": plan.sent}
 
     async def _api_report(self, params: ReportParams, caller: Caller) -> dict[str, Any]:
         try:

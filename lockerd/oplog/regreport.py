@@ -198,7 +198,11 @@ async def build(store: OpLog, cabinet: Cabinet, compartments: Sequence[Compartme
     check_range(since, until)
     lo, hi = format_ts(since), format_ts(until)
     tally = _Tally(ZoneInfo(cabinet.timezone), until)
-    after = 0
+    # Start at the range's first operation (found on the ts index): the batches walk the
+    # primary key, and from seq 0 the first one would read every older operation of the year.
+    after = await store.read(lambda conn: int(conn.execute(
+        "SELECT coalesce(min(seq), 1) - 1 FROM operations WHERE ts >= ? AND ts < ?",
+        (lo, hi)).fetchone()[0]))
     while True:
         def batch(conn: Any, after: int = after) -> list[tuple[int, str, str, str, Any]]:
             # decoded in the reader thread too: the loop only folds ready values

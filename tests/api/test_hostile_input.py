@@ -26,6 +26,7 @@ TRANSPORT = {"bad_request", "bad_params", "unknown_method", "forbidden", "too_la
 #: ApiError codes of the technician and audit methods (door outcomes are `door_<outcome>`).
 METHOD_ERRORS = {"board_silent", "boards_unavailable", "log_unavailable", "reason_required",
                  "refused", "unavailable", "unknown_board", "unknown_channel",
+                 "cursor_unknown", "cursor_not_yours", "too_many_exports",
                  "unknown_compartment"}
 #: [api] max_request_bytes of the test config (the default).
 MAX_REQUEST_BYTES = 65536

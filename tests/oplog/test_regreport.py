@@ -130,7 +130,8 @@ async def test_reads_run_in_bounded_batches(day_log: OpLog, cfg: Config,
 
     async def counting(fn: Any) -> Any:
         rows = await real_read(fn)
-        reads.append(len(rows))
+        if isinstance(rows, list):  # a batch (the first read finds where the range starts)
+            reads.append(len(rows))
         return rows
 
     monkeypatch.setattr(regreport, "BATCH", 7)
