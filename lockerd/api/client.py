@@ -60,23 +60,30 @@ class ApiClient:
             self._sock = sock
         return self._sock
 
-    def raw(self, method: str, params: dict[str, Any] | None = None) -> dict[str, Any]:
-        """Send a request and return the whole reply object."""
+    def raw(self, method: str, params: dict[str, Any] | None = None, *,
+            timeout: float | None = None) -> dict[str, Any]:
+        """Send a request and return the whole reply object; `timeout` (seconds) replaces the
+        client's for this request alone (a walk of a whole log takes longer than a status)."""
         sock = self._connect()
-        req = {"id": next(self._ids), "method": method, "params": params or {}}
-        sock.sendall(json.dumps(req, ensure_ascii=False).encode() + b"\n")
-        while b"\n" not in self._buf:
-            chunk = sock.recv(65536)
-            if not chunk:
-                raise ApiUnavailable("lockerd closed the connection")
-            self._buf += chunk
+        sock.settimeout(self._timeout if timeout is None else timeout)
+        try:
+            req = {"id": next(self._ids), "method": method, "params": params or {}}
+            sock.sendall(json.dumps(req, ensure_ascii=False).encode() + b"\n")
+            while b"\n" not in self._buf:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    raise ApiUnavailable("lockerd closed the connection")
+                self._buf += chunk
+        finally:
+            sock.settimeout(self._timeout)
         line, self._buf = self._buf.split(b"\n", 1)
         reply: dict[str, Any] = json.loads(line)
         return reply
 
-    def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
+    def call(self, method: str, params: dict[str, Any] | None = None, *,
+             timeout: float | None = None) -> Any:
         """Send a request; the result, or ApiReplyError."""
-        return _check(self.raw(method, params))
+        return _check(self.raw(method, params, timeout=timeout))
 
     def close(self) -> None:
         """Close the connection."""
