@@ -32,12 +32,19 @@ def _check(reply: dict[str, Any]) -> Any:
     raise ApiReplyError(str(err.get("code", "error")), str(err.get("message", "")), reply)
 
 
+CALL_TIMEOUT_S = 30.0
+"""How long a request may wait for its reply: a daemon that answers nothing for this long is stuck."""
+SLOW_CALLS: dict[str, float] = {"log.verify": 900.0, "log.report": 900.0, "log.backup": 900.0}
+"""Requests that walk or copy the whole log and may legitimately take minutes on a Pi (a chain
+of 1M operations verifies in ~10 s here, 5-8x that on a Pi core): their own reply timeout."""
+
+
 class ApiClient:
     """A blocking JSON-lines client; one connection, requests answered in order."""
 
-    def __init__(self, path: Path, timeout: float = 30.0) -> None:
+    def __init__(self, path: Path, timeout: float | None = None) -> None:
         self._path = path
-        self._timeout = timeout
+        self._timeout = CALL_TIMEOUT_S if timeout is None else timeout
         self._sock: socket.socket | None = None
         self._buf = b""
         self._ids = itertools.count(1)
@@ -62,10 +69,11 @@ class ApiClient:
 
     def raw(self, method: str, params: dict[str, Any] | None = None, *,
             timeout: float | None = None) -> dict[str, Any]:
-        """Send a request and return the whole reply object; `timeout` (seconds) replaces the
-        client's for this request alone (a walk of a whole log takes longer than a status)."""
+        """Send a request and return the whole reply object; `timeout` (seconds; default: the
+        method's in SLOW_CALLS, else the client's) holds for this request alone (a walk of a
+        whole log takes longer than a status)."""
         sock = self._connect()
-        sock.settimeout(self._timeout if timeout is None else timeout)
+        sock.settimeout(timeout or SLOW_CALLS.get(method) or self._timeout)
         try:
             req = {"id": next(self._ids), "method": method, "params": params or {}}
             sock.sendall(json.dumps(req, ensure_ascii=False).encode() + b"\n")

@@ -34,13 +34,6 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
-CALL_TIMEOUT_S = 30.0
-"""How long a request may wait for its reply: a daemon that answers nothing for this long is stuck."""
-SLOW_CALLS: dict[str, float] = {"log.verify": 900.0, "log.report": 900.0, "log.backup": 900.0}
-"""Requests that walk or copy the whole log and may legitimately take minutes on a Pi (a chain
-of 1M operations verifies in ~10 s here, 5-8x that on a Pi core): their own reply timeout."""
-
-
 class Ctx:
     """What every subcommand gets: parsed args and a lazily opened client."""
 
@@ -63,8 +56,8 @@ class Ctx:
     def call(self, method: str, params: dict[str, Any] | None = None) -> Any:
         """Call the daemon; errors become exceptions handled in main()."""
         if self._client is None:
-            self._client = ApiClient(self.socket_path(), timeout=CALL_TIMEOUT_S)
-        return self._client.call(method, params, timeout=SLOW_CALLS.get(method))
+            self._client = ApiClient(self.socket_path())
+        return self._client.call(method, params)
 
     def close(self) -> None:
         """Close the connection."""

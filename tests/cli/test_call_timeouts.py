@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from lockerd.cli import lockerctl
+from lockerd.api import client
 from lockerd.cli.lockerctl import Ctx
 
 DELAY_S = 0.6
@@ -66,7 +66,7 @@ def ctx(path: Path) -> Ctx:
 
 def test_a_verify_of_a_long_log_outlasts_the_ordinary_timeout(
         slow_daemon: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lockerctl, "CALL_TIMEOUT_S", DELAY_S / 3)
+    monkeypatch.setattr(client, "CALL_TIMEOUT_S", DELAY_S / 3)
     c = ctx(slow_daemon)
     try:
         assert c.call("log.verify") == {"method": "log.verify"}
@@ -76,7 +76,7 @@ def test_a_verify_of_a_long_log_outlasts_the_ordinary_timeout(
 
 def test_an_ordinary_request_to_a_stuck_daemon_times_out(
         slow_daemon: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(lockerctl, "CALL_TIMEOUT_S", DELAY_S / 3)
+    monkeypatch.setattr(client, "CALL_TIMEOUT_S", DELAY_S / 3)
     c = ctx(slow_daemon)
     try:
         with pytest.raises(TimeoutError):
