@@ -90,13 +90,19 @@ def _compartments(doors: int) -> list[dict[str, Any]]:
 
 
 def _fit(config: Path, repo: Path) -> None:
-    """Drop [camera] keys the other checkout's config does not know (a before/after run)."""
-    known = (repo / "lockerd" / "config" / "example.toml").read_text()
+    """Drop the settings this checkout's example config has and the other's lacks, in any plain
+    section (a before/after run: settings added since would fail its strict config)."""
+    theirs = tomllib.loads((repo / "lockerd" / "config" / "example.toml").read_text())
+    ours = tomllib.loads((REPO / "lockerd" / "config" / "example.toml").read_text())
     data = tomllib.loads(config.read_text())
-    extra = [k for k in data.get("camera", {}) if f"\n{k} =" not in known]
-    for key in extra:
-        del data["camera"][key]
-    if extra:
+    dropped = False
+    for section, values in data.items():
+        new = set(ours.get(section, {})) - set(theirs.get(section, {})) \
+            if isinstance(ours.get(section), dict) else set()
+        for key in [k for k in values if k in new] if isinstance(values, dict) else []:
+            del values[key]
+            dropped = True
+    if dropped:
         config.write_text(dump_toml(data), encoding="utf-8")
 
 
