@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -176,12 +176,8 @@ def _page(conn: Any, plan: ExportPlan, max_bytes: int, max_rows: int) -> ExportP
         cur = conn.execute(f"SELECT {OP_COLUMNS} FROM operations WHERE seq > ? AND seq <= ? "  # noqa: S608
                            "AND +ts >= ? AND +ts < ? ORDER BY seq LIMIT ?",
                            (plan.after_seq, plan.last_seq, plan.lo, plan.hi, max_rows))
-        full = False
-        for row in cur:
-            if not take(_op_line(row, plan.masked)):
-                full = True
-                break
-            plan.after_seq = row[0]
+        full, last = _fill(cur, lambda row: _op_line(row, plan.masked), take)
+        plan.after_seq = plan.after_seq if last is None else last
         if full or len(lines) >= max_rows:
             return _finish(plan, lines, size)
         plan.after_seq = plan.last_seq
@@ -191,17 +187,25 @@ def _page(conn: Any, plan: ExportPlan, max_bytes: int, max_rows: int) -> ExportP
                            "ORDER BY rowid LIMIT ?",
                            (plan.after_rowid, plan.last_rowid, plan.lo, plan.hi,
                             max_rows - len(lines)))
-        full = False
-        for row in cur:
-            if not take(_parcel_line(row[1:], plan.masked)):
-                full = True
-                break
-            plan.after_rowid = row[0]
+        full, last = _fill(cur, lambda row: _parcel_line(row[1:], plan.masked), take)
+        plan.after_rowid = plan.after_rowid if last is None else last
         if full or len(lines) >= max_rows:
             return _finish(plan, lines, size)
         plan.after_rowid = plan.last_rowid
     plan.done = True
     return _finish(plan, lines, size)
+
+
+def _fill(cur: Any, line_of: Callable[[Any], str], take: Callable[[str], bool]
+          ) -> tuple[bool, int | None]:
+    """Take the lines of `cur`'s rows (each row's first column is its key) until the page is
+    full: (full, key of the last row taken, None when none was)."""
+    last = None
+    for row in cur:
+        if not take(line_of(row)):
+            return True, last
+        last = int(row[0])
+    return False, last
 
 
 def _finish(plan: ExportPlan, lines: list[str], size: int) -> ExportPage:
