@@ -17,6 +17,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lockerd.camera.frames import FrameStats, Gray, frame_stats
+from lockerd.camera.order import median
 from lockerd.camera.reference import Reference, compare
 from lockerd.camera.registration import IDENTITY, Bounds, Motion, align, register
 
@@ -132,7 +133,7 @@ class Scores:
 
 
 def _ratio(value: float, ref: float) -> float:
-    return float(np.clip(value / (ref + _EPS), 0.0, 10.0))
+    return min(max(value / (ref + _EPS), 0.0), 10.0)  # builtins: np.clip on a scalar costs ~10 µs
 
 
 def score(ref: Reference, gray: Gray, previous: Gray | None, *, bounds: Bounds | None = None,
@@ -215,7 +216,7 @@ def moving_share(per_tile: npt.NDArray[np.float32], lost: npt.NDArray[np.bool_] 
     """
     if lost is None or not lost.any():
         return 0.0
-    floor = _MOVING_FACTOR * float(np.median(per_tile)) + _MOVING_FLOOR
+    floor = _MOVING_FACTOR * median(per_tile) + _MOVING_FLOOR
     return float(np.count_nonzero((per_tile > floor) & lost)) / float(np.count_nonzero(lost))
 
 
@@ -230,7 +231,7 @@ def changed_share(per_tile: npt.NDArray[np.float32], textured: npt.NDArray[np.bo
     n = int(np.count_nonzero(textured))
     if n == 0:
         return 0.0
-    base = float(np.median(per_tile)) if quiet is None else quiet
+    base = median(per_tile) if quiet is None else quiet
     floor = _MOVING_FACTOR * base + _MOVING_FLOOR
     return float(np.count_nonzero((per_tile > floor) & textured)) / float(n)
 

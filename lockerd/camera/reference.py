@@ -15,6 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from lockerd.camera.frames import FrameStats, Gray, blur, frame_stats
+from lockerd.camera.order import median, quantile
 from lockerd.camera.registration import RegistrationRef, registration_ref
 
 TILE_PX = 20
@@ -142,7 +143,7 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float,
     weight = ref.weight if valid is None else ref.weight * valid
     weighted = np.asarray(s_map * weight, dtype=np.float32)
     wsum = float(weight.sum()) + _EPS
-    similarity = float(np.clip(float(weighted.sum()) / wsum, -1.0, 1.0))
+    similarity = min(max(float(weighted.sum()) / wsum, -1.0), 1.0)
     tile_w = ref.tile_weight if valid is None else _tile_mean(np.asarray(weight, np.float32), ref.tiles)
     tile_s = _tile_mean(weighted, ref.tiles) / (tile_w + _EPS)
     judged = ref.textured
@@ -161,13 +162,12 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float,
     # the whole frame would follow a cover over most of the view and hide it
     ratio = contrast / (ref.tile_contrast + _EPS)
     seen = (tile_s >= _SEEN) & judged
+    gain = level_gain  # unless enough of the scene is left to read the light from
     if seen.sum() >= max(2, n // 4):
         # light scales contrast and level alike: tiles "seen" with a fraction of the contrast the
         # level says are not the scene but a smooth gradient shaped like it (an infrared
         # illuminator's fall-off on a cloth, along the rim of a round object)
-        gain = max(float(np.median(ratio[seen])), _GAIN_FLOOR * level_gain)
-    else:  # too little of the scene left to read the light from: its mean level must do
-        gain = level_gain
+        gain = max(median(ratio[seen]), _GAIN_FLOOR * level_gain)
     flat = (contrast < _FLAT * gain * ref.tile_contrast) & judged
     lost = ((tile_s < tile_min) & judged) | flat
     # fine detail per tile relative to the tile's own contrast, against the reference's: blind to
@@ -177,7 +177,7 @@ def compare(ref: Reference, gray: Gray, valid: Gray | None, tile_min: float,
     own = energy / (contrast * contrast + _DETAIL_FLOOR)
     ref_own = ref.tile_energy / (ref.tile_contrast * ref.tile_contrast + _DETAIL_FLOOR)
     detail = (own + 1e-3) / (ref_own + 1e-3)  # a tile without detail in either matches itself
-    sharpness = float(np.clip(np.quantile(detail[judged], _DETAIL_QUANTILE), 0.0, 10.0))
+    sharpness = min(max(quantile(detail[judged], _DETAIL_QUANTILE), 0.0), 10.0)
     return Structure(similarity, float(lost.sum()) / n, float(flat.sum()) / n, sharpness, n, lost, snr, scene)
 
 

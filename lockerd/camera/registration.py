@@ -183,7 +183,7 @@ def register(ref: RegistrationRef, gray: Gray, bounds: Bounds) -> Motion:
     dx, dy = (full[:, :2] @ centre + full[:, 2] - centre).tolist()
     within = (math.hypot(dx, dy) <= limit and abs(rotation) <= bounds.max_rotation_deg
               and abs(scale - 1.0) <= bounds.max_scale)
-    return Motion(float(dx), float(dy), rotation, scale, float(np.clip(response, 0.0, 1.0)), within,
+    return Motion(float(dx), float(dy), rotation, scale, min(max(float(response), 0.0), 1.0), within,
                   full.astype(np.float32))
 
 
