@@ -425,7 +425,7 @@ def run_scene(ctx: SceneCtx, n_benign: int, n_tamper: int, benign: Counts, tampe
             for i in range(n_benign):
                 t += STEP_S
                 verdict, _ = a.analyse(benign_frame(mode, strength, ctx, i, n_benign), t, True)
-                change = gate.update(t, verdict)
+                change = gate.update(t, verdict, a.judgement.since)
                 closed = closed or (change is not None and not change.open)
                 cell[1] += 1
                 if verdict.value != "ok":
@@ -456,7 +456,7 @@ def run_scene(ctx: SceneCtx, n_benign: int, n_tamper: int, benign: Counts, tampe
                     t += STEP_S
                     verdict, _ = a.analyse(tamper_frame(mode, strength, ctx, cover_layout(seed)), t,
                                            gate.open)
-                    change = gate.update(t, verdict)
+                    change = gate.update(t, verdict, a.judgement.since)
                     in_time = t - t_start <= cfg.bad_hold_s + 2 * STEP_S + 1e-9
                     closed = closed or (change is not None and not change.open and in_time)
                     cell[1] += 1

@@ -23,6 +23,7 @@ from lockerd.camera.analysis import (
     tile_change,
 )
 from lockerd.camera.frames import Gray, blur, frame_stats, prepare_frame
+from lockerd.camera.order import median
 from lockerd.camera.reference import Reference
 from lockerd.camera.regimes import Bands, Regime, RegimeBank
 from lockerd.camera.registration import Bounds
@@ -64,6 +65,12 @@ QUIET_RISE = 1.02
 this factor per good sample: good samples can change a lot (a crowd of look-alike content, people
 passing), and a noise estimate following them would hide a turn. 2 % per sample is 10 % per second
 at 5 Hz, well ahead of any sensor gain following falling light."""
+HOLD_UNCHANGED_MIN = 0.25
+"""The sample something arrived in (see `_hold`) is held only when at least a quarter of the view's
+tiles still show the learnt scene as it is (within the noise): a passer-by hides part of the view
+and leaves the rest as it was, wherever they jumped since the sample before; a cover, tape or
+spray over the whole view, a cap or a turned camera leave none of it. Set a priori from that
+geometry (a person close to the lens hides up to about half the view), not from the bench."""
 PASSING_MAX_S = 4.0
 """Deferral ends after this long: a person standing close for a few seconds keeps intake open, a
 cloth waved in front of the lens closes it after PASSING_MAX_S plus the gate's bad hold."""
@@ -99,7 +106,7 @@ def has_structure(frames: list[Gray]) -> bool:
     noise = 0.0
     if len(frames) > 1:
         diffs = [float(np.std(a - b)) / np.sqrt(2.0) for a, b in itertools.pairwise(frames)]
-        noise = float(np.median(diffs)) / np.sqrt(len(frames))
+        noise = median(np.asarray(diffs)) / np.sqrt(len(frames))
     mu = blur(mean)
     local = np.sqrt(np.maximum(blur(mean * mean) - mu * mu, 0.0))
     floor = max(_LEARN_MIN_CONTRAST, _LEARN_NOISE_FACTOR * noise)
@@ -113,6 +120,7 @@ class Judgement:
     regime: Regime | None      # the frame's own regime
     reference: Regime | None   # the regime whose reference it was compared with
     check: str                 # the deciding check of `analysis.decide` ("ok" when OK)
+    since: float | None = None  # a bad run that began at an earlier, held sample (see `_hold`)
 
 
 class Analyser:
@@ -140,6 +148,7 @@ class Analyser:
         self._step_level: float | None = None               # the level before a step down, latched
         self._quiet: float | None = None                    # mean change between good samples: noise
         self._good_gray: Gray | None = None                 # the last sample judged good
+        self._held_at: float | None = None                  # when the previous sample was held
 
     @property
     def ref(self) -> Reference | None:
@@ -173,6 +182,7 @@ class Analyser:
             # most of the scene stayed where it was: the movement found is not the camera's
             verdict, check = decide(dataclasses.replace(s, moved_similarity=-1.0), self.t, ref.stats)
         verdict, check = self._passing(verdict, check, s, now)
+        verdict, check, since = self._hold(verdict, check, (compared, p.gray), ref, now)
         if 0.0 <= s.change <= self.t.frozen_diff:
             self._still_since = self._still_since if self._still_since is not None else now
         else:
@@ -180,7 +190,7 @@ class Analyser:
         if (verdict is Verdict.OK and self._still_since is not None
                 and now - self._still_since >= self.cfg.frozen_after_s):
             verdict, check = Verdict.FROZEN, "still"
-        self.judgement = Judgement(regime, ref_regime, check)
+        self.judgement = Judgement(regime, ref_regime, check, since)
         self._prev_good = check in ("ok", "passing")
         if check == "ok":
             self._good_level, self._step_level, self._good_gray = brightness, None, p.gray
@@ -238,6 +248,40 @@ class Analyser:
         if now - self._passing_since >= PASSING_MAX_S:
             return verdict, check
         return Verdict.OK, "passing"
+
+    def _hold(self, verdict: Verdict, check: str, views: tuple[Gray, Gray], ref: Reference,
+              now: float) -> tuple[Verdict, str, float | None]:
+        """Hold a passer-by's kind of verdict on the sample something arrived in, for one sample.
+
+        From the one sample it arrives in, a figure close to the lens cannot be told from a cover
+        (a smooth coat over half of a plain scene is what a cloth over it looks like); the next
+        sample can: a cover stays put, a person moves on or keeps moving (`_passing`). So the
+        first bad structure verdict after a good sample is reported as "held" (OK) and the next
+        verdict decides. When that one is bad too, its run is dated from the held sample
+        (`Judgement.since`), and the gate, counting its bad hold from then, closes at the same
+        sample as it would have without the hold: the first sample at least `bad_hold_s` after
+        the arrival. Not held: when `bad_hold_s` is 0 (the next sample would close it later),
+        after a held or bad sample, or when too little of the view is as it was
+        (HOLD_UNCHANGED_MIN): in `views`, the frame as compared (aligned to the reference) or as
+        it came (something large in front can pull the registration a little off).
+        """
+        held, self._held_at = self._held_at, None
+        if verdict is Verdict.OK:
+            return verdict, check, None
+        if held is not None:
+            return verdict, check, held
+        if (check in PASSING_CHECKS and self._prev_good and self.cfg.bad_hold_s > 0
+                and max(self._as_it_was(view, ref) for view in views) >= HOLD_UNCHANGED_MIN):
+            self._held_at = now
+            return Verdict.OK, "held", None
+        return verdict, check, None
+
+    def _as_it_was(self, view: Gray, ref: Reference) -> float:
+        """Share of all tiles of `view` showing the learnt scene within the noise (0 until known)."""
+        if self._quiet is None or view.shape != ref.gray.shape:
+            return 0.0
+        per_tile = tile_change(np.asarray(cv2.absdiff(view, ref.gray), np.float32), ref.tiles)
+        return 1.0 - changed_share(per_tile, np.ones(per_tile.shape, dtype=bool), self._quiet)
 
     def _follow(self, regime: Regime, ref_regime: Regime, compared: Gray, s: Scores,
                 now: float) -> None:

@@ -44,8 +44,11 @@ class GateLogic:
         return (self.open and self.last_good is not None
                 and 0.0 <= now - self.last_good <= self.fresh_s)
 
-    def update(self, now: float, verdict: Verdict) -> GateChange | None:
-        """Feed one sample; returns the change it caused, if any."""
+    def update(self, now: float, verdict: Verdict, since: float | None = None) -> GateChange | None:
+        """Feed one sample; returns the change it caused, if any.
+
+        `since`: when a bad verdict's run began, if at an earlier sample than this one (the
+        analyser held that sample's verdict for one sample: see `Analyser._hold`)."""
         self.verdict = verdict
         if verdict is Verdict.OK:
             self.last_good = now
@@ -60,7 +63,7 @@ class GateLogic:
             return None
         self._good_since = None
         if self._bad_since is None:
-            self._bad_since = now
+            self._bad_since = now if since is None else min(since, now)
         reason = verdict.alert_reason
         # no frame / frozen are already judged over time (down_after_s, frozen_after_s): no extra hold
         hold = 0.0 if verdict in (Verdict.DOWN, Verdict.FROZEN) else self.bad_hold_s

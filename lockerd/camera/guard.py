@@ -178,7 +178,7 @@ class CameraGuard(Component):
                 return
             gate_open = self.gate.open
         skipped = self.steady.skipped
-        verdict, scores = self._judge(frame, now, gate_open)
+        verdict, scores, since = self._judge(frame, now, gate_open)
         steady = self.steady.skipped > skipped
         source = self._pushing
         if steady != self._sampling_idle and source is not None:
@@ -186,22 +186,24 @@ class CameraGuard(Component):
             source.sample_at(self.cfg.idle_sample_hz if steady else self.cfg.sample_hz)
         with self._lock:
             self._last_ts, self._last_frame_at, self.scores = ts, now, scores
-            change = self._judged(now, verdict)
+            change = self._judged(now, verdict, since)
         loop = self._loop
         if change is not None and loop is not None:
             with contextlib.suppress(RuntimeError):  # the loop closed while we judged
                 loop.call_soon_threadsafe(self._announce, change)
 
-    def _judge(self, frame: Frame, now: float, gate_open: bool) -> tuple[Verdict, Scores | None]:
+    def _judge(self, frame: Frame, now: float,
+               gate_open: bool) -> tuple[Verdict, Scores | None, float | None]:
         """The verdict on one sample: the last good one for a steady scene (camera/steady.py),
-        else the full judgement."""
+        else the full judgement; with its scores and when its bad run began if at an earlier,
+        held sample (`Judgement.since`)."""
         gray = prepare(frame, self._analyser.size)
         if self.steady.unchanged(gray, now):
-            return Verdict.OK, self.scores
+            return Verdict.OK, self.scores, None
         verdict, scores = self._analyser.analyse(frame, now, gate_open)
         self.steady.remember(gray, now, verdict is Verdict.OK
                              and self._analyser.judgement.check == "ok")
-        return verdict, scores
+        return verdict, scores, self._analyser.judgement.since
 
     def _check_silence(self) -> None:
         """No pushed frame for down_after_s: the camera is down."""
@@ -216,10 +218,10 @@ class CameraGuard(Component):
         if change is not None:
             self._announce(change)
 
-    def _judged(self, now: float, verdict: Verdict) -> GateChange | None:
+    def _judged(self, now: float, verdict: Verdict, since: float | None = None) -> GateChange | None:
         """Count a verdict and feed it to the gate (under the lock)."""
         self.samples += 1
-        return self.gate.update(now, verdict)
+        return self.gate.update(now, verdict, since)
 
     async def stop(self) -> None:
         """Release the camera, close the store, stop the analysis thread (idempotent)."""
@@ -244,10 +246,11 @@ class CameraGuard(Component):
                 raise RuntimeError("camera guard not started")
             with self._lock:
                 gate_open = self.gate.open
-            verdict, scores = await asyncio.get_running_loop().run_in_executor(
+            verdict, scores, since = await asyncio.get_running_loop().run_in_executor(
                 self._pool, self._judge, latest[1], now, gate_open)
             self.scores = scores
         else:
+            since = None
             if self._last_frame_at is None:
                 self._last_frame_at = now  # grace counts from the first sample, not from boot
             if now - self._last_frame_at < self.cfg.down_after_s:
@@ -255,7 +258,7 @@ class CameraGuard(Component):
             verdict = Verdict.DOWN
             self.scores = None
         with self._lock:
-            change = self._judged(now, verdict)
+            change = self._judged(now, verdict, since)
         if change is not None:
             self._announce(change)
         return verdict

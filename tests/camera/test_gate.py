@@ -165,3 +165,31 @@ def test_reference_follows_daylight_while_healthy() -> None:
     assert day is not None
     assert analyser.bank.learnt == [Regime.DAY]
     assert float(day.gray.mean()) < start * 0.9
+
+
+def test_a_bad_run_dated_from_a_held_sample_closes_when_it_would_have_without_the_hold() -> None:
+    """The analyser may report the sample a cover arrived in as held (OK) and date the bad run of
+    the next sample from it: the gate then closes at the first sample `bad_hold_s` after the
+    arrival, as it would had that sample been bad."""
+    held = GateLogic(bad_hold_s=0.5, good_hold_s=3.0, fresh_s=2.0)
+    plain = GateLogic(bad_hold_s=0.5, good_hold_s=3.0, fresh_s=2.0)
+    for gate in (held, plain):
+        for k in range(20):
+            gate.update(k * 0.2, Verdict.OK)
+        assert gate.open
+    arrival = 4.0
+    assert held.update(arrival, Verdict.OK) is None   # the held sample
+    assert plain.update(arrival, Verdict.COVERED) is None
+    closed_at = {}
+    for k in range(1, 5):
+        now = arrival + 0.2 * k
+        for name, gate in (("held", held), ("plain", plain)):
+            change = gate.update(now, Verdict.COVERED, arrival if name == "held" else None)
+            if change is not None and not change.open:
+                closed_at.setdefault(name, now)
+    assert closed_at == {"held": arrival + 0.6, "plain": arrival + 0.6}
+    # without the date the held gate would have closed a sample later
+    late = GateLogic(bad_hold_s=0.5, good_hold_s=3.0, fresh_s=2.0)
+    for k in range(21):
+        late.update(k * 0.2, Verdict.OK)
+    assert late.update(arrival + 0.6, Verdict.COVERED) is None

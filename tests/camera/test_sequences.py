@@ -87,7 +87,7 @@ def feed(analyser: Analyser, gate: GateLogic, t: float, rng: np.random.Generator
         t += STEP
         verdict, _ = analyser.analyse(frames(rng, i), t, gate.open)
         verdicts.append(verdict)
-        change = gate.update(t, verdict)
+        change = gate.update(t, verdict, analyser.judgement.since)  # as the guard feeds it
         if change is not None:
             changes.append((t - t0, change.open))
     return changes, verdicts, t
