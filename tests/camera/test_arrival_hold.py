@@ -100,3 +100,52 @@ def test_nothing_is_held_when_the_gate_holds_no_bad_verdict() -> None:
     seen, closed, _ = _run(analyser, gate, t, rng, [expose(cloth, rng) for _ in range(2)])
     assert seen[0][0] is not Verdict.OK, seen
     assert closed == pytest.approx(t + STEP)
+
+
+class _Stepped:
+    """A frame source on a stepped clock: the frame the test shows, one new one per clock step."""
+
+    def __init__(self, clock: list[float]) -> None:
+        self.clock = clock
+        self.frame: Img | None = None
+
+    async def start(self) -> None:
+        """Nothing to open."""
+
+    async def stop(self) -> None:
+        """Nothing to release."""
+
+    def latest(self) -> tuple[float, Img] | None:
+        return None if self.frame is None else (self.clock[0], self.frame)
+
+
+async def test_the_guard_dates_a_cover_from_its_held_sample() -> None:
+    """End to end through the guard: the cover's first sample is held, and intake closes at the
+    first sample `bad_hold_s` after it (a guard dropping the date would close a sample later)."""
+    from lockerd.app.events import EventBus
+    from lockerd.camera.guard import CameraGuard
+
+    clock = [0.0]
+    source = _Stepped(clock)
+    guard = CameraGuard(CFG, source, EventBus(), clock=lambda: clock[0])
+    rng = np.random.default_rng(3)
+    await guard.start()
+    try:
+        while not guard.is_open():
+            clock[0] += STEP
+            source.frame = expose(view(), rng)
+            await guard.sample_once()
+            assert clock[0] < 30
+        cloth = cover(view(), 0.6, "left")
+        arrival, checks = clock[0] + STEP, []
+        while guard.is_open():
+            clock[0] += STEP
+            source.frame = expose(cloth, rng)
+            await guard.sample_once()
+            checks.append(guard.status()["check"])  # what `lockerctl camera` shows
+            assert clock[0] - arrival < 3
+        assert checks[0] == "held", checks
+        first_due = arrival + STEP * np.ceil(CFG.bad_hold_s / STEP - 1e-9)
+        assert clock[0] == pytest.approx(first_due), (checks, clock[0] - arrival)
+    finally:
+        await guard.stop()
