@@ -67,9 +67,26 @@ def prepare_frame(frame: npt.NDArray[Any], size: tuple[int, int]) -> Prepared:
         gray = frame
     else:
         raise ValueError(f"not an image: shape {frame.shape}")
-    interp = cv2.INTER_AREA if gray.shape[1] >= size[0] else cv2.INTER_LINEAR
-    small = cv2.resize(gray, size, interpolation=interp)
-    return Prepared(small.astype(np.float32), chroma)
+    return Prepared(shrink(gray, size).astype(np.float32), chroma)
+
+
+def shrink(gray: npt.NDArray[Any], size: tuple[int, int]) -> npt.NDArray[Any]:
+    """`gray` resized to `size` (width, height): halved while it is at least twice as large, then
+    area-averaged (or, when smaller, interpolated) to the exact size.
+
+    Each halving is OpenCV's bilinear resize at scale 1/2, which samples between the pixels of
+    every 2x2 block and so returns their mean, as an area resize does, within one gray level of
+    rounding; OpenCV's area resize of a 640x480 frame to 160x120 costs about 230 µs here, two
+    halvings about 30 µs.
+    """
+    width, height = size
+    while gray.shape[1] >= 2 * width and gray.shape[0] >= 2 * height:
+        gray = np.asarray(cv2.resize(gray, (gray.shape[1] // 2, gray.shape[0] // 2),
+                                     interpolation=cv2.INTER_LINEAR))
+    if (gray.shape[1], gray.shape[0]) == (width, height):
+        return gray
+    interp = cv2.INTER_AREA if gray.shape[1] >= width else cv2.INTER_LINEAR
+    return np.asarray(cv2.resize(gray, size, interpolation=interp))
 
 
 def prepare(frame: npt.NDArray[Any], size: tuple[int, int]) -> Gray:
