@@ -22,7 +22,7 @@ from lockerd.camera.analysis import (
     score,
     tile_change,
 )
-from lockerd.camera.frames import Gray, blur, frame_stats, prepare_frame
+from lockerd.camera.frames import Gray, Prepared, blur, frame_stats, prepare_frame
 from lockerd.camera.order import median
 from lockerd.camera.reference import Reference
 from lockerd.camera.regimes import Bands, Regime, RegimeBank
@@ -165,7 +165,11 @@ class Analyser:
     def analyse(self, frame: npt.NDArray[Any], now: float,
                 gate_open: bool) -> tuple[Verdict, Scores | None]:
         """Verdict and scores of one sampled frame at time `now`."""
-        p = prepare_frame(frame, self.size)
+        return self.judge(prepare_frame(frame, self.size), now, gate_open)
+
+    def judge(self, p: Prepared, now: float, gate_open: bool) -> tuple[Verdict, Scores | None]:
+        """`analyse` for a frame already prepared at the analysis size (the guard prepares each
+        sample once, for the steady-scene check and this)."""
         brightness = float(p.gray.mean())
         regime = self.bank.regime_of(brightness, p.chroma)
         picked = self.bank.pick(regime, brightness)
@@ -211,8 +215,13 @@ class Analyser:
         good = self._good_gray
         if good is None or good.shape != gray.shape:
             return True
-        per_tile = tile_change(np.asarray(cv2.absdiff(gray, good), np.float32), ref.tiles)
-        return changed_share(per_tile, ref.textured, self._quiet) >= MOVED_CHANGED
+        return self._changed(gray, good, ref.tiles, ref.textured) >= MOVED_CHANGED
+
+    def _changed(self, view: Gray, other: Gray, tiles: tuple[int, int],
+                 where: npt.NDArray[np.bool_]) -> float:
+        """Share of the tiles `where` whose mean change from `other` to `view` exceeds the noise."""
+        per_tile = tile_change(np.asarray(cv2.absdiff(view, other), np.float32), tiles)
+        return changed_share(per_tile, where, self._quiet)
 
     def _stepped(self, brightness: float) -> float | None:
         """The light level before a step down in light, while it lasts (see STEP_RATIO).
@@ -280,8 +289,8 @@ class Analyser:
         """Share of all tiles of `view` showing the learnt scene within the noise (0 until known)."""
         if self._quiet is None or view.shape != ref.gray.shape:
             return 0.0
-        per_tile = tile_change(np.asarray(cv2.absdiff(view, ref.gray), np.float32), ref.tiles)
-        return 1.0 - changed_share(per_tile, np.ones(per_tile.shape, dtype=bool), self._quiet)
+        everywhere = np.ones(ref.textured.shape, dtype=bool)
+        return 1.0 - self._changed(view, ref.gray, ref.tiles, everywhere)
 
     def _follow(self, regime: Regime, ref_regime: Regime, compared: Gray, s: Scores,
                 now: float) -> None:

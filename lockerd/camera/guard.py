@@ -28,7 +28,7 @@ from lockerd.camera.gate import GateChange, GateLogic
 from lockerd.camera.intake import EvidencePlace, IntakeChanged, Secrets
 
 __all__ = ["CameraGuard", "EvidencePlace", "IntakeChanged", "Secrets"]
-from lockerd.camera.frames import prepare
+from lockerd.camera.frames import prepare_frame
 from lockerd.camera.regimes import Regime
 from lockerd.camera.steady import SteadyScene
 from lockerd.config import Camera as CameraConfig
@@ -197,10 +197,11 @@ class CameraGuard(Component):
         """The verdict on one sample: the last good one for a steady scene (camera/steady.py),
         else the full judgement; with its scores and when its bad run began if at an earlier,
         held sample (`Judgement.since`)."""
-        gray = prepare(frame, self._analyser.size)
+        prepared = prepare_frame(frame, self._analyser.size)
+        gray = prepared.gray
         if self.steady.unchanged(gray, now):
             return Verdict.OK, self.scores, None
-        verdict, scores = self._analyser.analyse(frame, now, gate_open)
+        verdict, scores = self._analyser.judge(prepared, now, gate_open)
         self.steady.remember(gray, now, verdict is Verdict.OK
                              and self._analyser.judgement.check == "ok")
         return verdict, scores, self._analyser.judgement.since
