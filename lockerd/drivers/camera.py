@@ -271,7 +271,7 @@ class OpenCVCamera:
                 self.frames += 1
             if t0 >= next_decode:
                 ok, data = cap.retrieve()
-                if not ok or data is None or not self._take(t0, data):
+                if not ok or data is None or not self._take(data):
                     return got
                 if not got:
                     log.info("camera %s: frames arriving (%dx%d)", _redact(self.source),
@@ -285,7 +285,7 @@ class OpenCVCamera:
                 self._stop.wait(max(0.0, per_wake * period - (time.monotonic() - t0)))
         return got
 
-    def _take(self, t0: float, data: Frame) -> bool:
+    def _take(self, data: Frame) -> bool:
         """Keep a retrieved frame as the newest and hand its sample to the listener; False
         when it cannot be decoded."""
         listener = self._listener
